@@ -1,0 +1,225 @@
+"""The `grade` command: a thin client of grader's Python API.
+
+Each command parses options, calls one function, and renders its result. Nothing here imports
+TensorFlow (only the worker does), so `grade --help` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+import grader
+from grader.errors import GraderError, WorkerError
+
+EXIT_OK = 0
+EXIT_CANNOT_RUN = 1
+
+
+class _DefaultToRun(click.Group):
+    """`grade PATH` means `grade run PATH`: a path is not a command name."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def _fail(error: Exception | str) -> click.ClickException:
+    exception = click.ClickException(str(error))
+    exception.exit_code = EXIT_CANNOT_RUN
+    return exception
+
+
+def assignment_option(function: Any) -> Any:
+    return click.option(
+        "--assignment", "-a", metavar="FILE|NAME", default=None,
+        help="Assignment rules (TOML). Default: the built-in Coursework 1 (kcl-dnn-cw1).",
+    )(function)
+
+
+@click.group(cls=_DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(grader.__version__, prog_name="grader")
+def cli() -> None:
+    """Grade Keras .h5 coursework submissions safely, exactly and fast.
+
+    \b
+    Grade a cohort (a folder of student folders, or Moodle's zip):
+        grade submissions/
+        grade submissions.zip --heldout my_testset.npz --out marks/
+    Look inside one file without running it:
+        grade inspect model.h5
+    """
+
+
+@cli.command("run")
+@click.argument("submissions", type=click.Path(exists=True, path_type=Path))
+@click.option("--heldout", "-d", type=click.Path(path_type=Path), default=Path("heldout"), show_default=True,
+              help="Held-out set: an .npz (x/y or x_test/y_test), MNIST IDX files, or a folder with one of them.")
+@assignment_option
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True, help="Folder for marks.csv, reports and the gradebook.")
+@click.option("--workers", "-w", type=click.IntRange(1, 64), default=None,
+              help="Warm TensorFlow workers in parallel. Default: one per two cores.")
+@click.option("--isolation", type=click.Choice(["auto", "bubblewrap", "process"]), default="auto",
+              show_default=True, help="Sandbox for workers: bubblewrap when it works, else a plain subprocess.")
+@click.option("--time-limit", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="Per-submission limit to load and predict (default: the assignment's).")
+@click.option("--fresh-workers", is_flag=True, help="Start a new worker for every submission (slower).")
+@click.option("--allow-lambda", is_flag=True,
+              help="Grade models with Lambda layers (their code then runs, inside the sandbox only).")
+def run_command(submissions: Path, heldout: Path, assignment: str | None, out: Path, workers: int | None,
+                isolation: str, time_limit: float | None, fresh_workers: bool, allow_lambda: bool) -> None:
+    """Grade every student in SUBMISSIONS and write marks.csv and reports.
+
+    \b
+    Example:
+        grade submissions/ --heldout heldout/ --out reports/
+    """
+    from rich.console import Console
+
+    from grader.cohort import grade_cohort
+
+    console = Console(stderr=True)
+    progress = _RichProgress(console)
+    try:
+        with progress:
+            summary = grade_cohort(submissions, assignment=assignment, heldout=heldout, out=out,
+                                   isolation=isolation, workers=workers, fresh_workers=fresh_workers,
+                                   allow_lambda=allow_lambda, time_limit=time_limit, progress=progress)
+    except GraderError as error:
+        raise _fail(error) from None
+    except WorkerError as error:
+        raise _fail(f"cannot run a sandboxed child process: {error}") from None
+    except RuntimeError as error:  # bubblewrap asked for and not available
+        raise _fail(error) from None
+    _print_summary(summary)
+
+
+def _print_summary(summary: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from grader.reports import number
+
+    console = Console()
+    table = Table(title=f"Marks ({len(summary.rows)} students)", title_justify="left")
+    table.add_column("student", no_wrap=True)
+    table.add_column("name")
+    table.add_column("status", no_wrap=True)
+    table.add_column("accuracy %", justify="right", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("reason", overflow="fold", ratio=1)
+    for row in summary.rows:
+        style = {"graded": "green", "flagged": "yellow"}.get(row["status"], "red")
+        accuracy = f"{row['accuracy']:.2f}" if row["accuracy"] is not None else ""
+        table.add_row(row["student_id"], row["student_name"], f"[{style}]{row['status']}[/]", accuracy,
+                      number(row["score"]), row["reason"])
+    console.print(table)
+    counts = ", ".join(f"{count} {status}" for status, count in summary.counts.items())
+    console.print(f"{counts}. Evaluated {summary.evaluated}, reused {summary.reused} stored evaluations, "
+                  f"in {summary.seconds:.1f} s. Isolation: {summary.isolation.kind}.")
+    console.print(f"Marks: {summary.marks_csv}  Reports: {summary.out}/<student_id>/report.md")
+
+
+class _RichProgress:
+    """A progress bar with count and ETA on stderr."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = console
+        self.bar = Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[last]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                            TimeRemainingColumn(), console=console, transient=False)
+        self.task: Any = None
+
+    def __enter__(self) -> _RichProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def start(self, total: int) -> None:
+        self.task = self.bar.add_task("grading", total=total, last="")
+
+    def advance(self, student_id: str, status: str) -> None:
+        self.bar.update(self.task, advance=1, last=f"{student_id}: {status}")
+
+    def note(self, message: str) -> None:
+        self.console.print(f"[yellow]{message}[/]")
+
+
+@cli.command("inspect")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@assignment_option
+@click.option("--json", "as_json", is_flag=True, help="Print the inspection as JSON.")
+def inspect_command(file: Path, assignment: str | None, as_json: bool) -> None:
+    """Show what an .h5 file holds, read with h5py only: nothing in it is run.
+
+    \b
+    Example:
+        grade inspect submissions/Alice*/model.h5
+    """
+    from grader.assignment import load_assignment
+    from grader.checking import inspect_one
+
+    try:
+        rules = load_assignment(assignment)
+        inspection, checks = inspect_one(file, rules)
+    except GraderError as error:
+        raise _fail(error) from None
+    if as_json:
+        click.echo(json.dumps({"inspection": inspection, "checks": [c.to_json() for c in checks]}, indent=2))
+        return
+    _print_inspection(file, inspection, checks)
+
+
+def _print_inspection(file: Path, inspection: dict[str, Any] | None, checks: list[Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    facts = Table(title=str(file), show_header=False, title_justify="left")
+    facts.add_column("fact", style="bold")
+    facts.add_column("value", overflow="fold")
+    if inspection:
+        for key, label in (("size", "size (bytes)"), ("format", "format"), ("keras_version", "keras_version"),
+                           ("backend", "backend"), ("model_class", "model class"), ("input_shape", "input shape"),
+                           ("output_units", "output units"), ("parameter_count", "parameters (stored weights)"),
+                           ("layer_classes", "layer classes")):
+            value = inspection.get(key)
+            if isinstance(value, list | tuple):
+                value = ", ".join(map(str, value)) if key == "layer_classes" else str(list(value))
+            facts.add_row(label, "" if value is None else f"{value:,}" if isinstance(value, int) else str(value))
+        lambdas = [layer["path"] for layer in inspection.get("layers", []) if layer["class_name"] == "Lambda"]
+        facts.add_row("Lambda layers", ", ".join(lambdas) or "none")
+    console.print(facts)
+    table = Table(title="checks", title_justify="left")
+    for column in ("check", "outcome", "found", "what to do"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        style = {"pass": "green", "warn": "yellow", "fail": "red"}[check.outcome]
+        table.add_row(check.name, f"[{style}]{check.outcome}[/]", check.message, check.advice)
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point of the `grade` console script."""
+    cli(prog_name="grade")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,429 @@
+"""Grade a cohort: discover -> stage -> inspect -> screen -> evaluate -> score -> store -> render.
+
+`grade_cohort` is the whole of `grade submissions/`: the CLI only parses options and prints. Every
+student ends with a status and a reason; each result is committed to the gradebook as it is known;
+marks.csv and the reports are rendered from the gradebook at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+import grader
+from grader import scoring
+from grader.assignment import Assignment, load_assignment
+from grader.discovery import Submission, discover_submissions
+from grader.gradebook import Evaluation, Gradebook
+from grader.heldout import HeldoutSet, load_heldout, write_images
+from grader.inspection import Inspection
+from grader.reports import write_reports
+from grader.sandbox import Isolation, choose_isolation
+from grader.scheduler import Budget, Job, Outcome, Scheduler, inspect_files
+from grader.screening import FAIL, WARN, Check, refused, screen, size_check, summary
+from grader.staging import Staged, StagingError, stage
+from grader.status import STATUSES
+
+FAILED_RUNS = {"timeout": "timeout", "crashed": "crashed", "memory": "over_limit", "processes": "over_limit"}
+FAILED_STAGES = {"load": "load_failed", "predict": "predict_failed", "output": "bad_output"}
+WORK_FOLDER = ".work"
+
+
+class Progress(Protocol):
+    """What the run reports while it works (the CLI draws a progress bar from it)."""
+
+    def start(self, total: int) -> None: ...
+    def advance(self, student_id: str, status: str) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+class _Silent:
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, student_id: str, status: str) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did, for the CLI to print and tests to check."""
+
+    run_id: int
+    out: Path
+    marks_csv: Path
+    rows: list[dict[str, Any]]
+    "One row per student, as in marks.csv."
+    isolation: Isolation
+    evaluated: int
+    "Submissions evaluated by a worker in this run."
+    reused: int
+    "Submissions whose stored evaluation was reused."
+    seconds: float
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Student:
+    """One student's way through the run."""
+
+    submission: Submission
+    checks: list[Check] = field(default_factory=list)
+    staged: Staged | None = None
+    inspection: Inspection | None = None
+
+
+def grade_cohort(
+    submissions: str | Path,
+    *,
+    assignment: Assignment | str | Path | None = None,
+    heldout: str | Path = "heldout",
+    out: str | Path = "reports",
+    isolation: str = "auto",
+    workers: int | None = None,
+    fresh_workers: bool = False,
+    allow_lambda: bool = False,
+    time_limit: float | None = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Grade every student under `submissions` (a folder or Moodle zip) and write marks and reports to `out`."""
+    started = time.monotonic()
+    progress = progress or _Silent()
+    rules = assignment if isinstance(assignment, Assignment) else load_assignment(assignment)
+    rules = rules.with_overrides(time_limit_seconds=time_limit)
+    heldout_set = load_heldout(heldout, rules.data)
+    students = [_Student(s) for s in discover_submissions(submissions)]
+    chosen_isolation = choose_isolation(isolation)
+    if chosen_isolation.kind != "bubblewrap":
+        progress.note(f"isolation: {chosen_isolation.detail}")
+    out = Path(out)
+    with Gradebook(out) as book:
+        _clear_stale_work(out)
+        run_id = book.start_run(
+            grader_version=grader.__version__,
+            assignment_name=rules.name,
+            assignment_path=rules.path,
+            assignment_sha256=rules.sha256,
+            heldout_source=heldout_set.source,
+            heldout_sha256=heldout_set.sha256,
+            heldout_images_sha256=heldout_set.images_sha256,
+            heldout_size=heldout_set.size,
+            submissions=str(Path(submissions).resolve()),
+            isolation=chosen_isolation.kind,
+            options={"workers": workers, "fresh_workers": fresh_workers, "allow_lambda": allow_lambda,
+                     "time_limit_seconds": rules.evaluation.time_limit_seconds},
+        )
+        run = _Run(book, run_id, rules, heldout_set, chosen_isolation,
+                   (out / WORK_FOLDER / f"run-{run_id}").resolve(),
+                   progress, allow_lambda)
+        try:
+            run.grade(students, workers=workers, fresh_workers=fresh_workers)
+        finally:
+            shutil.rmtree(run.workdir, ignore_errors=True)
+        book.finish_run(run_id)
+        rows = write_reports(book, run_id, out, heldout_set, rules)
+    counts = Counter(row["status"] for row in rows)
+    return RunSummary(
+        run_id=run_id,
+        out=out,
+        marks_csv=out / "marks.csv",
+        rows=rows,
+        isolation=chosen_isolation,
+        evaluated=run.evaluated,
+        reused=run.reused,
+        seconds=time.monotonic() - started,
+        counts={status: counts[status] for status in STATUSES if counts[status]},
+    )
+
+
+def _clear_stale_work(out: Path) -> None:
+    """Remove work folders left by runs that were killed (the gradebook lock says none is running)."""
+    shutil.rmtree(out / WORK_FOLDER, ignore_errors=True)
+
+
+class _Run:
+    def __init__(self, book: Gradebook, run_id: int, rules: Assignment, heldout: HeldoutSet,
+                 isolation: Isolation, workdir: Path, progress: Progress, allow_lambda: bool) -> None:
+        self.book, self.run_id, self.rules, self.heldout = book, run_id, rules, heldout
+        self.isolation, self.workdir, self.progress = isolation, workdir, progress
+        self.allow_lambda = allow_lambda
+        self.evaluated = 0
+        self.reused = 0
+        self._staged = 0
+
+    def grade(self, students: list[_Student], *, workers: int | None, fresh_workers: bool) -> None:
+        self.progress.start(len(students))
+        staging = self.workdir / "staging"
+        staging.mkdir(parents=True)
+        images = write_images(self.heldout, self.workdir)
+        waiting = [student for student in students if self._stage(student, staging)]
+        self._inspect(waiting, staging)
+        # Identical files (a resubmission, a shared model) are evaluated once and marked for each student.
+        sharing: dict[str, list[_Student]] = {}
+        jobs = []
+        for student in waiting:
+            job = self._screen_or_reuse(student)
+            if job is None:
+                continue
+            if job.key not in sharing:
+                jobs.append(job)
+            sharing.setdefault(job.key, []).append(student)
+        if jobs:
+            scheduler = Scheduler(
+                isolation=self.isolation, images=images, workdir=self.workdir / "workers",
+                workers=workers or default_workers(), fresh_each=fresh_workers,
+                budget=Budget(wall_seconds=self.rules.evaluation.time_limit_seconds),
+            )
+            scheduler.run(jobs, lambda outcome: self._record_outcome(sharing[outcome.key], outcome))
+
+    # Steps -----------------------------------------------------------------------------------------
+
+    def _stage(self, student: _Student, staging: Path) -> bool:
+        """Copy the chosen file into the work folder. False when the student is already decided."""
+        submission = student.submission
+        if submission.chosen is None:
+            self._finish(student, submission.problem_status, submission.problem)
+            return False
+        chosen = submission.chosen
+        if chosen.kind == "link":
+            self._finish(student, "refused", f"{chosen.name} is a symbolic link, which is never followed; "
+                         "upload the file itself")
+            return False
+        if chosen.kind == "special":
+            self._finish(student, "unreadable", f"{chosen.name} is not a regular file (a FIFO, socket or device)")
+            return False
+        size = size_check(chosen.size, self.rules)
+        student.checks.append(size)
+        if size.outcome == FAIL:
+            self._finish(student, "refused", f"file size: {size.message}")
+            return False
+        try:
+            student.staged = stage(submission, staging / f"{self._staged}.h5")
+            self._staged += 1
+        except StagingError as error:
+            self._finish(student, "unreadable", str(error))
+            return False
+        self.book.add_file(student.staged.sha256, student.staged.size)
+        return True
+
+    def _inspect(self, students: list[_Student], staging: Path) -> None:
+        inspector = f"grader {grader.__version__}"
+        todo: dict[Path, _Student] = {}
+        for student in students:
+            assert student.staged is not None
+            cached = self.book.inspection(student.staged.sha256, inspector)
+            if cached is not None:
+                student.inspection = Inspection.from_json({**cached, "path": str(student.staged.path)})
+            else:
+                todo[student.staged.path] = student
+
+        def collect(path: Path, answer: dict[str, Any]) -> None:
+            student = todo[path]
+            if answer.get("ok"):
+                student.inspection = Inspection.from_json(answer["inspection"])
+                assert student.staged is not None
+                self.book.add_inspection(student.staged.sha256, inspector, answer["inspection"])
+            else:
+                student.checks.append(Check("HDF5 file", FAIL, answer.get("error", "could not be read"),
+                                            "save the model again with model.save('name.h5') and re-upload"))
+
+        if todo:
+            inspect_files(list(todo), isolation=self.isolation, folder=staging,
+                          workdir=self.workdir / "inspector", on_result=collect)
+
+    def _screen_or_reuse(self, student: _Student) -> Job | None:
+        """Screen a staged file; finish it now (refused, or a stored evaluation) or return its job."""
+        submission = student.submission
+        if student.inspection is not None:
+            student.checks.extend(screen(student.inspection, self.rules, allow_lambda=self.allow_lambda))
+        for note in submission.notes:
+            student.checks.append(Check("file choice", WARN, note, "leave only the model to be marked in the folder"))
+        if refused(student.checks):
+            self._finish(student, "refused", summary(student.checks, FAIL))
+            return None
+        assert student.staged is not None
+        stored = self.book.evaluation(student.staged.sha256, self.heldout.images_sha256,
+                                      self.rules.evaluation_key(), grader.__version__)
+        if stored is not None:
+            self.reused += 1
+            self._mark(student, stored, reused=True)
+            return None
+        assert submission.chosen is not None
+        runs_code = any(c.name == "layers" and c.outcome == WARN for c in student.checks)
+        return Job(
+            key=student.staged.sha256,
+            model_path=student.staged.path,
+            name=Path(submission.chosen.name).name,
+            request={
+                "scale": self.rules.data.scale,
+                "batch_size": self.rules.evaluation.batch_size,
+                "mlp_input": list(self.rules.evaluation.mlp_input),
+                "cnn_input": list(self.rules.evaluation.cnn_input),
+                "input_mode": self.rules.evaluation.input_mode,
+            },
+            # A file that runs code gets a worker of its own, thrown away afterwards.
+            fresh=runs_code,
+        )
+
+    def _record_outcome(self, students: list[_Student], outcome: Outcome) -> None:
+        self.evaluated += 1
+        student = students[0]
+        assert student.staged is not None
+        answer = outcome.answer
+        outputs = None
+        if answer is not None and answer.get("ok"):
+            encoded = answer.pop("outputs")
+            raw = base64.b64decode(encoded["base64"])
+            outputs = np.frombuffer(raw, dtype=encoded["dtype"]).reshape(encoded["shape"])
+        predictions = scoring.predicted_classes(outputs) if outputs is not None else None
+        nonfinite = int((~np.isfinite(outputs)).any(axis=1).sum()) if outputs is not None else 0
+        shown = np.clip(outputs, -65504, 65504) if outputs is not None else None
+        evaluation_id = self.book.add_evaluation(
+            sha256=student.staged.sha256,
+            images_sha256=self.heldout.images_sha256,
+            evaluation_key=self.rules.evaluation_key(),
+            grader_version=grader.__version__,
+            status=outcome.status,
+            reason=outcome.reason,
+            answer={**answer, "worker": outcome.worker} if answer is not None else {"worker": outcome.worker},
+            predictions=predictions,
+            outputs=shown,
+            nonfinite=nonfinite,
+            seconds=outcome.seconds,
+            isolation=outcome.isolation.detail,
+            keep=outcome.status == "answered",
+        )
+        stored = self.book.evaluation_by_id(evaluation_id)
+        assert stored is not None
+        for each in students:
+            self._mark(each, stored, reused=False)
+
+    def _mark(self, student: _Student, evaluation: Evaluation, *, reused: bool) -> None:
+        """Turn an evaluation into a status, a reason and (when it can be marked) a mark."""
+        detail = {"evaluation": _evaluation_detail(evaluation, reused)}
+        if evaluation.status != "answered":
+            self._finish(student, FAILED_RUNS.get(evaluation.status, "crashed"), evaluation.reason, detail)
+            return
+        answer = evaluation.answer or {}
+        if not answer.get("ok"):
+            status = FAILED_STAGES.get(answer.get("stage", ""), "load_failed")
+            self._finish(student, status, _failure_reason(answer), detail)
+            return
+        assert evaluation.predictions is not None and evaluation.output_shape is not None
+        labels = self.heldout.labels
+        correct = scoring.count_correct(evaluation.predictions, labels)
+        classes = self.rules.data.classes
+        width = evaluation.output_shape[1]
+        if width != classes:
+            official = scoring.accuracy_percent(correct, labels.size)
+            self._finish(student, "bad_output",
+                         f"the model outputs {width} scores per image; this assignment has {classes} classes "
+                         f"(end it with Dense({classes})); the official script would report {official}%", detail)
+            return
+        if evaluation.nonfinite:
+            message = (f"{evaluation.nonfinite:,} of {labels.size:,} images gave NaN or infinite outputs "
+                       "(the official script's argmax counts those as the class of the first NaN)")
+            if self.rules.evaluation.nonfinite_policy == "refuse":
+                self._finish(student, "bad_output", message, detail)
+                return
+            student.checks.append(Check("outputs", WARN, message, "check the model for overflow or division by zero"))
+        result = scoring.mark(correct, labels.size, self.rules.bands)
+        detail["mark"] = _mark_detail(result, self.rules)
+        flagged = [check for check in student.checks if check.outcome == WARN]
+        status = "flagged" if flagged else "graded"
+        self._finish(student, status, summary(student.checks, WARN), detail, result, evaluation.id)
+
+    def _finish(self, student: _Student, status: str, reason: str, detail: dict[str, Any] | None = None,
+                result: scoring.Mark | None = None, evaluation_id: int | None = None) -> None:
+        submission = student.submission
+        staged = student.staged
+        row = {
+            "student_id": submission.student_id,
+            "student_name": submission.student_name,
+            "folder": submission.folder,
+            "file": submission.chosen.name if submission.chosen else "",
+            "sha256": staged.sha256 if staged else "",
+            "status": status,
+            "reason": reason,
+            "correct": result.correct if result else None,
+            "total": result.total if result else None,
+            "accuracy": result.accuracy if result else None,
+            "score": result.score if result else None,
+            "band": result.band.text if result else None,
+            "evaluation_id": evaluation_id,
+            "detail": {
+                "files": [{"name": f.name, "size": f.size} for f in submission.files],
+                "size": staged.size if staged else (submission.chosen.size if submission.chosen else None),
+                "checks": [check.to_json() for check in student.checks],
+                "inspection": student.inspection.to_json() if student.inspection else None,
+                **(detail or {}),
+            },
+        }
+        self.book.add_result(self.run_id, row)
+        self.progress.advance(submission.student_id, status)
+
+
+def default_workers() -> int:
+    """One warm worker per two cores (at least one): each gets the threads of its share of the cores."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def _failure_reason(answer: dict[str, Any]) -> str:
+    error = answer.get("error", "unknown error")
+    stage = answer.get("stage")
+    if stage == "load":
+        return f"Keras could not load the model: {error}"
+    if stage == "predict":
+        fed = answer.get("fed_shape")
+        declared = answer.get("input_shape")
+        return (f"the model takes input {_shape(declared)} but the official script feeds {_shape(fed)} "
+                f"({answer.get('net_type')} rule): {error}")
+    return error
+
+
+def _shape(shape: Any) -> str:
+    if not isinstance(shape, list):
+        return str(shape)
+    return "(" + ", ".join("None" if size is None else str(size) for size in shape) + ")"
+
+
+def _evaluation_detail(evaluation: Evaluation, reused: bool) -> dict[str, Any]:
+    answer = evaluation.answer or {}
+    keys = ("net_type", "input_shape", "fed_shape", "output_shape", "loader", "load_seconds", "predict_seconds",
+            "parameters", "summary", "versions", "stage", "error", "worker")
+    return {
+        "id": evaluation.id,
+        "status": evaluation.status,
+        "reused": reused,
+        "isolation": evaluation.isolation,
+        "seconds": evaluation.seconds,
+        "nonfinite": evaluation.nonfinite,
+        **{key: answer[key] for key in keys if key in answer},
+    }
+
+
+def _mark_detail(result: scoring.Mark, rules: Assignment) -> dict[str, Any]:
+    percent = result.exact_percent
+    return {
+        "correct": result.correct,
+        "total": result.total,
+        "accuracy": result.accuracy,
+        "accuracy_exact": f"{percent.numerator}/{percent.denominator}",
+        "band": result.band.text,
+        "score": result.score,
+        "max_score": rules.max_score,
+        "next_band": result.next_band.text if result.next_band else None,
+        "next_score": result.next_band.score if result.next_band else None,
+        "images_to_next_band": result.images_to_next_band,
+    }

@@ -1,0 +1,299 @@
+"""The gradebook: an SQLite file in the output folder that holds every run, file, inspection, evaluation
+and result. Each student's result is committed as soon as it is known, so a run that dies loses
+nothing that finished; marks.csv and the reports are rendered from here, never from memory.
+
+Evaluations are stored by what decides them (the file's sha256, the held-out images' hash, the
+assignment's evaluation rules and the grader version), so a second run evaluates only what changed,
+and re-marking with new bands reads stored predictions without starting TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import sqlite3
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grader.errors import GraderError
+
+FILE_NAME = "gradebook.sqlite"
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,                -- running | completed | interrupted
+    grader_version TEXT NOT NULL,
+    assignment_name TEXT NOT NULL,
+    assignment_path TEXT NOT NULL,
+    assignment_sha256 TEXT NOT NULL,
+    heldout_source TEXT NOT NULL,
+    heldout_sha256 TEXT NOT NULL,
+    heldout_images_sha256 TEXT NOT NULL,
+    heldout_size INTEGER NOT NULL,
+    submissions TEXT NOT NULL,
+    isolation TEXT NOT NULL,
+    options TEXT NOT NULL                -- JSON
+);
+CREATE TABLE IF NOT EXISTS files (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS inspections (
+    sha256 TEXT NOT NULL,
+    inspector TEXT NOT NULL,             -- grader version that inspected
+    result TEXT NOT NULL,                -- JSON (Inspection)
+    PRIMARY KEY (sha256, inspector)
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sha256 TEXT NOT NULL,
+    images_sha256 TEXT NOT NULL,
+    evaluation_key TEXT NOT NULL,
+    grader_version TEXT NOT NULL,
+    status TEXT NOT NULL,                -- answered | timeout | crashed | memory | processes
+    reason TEXT NOT NULL,
+    answer TEXT,                         -- JSON: the worker's answer without its outputs
+    predictions BLOB,                    -- zlib(int16 argmax per image)
+    outputs BLOB,                        -- zlib(float16 outputs), for figures only
+    output_shape TEXT,
+    nonfinite INTEGER,                   -- images whose outputs hold NaN or inf
+    seconds REAL,
+    isolation TEXT,
+    created_at TEXT NOT NULL,
+    UNIQUE (sha256, images_sha256, evaluation_key, grader_version)
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    student_id TEXT NOT NULL,
+    student_name TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    file TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    correct INTEGER,
+    total INTEGER,
+    accuracy REAL,
+    score REAL,
+    band TEXT,
+    evaluation_id INTEGER REFERENCES evaluations(id),
+    detail TEXT NOT NULL,                -- JSON: checks, inspection, evaluation, mark (report.json)
+    PRIMARY KEY (run_id, student_id)
+);
+"""
+
+
+class GradebookBusy(GraderError):
+    "Another grade run is writing to this output folder"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A stored evaluation: what the worker answered for one file on one held-out image set."""
+
+    id: int
+    status: str
+    reason: str
+    answer: dict[str, Any] | None
+    predictions: np.ndarray | None
+    output_shape: tuple[int, ...] | None
+    nonfinite: int
+    seconds: float
+    isolation: str
+
+    def outputs(self, book: Gradebook) -> np.ndarray | None:
+        """The stored outputs (float16, for figures), read only when a report needs them."""
+        return book.outputs(self.id)
+
+
+class Gradebook:
+    """One output folder's SQLite gradebook, open for one run at a time."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / FILE_NAME
+        self._lock_file = open(folder / ".gradebook.lock", "w")  # noqa: SIM115 (held for the run)
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise GradebookBusy(f"{folder}: another grade run is using this output folder; wait for it "
+                                "or pass another --out") from None
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        # WAL keeps every committed result through a crash or SIGKILL of this process.
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(SCHEMA)
+        stored = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if stored is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(stored[0]) != SCHEMA_VERSION:
+            raise GraderError(f"{self.path}: gradebook schema {stored[0]}, this grader writes {SCHEMA_VERSION}; "
+                              "use another --out folder")
+
+    def close(self) -> None:
+        self.db.close()
+        self._lock_file.close()
+
+    def __enter__(self) -> Gradebook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # Runs -------------------------------------------------------------------------------------------
+
+    def start_run(self, **fields: Any) -> int:
+        fields = {**fields, "options": json.dumps(fields.get("options", {}), sort_keys=True)}
+        columns = ", ".join(["started_at", "status", *fields])
+        marks = ", ".join("?" * (len(fields) + 2))
+        with self.transaction() as db:
+            # A run still marked 'running' was killed: say so, keep its results.
+            db.execute("UPDATE runs SET status='interrupted' WHERE status='running'")
+            cursor = db.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})",
+                                (_now(), "running", *fields.values()))
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET status='completed', finished_at=? WHERE id=?", (_now(), run_id))
+
+    def run(self, run_id: int | None = None) -> dict[str, Any]:
+        """A run's metadata (the latest completed one when run_id is None)."""
+        if run_id is None:
+            row = self.db.execute("SELECT * FROM runs WHERE status='completed' ORDER BY id DESC LIMIT 1").fetchone()
+        else:
+            row = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise GraderError(f"{self.path}: no completed run in this gradebook")
+        run = dict(row)
+        run["options"] = json.loads(run["options"])
+        return run
+
+    # Files and inspections --------------------------------------------------------------------------
+
+    def add_file(self, sha256: str, size: int) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO files VALUES (?, ?)", (sha256, size))
+
+    def inspection(self, sha256: str, inspector: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT result FROM inspections WHERE sha256=? AND inspector=?",
+                              (sha256, inspector)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def add_inspection(self, sha256: str, inspector: str, result: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO inspections VALUES (?, ?, ?)",
+                       (sha256, inspector, json.dumps(result, sort_keys=True)))
+
+    # Evaluations ------------------------------------------------------------------------------------
+
+    def evaluation(self, sha256: str, images_sha256: str, evaluation_key: str,
+                   grader_version: str) -> Evaluation | None:
+        row = self.db.execute(
+            "SELECT * FROM evaluations WHERE sha256=? AND images_sha256=? AND evaluation_key=? AND grader_version=?",
+            (sha256, images_sha256, evaluation_key, grader_version),
+        ).fetchone()
+        return _evaluation(row) if row else None
+
+    def add_evaluation(self, *, sha256: str, images_sha256: str, evaluation_key: str, grader_version: str,
+                       status: str, reason: str, answer: dict[str, Any] | None,
+                       predictions: np.ndarray | None, outputs: np.ndarray | None, nonfinite: int,
+                       seconds: float, isolation: str, keep: bool) -> int:
+        """Store an evaluation. `keep=False` (timeouts, crashes) records it for this run only: the next
+        run tries the file again instead of reusing a failure that may not recur."""
+        values = (
+            sha256, images_sha256, evaluation_key if keep else f"{evaluation_key}:once:{_now()}",
+            grader_version, status, reason,
+            json.dumps(answer, sort_keys=True) if answer is not None else None,
+            _pack(predictions.astype("<i2")) if predictions is not None else None,
+            _pack(outputs.astype("<f2")) if outputs is not None else None,
+            json.dumps(list(outputs.shape)) if outputs is not None else None,
+            nonfinite, seconds, isolation, _now(),
+        )
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT OR REPLACE INTO evaluations (sha256, images_sha256, evaluation_key, grader_version, status, "
+                "reason, answer, predictions, outputs, output_shape, nonfinite, seconds, isolation, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        return int(cursor.lastrowid or 0)
+
+    def evaluation_by_id(self, evaluation_id: int) -> Evaluation | None:
+        row = self.db.execute("SELECT * FROM evaluations WHERE id=?", (evaluation_id,)).fetchone()
+        return _evaluation(row) if row else None
+
+    def outputs(self, evaluation_id: int) -> np.ndarray | None:
+        row = self.db.execute("SELECT outputs, output_shape FROM evaluations WHERE id=?",
+                              (evaluation_id,)).fetchone()
+        if row is None or row["outputs"] is None:
+            return None
+        shape = tuple(json.loads(row["output_shape"]))
+        return _unpack(row["outputs"], "<f2").reshape(shape)
+
+    # Results ----------------------------------------------------------------------------------------
+
+    def add_result(self, run_id: int, row: dict[str, Any]) -> None:
+        """Commit one student's result for this run."""
+        values = {**row, "run_id": run_id, "detail": json.dumps(row["detail"], sort_keys=True)}
+        columns = ", ".join(values)
+        marks = ", ".join("?" * len(values))
+        with self.transaction() as db:
+            db.execute(f"INSERT OR REPLACE INTO results ({columns}) VALUES ({marks})", tuple(values.values()))
+
+    def results(self, run_id: int) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM results WHERE run_id=? ORDER BY folder, student_id", (run_id,))
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["detail"] = json.loads(item["detail"])
+            out.append(item)
+        return out
+
+
+def _evaluation(row: sqlite3.Row) -> Evaluation:
+    return Evaluation(
+        id=row["id"],
+        status=row["status"],
+        reason=row["reason"],
+        answer=json.loads(row["answer"]) if row["answer"] else None,
+        predictions=_unpack(row["predictions"], "<i2").astype(np.int64) if row["predictions"] is not None else None,
+        output_shape=tuple(json.loads(row["output_shape"])) if row["output_shape"] else None,
+        nonfinite=row["nonfinite"] or 0,
+        seconds=row["seconds"] or 0.0,
+        isolation=row["isolation"] or "",
+    )
+
+
+def _pack(array: np.ndarray) -> bytes:
+    return zlib.compress(np.ascontiguousarray(array).tobytes(), 6)
+
+
+def _unpack(blob: bytes, dtype: str) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(blob), dtype=dtype)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,176 @@
+"""The held-out set: read it, check it against the assignment, hash it, and split images from labels.
+
+Labels never leave the grading process: `write_images` gives a worker a file with the images alone.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from grader.assignment import DataSpec
+from grader.errors import HeldoutError
+
+NPZ_KEYS = (("x", "y"), ("x_test", "y_test"))
+IDX_DTYPES = {0x08: np.uint8}
+
+
+@dataclass(frozen=True)
+class HeldoutSet:
+    """Labelled images, checked against the assignment's data layout."""
+
+    images: np.ndarray
+    "uint8 array of shape (N, *image_shape)."
+    labels: np.ndarray
+    "int64 array of shape (N,), values 0 .. classes-1."
+    source: str
+    "The file (or files) the set was read from."
+    sha256: str
+    "Hash of images and labels together: changes whenever either does."
+    images_sha256: str
+    "Hash of the images alone: predictions depend only on these."
+
+    @property
+    def size(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def load_heldout(path: str | Path, data: DataSpec) -> HeldoutSet:
+    """Read a held-out set from an .npz, a pair of IDX files, or a folder holding exactly one of them."""
+    path = Path(path)
+    if not path.exists():
+        raise HeldoutError(
+            f"{path}: no held-out set here; pass --heldout with an .npz (x/y or x_test/y_test) "
+            "or MNIST IDX files"
+        )
+    if path.is_dir():
+        return _load_from_folder(path, data)
+    if path.suffix == ".npz":
+        images, labels = _read_npz(path)
+        return _checked(images, labels, str(path), data)
+    if "idx" in path.name:
+        images_path, labels_path = _idx_pair(path)
+        return _checked(_read_idx(images_path), _read_idx(labels_path), _pair_name(images_path, labels_path), data)
+    raise HeldoutError(f"{path}: not a held-out set; give an .npz file, MNIST IDX files or a folder")
+
+
+def write_images(heldout: HeldoutSet, folder: Path) -> Path:
+    """Write the images alone (no labels) as .npy, for workers to memory-map."""
+    target = folder / "images.npy"
+    np.save(target, np.ascontiguousarray(heldout.images, dtype=np.uint8))
+    return target
+
+
+def _load_from_folder(folder: Path, data: DataSpec) -> HeldoutSet:
+    npz = sorted(folder.glob("*.npz"))
+    idx_images = sorted(p for p in folder.iterdir() if "idx3" in p.name or "images-idx" in p.name)
+    found = [str(p.name) for p in npz] + [str(p.name) for p in idx_images]
+    if not found:
+        raise HeldoutError(
+            f"{folder}: holds no held-out set (.npz with x/y, or MNIST IDX files); add one or pass --heldout"
+        )
+    if len(found) > 1:
+        raise HeldoutError(
+            f"{folder}: holds {len(found)} held-out sets ({', '.join(found)}); keep one there "
+            "(remove the demo set when you add your own) or pass --heldout FILE"
+        )
+    return load_heldout(npz[0] if npz else idx_images[0], data)
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        # allow_pickle=False: an .npz can carry pickled objects, and this file may come from anywhere.
+        with np.load(path, allow_pickle=False) as archive:
+            for x_key, y_key in NPZ_KEYS:
+                if x_key in archive and y_key in archive:
+                    return archive[x_key], archive[y_key]
+            keys = ", ".join(archive.files) or "none"
+    except (OSError, ValueError) as error:
+        raise HeldoutError(f"{path}: cannot read this .npz ({error})") from None
+    raise HeldoutError(f"{path}: needs arrays x and y (or x_test and y_test); it holds: {keys}")
+
+
+def _idx_pair(path: Path) -> tuple[Path, Path]:
+    name = path.name
+    if "labels" in name or "idx1" in name:
+        labels_path = path
+        images_path = path.with_name(name.replace("labels", "images").replace("idx1", "idx3"))
+    else:
+        images_path = path
+        labels_path = path.with_name(name.replace("images", "labels").replace("idx3", "idx1"))
+    for needed in (images_path, labels_path):
+        if not needed.exists():
+            raise HeldoutError(f"{path}: IDX images need their labels file beside them; {needed.name} is missing")
+    return images_path, labels_path
+
+
+def _pair_name(images_path: Path, labels_path: Path) -> str:
+    return f"{images_path} + {labels_path.name}"
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST distribution format), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as stream:
+            blob = stream.read()
+    except OSError as error:
+        raise HeldoutError(f"{path}: cannot read this IDX file ({error})") from None
+    if len(blob) < 4 or blob[0] != 0 or blob[1] != 0 or blob[2] not in IDX_DTYPES:
+        raise HeldoutError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
+    rank = blob[3]
+    header = 4 + 4 * rank
+    shape = struct.unpack(f">{rank}I", blob[4:header])
+    count = int(np.prod(shape))
+    if len(blob) - header != count:
+        raise HeldoutError(f"{path}: header declares {shape} but the file holds {len(blob) - header} bytes")
+    return np.frombuffer(blob, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _checked(images: np.ndarray, labels: np.ndarray, source: str, data: DataSpec) -> HeldoutSet:
+    expected = tuple(data.image_shape)
+    if images.dtype != np.uint8:
+        raise HeldoutError(
+            f"{source}: images are {images.dtype}; grader feeds uint8 pixels 0-255 scaled by 1/{data.scale} "
+            "as the official script does (store x as uint8)"
+        )
+    if images.ndim != len(expected) + 1 or images.shape[1:] != expected:
+        raise HeldoutError(
+            f"{source}: images have shape {images.shape}; this assignment needs (N, {', '.join(map(str, expected))})"
+        )
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise HeldoutError(f"{source}: {labels.shape} labels for {images.shape[0]} images")
+    if images.shape[0] == 0:
+        raise HeldoutError(f"{source}: the held-out set is empty")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise HeldoutError(f"{source}: labels are {labels.dtype}; they must be integers 0-{data.classes - 1}")
+    if labels.min() < 0 or labels.max() >= data.classes:
+        raise HeldoutError(
+            f"{source}: labels run from {labels.min()} to {labels.max()}; "
+            f"this assignment has classes 0-{data.classes - 1}"
+        )
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    images_sha256 = _hash(images)
+    return HeldoutSet(
+        images=images,
+        labels=labels,
+        source=source,
+        sha256=hashlib.sha256(f"{images_sha256}:{_hash(labels)}".encode()).hexdigest(),
+        images_sha256=images_sha256,
+    )
+
+
+def _hash(array: np.ndarray) -> str:
+    """sha256 of an array's shape, dtype and C-order bytes."""
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    return digest.hexdigest()

@@ -1,0 +1,224 @@
+"""How a child process that touches a student's file is started: bubblewrap where it works, else a plain
+subprocess with resource limits.
+
+With bubblewrap the child gets its own network namespace (no network), its own PID, IPC, UTS and user
+namespaces, a root file system that holds only the Python installation, the grader package, the
+held-out images and the one folder it is told to read, a private size-capped /tmp, and a cleared
+environment. Either way it runs in its own session with hard resource limits that it cannot raise
+(memory, CPU time, file size, open files, processes), and is killed with its whole process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import grader
+
+ISOLATIONS = ("auto", "bubblewrap", "process")
+SANDBOX_TMP_BYTES = 256 * 1024 * 1024
+NOBODY = 65534
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Hard limits for one child process and everything it starts."""
+
+    address_space_bytes: int = 16 * 1024**3
+    "Virtual memory (RLIMIT_AS); TensorFlow alone reserves about 2.5 GB of it."
+    cpu_seconds: int = 6 * 3600
+    "CPU time over the child's whole life (RLIMIT_CPU); a warm worker serves many submissions."
+    file_bytes: int = 256 * 1024 * 1024
+    "Largest file the child may write (RLIMIT_FSIZE)."
+    open_files: int = 1024
+    processes: int = 4096
+    "RLIMIT_NPROC, counted per user (threads count too). The scheduler also counts processes itself."
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """The isolation a run uses, recorded in every report."""
+
+    kind: str
+    "'bubblewrap' or 'process'."
+    detail: str
+    "One line a TA can read: what the isolation is, or why bubblewrap was not used."
+
+    @property
+    def network_isolated(self) -> bool:
+        return self.kind == "bubblewrap"
+
+
+@functools.cache
+def bubblewrap_problem() -> str:
+    """'' when bubblewrap can start a sandbox here, else why not (one line)."""
+    if not sys.platform.startswith("linux"):
+        return f"bubblewrap needs Linux (this is {sys.platform})"
+    binary = shutil.which("bwrap")
+    if binary is None:
+        return "bubblewrap is not installed (Debian/Ubuntu: apt install bubblewrap)"
+    probe = [binary, *_namespace_args(), *_system_binds(), "--", "/bin/true"]
+    try:
+        done = subprocess.run(probe, capture_output=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bubblewrap could not start ({error})"
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip().splitlines()
+        return f"bubblewrap could not start a sandbox ({message[-1] if message else done.returncode})"
+    return ""
+
+
+def choose_isolation(preference: str = "auto") -> Isolation:
+    """Bubblewrap when asked for or available; a plain subprocess otherwise (or when asked for)."""
+    if preference not in ISOLATIONS:
+        raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}")
+    if preference == "process":
+        return Isolation("process", "subprocess with resource limits (bubblewrap not requested)")
+    problem = bubblewrap_problem()
+    if not problem:
+        return Isolation(
+            "bubblewrap",
+            "bubblewrap: no network, read-only view of the model and images only, private /tmp, limits",
+        )
+    if preference == "bubblewrap":
+        raise RuntimeError(problem)
+    return Isolation("process", f"subprocess with resource limits; no network or file isolation: {problem}")
+
+
+def visible_paths(isolation: Isolation, wanted: dict[str, str]) -> dict[str, str]:
+    """Where the child sees each host path: at the path asked for in a sandbox, where it is otherwise."""
+    if isolation.kind == "bubblewrap":
+        return dict(wanted)
+    return {host: host for host in wanted}
+
+
+def command(
+    isolation: Isolation,
+    argv: list[str],
+    *,
+    readable: dict[str, str],
+    workdir: Path,
+    env: dict[str, str],
+) -> tuple[list[str], dict[str, str], str]:
+    """The argv, environment and working directory that run `python argv...` isolated.
+
+    `readable` maps host paths to the paths the child sees them at (read-only), as `visible_paths`
+    gives them; `argv` must already use the child's paths.
+    """
+    base_env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONHASHSEED": "0",
+        "MPLCONFIGDIR": "/tmp/matplotlib",
+        "KERAS_HOME": "/tmp/keras",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **env,
+    }
+    if isolation.kind != "bubblewrap":
+        private = {"HOME": str(workdir), "TMPDIR": str(workdir), "MPLCONFIGDIR": str(workdir / "matplotlib"),
+                   "KERAS_HOME": str(workdir / "keras")}
+        return [sys.executable, *argv], {**base_env, **private}, str(workdir)
+    binds: list[str] = []
+    for host in _python_paths():
+        binds += ["--ro-bind", host, host]
+    for host, inside in sorted(readable.items()):
+        binds += ["--ro-bind", host, inside]
+    full = [
+        shutil.which("bwrap") or "bwrap",
+        *_namespace_args(),
+        *_system_binds(),
+        *binds,
+        "--size", str(SANDBOX_TMP_BYTES), "--tmpfs", "/tmp",
+        "--chdir", "/tmp",
+        "--clearenv",
+        *[part for key, value in sorted(base_env.items()) for part in ("--setenv", key, value)],
+        "--",
+        sys.executable,
+        *argv,
+    ]
+    return full, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, str(workdir)
+
+
+def popen(argv: list[str], env: dict[str, str], cwd: str, limits: Limits, stderr_path: Path) -> subprocess.Popen[bytes]:
+    """Start a child in its own session under hard limits; stdin/stdout are pipes, stderr goes to a file."""
+    stderr = open(stderr_path, "ab")  # noqa: SIM115 (the child owns it; closed when the child is reaped)
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+            preexec_fn=functools.partial(_apply_limits, limits),  # noqa: PLW1509 (only setrlimit)
+        )
+    finally:
+        stderr.close()
+
+
+def _apply_limits(limits: Limits) -> None:
+    # Soft and hard limits set together: the child (and a payload in it) cannot raise them again.
+    for kind, value in (
+        (resource.RLIMIT_AS, limits.address_space_bytes),
+        (resource.RLIMIT_CPU, limits.cpu_seconds),
+        (resource.RLIMIT_FSIZE, limits.file_bytes),
+        (resource.RLIMIT_NOFILE, limits.open_files),
+        (resource.RLIMIT_NPROC, limits.processes),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        with contextlib.suppress(ValueError, OSError):  # a limit already lower than asked for stays so
+            resource.setrlimit(kind, (value, value))
+
+
+def _namespace_args() -> list[str]:
+    return [
+        "--unshare-all",  # user, ipc, pid, net, uts, cgroup: the network namespace has no interfaces up
+        "--uid", str(NOBODY), "--gid", str(NOBODY),
+        "--hostname", "sandbox",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop", "ALL",
+        "--proc", "/proc",
+        "--dev", "/dev",
+    ]
+
+
+def _system_binds() -> list[str]:
+    """/usr read-only, and /bin, /lib, /lib64, /sbin as they are on the host (merged-/usr symlinks or folders)."""
+    binds = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/lib", "/lib64", "/lib32", "/sbin"):
+        if os.path.islink(top):
+            binds += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            binds += ["--ro-bind", top, top]
+    return binds
+
+
+@functools.cache
+def _python_paths() -> tuple[str, ...]:
+    """Folders the child needs to run this Python with grader importable, and nothing more.
+
+    Only the interpreter's prefixes and grader's own package folder: never the project folder around
+    it, which holds the held-out set and the submissions.
+    """
+    paths = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix),
+             os.path.realpath(os.path.dirname(grader.__file__))}
+    paths = {p for p in paths if not p.startswith("/usr/") and p != "/usr"}
+    executable = os.path.realpath(sys.executable)
+    if not any(executable.startswith(p + "/") for p in paths) and not executable.startswith("/usr/"):
+        paths.add(os.path.dirname(executable))
+    # Drop paths inside others, so that each is bound once.
+    return tuple(sorted(p for p in paths if not any(p != q and p.startswith(q + "/") for q in paths)))

@@ -1,0 +1,415 @@
+"""Feed submissions to sandboxed workers and bring back what each one answered.
+
+A worker (`grader.worker`) is started once and evaluates submissions in turn, each in a clean Keras
+session. Before each request the model file is placed alone in the worker's inbox (the one folder it
+can read besides the images), and removed after. A worker that fails, times out, crosses a limit, or
+served a file that screening flagged is killed with its whole process group and replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import selectors
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from grader import sandbox
+from grader.errors import WorkerCrashed, WorkerError, WorkerTimeout
+
+IMAGES_INSIDE = "/data/images.npy"
+INBOX_INSIDE = "/submission"
+MODEL_NAME = "model.h5"
+STARTUP_SECONDS = 180.0
+WATCH_INTERVAL = 0.2
+MAX_LINE_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one submission may use."""
+
+    wall_seconds: float = 300.0
+    "Wall-clock time to load and predict."
+    memory_bytes: int = 6 * 1024**3
+    "Resident memory of the worker and everything it started."
+    processes: int = 8
+    "Processes in the worker's tree (a TensorFlow worker needs 1-3)."
+
+
+@dataclass(frozen=True)
+class Job:
+    """One submission to evaluate."""
+
+    key: str
+    "Identifies the submission in the run (the student id)."
+    model_path: Path
+    "The staged copy of the file on the host."
+    name: str
+    "The file's name as submitted, used in messages instead of the inbox path."
+    request: dict[str, Any]
+    "Evaluation settings passed to the worker (scale, batch size, input shapes)."
+    fresh: bool = False
+    "Evaluate in a worker that is discarded afterwards."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one job."""
+
+    key: str
+    status: str
+    "'answered' (the worker replied; its answer says whether loading and predicting worked), 'timeout',"
+    " 'crashed', 'memory' or 'processes'."
+    answer: dict[str, Any] | None
+    reason: str
+    "One line for a TA when the worker did not answer."
+    seconds: float
+    isolation: sandbox.Isolation
+    worker: dict[str, Any] = field(default_factory=dict)
+    "The worker's versions and startup time."
+
+
+class ChildProcess:
+    """A sandboxed child that speaks grader's line protocol: one JSON message per line each way,
+    a 'ready' message first."""
+
+    def __init__(self, *, isolation: sandbox.Isolation, module: str, args: list[str], readable: dict[str, str],
+                 workdir: Path, limits: sandbox.Limits, env: dict[str, str] | None = None) -> None:
+        self.isolation = isolation
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.stderr_path = workdir / f"{module.rsplit('.', 1)[-1]}.log"
+        self.argv, self.env, self.cwd = sandbox.command(isolation, ["-m", module, *args], readable=readable,
+                                                        workdir=workdir, env=env or {})
+        self.limits = limits
+        self.process: Any = None
+        self.ready: dict[str, Any] = {}
+        self._buffer = b""
+
+    @classmethod
+    def worker(cls, *, isolation: sandbox.Isolation, images: Path, workdir: Path, threads: int,
+               limits: sandbox.Limits) -> ChildProcess:
+        """A TensorFlow worker that reads the images and, one at a time, the model in its inbox."""
+        inbox = workdir / "inbox"
+        inbox.mkdir(parents=True, exist_ok=True)
+        visible = sandbox.visible_paths(isolation, {str(images): IMAGES_INSIDE, str(inbox): INBOX_INSIDE})
+        env = {"OMP_NUM_THREADS": str(threads), "TF_NUM_INTRAOP_THREADS": str(threads),
+               "TF_NUM_INTEROP_THREADS": str(max(1, min(2, threads)))}
+        child = cls(isolation=isolation, module="grader.worker", readable=visible, workdir=workdir,
+                    limits=limits, env=env,
+                    args=["--images", visible[str(images)], "--threads", str(threads)])
+        child.inbox = inbox
+        child.model_inside = f"{visible[str(inbox)]}/{MODEL_NAME}"
+        return child
+
+    def start(self, timeout: float = STARTUP_SECONDS) -> dict[str, Any]:
+        self.process = sandbox.popen(self.argv, self.env, self.cwd, self.limits, self.stderr_path)
+        try:
+            message = self._read_message(timeout, Budget(wall_seconds=timeout))
+        except WorkerError as error:
+            self.kill()
+            raise WorkerError(f"the child process did not start: {error}; {self.stderr_tail()}") from None
+        if message.get("event") != "ready":
+            self.kill()
+            raise WorkerError(f"the child process sent {message!r} instead of its ready message")
+        self.ready = message
+        return message
+
+    inbox: Path
+    model_inside: str
+
+    def ask(self, request: dict[str, Any], budget: Budget) -> dict[str, Any]:
+        """Send one request and wait, within the budget, for its answer."""
+        assert self.process is not None
+        line = (json.dumps(request) + "\n").encode()
+        try:
+            self.process.stdin.write(line)
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise WorkerCrashed(self._exit_description()) from None
+        return self._read_message(budget.wall_seconds, budget)
+
+    def _read_message(self, timeout: float, budget: Budget) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        fd = self.process.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WorkerTimeout(f"no answer within {timeout:g} s")
+                if selector.select(min(WATCH_INTERVAL, remaining)):
+                    chunk = os.read(fd, 1 << 20)
+                    if not chunk:
+                        raise WorkerCrashed(self._exit_description())
+                    self._buffer += chunk
+                    if len(self._buffer) > MAX_LINE_BYTES:
+                        raise WorkerCrashed("the worker sent an oversized answer")
+                else:
+                    self._watch(budget)
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise WorkerCrashed("the worker's answer was not valid JSON") from None
+
+    def _watch(self, budget: Budget) -> None:
+        """Enforce the memory and process budget on the worker's whole process tree."""
+        try:
+            root = psutil.Process(self.process.pid)
+            tree = [root, *root.children(recursive=True)]
+            resident = sum(proc.memory_info().rss for proc in tree)
+        except psutil.Error:
+            return  # the process is ending; the read loop sees its exit
+        if resident > budget.memory_bytes:
+            raise _OverBudget("memory", f"used {resident / 1024**3:.1f} GB of memory (limit "
+                                        f"{budget.memory_bytes / 1024**3:.1f} GB)")
+        # Under bubblewrap the tree is bwrap, its init and python: three processes before any payload.
+        allowed = budget.processes + (2 if self.isolation.kind == "bubblewrap" else 0)
+        if len(tree) > allowed:
+            raise _OverBudget("processes", f"started {len(tree) - 1} processes (limit {allowed - 1})")
+
+    def _exit_description(self) -> str:
+        code = None
+        with contextlib.suppress(Exception):
+            code = self.process.wait(timeout=5)
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            hint = " (killed: out of memory or over a limit?)" if name in ("SIGKILL", "SIGSEGV") else ""
+            return f"the worker was killed by {name}{hint}; {self.stderr_tail()}"
+        return f"the worker exited with code {code}; {self.stderr_tail()}"
+
+    def stderr_tail(self, lines: int = 3) -> str:
+        try:
+            text = self.stderr_path.read_text(errors="replace")
+        except OSError:
+            return "no worker log"
+        useful = [line.strip() for line in text.splitlines()
+                  if line.strip() and "cuda" not in line.lower() and "absl::" not in line]
+        return " | ".join(useful[-lines:]) or "the worker log is empty"
+
+    def close(self) -> None:
+        """Let the child finish (stdin closed ends its loop), then make sure its session is gone."""
+        process = self.process
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+        with contextlib.suppress(Exception):
+            process.wait(timeout=10)
+        self.kill()
+
+    def kill(self) -> None:
+        """Kill the child and everything it started (its whole session). Safe to call from any thread."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            process.wait(timeout=10)
+        for stream in (process.stdin, process.stdout):
+            with contextlib.suppress(Exception):
+                stream.close()
+        self._buffer = b""
+
+
+class _OverBudget(WorkerError):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Scheduler:
+    """Runs jobs on a pool of warm workers, one thread per worker."""
+
+    def __init__(self, *, isolation: sandbox.Isolation, images: Path, workdir: Path, workers: int = 1,
+                 threads: int | None = None, budget: Budget | None = None,
+                 limits: sandbox.Limits | None = None, fresh_each: bool = False) -> None:
+        self.isolation = isolation
+        self.images = images
+        self.workdir = workdir
+        self.workers = max(1, workers)
+        cores = os.cpu_count() or 1
+        # Workers together use the cores once over, never more: oversubscription only slows TF down.
+        self.threads = threads or max(1, cores // self.workers)
+        self.budget = budget or Budget()
+        self.limits = limits or sandbox.Limits()
+        self.fresh_each = fresh_each
+        self._stop = threading.Event()
+        self._live: set[ChildProcess] = set()
+        self._lock = threading.Lock()
+
+    def run(self, jobs: Iterable[Job], on_outcome: Callable[[Outcome], None]) -> None:
+        """Evaluate every job; call `on_outcome` in this thread as each finishes, in finishing order."""
+        pending: queue.Queue[Job | None] = queue.Queue()
+        count = 0
+        for job in jobs:
+            pending.put(job)
+            count += 1
+        if count == 0:
+            return
+        results: queue.Queue[Outcome | BaseException] = queue.Queue()
+        threads = []
+        for index in range(min(self.workers, count)):
+            pending.put(None)
+            thread = threading.Thread(target=self._serve, args=(index, pending, results), daemon=True)
+            thread.start()
+            threads.append(thread)
+        try:
+            for _ in range(count):
+                item = results.get()
+                if isinstance(item, BaseException):
+                    raise item
+                on_outcome(item)
+        except BaseException:
+            # Interrupted or broken: stop every worker now (what finished is already recorded).
+            self._stop.set()
+            with self._lock:
+                for worker in list(self._live):
+                    worker.kill()
+            raise
+        finally:
+            for thread in threads:
+                thread.join(timeout=30)
+
+    def _serve(self, index: int, pending: queue.Queue[Job | None], results: queue.Queue[Any]) -> None:
+        folder = self.workdir / f"worker-{index}"
+        folder.mkdir(parents=True, exist_ok=True)
+        worker: ChildProcess | None = None
+        ever_started = False
+        try:
+            while not self._stop.is_set():
+                job = pending.get()
+                if job is None:
+                    break
+                if worker is None:
+                    worker = self._new_worker(folder)
+                    try:
+                        worker.start()
+                        ever_started = True
+                    except WorkerError as error:
+                        self._forget(worker)
+                        worker = None
+                        if not ever_started:
+                            # No worker has ever started here: the run cannot grade anything.
+                            results.put(WorkerError(str(error)))
+                            return
+                        results.put(self._failed(job, "crashed", str(error), 0.0, {}))
+                        continue
+                outcome = self._evaluate(worker, job)
+                results.put(outcome)
+                if outcome.status != "answered" or job.fresh or self.fresh_each:
+                    worker.kill() if outcome.status != "answered" else worker.close()
+                    self._forget(worker)
+                    worker = None
+        except BaseException as error:  # report, never hang the main thread
+            results.put(error)
+        finally:
+            if worker is not None:
+                worker.close()
+                self._forget(worker)
+
+    def _new_worker(self, folder: Path) -> ChildProcess:
+        worker = ChildProcess.worker(isolation=self.isolation, images=self.images, workdir=folder,
+                                     threads=self.threads, limits=self.limits)
+        with self._lock:
+            self._live.add(worker)
+        return worker
+
+    def _forget(self, worker: ChildProcess) -> None:
+        with self._lock:
+            self._live.discard(worker)
+
+    def _evaluate(self, worker: ChildProcess, job: Job) -> Outcome:
+        staged = worker.inbox / MODEL_NAME
+        _place(job.model_path, staged)
+        info = {"versions": worker.ready.get("versions", {}),
+                "startup_seconds": worker.ready.get("startup_seconds")}
+        started = time.monotonic()
+        try:
+            request = {**job.request, "id": job.key, "model": worker.model_inside, "name": job.name}
+            answer = worker.ask(request, self.budget)
+        except WorkerTimeout:
+            worker.kill()
+            return self._failed(job, "timeout", f"no answer within the {self.budget.wall_seconds:g} s limit "
+                                "(the model is too slow to load or predict)", time.monotonic() - started, info)
+        except _OverBudget as error:
+            worker.kill()
+            return self._failed(job, error.kind, str(error), time.monotonic() - started, info)
+        except WorkerError as error:
+            worker.kill()
+            return self._failed(job, "crashed", str(error), time.monotonic() - started, info)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                staged.unlink()
+        return Outcome(job.key, "answered", answer, "", time.monotonic() - started, self.isolation, info)
+
+    def _failed(self, job: Job, status: str, reason: str, seconds: float, info: dict[str, Any]) -> Outcome:
+        return Outcome(job.key, status, None, reason, seconds, self.isolation, info)
+
+
+def _place(source: Path, target: Path) -> None:
+    """Put the staged file in the inbox: a hard link when possible (no copy), else a copy."""
+    with contextlib.suppress(FileNotFoundError):
+        target.unlink()
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+    # Readable by the sandbox's unprivileged user, writable by nobody.
+    os.chmod(target, 0o444)
+
+
+INSPECTION_BUDGET = Budget(wall_seconds=60.0, memory_bytes=2 * 1024**3, processes=4)
+STAGING_INSIDE = "/staging"
+
+
+def inspect_files(paths: list[Path], *, isolation: sandbox.Isolation, folder: Path, workdir: Path,
+                  on_result: Callable[[Path, dict[str, Any]], None]) -> None:
+    """Inspect staged files (all inside `folder`) in a sandboxed h5py-only child.
+
+    `on_result` gets, for each path, {"ok": True, "inspection": {...}} or {"ok": False, "error": "..."}.
+    A file that crashes, stalls or over-uses the child gets an error and a fresh child takes the rest.
+    """
+    visible = sandbox.visible_paths(isolation, {str(folder): STAGING_INSIDE})
+    limits = sandbox.Limits(address_space_bytes=4 * 1024**3)
+    child: ChildProcess | None = None
+    try:
+        for path in paths:
+            if child is None:
+                child = ChildProcess(isolation=isolation, module="grader.inspection", args=[],
+                                     readable=visible, workdir=workdir, limits=limits)
+                child.start(timeout=60)
+            inside = f"{visible[str(folder)]}/{path.relative_to(folder)}"
+            failure = ""
+            try:
+                answer = child.ask({"path": inside}, INSPECTION_BUDGET)
+            except WorkerTimeout:
+                failure = f"did not finish within {INSPECTION_BUDGET.wall_seconds:g} s"
+            except _OverBudget as error:
+                failure = str(error)
+            except WorkerError as error:
+                failure = f"crashed the reader ({error})"
+            if failure:
+                # The file broke the reader: it goes, and a fresh one reads the next file.
+                child.kill()
+                child = None
+                answer = {"ok": False, "error": f"reading the HDF5 structure {failure}: a corrupt or crafted file"}
+            if answer.get("ok"):
+                answer["inspection"]["path"] = str(path)
+            on_result(path, answer)
+    finally:
+        if child is not None:
+            child.close()

@@ -1,0 +1,123 @@
+"""From predicted classes and labels to a mark. Pure functions: no I/O, no TensorFlow.
+
+Accuracy is kept as an exact fraction for every band decision; the float the official script prints
+(100 * correct / total) is only for display, and equals the script's number bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from grader.assignment import Band
+
+
+@dataclass(frozen=True)
+class Mark:
+    """The mark for one set of predictions."""
+
+    correct: int
+    "Images whose predicted class equals the label."
+    total: int
+    "Images in the held-out set."
+    accuracy: float
+    "100 * correct / total, the number the official test script prints."
+    band: Band
+    "The mark-table row the exact accuracy falls in."
+    score: int | float
+    "The band's score."
+    next_band: Band | None
+    "The band above, or None at the top."
+    images_to_next_band: int | None
+    "How many more correct images the next band needs, or None at the top."
+
+    @property
+    def exact_percent(self) -> Fraction:
+        return exact_percent(self.correct, self.total)
+
+
+def exact_percent(correct: int, total: int) -> Fraction:
+    """Accuracy in percent as an exact fraction."""
+    if total <= 0:
+        raise ValueError("cannot score an empty held-out set")
+    return Fraction(100 * correct, total)
+
+
+def accuracy_percent(correct: int, total: int) -> float:
+    """Accuracy as the official script computes it: 100 * correct / total in float64.
+
+    Python's int division rounds the exact quotient once, as numpy does for int64 / int, so the
+    value (and its repr) is the one the script prints.
+    """
+    return 100 * correct / total
+
+
+def find_band(percent: Fraction, bands: tuple[Band, ...]) -> Band:
+    """The band an exact accuracy falls in (the assignment guarantees exactly one)."""
+    for band in bands:
+        if band.contains(percent):
+            return band
+    raise ValueError(f"no band holds {percent}%: the mark table does not cover 0-100%")
+
+
+def images_needed(correct: int, total: int, band: Band) -> int:
+    """How many more correct images bring an accuracy into `band` (0 if it is already at or above)."""
+    # Smallest c with 100*c/total >= low (or > low for an open edge), by integer arithmetic.
+    target = band.low * total / 100
+    needed = math.ceil(target)
+    if not band.low_closed and needed == target:
+        needed += 1
+    return max(0, needed - correct)
+
+
+def mark(correct: int, total: int, bands: tuple[Band, ...]) -> Mark:
+    """Mark `correct` out of `total` on the given mark table."""
+    if not 0 <= correct <= total:
+        raise ValueError(f"correct ({correct}) must lie between 0 and total ({total})")
+    percent = exact_percent(correct, total)
+    band = find_band(percent, bands)
+    above = [other for other in bands if other.score > band.score and other.low >= band.high]
+    next_band = min(above, key=lambda other: other.low) if above else None
+    return Mark(
+        correct=correct,
+        total=total,
+        accuracy=accuracy_percent(correct, total),
+        band=band,
+        score=band.score,
+        next_band=next_band,
+        images_to_next_band=images_needed(correct, total, next_band) if next_band else None,
+    )
+
+
+def count_correct(predicted: np.ndarray, labels: np.ndarray) -> int:
+    """np.sum(predicted == labels), as the official script counts."""
+    if predicted.shape != labels.shape:
+        raise ValueError(f"{predicted.shape[0]} predictions for {labels.shape[0]} labels")
+    return int(np.sum(predicted == labels))
+
+
+def predicted_classes(outputs: np.ndarray) -> np.ndarray:
+    """np.argmax(outputs, axis=1), as the official script takes the predicted class."""
+    return np.argmax(outputs, axis=1)
+
+
+def per_class_accuracy(predicted: np.ndarray, labels: np.ndarray, classes: int) -> list[dict[str, int]]:
+    """For each class: how many images it has and how many of them were classified correctly."""
+    rows = []
+    for cls in range(classes):
+        members = labels == cls
+        rows.append(
+            {"class": cls, "total": int(members.sum()), "correct": int((predicted[members] == cls).sum())}
+        )
+    return rows
+
+
+def confusion_matrix(predicted: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
+    """matrix[true, predicted] = count. Predictions outside 0..classes-1 are not counted."""
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    inside = (predicted >= 0) & (predicted < classes)
+    np.add.at(matrix, (labels[inside], predicted[inside]), 1)
+    return matrix

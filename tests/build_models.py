@@ -1,0 +1,75 @@
+"""Build the tiny real models the tests grade. Run in a subprocess by the session fixture:
+
+    python tests/build_models.py OUT_DIR HELDOUT.npz
+
+so that the test process itself never imports TensorFlow (tests assert that grading does not).
+Writes OUT_DIR/<name>.h5 and OUT_DIR/models.json (what Keras itself says about each model).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main(out: Path, heldout: Path) -> None:
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(1)
+    with np.load(heldout) as data:
+        x, y = data["x"][:1500].astype("float32") / 255, data["y"][:1500]
+    flat = x.reshape(-1, 784)
+
+    def fit(model, inputs, epochs=2, logits=False):  # type: ignore[no-untyped-def]
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
+        model.compile(optimizer="adam", loss=loss)
+        model.fit(inputs, y, epochs=epochs, batch_size=64, verbose=0)
+        return model
+
+    models = {
+        "mlp": fit(keras.Sequential([keras.Input((784,)), layers.Dense(32, activation="relu"),
+                                     layers.Dense(10, activation="softmax")]), flat),
+        "cnn": fit(keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(4, 3, activation="relu"),
+                                     layers.MaxPooling2D(), layers.Flatten(),
+                                     layers.Dense(10, activation="softmax")]), x.reshape(-1, 28, 28, 1)),
+        "flat": fit(keras.Sequential([keras.Input((28, 28)), layers.Flatten(), layers.Dense(16, activation="relu"),
+                                      layers.Dense(10, activation="softmax")]), x),
+        "logits": fit(keras.Sequential([keras.Input((784,)), layers.Dense(16, activation="relu"), layers.Dense(10)]),
+                      flat, logits=True),
+        "five_outputs": keras.Sequential([keras.Input((784,)), layers.Dense(5, activation="softmax")]),
+        "lambda": keras.Sequential([keras.Input((784,)), layers.Lambda(lambda t: t * 2.0),
+                                    layers.Dense(10, activation="softmax")]),
+        "channels_first": keras.Sequential([keras.Input((1, 28, 28)), layers.Flatten(),
+                                            layers.Dense(10, activation="softmax")]),
+        "rgb32": keras.Sequential([keras.Input((32, 32, 3)), layers.Conv2D(2, 3), layers.Flatten(),
+                                   layers.Dense(10, activation="softmax")]),
+        "nan": keras.Sequential([keras.Input((784,)), layers.Dense(10, activation="softmax")]),
+    }
+    nan_layer = models["nan"].layers[-1]
+    kernel, bias = nan_layer.get_weights()
+    kernel[:, 3] = np.nan  # every image gets a NaN score for class 3
+    nan_layer.set_weights([kernel, bias])
+
+    facts = {}
+    for name, model in models.items():
+        path = out / f"{name}.h5"
+        model.save(path, include_optimizer=False)
+        facts[name] = {"input_shape": list(model.input_shape), "parameters": int(model.count_params()),
+                       "output_units": int(model.output_shape[-1])}
+    models["mlp"].save_weights(out / "weights_only.weights.h5")
+    mlp_bytes = (out / "mlp.h5").read_bytes()
+    (out / "truncated.h5").write_bytes(mlp_bytes[: len(mlp_bytes) // 2])
+    (out / "text.h5").write_text('{"cells": [], "nbformat": 4}\n')
+    (out / "empty.h5").write_bytes(b"")
+    (out / "models.json").write_text(json.dumps(facts, indent=2))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))

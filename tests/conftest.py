@@ -1,0 +1,82 @@
+"""Shared fixtures: tiny real models (built once per session, in a subprocess) and a graded cohort."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_HELDOUT = ROOT / "heldout" / "demo-mnist-test-3000.npz"
+SHARED = ROOT.parent / "shared"
+
+# The test cohort: Moodle folder name -> fixture model file(s) placed in it (under the given name).
+COHORT = {
+    "Ann Example_200001_assignsubmission_file_": {"mlp.h5": "ann_mlp.h5"},
+    "Ben Example_200002_assignsubmission_file_": {"cnn.h5": "ben_cnn.h5"},
+    "Cat Example_200003_assignsubmission_file_": {"flat.h5": "cat.h5"},
+    "Dan Example_200004_assignsubmission_file_": {"logits.h5": "dan_logits.h5"},
+    "Eve Example_200005_assignsubmission_file_": {"five_outputs.h5": "eve.h5"},
+    "Fay Example_200006_assignsubmission_file_": {"lambda.h5": "fay.h5"},
+    "Gus Example_200007_assignsubmission_file_": {"truncated.h5": "gus.h5"},
+    "Hal Example_200008_assignsubmission_file_": {"rgb32.h5": "hal.h5"},
+    "Ivy Example_200009_assignsubmission_file_": {"mlp.h5": "a_first.h5", "cnn.h5": "b_second.h5"},
+    "Jon Example_200010_assignsubmission_file_": {"weights_only.weights.h5": "jon.weights.h5"},
+    "Kim Example_200011_assignsubmission_file_": {},
+    "Lia Example_200012_assignsubmission_file_": {"channels_first.h5": "lia.h5"},
+    "k9999999": {"nan.h5": "nan_model.h5"},
+}
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of tiny real models, built by tests/build_models.py in its own process."""
+    out = tmp_path_factory.mktemp("models")
+    subprocess.run([sys.executable, str(ROOT / "tests" / "build_models.py"), str(out), str(DEMO_HELDOUT)],
+                   check=True, timeout=600)
+    return out
+
+
+@pytest.fixture(scope="session")
+def model_facts(models: Path) -> dict:
+    """What Keras itself reported for each fixture model (input shape, parameter count)."""
+    return json.loads((models / "models.json").read_text())
+
+
+def make_cohort(root: Path, models: Path, layout: dict[str, dict[str, str]]) -> Path:
+    for folder, files in layout.items():
+        (root / folder).mkdir(parents=True)
+        for source, target in files.items():
+            shutil.copyfile(models / source, root / folder / target)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cohort(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Path:
+    """A Moodle-style download with one folder per case."""
+    root = make_cohort(tmp_path_factory.mktemp("cohort") / "submissions", models, COHORT)
+    (root / "Kim Example_200011_assignsubmission_file_" / "kim.keras").write_bytes(b"PK\x03\x04 not really")
+    return root
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory: pytest.TempPathFactory, cohort: Path):
+    """The test cohort graded once, by the real pipeline (bubblewrap when available)."""
+    from grader.cohort import grade_cohort
+
+    out = tmp_path_factory.mktemp("graded") / "reports"
+    summary = grade_cohort(cohort, heldout=DEMO_HELDOUT, out=out)
+    return summary
+
+
+@pytest.fixture(scope="session")
+def rows(graded) -> dict[str, dict]:
+    """marks.csv rows of the graded cohort, by student id."""
+    import csv
+
+    with open(graded.marks_csv, newline="", encoding="utf-8") as handle:
+        return {row["student_id"]: row for row in csv.DictReader(handle)}

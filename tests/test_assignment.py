@@ -1,0 +1,105 @@
+"""Assignment files: the rules are data, validated on load, with errors that name the file, key and fix."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from grader.assignment import builtin_assignments, load_assignment, parse_interval
+from grader.errors import AssignmentError
+
+DEFAULT = builtin_assignments()["kcl-dnn-cw1"]
+
+
+def variant(tmp_path: Path, old: str, new: str, count: int = 1) -> Path:
+    """A copy of the default assignment with one piece of text replaced."""
+    text = DEFAULT.read_text()
+    assert old in text, old
+    path = tmp_path / "variant.toml"
+    path.write_text(text.replace(old, new, count))
+    return path
+
+
+def test_default_assignment_holds_coursework_1() -> None:
+    """The shipped default is Coursework 1: Table 1, 500 MB, TF 2.18.0, the official script's feeding."""
+    rules = load_assignment()
+    assert rules.name == "kcl-dnn-cw1"
+    assert [band.score for band in reversed(rules.bands)] == [20, 18, 16, 14, 13, 12, 10, 9, 8, 7, 6, 5, 4, 3, 0]
+    assert rules.limits.file_bytes.maximum == 500 * 1024 * 1024
+    assert rules.limits.file_bytes.policy == "refuse"
+    assert rules.limits.parameters.policy == "flag"
+    assert rules.versions.tensorflow == "2.18.0"
+    assert rules.evaluation.mlp_input == (784,) and rules.evaluation.cnn_input == (28, 28, 1)
+    assert rules.evaluation.batch_size == 32
+    assert "Lambda" not in rules.screening.allowed_layers and "Dense" in rules.screening.allowed_layers
+    assert len(rules.sha256) == 64
+
+
+def test_assignment_by_path_and_by_name(tmp_path: Path) -> None:
+    """--assignment takes a built-in name or a file path."""
+    assert load_assignment("kcl-dnn-cw1").sha256 == load_assignment(DEFAULT).sha256
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("[96.5, 97)", ("193/2", "97", True, False)), ("(0, 50)", ("0", "50", False, False)),
+     ("0", ("0", "0", True, True)), ("[97, 100]", ("97", "100", True, True))],
+)
+def test_intervals_parse_exactly(text: str, expected: tuple) -> None:
+    """Band intervals are read as exact fractions with their open or closed edges."""
+    low, high, low_closed, high_closed = parse_interval(text)
+    assert (str(low), str(high), low_closed, high_closed) == expected
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('range = "[97, 100]"', 'range = "[97, 100)"', r"bands leave 100% without a mark: close the top band"),
+        ('range = "[96.5, 97)"', 'range = "[96.6, 97)"', r"bands leave 96\.5% without a mark"),
+        ('range = "[96.5, 97)"', 'range = "[96.5, 97]"', r"bands '\[96\.5, 97\]' and '\[97, 100\]' overlap"),
+        ('range = "0"', 'range = "zero"', r"bands\[\d+\]\.range 'zero' is not an interval"),
+        ('"[97, 100]"\nscore = 20', '"[97, 100]"\nscore = 25',
+         r"bands\[0\]\.score is 25, outside 0 \.\. max_score \(20\)"),
+        ('file_size_policy = "refuse"', 'file_size_policy = "maybe"',
+         r"limits\.file_size_policy is 'maybe'; choose one of: refuse, flag"),
+        ("batch_size = 32", "batch_size = -1", r"evaluation\.batch_size must be a positive integer"),
+        ("mlp_input = [784]", "mlp_input = [28]", r"evaluation\.mlp_input \[28\] holds 28 values"),
+        ("[limits]", "[limits]\nmax_files = 3", r"limits\.max_files is not a known key"),
+        ("schema = 1", "schema = 2", r"schema is 2, but this grader reads schema 1"),
+        ('name = "kcl-dnn-cw1"', 'name = "a b"', r"assignment\.name may hold only"),
+    ],
+)
+def test_bad_assignment_names_the_file_key_and_fix(tmp_path: Path, old: str, new: str, message: str) -> None:
+    """Each broken rule is refused on load with the file, the key and what is wrong."""
+    path = variant(tmp_path, old, new)
+    with pytest.raises(AssignmentError, match=re.escape(str(path)) + ": " + message):
+        load_assignment(path)
+
+
+def test_unreadable_assignment_files(tmp_path: Path) -> None:
+    """A missing file, or one that is not TOML, is a clear error."""
+    with pytest.raises(AssignmentError, match="no such assignment file .*built-in assignments: kcl-dnn-cw1"):
+        load_assignment(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("schema = = 1")
+    with pytest.raises(AssignmentError, match="not valid TOML"):
+        load_assignment(broken)
+
+
+def test_evaluation_key_ignores_marking_rules(tmp_path: Path) -> None:
+    """Changing bands or limits keeps stored predictions usable; changing how images are fed does not."""
+    base = load_assignment()
+    rebanded = load_assignment(variant(tmp_path, "score = 18", "score = 17"))
+    assert rebanded.evaluation_key() == base.evaluation_key()
+    assert rebanded.sha256 != base.sha256
+    refed = load_assignment(variant(tmp_path, "batch_size = 32", "batch_size = 64"))
+    assert refed.evaluation_key() != base.evaluation_key()
+
+
+def test_shipped_toml_is_valid_toml_with_documented_sections() -> None:
+    """The shipped file parses with the standard library, and holds every section the schema reads."""
+    document = tomllib.loads(DEFAULT.read_text())
+    assert set(document) == {"schema", "assignment", "data", "evaluation", "limits", "versions", "screening", "bands"}
