@@ -138,8 +138,10 @@ def command(
         shutil.which("bwrap") or "bwrap",
         *_namespace_args(),
         *_system_binds(),
-        *binds,
+        # The private /tmp first: binds that live under /tmp on the host (a venv, a work folder) then
+        # sit on top of it instead of being hidden by it.
         "--size", str(SANDBOX_TMP_BYTES), "--tmpfs", "/tmp",
+        *binds,
         "--chdir", "/tmp",
         "--clearenv",
         *[part for key, value in sorted(base_env.items()) for part in ("--setenv", key, value)],
