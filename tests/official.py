@@ -84,7 +84,7 @@ def run_official(folders: list[Path], heldout: Path) -> dict[Path, str]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(
         [sys.executable, "-c", RUNNER, json.dumps([str(f) for f in folders])],
-        input=pointed_at(heldout), capture_output=True, text=True, env=env, timeout=900, check=True,
+        input=pointed_at(heldout.resolve()), capture_output=True, text=True, env=env, timeout=900, check=True,
     )
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULTS="))
     return {Path(folder): value for folder, value in json.loads(line[len("RESULTS="):]).items()}
