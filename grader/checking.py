@@ -26,12 +26,10 @@ def inspect_one(path: Path, assignment: Assignment, *, isolation: str = "auto",
     checks = [size_check(path.stat().st_size, assignment)]
     answers: dict[Path, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="grader-inspect-") as work:
-        folder = Path(work) / "staging"
-        folder.mkdir()
-        staged = folder / "model.h5"
+        staged = Path(work) / "model.h5"
         shutil.copyfile(path, staged)
-        inspect_files([staged], isolation=choose_isolation(isolation), folder=folder,
-                      workdir=Path(work) / "inspector", on_result=lambda p, answer: answers.update({p: answer}))
+        inspect_files([staged], isolation=choose_isolation(isolation), workdir=Path(work) / "inspector",
+                      on_result=lambda p, answer: answers.update({p: answer}))
         answer = answers[staged]
     if not answer.get("ok"):
         checks.append(Check("HDF5 file", FAIL, answer.get("error", "could not be read"),

@@ -168,7 +168,7 @@ class _Run:
         staging.mkdir(parents=True)
         images = write_images(self.heldout, self.workdir)
         waiting = [student for student in students if self._stage(student, staging)]
-        self._inspect(waiting, staging)
+        self._inspect(waiting)
         # Identical files (a resubmission, a shared model) are evaluated once and marked for each student.
         sharing: dict[str, list[_Student]] = {}
         jobs = []
@@ -217,7 +217,7 @@ class _Run:
         self.book.add_file(student.staged.sha256, student.staged.size)
         return True
 
-    def _inspect(self, students: list[_Student], staging: Path) -> None:
+    def _inspect(self, students: list[_Student]) -> None:
         inspector = f"grader {grader.__version__}"
         todo: dict[Path, _Student] = {}
         for student in students:
@@ -239,8 +239,8 @@ class _Run:
                                             "save the model again with model.save('name.h5') and re-upload"))
 
         if todo:
-            inspect_files(list(todo), isolation=self.isolation, folder=staging,
-                          workdir=self.workdir / "inspector", on_result=collect)
+            inspect_files(list(todo), isolation=self.isolation, workdir=self.workdir / "inspector",
+                          on_result=collect)
 
     def _screen_or_reuse(self, student: _Student) -> Job | None:
         """Screen a staged file; finish it now (refused, or a stored evaluation) or return its job."""

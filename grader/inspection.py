@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader.architecture import analyse
+
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # HDF5 looks for its superblock at 0 and then at every power of two from 512 (after a user block).
 SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
@@ -76,6 +78,14 @@ class Inspection:
     "Batch input shape from the config, e.g. [None, 28, 28, 1]; a list of shapes for several inputs."
     output_units: int | None = None
     "Width of the last Dense-like layer, when the config makes it plain."
+    output_shape: list[Any] | None = None
+    "Output shape worked out from the config (see `architecture`), when every layer was understood."
+    config_parameters: int | None = None
+    "Parameter count the config declares, worked out layer by layer."
+    config_complete: bool = False
+    "Whether every layer of the config was understood (else config_parameters is a lower bound)."
+    code_objects: tuple[str, ...] = ()
+    "Places in the config that carry Python code (Lambda bytecode, serialized functions)."
     layers: tuple[LayerFact, ...] = ()
     layer_classes: tuple[str, ...] = ()
     "Distinct layer class names, in order of first use."
@@ -112,7 +122,7 @@ class Inspection:
         values["layers"] = tuple(LayerFact(**{**layer, "reads_files": tuple(layer.get("reads_files", ()))})
                                  for layer in values.get("layers", ()))
         for key in ("layer_classes", "modules", "links", "external_datasets", "virtual_datasets",
-                    "unbacked_datasets"):
+                    "unbacked_datasets", "code_objects"):
             values[key] = tuple(values.get(key, ()))
         return cls(**values)
 
@@ -265,8 +275,17 @@ def _read_config(attrs: Any) -> dict[str, Any]:
     facts["layers"] = tuple(layers)
     facts["layer_classes"] = tuple(dict.fromkeys(layer.class_name for layer in layers))
     facts["modules"] = tuple(sorted(_modules(config)))
+    facts["code_objects"] = tuple(_code_objects(config))
     facts["input_shape"] = _input_shape(config)
-    facts["output_units"] = _output_units(config)
+    declared = analyse(config)
+    facts["config_parameters"] = declared.parameters
+    facts["config_complete"] = declared.complete
+    if declared.complete and declared.output_shape is not None:
+        facts["output_shape"] = list(declared.output_shape)
+        width = declared.output_shape[-1]
+        facts["output_units"] = width if isinstance(width, int) else None
+    else:
+        facts["output_units"] = _output_units(config)
     return facts
 
 
@@ -385,6 +404,23 @@ def _endpoint_names(model: dict[str, Any], key: str) -> list[str]:
     if isinstance(entries[0], list):
         return [entry[0] for entry in entries if isinstance(entry, list) and entry and isinstance(entry[0], str)]
     return [entries[0]] if isinstance(entries[0], str) else []
+
+
+def _code_objects(config: Any) -> list[str]:
+    """Where the config embeds Python code: Keras 3 '__lambda__' objects, Keras 2 Lambda bytecode."""
+    found = []
+    stack: list[tuple[str, Any]] = [("", config)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("class_name") == "__lambda__":
+                found.append(path or "/")
+            if item.get("function_type") in ("lambda", "raw") or item.get("output_shape_type") in ("lambda", "raw"):
+                found.append(f"{path}/{item.get('name', 'lambda')}")
+            stack.extend((f"{path}/{key}", value) for key, value in item.items())
+        elif isinstance(item, list):
+            stack.extend((f"{path}/{index}", value) for index, value in enumerate(item))
+    return sorted(set(found))
 
 
 def _input_shape(model: dict[str, Any]) -> list[Any] | None:

@@ -11,10 +11,12 @@ environment. Either way it runs in its own session with hard resource limits tha
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ import grader
 ISOLATIONS = ("auto", "bubblewrap", "process")
 SANDBOX_TMP_BYTES = 256 * 1024 * 1024
 NOBODY = 65534
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ def popen(argv: list[str], env: dict[str, str], cwd: str, limits: Limits, stderr
 
 
 def _apply_limits(limits: Limits) -> None:
+    _die_with_parent()
     # Soft and hard limits set together: the child (and a payload in it) cannot raise them again.
     for kind, value in (
         (resource.RLIMIT_AS, limits.address_space_bytes),
@@ -183,6 +187,15 @@ def _apply_limits(limits: Limits) -> None:
     ):
         with contextlib.suppress(ValueError, OSError):  # a limit already lower than asked for stays so
             resource.setrlimit(kind, (value, value))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this child when the grading process dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _namespace_args() -> list[str]:

@@ -373,17 +373,18 @@ def _place(source: Path, target: Path) -> None:
 
 
 INSPECTION_BUDGET = Budget(wall_seconds=60.0, memory_bytes=2 * 1024**3, processes=4)
-STAGING_INSIDE = "/staging"
 
 
-def inspect_files(paths: list[Path], *, isolation: sandbox.Isolation, folder: Path, workdir: Path,
+def inspect_files(paths: list[Path], *, isolation: sandbox.Isolation, workdir: Path,
                   on_result: Callable[[Path, dict[str, Any]], None]) -> None:
-    """Inspect staged files (all inside `folder`) in a sandboxed h5py-only child.
+    """Inspect files in a sandboxed h5py-only child that sees one file at a time (in its inbox).
 
     `on_result` gets, for each path, {"ok": True, "inspection": {...}} or {"ok": False, "error": "..."}.
     A file that crashes, stalls or over-uses the child gets an error and a fresh child takes the rest.
     """
-    visible = sandbox.visible_paths(isolation, {str(folder): STAGING_INSIDE})
+    inbox = workdir / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    visible = sandbox.visible_paths(isolation, {str(inbox): INBOX_INSIDE})
     limits = sandbox.Limits(address_space_bytes=4 * 1024**3)
     child: ChildProcess | None = None
     try:
@@ -392,16 +393,19 @@ def inspect_files(paths: list[Path], *, isolation: sandbox.Isolation, folder: Pa
                 child = ChildProcess(isolation=isolation, module="grader.inspection", args=[],
                                      readable=visible, workdir=workdir, limits=limits)
                 child.start(timeout=60)
-            inside = f"{visible[str(folder)]}/{path.relative_to(folder)}"
+            staged = inbox / MODEL_NAME
+            _place(path, staged)
             failure = ""
             try:
-                answer = child.ask({"path": inside}, INSPECTION_BUDGET)
+                answer = child.ask({"path": f"{visible[str(inbox)]}/{MODEL_NAME}"}, INSPECTION_BUDGET)
             except WorkerTimeout:
                 failure = f"did not finish within {INSPECTION_BUDGET.wall_seconds:g} s"
             except _OverBudget as error:
                 failure = str(error)
             except WorkerError as error:
                 failure = f"crashed the reader ({error})"
+            finally:
+                staged.unlink(missing_ok=True)
             if failure:
                 # The file broke the reader: it goes, and a fresh one reads the next file.
                 child.kill()

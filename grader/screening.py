@@ -13,9 +13,23 @@ from grader.assignment import Assignment, Limit
 from grader.inspection import Inspection
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
-# Classes that carry Python code or call out of Keras: never built outside a sandbox, and only when
-# the instructor allows it.
+# Classes that carry Python code: never built outside a sandbox, and only when the instructor allows it.
 CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
+# Classes refused whatever the allow-list says, and why, in words a TA can pass on.
+DANGEROUS_LAYERS = {
+    "TFSMLayer": "loads a TensorFlow SavedModel from a path on disk",
+    "StringLookup": "can read a vocabulary file from disk",
+    "IntegerLookup": "can read a vocabulary file from disk",
+    "TextVectorization": "can read vocabulary and IDF files from disk",
+    "TorchModuleWrapper": "runs a pickled PyTorch module",
+    "JaxLayer": "runs a JAX function",
+    "FlaxLayer": "runs a Flax module",
+}
+# Python modules a Keras config may name for its classes: Keras's own.
+KERAS_MODULES = ("keras", "tf_keras")
+# A config may declare more parameters than the file stores by this much before it is called a lie
+# (covers rounding in layers this grader does not model exactly).
+CONFIG_SLACK = 1.05
 
 
 @dataclass(frozen=True)
@@ -55,13 +69,14 @@ def screen(inspection: Inspection, assignment: Assignment, *, allow_lambda: bool
     checks = [_format_check(inspection)]
     if checks[0].outcome == FAIL:
         return checks
+    checks.append(_storage_check(inspection))
     model = _model_check(inspection)
     checks.append(model)
     if model.outcome == FAIL:
         return checks
     checks.append(_layers_check(inspection, assignment, allow_lambda))
-    checks.append(limit_check("parameters", inspection.parameter_count, assignment.limits.parameters,
-                              "parameters", "use fewer or narrower layers"))
+    checks.append(_code_check(inspection, allow_lambda))
+    checks.append(_parameters_check(inspection, assignment))
     checks.append(_output_check(inspection, assignment))
     return checks
 
@@ -88,6 +103,25 @@ def _format_check(inspection: Inspection) -> Check:
     return Check("HDF5 file", PASS, "valid HDF5")
 
 
+def _storage_check(inspection: Inspection) -> Check:
+    """The HDF5 structure: nothing may point outside the file or declare bytes it does not store."""
+    advice = "save the model with model.save('name.h5') and upload that file unchanged"
+    found = [
+        (inspection.links, "links that leave the file or point elsewhere in it"),
+        (inspection.external_datasets, "datasets stored in other files (external storage)"),
+        (inspection.virtual_datasets, "virtual datasets mapped from other files"),
+        (inspection.unbacked_datasets, "datasets declaring far more bytes than the file stores"),
+    ]
+    for items, what in found:
+        if items:
+            return Check("HDF5 structure", FAIL, f"{what}: {', '.join(items[:3])}; Keras never writes these",
+                         advice)
+    if inspection.truncated_walk:
+        return Check("HDF5 structure", FAIL, f"more than {inspection.objects - 1:,} HDF5 objects; a Keras model "
+                     "file holds far fewer", advice)
+    return Check("HDF5 structure", PASS, f"{inspection.objects:,} objects, all inside the file")
+
+
 def _model_check(inspection: Inspection) -> Check:
     if inspection.weights_only:
         return Check("model", FAIL, "the file holds weights only (save_weights), not a model",
@@ -102,13 +136,26 @@ def _model_check(inspection: Inspection) -> Check:
 
 
 def _layers_check(inspection: Inspection, assignment: Assignment, allow_lambda: bool) -> Check:
+    classes = {layer.class_name for layer in inspection.layers}
+    dangerous = sorted(classes & set(DANGEROUS_LAYERS))
+    if dangerous:
+        why = "; ".join(f"{name} {DANGEROUS_LAYERS[name]}" for name in dangerous)
+        return Check("layers", FAIL, f"{why}: never loaded for marking", "use Keras's built-in computing layers only")
     allowed = assignment.screening.allowed_layers
-    code = sorted({layer.class_name for layer in inspection.layers if layer.class_name in CODE_LAYERS})
-    unknown = sorted({layer.class_name for layer in inspection.layers
-                      if layer.class_name not in allowed and layer.class_name not in CODE_LAYERS})
+    unknown = sorted(classes - allowed - CODE_LAYERS)
     if unknown:
         return Check("layers", FAIL, f"uses layer classes this assignment does not allow: {', '.join(unknown)}",
                      "use Keras's built-in layers only (custom layer classes cannot be loaded for marking)")
+    custom = sorted({f"{layer.class_name} ({layer.registered_name})" for layer in inspection.layers
+                     if layer.registered_name and layer.registered_name != layer.class_name})
+    if custom:
+        return Check("layers", FAIL, f"registered as custom objects: {', '.join(custom)}",
+                     "use Keras's built-in layers only")
+    readers = [f"{layer.name}: {', '.join(layer.reads_files)}" for layer in inspection.layers if layer.reads_files]
+    if readers:
+        return Check("layers", FAIL, f"layers that read files from disk: {'; '.join(readers)}",
+                     "remove the file paths from the model")
+    code = sorted(classes & CODE_LAYERS)
     if code and not allow_lambda:
         return Check("layers", FAIL, f"uses {', '.join(code)}: a layer that carries Python code, which is "
                      "never run on the marking machine", "replace the Lambda layer with built-in layers "
@@ -117,6 +164,39 @@ def _layers_check(inspection: Inspection, assignment: Assignment, allow_lambda: 
         return Check("layers", WARN, f"uses {', '.join(code)} (Python code), allowed by the instructor "
                      "and run inside the sandbox only")
     return Check("layers", PASS, ", ".join(inspection.layer_classes) or "no layers")
+
+
+def _code_check(inspection: Inspection, allow_lambda: bool) -> Check:
+    """Module paths and embedded code anywhere in the config (activations, initializers, nested objects)."""
+    foreign = sorted(m for m in inspection.modules if m.split(".")[0] not in KERAS_MODULES)
+    if foreign:
+        return Check("config", FAIL, f"names Python modules outside Keras: {', '.join(foreign)}",
+                     "use Keras's built-in layers, activations and initializers only")
+    if inspection.code_objects and not allow_lambda:
+        return Check("config", FAIL, f"embeds Python code at {', '.join(inspection.code_objects[:3])}",
+                     "replace lambdas and custom functions with Keras's built-in layers and activations")
+    if inspection.code_objects:
+        return Check("config", WARN, f"embeds Python code at {', '.join(inspection.code_objects[:3])}, allowed "
+                     "by the instructor and run inside the sandbox only")
+    return Check("config", PASS, "Keras classes only, no embedded code")
+
+
+def _parameters_check(inspection: Inspection, assignment: Assignment) -> Check:
+    """The parameter count from the stored weights and from the config; both must agree with the limit."""
+    stored, declared = inspection.parameter_count, inspection.config_parameters
+    limit = assignment.limits.parameters
+    advice = "use fewer or narrower layers"
+    if declared is not None and declared > stored * CONFIG_SLACK + 1000 and declared > limit.maximum:
+        return Check("parameters", FAIL, f"the config declares {declared:,} parameters but the file stores "
+                     f"{stored:,}: building it would allocate what the file never held",
+                     "save the trained model with model.save('name.h5')")
+    counted = max(stored, declared or 0)
+    check = limit_check("parameters", counted, limit, "parameters", advice)
+    if check.outcome == PASS and declared is not None and inspection.config_complete and declared != stored:
+        return Check("parameters", WARN, f"the config declares {declared:,} parameters, the file stores {stored:,}",
+                     "save the model again with model.save('name.h5')")
+    return check
+
 
 
 def _output_check(inspection: Inspection, assignment: Assignment) -> Check:
