@@ -18,6 +18,7 @@ from grader.errors import GraderError, WorkerError
 
 EXIT_OK = 0
 EXIT_CANNOT_RUN = 1
+EXIT_INTERRUPTED = 130
 
 
 class _DefaultToRun(click.Group):
@@ -69,11 +70,14 @@ def cli() -> None:
               show_default=True, help="Sandbox for workers: bubblewrap when it works, else a plain subprocess.")
 @click.option("--time-limit", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
               help="Per-submission limit to load and predict (default: the assignment's).")
+@click.option("--memory-limit", type=click.FloatRange(min=0.5), default=None, metavar="GB",
+              help="Memory one worker may use (default 6); a model over it is stopped (over_limit).")
 @click.option("--fresh-workers", is_flag=True, help="Start a new worker for every submission (slower).")
 @click.option("--allow-lambda", is_flag=True,
               help="Grade models with Lambda layers (their code then runs, inside the sandbox only).")
 def run_command(submissions: Path, heldout: Path, assignment: str | None, out: Path, workers: int | None,
-                isolation: str, time_limit: float | None, fresh_workers: bool, allow_lambda: bool) -> None:
+                isolation: str, time_limit: float | None, memory_limit: float | None, fresh_workers: bool,
+                allow_lambda: bool) -> None:
     """Grade every student in SUBMISSIONS and write marks.csv and reports.
 
     \b
@@ -90,13 +94,16 @@ def run_command(submissions: Path, heldout: Path, assignment: str | None, out: P
         with progress:
             summary = grade_cohort(submissions, assignment=assignment, heldout=heldout, out=out,
                                    isolation=isolation, workers=workers, fresh_workers=fresh_workers,
-                                   allow_lambda=allow_lambda, time_limit=time_limit, progress=progress)
+                                   allow_lambda=allow_lambda, time_limit=time_limit,
+                                   memory_limit_gb=memory_limit, progress=progress)
     except GraderError as error:
         raise _fail(error) from None
     except WorkerError as error:
         raise _fail(f"cannot run a sandboxed child process: {error}") from None
-    except RuntimeError as error:  # bubblewrap asked for and not available
-        raise _fail(error) from None
+    except KeyboardInterrupt:
+        click.echo("Interrupted. Every result finished so far is kept in the gradebook: run the same command "
+                   "again to resume.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     _print_summary(summary)
 
 

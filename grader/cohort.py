@@ -22,6 +22,7 @@ import grader
 from grader import scoring
 from grader.assignment import Assignment, load_assignment
 from grader.discovery import Submission, discover_submissions
+from grader.errors import GraderError
 from grader.gradebook import Evaluation, Gradebook
 from grader.heldout import HeldoutSet, load_heldout, write_images
 from grader.inspection import Inspection
@@ -35,6 +36,7 @@ from grader.status import STATUSES
 FAILED_RUNS = {"timeout": "timeout", "crashed": "crashed", "memory": "over_limit", "processes": "over_limit"}
 FAILED_STAGES = {"load": "load_failed", "predict": "predict_failed", "output": "bad_output"}
 WORK_FOLDER = ".work"
+DEFAULT_MEMORY_GB = 6.0
 
 
 class Progress(Protocol):
@@ -95,6 +97,7 @@ def grade_cohort(
     fresh_workers: bool = False,
     allow_lambda: bool = False,
     time_limit: float | None = None,
+    memory_limit_gb: float | None = None,
     progress: Progress | None = None,
 ) -> RunSummary:
     """Grade every student under `submissions` (a folder or Moodle zip) and write marks and reports to `out`."""
@@ -105,6 +108,10 @@ def grade_cohort(
     heldout_set = load_heldout(heldout, rules.data)
     students = [_Student(s) for s in discover_submissions(submissions)]
     chosen_isolation = choose_isolation(isolation)
+    if allow_lambda and chosen_isolation.kind != "bubblewrap":
+        # A Lambda's code must only ever run in the sandbox: without one, --allow-lambda would run
+        # students' code with the grader's own rights.
+        raise GraderError(f"--allow-lambda needs the bubblewrap sandbox, and {chosen_isolation.detail}")
     if chosen_isolation.kind != "bubblewrap":
         progress.note(f"isolation: {chosen_isolation.detail}")
     out = Path(out)
@@ -122,11 +129,13 @@ def grade_cohort(
             submissions=str(Path(submissions).resolve()),
             isolation=chosen_isolation.kind,
             options={"workers": workers, "fresh_workers": fresh_workers, "allow_lambda": allow_lambda,
-                     "time_limit_seconds": rules.evaluation.time_limit_seconds},
+                     "time_limit_seconds": rules.evaluation.time_limit_seconds,
+                     "memory_limit_gb": memory_limit_gb},
         )
+        budget = Budget(wall_seconds=rules.evaluation.time_limit_seconds,
+                        memory_bytes=int((memory_limit_gb or DEFAULT_MEMORY_GB) * 1024**3))
         run = _Run(book, run_id, rules, heldout_set, chosen_isolation,
-                   (out / WORK_FOLDER / f"run-{run_id}").resolve(),
-                   progress, allow_lambda)
+                   (out / WORK_FOLDER / f"run-{run_id}").resolve(), progress, allow_lambda, budget)
         try:
             run.grade(students, workers=workers, fresh_workers=fresh_workers)
         finally:
@@ -154,10 +163,12 @@ def _clear_stale_work(out: Path) -> None:
 
 class _Run:
     def __init__(self, book: Gradebook, run_id: int, rules: Assignment, heldout: HeldoutSet,
-                 isolation: Isolation, workdir: Path, progress: Progress, allow_lambda: bool) -> None:
+                 isolation: Isolation, workdir: Path, progress: Progress, allow_lambda: bool,
+                 budget: Budget) -> None:
         self.book, self.run_id, self.rules, self.heldout = book, run_id, rules, heldout
         self.isolation, self.workdir, self.progress = isolation, workdir, progress
         self.allow_lambda = allow_lambda
+        self.budget = budget
         self.evaluated = 0
         self.reused = 0
         self._staged = 0
@@ -182,8 +193,7 @@ class _Run:
         if jobs:
             scheduler = Scheduler(
                 isolation=self.isolation, images=images, workdir=self.workdir / "workers",
-                workers=workers or default_workers(), fresh_each=fresh_workers,
-                budget=Budget(wall_seconds=self.rules.evaluation.time_limit_seconds),
+                workers=workers or default_workers(), fresh_each=fresh_workers, budget=self.budget,
             )
             scheduler.run(jobs, lambda outcome: self._record_outcome(sharing[outcome.key], outcome))
 
@@ -260,12 +270,15 @@ class _Run:
             self._mark(student, stored, reused=True)
             return None
         assert submission.chosen is not None
-        runs_code = any(c.name == "layers" and c.outcome == WARN for c in student.checks)
+        runs_code = any(c.name in ("layers", "config") and c.outcome == WARN for c in student.checks)
         return Job(
             key=student.staged.sha256,
             model_path=student.staged.path,
             name=Path(submission.chosen.name).name,
             request={
+                # Keras refuses a Lambda's bytecode in safe mode: only an instructor's --allow-lambda
+                # lets it load, and then only in a worker of its own, inside the sandbox.
+                "safe_mode": not runs_code,
                 "scale": self.rules.data.scale,
                 "batch_size": self.rules.evaluation.batch_size,
                 "mlp_input": list(self.rules.evaluation.mlp_input),

@@ -19,6 +19,10 @@ class SubmissionsError(GraderError):
     "The submissions path is not a folder or a Moodle zip that can be read"
 
 
+class SandboxUnavailable(GraderError):
+    "bubblewrap was asked for and cannot start a sandbox on this machine"
+
+
 class NotAnH5File(GraderError):
     "The file given to `grade inspect` cannot be opened as HDF5"
 

@@ -250,13 +250,14 @@ def _check_dataset(name: str, dataset: Any, external: list[str], virtual: list[s
 
 def _read_config(attrs: Any) -> dict[str, Any]:
     facts: dict[str, Any] = {}
-    stored = attrs.get_id("model_config").get_storage_size()
-    facts["config_bytes"] = int(stored)
-    if stored > MAX_CONFIG_BYTES:
-        facts["config_error"] = f"model config is {stored:,} bytes (limit {MAX_CONFIG_BYTES:,})"
-        return facts
+    # A variable-length string attribute does not say its size until it is read; reading it is bounded
+    # by the file size (itself checked against the upload limit) and by the reader's memory budget.
     raw = attrs["model_config"]
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+    facts["config_bytes"] = len(text)
+    if len(text) > MAX_CONFIG_BYTES:
+        facts["config_error"] = f"model config is {len(text):,} bytes (limit {MAX_CONFIG_BYTES:,})"
+        return facts
     depth = _json_depth(text)
     facts["config_depth"] = depth
     if depth > MAX_CONFIG_DEPTH:

