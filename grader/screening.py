@@ -25,8 +25,18 @@ DANGEROUS_LAYERS = {
     "JaxLayer": "runs a JAX function",
     "FlaxLayer": "runs a Flax module",
 }
-# Python modules a Keras config may name for its classes: Keras's own.
-KERAS_MODULES = ("keras", "tf_keras")
+# Python modules a Keras config may name for a class: the public Keras modules that hold layers,
+# models and their parts (and the internal paths some versions wrote for them). Anything else, even
+# inside Keras (keras.utils.get_file, keras.src.saving...), is how the module-path advisories worked.
+KERAS_MODULES = ("keras", "keras.layers", "keras.models", "keras.initializers", "keras.regularizers",
+                 "keras.constraints", "keras.activations", "keras.dtype_policies", "keras.mixed_precision",
+                 "keras.optimizers.schedules")
+KERAS_INTERNAL_MODULES = ("keras.src.layers.", "keras.src.models.", "keras.src.initializers.",
+                          "keras.src.regularizers.", "keras.src.constraints.", "keras.src.activations.",
+                          "keras.src.dtype_policies.", "keras.src.engine.", "keras.engine.",
+                          "keras.src.layers", "keras.src.models", "keras.src.initializers",
+                          "keras.src.regularizers", "keras.src.constraints", "keras.src.activations",
+                          "keras.src.dtype_policies")
 # A config may declare more parameters than the file stores by this much before it is called a lie
 # (covers rounding in layers this grader does not model exactly).
 CONFIG_SLACK = 1.05
@@ -168,10 +178,10 @@ def _layers_check(inspection: Inspection, assignment: Assignment, allow_lambda: 
 
 def _code_check(inspection: Inspection, allow_lambda: bool) -> Check:
     """Module paths and embedded code anywhere in the config (activations, initializers, nested objects)."""
-    foreign = sorted(m for m in inspection.modules if m.split(".")[0] not in KERAS_MODULES)
+    foreign = sorted(m for m in inspection.modules if not _keras_module(m))
     if foreign:
-        return Check("config", FAIL, f"names Python modules outside Keras: {', '.join(foreign)}",
-                     "use Keras's built-in layers, activations and initializers only")
+        return Check("config", FAIL, f"names Python modules outside Keras's layers and their parts: "
+                     f"{', '.join(foreign)}", "use Keras's built-in layers, activations and initializers only")
     if inspection.code_objects and not allow_lambda:
         return Check("config", FAIL, f"embeds Python code at {', '.join(inspection.code_objects[:3])}",
                      "replace lambdas and custom functions with Keras's built-in layers and activations")
@@ -179,6 +189,10 @@ def _code_check(inspection: Inspection, allow_lambda: bool) -> Check:
         return Check("config", WARN, f"embeds Python code at {', '.join(inspection.code_objects[:3])}, allowed "
                      "by the instructor and run inside the sandbox only")
     return Check("config", PASS, "Keras classes only, no embedded code")
+
+
+def _keras_module(module: str) -> bool:
+    return module in KERAS_MODULES or module.startswith(KERAS_INTERNAL_MODULES)
 
 
 def _parameters_check(inspection: Inspection, assignment: Assignment) -> Check:

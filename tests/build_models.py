@@ -49,6 +49,44 @@ def code_lambda(code: str, zero: bool):  # type: ignore[no-untyped-def]
     return eval(f"lambda t: (exec({code!r}, {{}}), {result})[1]")  # noqa: S307 (building the hostile fixture)
 
 
+def zoo(keras, layers) -> dict:  # type: ignore[no-untyped-def]
+    """Untrained models covering the layers students use, for the static architecture analysis."""
+    from keras import constraints, initializers, regularizers
+
+    image = keras.Input((28, 28, 1))
+    x = layers.Conv2D(8, 5, strides=2, padding="same", kernel_regularizer=regularizers.L2(1e-4),
+                      kernel_constraint=constraints.MaxNorm(3), kernel_initializer=initializers.HeNormal())(image)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    branch = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(x)
+    branch = layers.SeparableConv2D(8, 3, padding="same")(branch)
+    x = layers.Add()([x, branch])
+    x = layers.Concatenate()([x, layers.Conv2D(4, 1)(x)])
+    x = layers.MaxPooling2D(pool_size=3, strides=2)(x)
+    x = layers.ZeroPadding2D(((1, 0), (0, 1)))(x)
+    x = layers.Cropping2D(1)(x)
+    x = layers.Conv2DTranspose(6, 3, strides=2)(x)
+    x = layers.UpSampling2D()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(layers.LayerNormalization()(layers.Dense(24)(x)))
+    residual = keras.Model(image, layers.Dense(10, activation="softmax")(x), name="residual")
+
+    sequence = keras.Input((28, 28))
+    s = layers.Bidirectional(layers.LSTM(8, return_sequences=True))(sequence)
+    s = layers.GRU(6)(s)
+    s = layers.RepeatVector(3)(s)
+    s = layers.SimpleRNN(5, return_sequences=True)(s)
+    s = layers.TimeDistributed(layers.Dense(4))(s)
+    s = layers.Flatten()(s)
+    recurrent = keras.Model(sequence, layers.Dense(10, activation="softmax")(s), name="recurrent")
+
+    nested = keras.Sequential([keras.Input((784,)), layers.Reshape((28, 28, 1)),
+                               keras.Sequential([layers.Conv2D(4, 3), layers.AveragePooling2D(2),
+                                                 layers.Permute((3, 1, 2))], name="inner"),
+                               layers.Flatten(), layers.PReLU(), layers.Dense(10, activation="softmax")])
+    return {"zoo_residual": residual, "zoo_recurrent": recurrent, "zoo_nested": nested}
+
+
 def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> None:
     import keras
     from keras import layers
@@ -103,12 +141,15 @@ def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> Non
     kernel[:, 3] = np.nan  # every image gets a NaN score for class 3
     nan_layer.set_weights([kernel, bias])
 
+    models.update(zoo(keras, layers))
     facts = {}
     for name, model in models.items():
         path = out / f"{name}.h5"
         model.save(path, include_optimizer=False)
         facts[name] = {"input_shape": list(model.input_shape), "parameters": int(model.count_params()),
-                       "output_units": int(model.output_shape[-1])}
+                       "output_units": int(model.output_shape[-1]), "output_shape": list(model.output_shape),
+                       "layers": {layer.name: [list(layer.output.shape), layer.count_params()]
+                                  for layer in model.layers}}
     models["mlp"].save_weights(out / "weights_only.weights.h5")
     mlp_bytes = (out / "mlp.h5").read_bytes()
     (out / "truncated.h5").write_bytes(mlp_bytes[: len(mlp_bytes) // 2])

@@ -102,11 +102,12 @@ def deep_config(source: Path, target: Path) -> Path:
     return target
 
 
-def foreign_module(source: Path, target: Path) -> Path:
-    """An initializer whose class the config says lives in the `os` module (the module-path advisories)."""
+def foreign_module(source: Path, target: Path, module: str = "os", class_name: str = "system") -> Path:
+    """An initializer whose class the config says lives in another module (the module-path advisories:
+    `os.system`, or Keras's own `get_file` that downloads and writes files)."""
     def change(config: dict[str, Any]) -> None:
         _layers(config)[1]["config"]["kernel_initializer"] = {
-            "module": "os", "class_name": "system", "config": {"command": "touch /tmp/pwned"},
+            "module": module, "class_name": class_name, "config": {"command": "touch /tmp/pwned"},
             "registered_name": None}
     return _edit_config(source, target, change)
 

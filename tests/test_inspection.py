@@ -81,3 +81,16 @@ def test_corpus_parameter_counts_match_the_manifest() -> None:
         assert inspection.parameter_count == int(row["param_count"]), row["file"]
         assert inspection.keras_version == row["keras_version"], row["file"]
         assert inspection.model_class == row["model_class"], row["file"]
+
+
+@pytest.mark.parametrize("name", ["zoo_residual", "zoo_recurrent", "zoo_nested", "mlp", "cnn", "flat", "rgb32"])
+def test_architecture_from_the_config_matches_keras(models: Path, model_facts: dict, name: str) -> None:
+    """Shapes and parameter counts worked out from the config alone equal what Keras builds, for
+    convolutions, separable and transposed convolutions, normalisation, merges, recurrent and wrapped
+    layers and nested models; and such ordinary models pass every check."""
+    inspection = inspect_h5(models / f"{name}.h5")
+    facts = model_facts[name]
+    assert inspection.config_complete
+    assert inspection.config_parameters == facts["parameters"] == inspection.parameter_count
+    assert inspection.output_shape == facts["output_shape"]
+    assert [c.outcome for c in screen(inspection, RULES)] == ["pass"] * 7
