@@ -29,9 +29,10 @@ from grader.inspection import Inspection
 from grader.reports import write_reports
 from grader.sandbox import Isolation, choose_isolation
 from grader.scheduler import Budget, Job, Outcome, Scheduler, inspect_files
-from grader.screening import FAIL, WARN, Check, refused, screen, size_check, summary
+from grader.screening import CODE_LAYERS, FAIL, PASS, WARN, Check, refused, screen, size_check, summary
 from grader.staging import Staged, StagingError, stage
 from grader.status import STATUSES
+from grader.versions import saved_with
 
 FAILED_RUNS = {"timeout": "timeout", "crashed": "crashed", "memory": "over_limit", "processes": "over_limit"}
 FAILED_STAGES = {"load": "load_failed", "predict": "predict_failed", "output": "bad_output"}
@@ -256,7 +257,9 @@ class _Run:
         """Screen a staged file; finish it now (refused, or a stored evaluation) or return its job."""
         submission = student.submission
         if student.inspection is not None:
-            student.checks.extend(screen(student.inspection, self.rules, allow_lambda=self.allow_lambda))
+            name = Path(submission.chosen.name).name if submission.chosen else ""
+            student.checks.extend(screen(student.inspection, self.rules, file_name=name,
+                                         allow_lambda=self.allow_lambda))
         for note in submission.notes:
             student.checks.append(Check("file choice", WARN, note, "leave only the model to be marked in the folder"))
         if refused(student.checks):
@@ -271,6 +274,14 @@ class _Run:
             return None
         assert submission.chosen is not None
         runs_code = any(c.name in ("layers", "config") and c.outcome == WARN for c in student.checks)
+        inspection = student.inspection
+        # A Keras 2 file that Keras 3 cannot use is tried with tf_keras, TF 2.18's Keras 2 loader. That
+        # loader runs Lambda bytecode whatever safe_mode says, so screening must have found no code in
+        # the file, or the instructor must have allowed it.
+        keras2 = inspection is not None and saved_with(inspection.keras_version).keras_major != 3
+        carries_code = inspection is not None and bool(inspection.code_objects or
+                                                       set(inspection.layer_classes) & CODE_LAYERS)
+        loaders = ["keras3", "tf_keras"] if keras2 and (self.allow_lambda or not carries_code) else ["keras3"]
         return Job(
             key=student.staged.sha256,
             model_path=student.staged.path,
@@ -284,6 +295,8 @@ class _Run:
                 "mlp_input": list(self.rules.evaluation.mlp_input),
                 "cnn_input": list(self.rules.evaluation.cnn_input),
                 "input_mode": self.rules.evaluation.input_mode,
+                "image_shape": list(self.rules.data.image_shape),
+                "loaders": loaders,
             },
             # A file that runs code gets a worker of its own, thrown away afterwards.
             fresh=runs_code,
@@ -333,6 +346,7 @@ class _Run:
             status = FAILED_STAGES.get(answer.get("stage", ""), "load_failed")
             self._finish(student, status, _failure_reason(answer), detail)
             return
+        student.checks.extend(_evaluation_checks(answer, self.rules))
         assert evaluation.predictions is not None and evaluation.output_shape is not None
         labels = self.heldout.labels
         correct = scoring.count_correct(evaluation.predictions, labels)
@@ -393,6 +407,15 @@ def default_workers() -> int:
 
 
 def _failure_reason(answer: dict[str, Any]) -> str:
+    reason = _stage_failure(answer)
+    for other in answer.get("fallback_from", []):
+        reason += f"; {other.get('loader', 'the Keras 2 loader')} failed too: {_stage_failure(other)}"
+    if answer.get("adapt_error"):
+        reason += f"; fed the shape it declares, it failed again: {answer['adapt_error']}"
+    return reason
+
+
+def _stage_failure(answer: dict[str, Any]) -> str:
     error = answer.get("error", "unknown error")
     stage = answer.get("stage")
     if stage == "load":
@@ -405,6 +428,30 @@ def _failure_reason(answer: dict[str, Any]) -> str:
     return error
 
 
+def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]:
+    """What the evaluation showed that the official script would have done differently."""
+    checks = []
+    failed = answer.get("fallback_from") or []
+    if failed:
+        checks.append(Check("loader", PASS, f"Keras 3, the official script's loader, cannot use this Keras 2 file "
+                            f"({_stage_failure(failed[0])}); graded with {answer['loader']}, TensorFlow "
+                            f"{rules.versions.tensorflow}'s Keras 2 loader"))
+    else:
+        checks.append(Check("loader", PASS, f"loaded by {answer.get('loader')}, as the official script loads it"))
+    if answer.get("official_load_error"):
+        checks.append(Check("official script", WARN, "the official script's load_model(file) would fail while "
+                            f"compiling the saved training setup ({answer['official_load_error']}); graded "
+                            "with compile=False, which predicts the same",
+                            "save the model again with the TensorFlow the coursework names"))
+    adapted = answer.get("adapted")
+    if adapted:
+        repeated = " with the grey image in each of 3 channels" if adapted["channels_repeated"] > 1 else ""
+        checks.append(Check("input", WARN, f"the official script would fail ({adapted['reference_error']}); "
+                            f"fed {_shape(adapted['fed_shape'])} as the model declares{repeated}",
+                            "take 28x28x1 input (or 784 values) as the official script feeds"))
+    return checks
+
+
 def _shape(shape: Any) -> str:
     if not isinstance(shape, list):
         return str(shape)
@@ -414,7 +461,8 @@ def _shape(shape: Any) -> str:
 def _evaluation_detail(evaluation: Evaluation, reused: bool) -> dict[str, Any]:
     answer = evaluation.answer or {}
     keys = ("net_type", "input_shape", "fed_shape", "output_shape", "loader", "load_seconds", "predict_seconds",
-            "parameters", "summary", "versions", "stage", "error", "worker")
+            "parameters", "summary", "versions", "stage", "error", "worker", "adapted", "official_load_error",
+            "fallback_from")
     return {
         "id": evaluation.id,
         "status": evaluation.status,

@@ -19,6 +19,7 @@ from grader.assignment import Assignment
 from grader.gradebook import Gradebook
 from grader.heldout import HeldoutSet
 from grader.status import MARKED
+from grader.versions import saved_with
 
 MARKS_COLUMNS = ("student_id", "student_name", "folder", "file", "status", "accuracy", "correct", "total",
                  "score", "reason", "sha256")
@@ -82,6 +83,7 @@ def build_report(row: dict[str, Any], run: dict[str, Any], book: Gradebook, held
         "checks": detail.get("checks", []),
         "inspection": _inspection_summary(detail.get("inspection")),
         "evaluation": detail.get("evaluation"),
+        "versions": _versions(detail, assignment),
         "heldout": {"source": heldout.source, "sha256": heldout.sha256, "images_sha256": heldout.images_sha256,
                     "size": heldout.size},
         "assignment": {"name": assignment.name, "title": assignment.title, "path": assignment.path,
@@ -97,6 +99,21 @@ def build_report(row: dict[str, Any], run: dict[str, Any], book: Gradebook, held
             report["per_class"] = scoring.per_class_accuracy(evaluation.predictions, heldout.labels, classes)
             report["confusion"] = scoring.confusion_matrix(evaluation.predictions, heldout.labels, classes).tolist()
     return report
+
+
+def _versions(detail: dict[str, Any], assignment: Assignment) -> dict[str, Any]:
+    """Saved-with (from the file), graded-with and the loader (from the evaluation), and the name's tag."""
+    inspection = detail.get("inspection") or {}
+    evaluation = detail.get("evaluation") or {}
+    saved = saved_with(inspection.get("keras_version"), inspection.get("backend")) if inspection else None
+    used = evaluation.get("versions") or {}
+    loader = evaluation.get("loader")
+    graded = (f"TensorFlow {used['tensorflow']} with {loader}" if used.get("tensorflow") and loader
+              else f"TensorFlow {assignment.versions.tensorflow} (not evaluated)")
+    return {"saved_with": saved.description if saved else None,
+            "keras_version": inspection.get("keras_version"),
+            "graded_with": graded, "loader": loader,
+            "tag": next((c["message"] for c in detail.get("checks", []) if c["name"] == "TF version"), None)}
 
 
 def _inspection_summary(inspection: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -123,7 +140,10 @@ def report_markdown(report: dict[str, Any]) -> str:
                          f"{mark['images_to_next_band']:,} more correct images")
     if report["reason"]:
         lines.append(f"**Reason:** {report['reason']}")
+    versions = report["versions"]
     lines += ["", f"File: `{report['file']['name'] or '-'}`"]
+    if versions["saved_with"]:
+        lines.append(f"Saved with: {versions['saved_with']}; graded with: {versions['graded_with']}")
     if report["file"]["sha256"]:
         lines.append(f"sha256: `{report['file']['sha256']}`")
     lines += ["", "## Checks", "", "| check | outcome | found | what to do |", "|---|---|---|---|"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from grader.assignment import Assignment, Limit
 from grader.inspection import Inspection
+from grader.versions import SavedWith, parse_release, saved_with, version_tag
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 # Classes that carry Python code: never built outside a sandbox, and only when the instructor allows it.
@@ -74,7 +75,8 @@ def size_check(size: int, assignment: Assignment) -> Check:
                        "make the model smaller (fewer or narrower layers) so that the .h5 file fits the upload limit")
 
 
-def screen(inspection: Inspection, assignment: Assignment, *, allow_lambda: bool = False) -> list[Check]:
+def screen(inspection: Inspection, assignment: Assignment, *, file_name: str = "",
+           allow_lambda: bool = False) -> list[Check]:
     """Every check that can be made from the file alone, in the order a TA reads them."""
     checks = [_format_check(inspection)]
     if checks[0].outcome == FAIL:
@@ -88,6 +90,7 @@ def screen(inspection: Inspection, assignment: Assignment, *, allow_lambda: bool
     checks.append(_code_check(inspection, allow_lambda))
     checks.append(_parameters_check(inspection, assignment))
     checks.append(_output_check(inspection, assignment))
+    checks.append(version_check(inspection, assignment, file_name))
     return checks
 
 
@@ -222,6 +225,36 @@ def _output_check(inspection: Inspection, assignment: Assignment) -> Check:
         return Check("outputs", WARN, f"the last layer has {units} units; this assignment has {classes} classes",
                      f"end the model with Dense({classes}, activation='softmax')")
     return Check("outputs", PASS, f"{units} outputs, one per class")
+
+
+def version_check(inspection: Inspection, assignment: Assignment, file_name: str) -> Check:
+    """Saved-with against graded-with, and the coursework's rule: an older release carries a tag."""
+    grading = assignment.versions.tensorflow
+    release = parse_release(grading)
+    saved = saved_with(inspection.keras_version, inspection.backend)
+    tag = version_tag(file_name)
+    tag_text = f"tf{tag[0]}.{tag[1]}" if tag else ""
+    if saved.older_than(release):
+        if tag is None:
+            outcome = FAIL if assignment.versions.untagged_older_policy == "refuse" else WARN
+            return Check("TF version", outcome, f"saved by {saved.description}, older than TensorFlow {grading}, "
+                         "and the file name has no version tag",
+                         f"put the TensorFlow version in the file name, e.g. {_tagged(file_name, saved)}, as the "
+                         "coursework asks for older versions")
+        low, high = saved.tensorflow or (tag, tag)
+        if not low <= tag <= high and saved.family != "keras1":
+            return Check("TF version", WARN, f"the name's tag says TensorFlow {tag[0]}.{tag[1]} but the file was "
+                         f"saved by {saved.description}", "tag the file with the version that saved it")
+        return Check("TF version", PASS, f"saved by {saved.description}; tagged {tag_text} as the coursework asks")
+    tagged = f"; tagged {tag_text}" if tag else ""
+    return Check("TF version", PASS, f"saved by {saved.description}{tagged}; graded with TensorFlow {grading}")
+
+
+def _tagged(file_name: str, saved: SavedWith) -> str:
+    """The file name with a tag for the newest release that could have saved it (model_tf213.h5)."""
+    stem = file_name.rsplit("/", 1)[-1].rsplit(".", 1)[0] or "model"
+    major, minor = saved.tensorflow[1] if saved.tensorflow else (2, 13)
+    return f"{stem}_tf{major}{minor}.h5"
 
 
 def checks_from_json(items: list[dict[str, Any]]) -> list[Check]:

@@ -87,6 +87,38 @@ def zoo(keras, layers) -> dict:  # type: ignore[no-untyped-def]
     return {"zoo_residual": residual, "zoo_recurrent": recurrent, "zoo_nested": nested}
 
 
+def keras2_models(out: Path, x: np.ndarray, y: np.ndarray) -> None:
+    """Files written with the Keras 2 API (tf_keras, TensorFlow 2.18's Keras 2), and one rewritten into
+    the layout Keras <= 2.2 wrote (a Sequential config that is a bare list of layers), which Keras 3
+    cannot read."""
+    import h5py
+    import tf_keras
+    from tf_keras import layers
+
+    tf_keras.utils.set_random_seed(2)
+    mlp = tf_keras.Sequential([layers.Dense(24, activation="relu", input_shape=(784,)),
+                               layers.Dense(10, activation="softmax")])
+    mlp.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    mlp.fit(x.reshape(-1, 784), y, epochs=2, batch_size=64, verbose=0)
+    mlp.save(out / "k2_mlp.h5")
+    image = tf_keras.Input((28, 28, 1))
+    hidden = layers.Conv2D(4, 3, activation="relu")(image)
+    cnn = tf_keras.Model(image, layers.Dense(10, activation="softmax")(layers.Flatten()(hidden)))
+    cnn.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    cnn.fit(x.reshape(-1, 28, 28, 1), y, epochs=1, batch_size=64, verbose=0)
+    cnn.save(out / "k2_cnn.h5")
+    tf_keras.Sequential([layers.Lambda(lambda t: t * 1.0, input_shape=(784,)),
+                         layers.Dense(10, activation="softmax")]).save(out / "k2_lambda.h5")
+    legacy = out / "k2_legacy.h5"
+    legacy.write_bytes((out / "k2_mlp.h5").read_bytes())
+    with h5py.File(legacy, "r+") as handle:
+        config = json.loads(handle.attrs["model_config"])
+        config["config"] = config["config"]["layers"][1:]  # Keras <= 2.2: the layers, no InputLayer
+        config["config"][0]["config"]["batch_input_shape"] = [None, 784]
+        handle.attrs["model_config"] = json.dumps(config)
+        handle.attrs["keras_version"] = "2.1.3"
+
+
 def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> None:
     import keras
     from keras import layers
@@ -120,6 +152,10 @@ def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> Non
                                             layers.Dense(10, activation="softmax")]),
         "rgb32": keras.Sequential([keras.Input((32, 32, 3)), layers.Conv2D(2, 3), layers.Flatten(),
                                    layers.Dense(10, activation="softmax")]),
+        "rgb28": fit(keras.Sequential([keras.Input((28, 28, 3)), layers.Conv2D(4, 3, activation="relu"),
+                                       layers.MaxPooling2D(), layers.Flatten(),
+                                       layers.Dense(10, activation="softmax")]),
+                     np.repeat(x[..., None], 3, axis=-1)),
         "nan": keras.Sequential([keras.Input((784,)), layers.Dense(10, activation="softmax")]),
         # Passes every static check, then computes for minutes: 224x224 feature maps for 3,000 images.
         "slow": keras.Sequential([keras.Input((28, 28, 1)), layers.UpSampling2D((8, 8)),
@@ -150,6 +186,7 @@ def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> Non
                        "output_units": int(model.output_shape[-1]), "output_shape": list(model.output_shape),
                        "layers": {layer.name: [list(layer.output.shape), layer.count_params()]
                                   for layer in model.layers}}
+    keras2_models(out, x, y)
     models["mlp"].save_weights(out / "weights_only.weights.h5")
     mlp_bytes = (out / "mlp.h5").read_bytes()
     (out / "truncated.h5").write_bytes(mlp_bytes[: len(mlp_bytes) // 2])

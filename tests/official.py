@@ -55,7 +55,8 @@ def pointed_at(heldout: Path) -> str:
     """The official script with its data source pointed at `heldout` (an .npz with x and y)."""
     assert OFFICIAL_SCRIPT.count(LOAD_LINE) == 1 and OFFICIAL_SCRIPT.count(MLP_RESHAPE) == 1
     loader = (f"_heldout = np.load({str(heldout)!r}); "
-              "(x_train, labels_train), (x_test, labels_test) = (None, None), (_heldout['x'], _heldout['y'])")
+              "_x, _y = ('x', 'y') if 'x' in _heldout else ('x_test', 'y_test'); "
+              "(x_train, labels_train), (x_test, labels_test) = (None, None), (_heldout[_x], _heldout[_y])")
     return (OFFICIAL_SCRIPT.replace(LOAD_LINE, loader)
             .replace(MLP_RESHAPE, "x_test = x_test.reshape(x_test.shape[0], 784)"))
 
@@ -79,9 +80,15 @@ print("RESULTS=" + json.dumps(results))
 '''
 
 
-def run_official(folders: list[Path], heldout: Path) -> dict[Path, str]:
-    """Run the official script in each folder (one Python process, as many runs); return what it prints."""
+def run_official(folders: list[Path], heldout: Path, *, legacy_keras: bool = False) -> dict[Path, str]:
+    """Run the official script in each folder (one Python process, as many runs); return what it prints.
+
+    With `legacy_keras`, TF_USE_LEGACY_KERAS=1 makes the script's `tensorflow.keras` TensorFlow 2.18's
+    Keras 2 loader (tf_keras): the script as a marker would run it on a file Keras 3 cannot read.
+    """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if legacy_keras:
+        env["TF_USE_LEGACY_KERAS"] = "1"
     done = subprocess.run(
         [sys.executable, "-c", RUNNER, json.dumps([str(f) for f in folders])],
         input=pointed_at(heldout.resolve()), capture_output=True, text=True, env=env, timeout=900, check=True,
