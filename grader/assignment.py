@@ -48,6 +48,12 @@ class Band:
     text: str
     "The interval as the assignment file writes it, e.g. '[96.5, 97)'."
 
+    def overlaps(self, low: Fraction, high: Fraction) -> bool:
+        """Whether any accuracy in the closed range [low, high] lies inside this band."""
+        below_end = self.low < high or (self.low_closed and self.low == high)
+        above_start = self.high > low or (self.high_closed and self.high == low)
+        return below_end and above_start
+
     def contains(self, percent: Fraction) -> bool:
         """Whether an exact accuracy in percent lies inside this band."""
         above = percent > self.low or (self.low_closed and percent == self.low)

@@ -223,6 +223,42 @@ def _print_inspection(file: Path, inspection: dict[str, Any] | None, checks: lis
     console.print(table)
 
 
+@cli.command("export")
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["csv", "moodle", "moodle-worksheet", "canvas",
+                                                            "feedback-zip"]))
+@click.option("--reports", "-r", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True, help="The output folder of a grade run.")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The file to write.")
+@click.option("--roster", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="moodle: the grading worksheet or participants export; moodle-worksheet: the downloaded "
+                   "worksheet to fill in (optional); canvas: the gradebook export.")
+@click.option("--identifier", type=click.Choice(["email", "idnumber"]), default="email", show_default=True,
+              help="moodle: the column Moodle identifies users by.")
+@click.option("--item", help="moodle: the grade item's column title (default: the assignment's title).")
+@click.option("--column", help="canvas: the assignment's column as Canvas writes it, 'Title (id)'.")
+@click.option("--ungraded", type=click.Choice(["skip", "zero"]), default="skip", show_default=True,
+              help="Students without a mark: leave them out, or give them 0.")
+def export_command(fmt: str, reports: Path, out: Path, roster: Path | None, identifier: str, item: str | None,
+                   column: str | None, ungraded: str) -> None:
+    """Write marks in a format Moodle or Canvas imports, checked against the importer's rules first.
+
+    \b
+    Examples:
+        grade export moodle-worksheet --roster worksheet.csv --out upload.csv
+        grade export moodle --roster worksheet.csv --identifier email --out grades.csv
+        grade export canvas --roster gradebook.csv --column "Coursework 1 (4321)" --out canvas.csv
+        grade export feedback-zip --out feedback.zip
+    """
+    from grader.exports import export
+
+    try:
+        click.echo(export(fmt, reports=reports, out=out, roster=roster, identifier=identifier, item=item,
+                          column=column, ungraded=ungraded))
+    except GraderError as error:
+        raise _fail(error) from None
+
+
 def main() -> None:
     """Entry point of the `grade` console script."""
     cli(prog_name="grade")

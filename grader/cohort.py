@@ -129,7 +129,8 @@ def grade_cohort(
             heldout_size=heldout_set.size,
             submissions=str(Path(submissions).resolve()),
             isolation=chosen_isolation.kind,
-            options={"workers": workers, "fresh_workers": fresh_workers, "allow_lambda": allow_lambda,
+            options={"assignment_title": rules.title, "max_score": rules.max_score,
+                     "workers": workers, "fresh_workers": fresh_workers, "allow_lambda": allow_lambda,
                      "time_limit_seconds": rules.evaluation.time_limit_seconds,
                      "memory_limit_gb": memory_limit_gb},
         )

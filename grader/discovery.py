@@ -2,7 +2,9 @@
 
 Moodle's "Download all submissions" names a folder `Full Name_123456_assignsubmission_file_` (the
 name with '_' turned into spaces, then the participant id and the plugin); with folders turned off it
-prefixes each file with the same words instead. Any other folder name is taken as the student id.
+prefixes each file with the same words instead. Canvas's "Download Submissions" prefixes each file with
+`lastfirst_<user id>_<attachment id>_`, and the Canvas user id is the student id. Any other folder name
+is taken as the student id.
 
 The model file is chosen as the official script does ("last if more than one"), made deterministic:
 among the files at the top of the student's folder whose names end in .h5 (any case), the last in
@@ -23,6 +25,8 @@ from grader.errors import SubmissionsError
 
 MOODLE_FOLDER = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_$")
 MOODLE_FLAT = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_(?P<file>.+)$")
+# Canvas's "Download Submissions": sortablenamewithoutspaces[_LATE]_<user id>_<attachment id>_<file name>.
+CANVAS_FLAT = re.compile(r"^(?P<name>[a-z-]+)(?:_LATE)?_(?P<id>\d+)_(?P<attachment>\d+)_(?P<file>.+)$")
 IGNORED_NAMES = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
 OTHER_MODEL_SUFFIXES = {
     ".keras": "a .keras file (Keras 3 zip format), not .h5: save the model with model.save('name.h5')",
@@ -184,12 +188,13 @@ def _zip_entries(path: Path) -> list[_Entry]:
 
 
 def _flat_entry(name: str, listed: SubmittedFile) -> _Entry:
-    """A file at the top of the download: Moodle's flat naming, or a loose file named for a student."""
-    match = MOODLE_FLAT.match(name)
-    if match:
-        prefix = name[: match.start("file")]
-        renamed = SubmittedFile(match.group("file"), listed.size, listed.location, listed.kind)
-        return _Entry(prefix, match.group("id"), match.group("name"), renamed)
+    """A file at the top of the download: Moodle's or Canvas's flat naming, or a loose file named for a student."""
+    for pattern in (MOODLE_FLAT, CANVAS_FLAT):
+        match = pattern.match(name)
+        if match:
+            prefix = name[: match.start("file")]
+            renamed = SubmittedFile(match.group("file"), listed.size, listed.location, listed.kind)
+            return _Entry(prefix, match.group("id"), match.group("name"), renamed)
     return _Entry(name, Path(name).stem or name, "", listed)
 
 

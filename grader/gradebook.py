@@ -73,6 +73,10 @@ CREATE TABLE IF NOT EXISTS evaluations (
     created_at TEXT NOT NULL,
     UNIQUE (sha256, images_sha256, evaluation_key, grader_version)
 );
+CREATE TABLE IF NOT EXISTS figures (
+    key TEXT PRIMARY KEY,                -- evaluation id, held-out sha256 and figure name
+    png BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS results (
     run_id INTEGER NOT NULL REFERENCES runs(id),
     student_id TEXT NOT NULL,
@@ -252,6 +256,16 @@ class Gradebook:
             return None
         shape = tuple(json.loads(row["output_shape"]))
         return _unpack(row["outputs"], "<f2").reshape(shape)
+
+    # Figures ----------------------------------------------------------------------------------------
+
+    def figure(self, key: str) -> bytes | None:
+        row = self.db.execute("SELECT png FROM figures WHERE key=?", (key,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def add_figure(self, key: str, png: bytes) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO figures VALUES (?, ?)", (key, png))
 
     # Results ----------------------------------------------------------------------------------------
 

@@ -1,28 +1,37 @@
-"""Render a run from the gradebook: marks.csv, and per student report.json and report.md.
+"""Render a run from the gradebook: marks.csv, per student report.json, report.md and report.html, and
+the instructor's index.html.
 
 marks.csv holds no timestamp and no timing, and its rows are sorted, so two runs on the same inputs
-write identical bytes. Accuracy is written as the official script prints it (repr of the float).
+write identical bytes. Accuracy is written as the official script prints it (repr of the float). The
+HTML pages are self-contained (figures embedded as PNG data, no script, no network), and figures are
+cached in the gradebook by what they show, so re-marking a cohort does not redraw them.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
 import re
+import statistics
+from collections import Counter
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import grader
-from grader import scoring
+from grader import figures, scoring
 from grader.assignment import Assignment
 from grader.gradebook import Gradebook
 from grader.heldout import HeldoutSet
-from grader.status import MARKED
+from grader.status import MARKED, STATUSES
 from grader.versions import saved_with
 
 MARKS_COLUMNS = ("student_id", "student_name", "folder", "file", "status", "accuracy", "correct", "total",
                  "score", "reason", "sha256")
+FIGURE_VERSION = 1
 
 
 def student_folder(student_id: str) -> str:
@@ -56,16 +65,20 @@ def marks_csv(rows: list[dict[str, Any]]) -> str:
 
 def write_reports(book: Gradebook, run_id: int, out: Path, heldout: HeldoutSet,
                   assignment: Assignment) -> list[dict[str, Any]]:
-    """Write marks.csv and every student's report.json and report.md; return the rows."""
+    """Write marks.csv, every student's report.json, report.md and report.html, and index.html."""
     run = book.run(run_id)
     rows = book.results(run_id)
     _write(out / "marks.csv", marks_csv(rows))
+    reports = []
     for row in rows:
         report = build_report(row, run, book, heldout, assignment)
+        reports.append(report)
         folder = out / student_folder(row["student_id"])
         folder.mkdir(parents=True, exist_ok=True)
         _write(folder / "report.json", json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         _write(folder / "report.md", report_markdown(report))
+        _write(folder / "report.html", report_html(report, _student_figures(row, book, heldout, assignment)))
+    _write(out / "index.html", index_html(rows, run, assignment))
     return rows
 
 
@@ -80,6 +93,7 @@ def build_report(row: dict[str, Any], run: dict[str, Any], book: Gradebook, held
         "status": row["status"],
         "reason": row["reason"],
         "mark": detail.get("mark"),
+        "confidence": None,
         "checks": detail.get("checks", []),
         "inspection": _inspection_summary(detail.get("inspection")),
         "evaluation": detail.get("evaluation"),
@@ -92,13 +106,53 @@ def build_report(row: dict[str, Any], run: dict[str, Any], book: Gradebook, held
         "grader": {"version": grader.__version__},
         "run": {"id": run["id"], "started_at": run["started_at"], "isolation": run["isolation"]},
     }
-    if row["evaluation_id"] is not None and row["status"] in MARKED:
-        evaluation = book.evaluation_by_id(row["evaluation_id"])
-        if evaluation is not None and evaluation.predictions is not None:
-            classes = assignment.data.classes
-            report["per_class"] = scoring.per_class_accuracy(evaluation.predictions, heldout.labels, classes)
-            report["confusion"] = scoring.confusion_matrix(evaluation.predictions, heldout.labels, classes).tolist()
+    if row["correct"] is not None:
+        interval = scoring.confidence_interval(row["correct"], row["total"], assignment.bands)
+        report["confidence"] = {"low": interval.low, "high": interval.high, "crosses_edge": interval.crosses_edge,
+                                "bands": [band.text for band in interval.bands]}
+    predictions = _predictions(row, book)
+    if predictions is not None:
+        classes = assignment.data.classes
+        report["per_class"] = scoring.per_class_accuracy(predictions, heldout.labels, classes)
+        report["confusion"] = scoring.confusion_matrix(predictions, heldout.labels, classes).tolist()
     return report
+
+
+def _predictions(row: dict[str, Any], book: Gradebook) -> Any:
+    if row["evaluation_id"] is None or row["status"] not in MARKED:
+        return None
+    evaluation = book.evaluation_by_id(row["evaluation_id"])
+    return evaluation.predictions if evaluation is not None else None
+
+
+def _student_figures(row: dict[str, Any], book: Gradebook, heldout: HeldoutSet,
+                     assignment: Assignment) -> dict[str, str]:
+    """The student's figures as base64 PNG, drawn once per evaluation and held-out set, then cached."""
+    if row["evaluation_id"] is None or row["status"] not in MARKED:
+        return {}
+    prefix = f"v{FIGURE_VERSION}:{row['evaluation_id']}:{heldout.sha256}"
+    drawn: dict[str, str] = {}
+    for name in ("misclassified", "confusion", "per_class"):
+        key = f"{prefix}:{name}"
+        png = book.figure(key)
+        if png is None:
+            png = _draw(name, row, book, heldout, assignment) or b""
+            book.add_figure(key, png)
+        if png:
+            drawn[name] = base64.b64encode(png).decode("ascii")
+    return drawn
+
+
+def _draw(name: str, row: dict[str, Any], book: Gradebook, heldout: HeldoutSet, assignment: Assignment) -> bytes | None:
+    evaluation = book.evaluation_by_id(row["evaluation_id"])
+    if evaluation is None or evaluation.predictions is None:
+        return None
+    predicted, labels, classes = evaluation.predictions, heldout.labels, assignment.data.classes
+    if name == "misclassified":
+        return figures.misclassified(heldout.images, labels, predicted, book.outputs(evaluation.id))
+    if name == "confusion":
+        return figures.confusion(scoring.confusion_matrix(predicted, labels, classes))
+    return figures.per_class(scoring.per_class_accuracy(predicted, labels, classes))
 
 
 def _versions(detail: dict[str, Any], assignment: Assignment) -> dict[str, Any]:
@@ -120,16 +174,19 @@ def _inspection_summary(inspection: dict[str, Any] | None) -> dict[str, Any] | N
     if not inspection:
         return None
     keys = ("size", "format", "keras_version", "backend", "model_class", "input_shape", "output_units",
-            "layer_classes", "parameter_count", "weight_arrays", "has_training_config", "modules", "links",
-            "external_datasets", "virtual_datasets", "unbacked_datasets", "config_error", "open_error")
+            "output_shape", "layer_classes", "parameter_count", "config_parameters", "weight_arrays",
+            "has_training_config", "modules", "links", "external_datasets", "virtual_datasets",
+            "unbacked_datasets", "config_error", "open_error")
     return {key: inspection.get(key) for key in keys}
+
+
+def _who(student: dict[str, Any]) -> str:
+    return f"{student['name']} ({student['id']})" if student["name"] else student["id"]
 
 
 def report_markdown(report: dict[str, Any]) -> str:
     """A readable report for the student and the TA."""
-    student = report["student"]
-    who = f"{student['name']} ({student['id']})" if student["name"] else student["id"]
-    lines = [f"# {who}", ""]
+    lines = [f"# {_who(report['student'])}", ""]
     mark = report.get("mark")
     lines.append(f"**Status:** {report['status']}")
     if mark:
@@ -138,6 +195,10 @@ def report_markdown(report: dict[str, Any]) -> str:
         if mark.get("next_band"):
             lines.append(f"**Next band:** {mark['next_band']} (score {number(mark['next_score'])}) needs "
                          f"{mark['images_to_next_band']:,} more correct images")
+    confidence = report.get("confidence")
+    if confidence:
+        crossing = " (crosses a band edge)" if confidence["crosses_edge"] else ""
+        lines.append(f"**95% interval:** {confidence['low']:.2f}% to {confidence['high']:.2f}%{crossing}")
     if report["reason"]:
         lines.append(f"**Reason:** {report['reason']}")
     versions = report["versions"]
@@ -157,9 +218,9 @@ def report_markdown(report: dict[str, Any]) -> str:
                   f"**{evaluation['net_type']}** and feeds {evaluation.get('fed_shape')}",
                   f"- loaded with: {evaluation.get('loader')}",
                   f"- isolation: {evaluation.get('isolation')}"]
-        versions = evaluation.get("versions") or {}
-        if versions:
-            lines.append("- graded with: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+        used = evaluation.get("versions") or {}
+        if used:
+            lines.append("- graded with: " + ", ".join(f"{k} {v}" for k, v in sorted(used.items()) if v))
     summary = evaluation.get("summary") or []
     if summary:
         lines += ["", "## Model", "", "| layer | class | output shape | parameters |", "|---|---|---|---|"]
@@ -178,6 +239,62 @@ def report_markdown(report: dict[str, Any]) -> str:
               f"sha256 `{report['assignment']['sha256']}`",
               f"- grader {report['grader']['version']}, run {report['run']['id']}", ""]
     return "\n".join(lines)
+
+
+@cache
+def _templates() -> Any:
+    import jinja2
+
+    # Autoescape: names, file names and error messages come from students and their files.
+    environment = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: (resources.files("grader") / "templates" / name).read_text()),
+        autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    environment.globals["number"] = number
+    environment.globals["css"] = (resources.files("grader") / "templates" / "base.css").read_text()
+    return environment
+
+
+def report_html(report: dict[str, Any], drawn: dict[str, str]) -> str:
+    """The student's self-contained HTML report."""
+    status = report["status"]
+    status_class = {"graded": "status-graded", "flagged": "status-flagged"}.get(status, "status-other")
+    return _templates().get_template("report.html.j2").render(
+        report=report, who=_who(report["student"]), mark=report.get("mark") or {}, figures=drawn,
+        status_class=status_class)
+
+
+def attention(row: dict[str, Any], bands: Any) -> str:
+    """Why a student needs a person to look (empty when nothing does)."""
+    if row["status"] not in MARKED:
+        return f"{row['status']}: {row['reason']}"
+    if row["status"] == "flagged":
+        return row["reason"]
+    interval = scoring.confidence_interval(row["correct"], row["total"], bands)
+    if interval.crosses_edge:
+        return (f"near a band edge: the 95% interval {interval.low:.2f}%-{interval.high:.2f}% reaches "
+                f"{', '.join(band.text for band in interval.bands)}")
+    return ""
+
+
+def index_html(rows: list[dict[str, Any]], run: dict[str, Any], assignment: Assignment) -> str:
+    """The instructor's summary of a run."""
+    marked = [row for row in rows if row["status"] in MARKED]
+    accuracies = [row["accuracy"] for row in marked]
+    scores = [row["score"] for row in marked]
+    possible = sorted({band.score for band in assignment.bands})
+    edges = sorted({float(band.low) for band in assignment.bands if band.low > 0})
+    per_band = Counter(row["band"] for row in marked)
+    linked = [{**row, "link": f"{student_folder(row['student_id'])}/report.html"} for row in rows]
+    flagged = [(row, why) for row in linked if (why := attention(row, assignment.bands))]
+    counts = Counter(row["status"] for row in rows)
+    drawn = {"accuracies": base64.b64encode(figures.accuracy_histogram(accuracies, edges)).decode("ascii"),
+             "marks": base64.b64encode(figures.marks_bar(scores, possible)).decode("ascii")}
+    return _templates().get_template("index.html.j2").render(
+        rows=linked, run=run, assignment=assignment, figures=drawn, attention=flagged,
+        counts=[(status, counts[status]) for status in STATUSES if counts[status]],
+        per_band=[(band, per_band[band.text]) for band in reversed(assignment.bands)],
+        mean=statistics.fmean(accuracies) if accuracies else None,
+        median=statistics.median(scores) if scores else None)
 
 
 def _cell(text: str) -> str:

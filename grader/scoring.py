@@ -92,6 +92,37 @@ def mark(correct: int, total: int, bands: tuple[Band, ...]) -> Mark:
     )
 
 
+Z_95 = 1.959963984540054  # the two-sided 95% point of the standard normal
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A 95% confidence interval of an accuracy, and the bands it spans."""
+
+    low: float
+    "Lower end, in percent."
+    high: float
+    "Upper end, in percent."
+    bands: tuple[Band, ...]
+    "Every band the interval reaches into, lowest first: more than one means it crosses a band edge."
+
+    @property
+    def crosses_edge(self) -> bool:
+        return len(self.bands) > 1
+
+
+def confidence_interval(correct: int, total: int, bands: tuple[Band, ...], z: float = Z_95) -> Interval:
+    """Wilson's score interval for the accuracy: how far another sample of digits from the same writers
+    could move it. Used to flag marks that sit within noise of a band edge; never to change a mark."""
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    low, high = max(0.0, centre - half) * 100, min(1.0, centre + half) * 100
+    # The ends are floats; compare their exact values with the bands' exact edges.
+    spanned = tuple(band for band in bands if band.overlaps(Fraction(low), Fraction(high)))
+    return Interval(low=low, high=high, bands=spanned)
+
+
 def count_correct(predicted: np.ndarray, labels: np.ndarray) -> int:
     """np.sum(predicted == labels), as the official script counts."""
     if predicted.shape != labels.shape:

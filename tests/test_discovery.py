@@ -134,3 +134,12 @@ def test_bad_submissions_paths_are_clear_errors(tmp_path: Path) -> None:
         discover_submissions(tmp_path / "missing")
     with pytest.raises(SubmissionsError, match="not a folder of submissions or a Moodle zip"):
         discover_submissions(touch(tmp_path / "file.txt"))
+
+
+def test_canvas_download_names_give_the_canvas_user_id(tmp_path: Path) -> None:
+    """Canvas's flat download (lastfirst[_LATE]_userid_attachmentid_file) groups by the Canvas user id."""
+    touch(tmp_path / "lovelaceada_12345_67890_mlp_model.h5")
+    touch(tmp_path / "turingalan_LATE_23456_78901_cnn.h5")
+    found = by_id(tmp_path)
+    assert (found["12345"].student_name, found["12345"].chosen.name) == ("lovelaceada", "mlp_model.h5")
+    assert found["23456"].chosen.name == "cnn.h5"

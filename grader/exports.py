@@ -1,0 +1,455 @@
+"""Files that Moodle and Canvas import, checked against their importers' rules before they are written.
+
+Each format is a builder (rows in, file out) and a checker that reads the built file back as the
+importer would and lists what it would reject. Nothing is written while the checker finds a problem:
+the command says what is wrong instead.
+
+- `csv`: the marks, as marks.csv.
+- `moodle`: Moodle's gradebook CSV import (Grade administration > Import > CSV file). It aborts the whole
+  import for one unknown user or one bad grade, so every row must map to a user in the roster.
+- `moodle-worksheet`: the assignment's offline grading worksheet (Assignment > Upload grading worksheet):
+  `Identifier` ("Participant N"), `Grade`, `Last modified (grade)`, `Feedback comments`.
+- `canvas`: Canvas's gradebook import: `Student,ID,SIS User ID,SIS Login ID,Section`, then one
+  `Title (id)` column; a title without an existing assignment id makes Canvas create a new assignment.
+- `feedback-zip`: one folder per student named as Moodle's "Upload multiple feedback files in a zip"
+  expects (`Full Name_123456_assignfeedback_file_/`), holding the student's report.html.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grader.discovery import MOODLE_FOLDER
+from grader.errors import GraderError
+from grader.gradebook import Gradebook
+from grader.reports import marks_csv, number, student_folder
+from grader.status import MARKED
+
+FORMATS = ("csv", "moodle", "moodle-worksheet", "canvas", "feedback-zip")
+IDENTIFIERS = {"email": "Email address", "idnumber": "ID number"}
+CANVAS_HEADER = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
+WORKSHEET_REQUIRED = ("Identifier", "Grade", "Last modified (grade)")
+WORKSHEET_FEEDBACK = "Feedback comments"
+PARTICIPANT = "Participant "
+# Moodle refuses a gradebook grade above $CFG->gradepointmax, 100 unless a site raised it.
+MOODLE_GRADE_POINT_MAX = 100
+_CANVAS_COLUMN = re.compile(r"^(?P<title>.+) \((?P<id>\d+)\)$")
+
+
+class ExportError(GraderError):
+    "The export would be rejected by its importer (the message lists why), so nothing was written"
+
+
+@dataclass(frozen=True)
+class Marks:
+    """A completed run's results, as the exports need them."""
+
+    rows: list[dict[str, Any]]
+    title: str
+    max_score: float
+    reports: Path
+
+
+def load_marks(reports: Path) -> Marks:
+    """The latest completed run in a reports folder."""
+    if not (reports / "gradebook.sqlite").exists():
+        raise ExportError(f"{reports}: no gradebook here; run `grade SUBMISSIONS --out {reports}` first")
+    with Gradebook(reports) as book:
+        run = book.run()
+        rows = book.results(run["id"])
+    options = run["options"]
+    if "max_score" not in options:
+        from grader.assignment import load_assignment
+
+        rules = load_assignment(run["assignment_path"])
+        options = {**options, "max_score": rules.max_score, "assignment_title": rules.title}
+    return Marks(rows=rows, title=options["assignment_title"], max_score=options["max_score"], reports=reports)
+
+
+def export(fmt: str, *, reports: Path, out: Path, roster: Path | None = None, identifier: str = "email",
+           item: str | None = None, column: str | None = None, ungraded: str = "skip") -> str:
+    """Build, check and write one export; returns a one-line summary. Raises ExportError instead of writing
+    a file its importer would reject."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    marks = load_marks(reports)
+    if fmt == "csv":
+        text = marks_csv(marks.rows)
+        _raise(check_marks_csv(text, marks.max_score), fmt)
+        return _write_text(out, text, f"{len(marks.rows)} rows")
+    if fmt == "feedback-zip":
+        data = feedback_zip(marks)
+        _raise(check_feedback_zip(data), fmt)
+        out.write_bytes(data)
+        return f"wrote {out} ({len(marks.rows)} feedback folders)"
+    table = read_roster(roster) if roster else None
+    if fmt == "moodle":
+        text = moodle_csv(marks, _need(table, fmt), identifier=identifier, item=item or marks.title,
+                          ungraded=ungraded)
+        _raise(check_moodle_csv(text, marks.max_score, _need(table, fmt), identifier), fmt)
+    elif fmt == "moodle-worksheet":
+        text = moodle_worksheet(marks, table, ungraded=ungraded)
+        _raise(check_moodle_worksheet(text, marks.max_score, expected=_participants(marks, ungraded)), fmt)
+    else:
+        text = canvas_csv(marks, _need(table, fmt), column=column, ungraded=ungraded)
+        _raise(check_canvas_csv(text, marks.max_score, _need(table, fmt)), fmt)
+    return _write_text(out, text, f"{text.count(chr(10)) - 1} students")
+
+
+# Rows and feedback ---------------------------------------------------------------------------------------
+
+
+def grade_of(row: dict[str, Any], ungraded: str) -> str | None:
+    """The grade to export: the score when marked; for others '0' (ungraded='zero') or None (skip)."""
+    if row["status"] in MARKED:
+        return number(row["score"])
+    return "0" if ungraded == "zero" else None
+
+
+def feedback_text(row: dict[str, Any], max_score: float) -> str:
+    """One line of feedback for the learning platform."""
+    if row["status"] in MARKED:
+        text = (f"Accuracy {row['accuracy']:.2f}% on the held-out set ({row['correct']:,} of {row['total']:,} "
+                f"images): band {row['band']}, {number(row['score'])}/{number(max_score)}.")
+        return f"{text} Flagged for review: {row['reason']}" if row["status"] == "flagged" else text
+    return f"Not graded ({row['status']}): {row['reason']}"
+
+
+def _participants(marks: Marks, ungraded: str) -> set[str]:
+    return {row["student_id"] for row in marks.rows if grade_of(row, ungraded) is not None}
+
+
+# Rosters --------------------------------------------------------------------------------------------------
+
+
+def read_roster(path: Path) -> list[dict[str, str]]:
+    """A roster CSV: Moodle's grading worksheet, Moodle's participants export, or Canvas's gradebook export."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise ExportError(f"{path}: cannot read the roster ({error.strerror})") from None
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows:
+        raise ExportError(f"{path}: the roster has no rows")
+    return [{(key or "").strip(): (value or "").strip() for key, value in row.items()} for row in rows]
+
+
+def participant_id(row: dict[str, str]) -> str | None:
+    """Moodle's participant id in a roster row ('Participant 123456' or a participant id column)."""
+    identifier = row.get("Identifier", "")
+    if identifier.startswith(PARTICIPANT) and identifier[len(PARTICIPANT):].isdigit():
+        return identifier[len(PARTICIPANT):]
+    for key in ("Participant ID", "participant_id", "participant"):
+        if row.get(key, "").isdigit():
+            return row[key]
+    return None
+
+
+def _need(table: list[dict[str, str]] | None, fmt: str) -> list[dict[str, str]]:
+    if table is None:
+        what = {"moodle": "Moodle's grading worksheet or participants export, with an Email address or ID number "
+                          "column",
+                "canvas": "Canvas's gradebook export (Grades > Export), which holds each student's Canvas ID"}[fmt]
+        raise ExportError(f"{fmt} needs --roster: {what}")
+    return table
+
+
+# Moodle gradebook CSV -------------------------------------------------------------------------------------
+
+
+def moodle_csv(marks: Marks, roster: list[dict[str, str]], *, identifier: str, item: str, ungraded: str) -> str:
+    """Moodle's gradebook import: the identifier column, the grade item, and feedback."""
+    if identifier not in IDENTIFIERS:
+        raise ExportError(f"--identifier must be one of: {', '.join(IDENTIFIERS)}")
+    label = IDENTIFIERS[identifier]
+    if label not in roster[0]:
+        raise ExportError(f"the roster has no {label!r} column (it has: {', '.join(roster[0])}); pass "
+                          f"--identifier {'idnumber' if identifier == 'email' else 'email'} or another roster")
+    by_participant = {pid: row for row in roster if (pid := participant_id(row))}
+    missing = []
+    lines = [[label, item, "Feedback"]]
+    for row in marks.rows:
+        grade = grade_of(row, ungraded)
+        if grade is None:
+            continue
+        person = by_participant.get(row["student_id"])
+        if person is None:
+            missing.append(f"{row['student_id']} ({row['student_name'] or row['folder']})")
+            continue
+        lines.append([person.get(label, ""), grade, feedback_text(row, marks.max_score)])
+    if missing:
+        raise ExportError(f"moodle: {len(missing)} graded students are not in the roster, and Moodle aborts the "
+                          f"whole import for one unknown user: {', '.join(missing[:10])}")
+    return _csv(lines)
+
+
+def check_moodle_csv(text: str, max_score: float, roster: list[dict[str, str]], identifier: str) -> list[str]:
+    """What Moodle's CSV grade import would reject in this file."""
+    rows = list(csv.reader(io.StringIO(text)))
+    problems = _header_problems(rows[0] if rows else [])
+    label = IDENTIFIERS[identifier]
+    known = {person.get(label, "") for person in roster}
+    seen: set[str] = set()
+    for line_no, row in enumerate(rows[1:], start=2):
+        if len(row) != len(rows[0]):
+            problems.append(f"line {line_no}: {len(row)} fields, the header has {len(rows[0])}")
+            continue
+        user, grade = row[0], row[1]
+        if not user:
+            problems.append(f"line {line_no}: empty {label}")
+        elif user not in known:
+            problems.append(f"line {line_no}: {label} {user!r} is not a user in the roster")
+        elif user in seen:
+            problems.append(f"line {line_no}: {label} {user!r} appears twice")
+        seen.add(user)
+        problems += _grade_problems(grade, line_no, max_score, min(max_score, MOODLE_GRADE_POINT_MAX))
+    return problems
+
+
+# Moodle grading worksheet ---------------------------------------------------------------------------------
+
+
+def moodle_worksheet(marks: Marks, worksheet: list[dict[str, str]] | None, *, ungraded: str) -> str:
+    """The assignment's grading worksheet: the downloaded one filled in, or a new one with the columns the
+    upload reads."""
+    grades = {row["student_id"]: row for row in marks.rows if grade_of(row, ungraded) is not None}
+    if worksheet is None:
+        header = ["Identifier", "Full name", "Grade", "Maximum Grade", "Last modified (grade)", WORKSHEET_FEEDBACK]
+        lines = [header]
+        for student, row in grades.items():
+            lines.append([f"{PARTICIPANT}{student}", row["student_name"], grade_of(row, ungraded),
+                          number(marks.max_score), "-", feedback_text(row, marks.max_score)])
+        return _csv(lines)
+    header = list(worksheet[0])
+    for column in WORKSHEET_REQUIRED:
+        if column not in header:
+            raise ExportError(f"the worksheet has no {column!r} column: download it again from the assignment "
+                              "(View all submissions > Grading action > Download grading worksheet)")
+    if WORKSHEET_FEEDBACK not in header:
+        header.append(WORKSHEET_FEEDBACK)
+    lines = [header]
+    for person in worksheet:
+        row = grades.get(participant_id(person) or "")
+        values = dict(person)
+        if row is not None:
+            values["Grade"] = grade_of(row, ungraded) or ""
+            values[WORKSHEET_FEEDBACK] = feedback_text(row, marks.max_score)
+        lines.append([values.get(column, "") for column in header])
+    listed = {participant_id(person) for person in worksheet}
+    unknown = sorted(set(grades) - listed)
+    if unknown:
+        raise ExportError(f"moodle-worksheet: {len(unknown)} graded students are not in the worksheet, and the "
+                          f"upload would drop their grades: {', '.join(unknown[:10])}")
+    return _csv(lines)
+
+
+def check_moodle_worksheet(text: str, max_score: float, *, expected: set[str]) -> list[str]:
+    """What the grading-worksheet upload would reject or silently skip in this file."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    header = list(rows[0]) if rows else []
+    problems = [f"no {column!r} column" for column in WORKSHEET_REQUIRED if column not in header]
+    if problems:
+        return problems
+    seen: set[str] = set()
+    for line_no, row in enumerate(rows, start=2):
+        pid = participant_id(row)
+        if pid is None:
+            problems.append(f"line {line_no}: Identifier {row['Identifier']!r} is not 'Participant <number>'")
+            continue
+        if pid in seen:
+            problems.append(f"line {line_no}: {row['Identifier']} appears twice")
+        seen.add(pid)
+        if row["Grade"] not in ("", "-"):
+            problems += _grade_problems(row["Grade"], line_no, max_score, max_score)
+    missing = sorted(expected - seen)
+    if missing:
+        problems.append(f"graded students missing from the worksheet: {', '.join(missing[:10])}")
+    return problems
+
+
+# Canvas ---------------------------------------------------------------------------------------------------
+
+
+def canvas_csv(marks: Marks, roster: list[dict[str, str]], *, column: str | None, ungraded: str) -> str:
+    """Canvas's gradebook import for one assignment column, students matched to the roster."""
+    if column is None:
+        found = [key for key in roster[0] if _CANVAS_COLUMN.match(key) and key not in CANVAS_HEADER]
+        raise ExportError("canvas needs --column with the assignment's column title as Canvas writes it, "
+                          "'Title (id)'" + (f"; the roster has: {', '.join(found[:8])}" if found else ""))
+    for key in ("Student", "ID"):
+        if key not in roster[0]:
+            raise ExportError(f"the roster has no {key!r} column: export the gradebook from Canvas "
+                              "(Grades > Export > Export Entire Gradebook)")
+    people = [person for person in roster if person.get("ID", "").isdigit()]
+    missing = []
+    lines = [[*CANVAS_HEADER, column]]
+    for row in marks.rows:
+        grade = grade_of(row, ungraded)
+        if grade is None:
+            continue
+        person = _canvas_match(row, people)
+        if person is None:
+            missing.append(f"{row['student_id']} ({row['student_name'] or row['folder']})")
+            continue
+        lines.append([*(person.get(key, "") for key in CANVAS_HEADER), grade])
+    if missing:
+        raise ExportError(f"canvas: {len(missing)} graded students match no one in the roster (by Canvas ID, "
+                          f"SIS User ID, SIS Login ID or name): {', '.join(missing[:10])}")
+    return _csv(lines)
+
+
+def _canvas_match(row: dict[str, Any], people: list[dict[str, str]]) -> dict[str, str] | None:
+    for key in ("ID", "SIS User ID", "SIS Login ID"):
+        found = [person for person in people if person.get(key) and person.get(key) == row["student_id"]]
+        if len(found) == 1:
+            return found[0]
+    name = row["student_name"].casefold()
+    if name:
+        found = [person for person in people if _canvas_names(person.get("Student", "")) & {name}]
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+def _canvas_names(student: str) -> set[str]:
+    """'Lovelace, Ada' and 'Ada Lovelace' for a Canvas Student cell, and Canvas's download name 'lovelaceada'."""
+    names = {student.casefold()}
+    if "," in student:
+        last, first = (part.strip() for part in student.split(",", 1))
+        names |= {f"{first} {last}".casefold(), re.sub(r"[^a-z]", "", f"{last}{first}".casefold())}
+    return names
+
+
+def check_canvas_csv(text: str, max_score: float, roster: list[dict[str, str]]) -> list[str]:
+    """What Canvas's gradebook importer would reject, or turn into something else, in this file."""
+    rows = list(csv.reader(io.StringIO(text)))
+    header = rows[0] if rows else []
+    problems = _header_problems(header)
+    if tuple(header[:5]) != CANVAS_HEADER:
+        problems.append(f"the header must start with {','.join(CANVAS_HEADER)}")
+    assignments = header[5:]
+    if len(assignments) != 1:
+        problems.append(f"expected one assignment column, found {len(assignments)}")
+    elif not _CANVAS_COLUMN.match(assignments[0]):
+        problems.append(f"assignment column {assignments[0]!r} has no '(id)': Canvas would create a new assignment")
+    known = {person.get("ID") for person in roster}
+    seen: set[str] = set()
+    for line_no, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            problems.append(f"line {line_no}: {len(row)} fields, the header has {len(header)}")
+            continue
+        if not row[1].isdigit() or row[1] not in known:
+            problems.append(f"line {line_no}: Canvas ID {row[1]!r} is not a student in the roster")
+        elif row[1] in seen:
+            problems.append(f"line {line_no}: Canvas ID {row[1]} appears twice")
+        seen.add(row[1])
+        if row[5:] and row[5] not in ("", "-"):
+            problems += _grade_problems(row[5], line_no, max_score, max_score)
+    return problems
+
+
+# Feedback zip ---------------------------------------------------------------------------------------------
+
+
+def feedback_folder(row: dict[str, Any]) -> str | None:
+    """`Full Name_123456_assignfeedback_file_`: the folder Moodle's zip upload reads, or None for a student
+    who is not a Moodle participant."""
+    match = MOODLE_FOLDER.match(row["folder"])
+    if not match or not row["student_id"].isdigit():
+        return None
+    # Moodle splits the name on '_' to find the participant id: its download already replaced them.
+    name = match.group("name").replace("_", " ")
+    return f"{name}_{row['student_id']}_assignfeedback_file_"
+
+
+def feedback_zip(marks: Marks) -> bytes:
+    """A zip of each student's report.html in the folder Moodle expects."""
+    not_moodle = [row["student_id"] for row in marks.rows if feedback_folder(row) is None]
+    if not_moodle:
+        raise ExportError(f"feedback-zip: {len(not_moodle)} students are not in Moodle folders "
+                          f"(Full Name_123456_assignsubmission_file_), so Moodle cannot match them: "
+                          f"{', '.join(not_moodle[:10])}")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for row in marks.rows:
+            report = marks.reports / student_folder(row["student_id"]) / "report.html"
+            if not report.exists():
+                raise ExportError(f"feedback-zip: {report} is missing; run grade again to write the reports")
+            # A fixed timestamp: the same reports give the same zip.
+            info = zipfile.ZipInfo(f"{feedback_folder(row)}/report.html", date_time=(2000, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, report.read_bytes())
+    return buffer.getvalue()
+
+
+def check_feedback_zip(data: bytes) -> list[str]:
+    """Whether Moodle's feedback zip import would match every file to one participant."""
+    problems = []
+    seen: dict[str, str] = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for name in archive.namelist():
+            folder, _, file_name = name.partition("/")
+            parts = folder.split("_", 4)
+            if len(parts) < 4 or not parts[1].isdigit() or (parts[2], parts[3]) != ("assignfeedback", "file"):
+                problems.append(f"{name}: the folder is not 'Full Name_<participant id>_assignfeedback_file_'")
+            elif not file_name or file_name.startswith((".", "~")):
+                problems.append(f"{name}: Moodle ignores hidden files")
+            elif seen.setdefault(parts[1], folder) != folder:
+                problems.append(f"{name}: participant {parts[1]} also has folder {seen[parts[1]]}")
+    return problems
+
+
+# Shared ---------------------------------------------------------------------------------------------------
+
+
+def check_marks_csv(text: str, max_score: float) -> list[str]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    problems: list[str] = []
+    seen: set[str] = set()
+    for line_no, row in enumerate(rows, start=2):
+        if row["student_id"] in seen:
+            problems.append(f"line {line_no}: student {row['student_id']} appears twice")
+        seen.add(row["student_id"])
+        if row["score"]:
+            problems += _grade_problems(row["score"], line_no, max_score, max_score)
+    return problems
+
+
+def _grade_problems(grade: str, line: int, max_score: float, ceiling: float) -> list[str]:
+    try:
+        value = float(grade)
+    except ValueError:
+        return [f"line {line}: grade {grade!r} is not a number"]
+    if not 0 <= value <= ceiling:
+        return [f"line {line}: grade {grade} is outside 0-{number(ceiling)} (maximum {number(max_score)})"]
+    return []
+
+
+def _header_problems(header: list[str]) -> list[str]:
+    if not header or any(not column.strip() for column in header):
+        return ["the header has an empty column name"]
+    duplicated = sorted({column for column in header if header.count(column) > 1})
+    return [f"the header repeats {', '.join(duplicated)}"] if duplicated else []
+
+
+def _csv(lines: list[list[Any]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(lines)
+    return buffer.getvalue()
+
+
+def _raise(problems: list[str], fmt: str) -> None:
+    if problems:
+        shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise ExportError(f"{fmt}: the importer would reject this file, so it was not written: {shown}")
+
+
+def _write_text(out: Path, text: str, what: str) -> str:
+    out.write_text(text, encoding="utf-8")
+    return f"wrote {out} ({what})"

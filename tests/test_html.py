@@ -1,0 +1,115 @@
+"""The HTML reports, opened in a real headless Chromium: they render offline, with no console error,
+every figure loaded, and students' names shown as text, never run as markup."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import DEMO_HELDOUT, make_cohort
+
+pytestmark = pytest.mark.tensorflow
+
+CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome")
+                 if (path := shutil.which(name))), None)
+XSS_NAME = "<img src=x onerror=alert(1)> Mallory"
+
+
+@pytest.fixture(scope="module")
+def html_run(tmp_path_factory: pytest.TempPathFactory, models: Path):
+    from grader.cohort import grade_cohort
+
+    root = make_cohort(tmp_path_factory.mktemp("html") / "submissions", models, {
+        "Ada Lovelace_100001_assignsubmission_file_": {"mlp.h5": "ada.h5"},
+        f"{XSS_NAME}_100002_assignsubmission_file_": {"cnn.h5": "mallory.h5"},
+        "Grace Hopper_100003_assignsubmission_file_": {"lambda.h5": "grace.h5"},
+    })
+    return grade_cohort(root, heldout=DEMO_HELDOUT, out=root.parent / "reports")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (Debian: apt install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # The flags keep a headless Chromium from reaching for the network on its own.
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        yield launched
+        launched.close()
+
+
+def open_page(browser, path: Path) -> dict:
+    """Load a page offline; return its console messages, requests, dialogs and images."""
+    context = browser.new_context(offline=True)
+    page = context.new_page()
+    seen: dict = {"console": [], "requests": [], "dialogs": [], "errors": []}
+    page.on("console", lambda message: seen["console"].append((message.type, message.text)))
+    page.on("pageerror", lambda error: seen["errors"].append(str(error)))
+    page.on("request", lambda request: seen["requests"].append(request.url))
+    page.on("dialog", lambda dialog: (seen["dialogs"].append(dialog.message), dialog.dismiss()))
+    page.goto(path.resolve().as_uri(), wait_until="load")
+    seen["images"] = page.evaluate(
+        "Array.from(document.images).map(i => ({alt: i.alt, ok: i.complete && i.naturalWidth > 0, "
+        "src: i.src.slice(0, 22)}))")
+    seen["text"] = page.inner_text("body")
+    seen["marked_row"] = page.evaluate("(document.querySelector('tr.mine td') || {}).textContent || null")
+    context.close()
+    return seen
+
+
+def assert_clean(seen: dict, path: Path) -> None:
+    assert [m for m in seen["console"] if m[0] in ("error", "warning")] == [], path
+    assert seen["errors"] == [] and seen["dialogs"] == [], path
+    assert all(url.startswith(("file:", "data:")) for url in seen["requests"]), seen["requests"]
+    assert seen["images"] and all(image["ok"] for image in seen["images"]), seen["images"]
+    assert all(image["src"].startswith("data:image/png;base64") for image in seen["images"])
+
+
+def test_graded_report_renders_with_every_figure(html_run, browser) -> None:
+    """A graded student's report.html: three figures (per class, confusion, misclassified) all load, the
+    student's Table 1 row is marked, and the page needs nothing but itself."""
+    path = html_run.out / "100001" / "report.html"
+    seen = open_page(browser, path)
+    assert_clean(seen, path)
+    assert len(seen["images"]) == 3
+    report = json.loads((html_run.out / "100001" / "report.json").read_text())
+    assert seen["marked_row"] == report["mark"]["band"]
+    for text in ("Table 1", "95% confidence interval", "Misclassified images", "saved with", "file sha256",
+                 report["file"]["sha256"], report["heldout"]["sha256"], "more correct image"):
+        assert text in seen["text"], text
+
+
+def test_refused_report_explains_without_figures(html_run, browser) -> None:
+    """A refused student's report renders cleanly and says why, with the fix."""
+    path = html_run.out / "100003" / "report.html"
+    seen = open_page(browser, path)
+    assert [m for m in seen["console"] if m[0] == "error"] == [] and seen["images"] == []
+    assert "refused" in seen["text"] and "replace the Lambda layer" in seen["text"]
+
+
+def test_index_renders_the_cohort(html_run, browser) -> None:
+    """index.html shows the cohort's figures, the band counts, who needs attention, and links to reports."""
+    path = html_run.out / "index.html"
+    seen = open_page(browser, path)
+    assert_clean(seen, path)
+    assert len(seen["images"]) == 2
+    for text in ("Students per band", "Needs attention", "Grace Hopper", "refused", "held-out set"):
+        assert text in seen["text"], text
+    links = (html_run.out / "index.html").read_text()
+    assert 'href="100001/report.html"' in links and (html_run.out / "100001" / "report.html").exists()
+
+
+def test_names_are_text_not_markup(html_run, browser) -> None:
+    """A folder name carrying HTML is shown literally: nothing runs, nothing is fetched."""
+    path = html_run.out / "100002" / "report.html"
+    seen = open_page(browser, path)
+    assert_clean(seen, path)
+    assert XSS_NAME in seen["text"]
+    assert "<img src=x" not in path.read_text()
