@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass, replace
+from html import escape
 from pathlib import Path
 from typing import Any
 
-from grader.assignment import Assignment
+import grader
+from grader.assignment import Assignment, load_assignment
+from grader.cohort import grade_cohort
+from grader.datasets import public_mnist
 from grader.errors import NotAnH5File
+from grader.heldout import load_heldout
 from grader.inspection import Inspection
+from grader.official import Reference, run_official
+from grader.reports import number
 from grader.sandbox import choose_isolation
 from grader.scheduler import inspect_files
-from grader.screening import FAIL, Check, screen, size_check
+from grader.screening import FAIL, PASS, WARN, Check, screen, size_check
+from grader.status import MARKED
+from grader.versions import saved_with
 
 
 def inspect_one(path: Path, assignment: Assignment, *, isolation: str = "auto",
@@ -36,5 +46,175 @@ def inspect_one(path: Path, assignment: Assignment, *, isolation: str = "auto",
                             "save the model again with model.save('name.h5')"))
         return None, checks
     inspection = {**answer["inspection"], "path": str(path)}
-    checks += screen(Inspection.from_json(inspection), assignment, allow_lambda=allow_lambda)
+    checks += screen(Inspection.from_json(inspection), assignment, file_name=path.name, allow_lambda=allow_lambda)
     return inspection, checks
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What the instructor's run would make of one file, on a public data set. Renders as text and in Jupyter."""
+
+    file: str
+    sha256: str
+    "sha256 of the file's bytes: the receipt that the uploaded file is the one checked."
+    size: int
+    status: str
+    "The status the instructor's run would give (graded, flagged, refused, ...)."
+    reason: str
+    checks: tuple[Check, ...]
+    accuracy: float | None
+    "Accuracy in percent on the data set (MNIST test unless --data says otherwise), as the official script prints it."
+    correct: int | None
+    total: int | None
+    score: float | None
+    "The Table 1 score that accuracy would get, on this data set: not a mark on the hidden test set."
+    band: str | None
+    max_score: float
+    dataset: str
+    "What the accuracy was measured on."
+    dataset_sha256: str
+    saved_with: str | None
+    graded_with: str
+    loader: str | None
+    isolation: str
+    reference: Reference | None = None
+    "What the official script itself printed (with --reference)."
+    assignment: str = ""
+    grader_version: str = grader.__version__
+
+    @property
+    def passed(self) -> bool:
+        """Whether the file would be graded (warnings allowed)."""
+        return self.status in MARKED
+
+    @property
+    def agrees(self) -> bool | None:
+        """Whether the official script printed the same accuracy (None without --reference)."""
+        if self.reference is None:
+            return None
+        return self.reference.accuracy is not None and self.reference.accuracy == _printed(self.accuracy)
+
+    def receipt(self) -> str:
+        """A few lines to keep and quote: the instructor can confirm the upload is the file checked."""
+        counts = {outcome: sum(check.outcome == outcome for check in self.checks) for outcome in (PASS, WARN, FAIL)}
+        accuracy = f"{self.accuracy:.2f}% on {self.dataset}" if self.accuracy is not None else "not measured"
+        return "\n".join([
+            f"grader check receipt ({self.assignment}, grader {self.grader_version})",
+            f"file: {self.file}",
+            f"sha256: {self.sha256}",
+            f"size: {self.size:,} bytes",
+            f"saved with: {self.saved_with or 'unknown'}",
+            f"checks: {counts[PASS]} passed, {counts[WARN]} warnings, {counts[FAIL]} failed; status {self.status}",
+            f"accuracy: {accuracy}",
+        ])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file, "sha256": self.sha256, "size": self.size, "status": self.status,
+            "reason": self.reason, "accuracy": self.accuracy, "correct": self.correct, "total": self.total,
+            "score": self.score, "band": self.band, "max_score": self.max_score,
+            "score_note": "Table 1 applied to the accuracy on this data set, not to the hidden test set",
+            "dataset": {"name": self.dataset, "sha256": self.dataset_sha256},
+            "checks": [check.to_json() for check in self.checks],
+            "versions": {"saved_with": self.saved_with, "graded_with": self.graded_with, "loader": self.loader},
+            "isolation": self.isolation,
+            "reference": None if self.reference is None else {
+                "accuracy": self.reference.accuracy, "error": self.reference.error, "agrees": self.agrees,
+                "legacy_keras": self.reference.legacy_keras, "keras3_error": self.reference.keras3_error},
+            "receipt": self.receipt(),
+            "grader_version": self.grader_version,
+        }
+
+    def __str__(self) -> str:
+        lines = [f"{self.file}: {self.status}" + (f" ({self.reason})" if self.reason else "")]
+        for check in self.checks:
+            advice = f" -> {check.advice}" if check.advice and check.outcome != PASS else ""
+            lines.append(f"  [{check.outcome}] {check.name}: {check.message}{advice}")
+        if self.accuracy is not None:
+            lines.append(f"{self.dataset}: {_printed(self.accuracy)}% ({self.correct:,}/{self.total:,}); Table 1 "
+                         f"would give {number(self.score)}/{number(self.max_score)} (band {self.band}) on this "
+                         "data, not on the hidden test set")
+        if self.reference is not None:
+            lines.append(f"official script: {reference_text(self.reference, self.agrees)}")
+        return "\n".join([*lines, "", self.receipt()])
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: the status, the accuracy and a table of checks."""
+        rows = "".join(
+            f"<tr><td>{escape(c.name)}</td><td style='color:{_COLOURS[c.outcome]};font-weight:600'>{c.outcome}"
+            f"</td><td>{escape(c.message)}</td><td>{escape(c.advice)}</td></tr>" for c in self.checks)
+        accuracy = (f"<p><b>{escape(self.dataset)}</b>: {_printed(self.accuracy)}% ({self.correct:,}/{self.total:,})"
+                    f" &rarr; Table 1 would give {number(self.score)}/{number(self.max_score)} (band "
+                    f"{escape(self.band or '')}) <i>on this data, not on the hidden test set</i></p>"
+                    if self.accuracy is not None else "")
+        return (f"<div><p><b>{escape(self.file)}</b>: <b>{escape(self.status)}</b> {escape(self.reason)}</p>"
+                f"{accuracy}<table><tr><th>check</th><th>outcome</th><th>found</th><th>what to do</th></tr>{rows}"
+                f"</table><pre>{escape(self.receipt())}</pre></div>")
+
+
+_COLOURS = {PASS: "#14532d", WARN: "#8a5a00", FAIL: "#991b1b"}
+# grader's hash (images and labels as arrays) of MNIST's 10,000 test digits, however the .npz is packed.
+MNIST_TEST_SHA256 = "66ba650019d0f594d63207c3c6b940d40244c1186c582a0dff452097bb3a75ab"
+
+
+def reference_text(reference: Reference, agrees: bool | None) -> str:
+    """What the official script did, in one line."""
+    how = (f" with TF_USE_LEGACY_KERAS=1 (tf_keras), after Keras 3 failed ({reference.keras3_error})"
+           if reference.legacy_keras else "")
+    if reference.accuracy is None:
+        return f"failed{how}: {reference.error}"
+    return f"{reference.accuracy}%{how} ({'agrees' if agrees else 'DISAGREES'})"
+
+
+def _printed(accuracy: float | None) -> str:
+    """An accuracy as the official script prints it."""
+    return repr(accuracy) if accuracy is not None else ""
+
+
+def check(path: str | Path, *, data: str | Path | None = None, assignment: Assignment | str | Path | None = None,
+          reference: bool = False, isolation: str = "auto", allow_lambda: bool = False) -> CheckResult:
+    """Check one file as the instructor's run would, on the public MNIST test set (or `data`).
+
+    The file is screened, loaded and predicted in a separate worker process, exactly as `grade` does for
+    a cohort; with `reference`, the official script itself also runs on it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NotAnH5File(f"{path}: no such file")
+    rules = assignment if isinstance(assignment, Assignment) else load_assignment(assignment)
+    source = Path(data) if data is not None else public_mnist()
+    dataset = load_heldout(source, rules.data)
+    known = data is None or dataset.sha256 == MNIST_TEST_SHA256
+    description = f"MNIST test set ({dataset.size:,} images)" if known else f"{source.name} ({dataset.size:,} images)"
+    with tempfile.TemporaryDirectory(prefix="grader-check-") as work:
+        folder = Path(work) / "submission" / "check"
+        folder.mkdir(parents=True)
+        shutil.copyfile(path, folder / path.name)
+        summary = grade_cohort(folder.parent, assignment=rules, heldout=source, out=Path(work) / "out",
+                               isolation=isolation, workers=1, allow_lambda=allow_lambda, reports=False)
+        row = summary.rows[0]
+        official = None
+        if reference:
+            timeout = rules.evaluation.time_limit_seconds * 2
+            official = run_official(path, dataset, isolation=summary.isolation, workdir=Path(work), timeout=timeout)
+            keras_version = (row["detail"].get("inspection") or {}).get("keras_version")
+            if official.accuracy is None and row["status"] in MARKED and saved_with(keras_version).keras_major != 3:
+                # A Keras 2 file the script cannot run under Keras 3: a marker resolving that runs it with
+                # TensorFlow 2.18's Keras 2, as grader's fallback does.
+                legacy = run_official(path, dataset, isolation=summary.isolation, workdir=Path(work),
+                                      timeout=timeout, legacy_keras=True)
+                official = replace(legacy, legacy_keras=True, keras3_error=official.error)
+    detail = row["detail"]
+    inspection = detail.get("inspection") or {}
+    evaluation = detail.get("evaluation") or {}
+    saved = saved_with(inspection.get("keras_version"), inspection.get("backend")) if inspection else None
+    versions = evaluation.get("versions") or {}
+    return CheckResult(
+        file=path.name, sha256=row["sha256"], size=path.stat().st_size, status=row["status"], reason=row["reason"],
+        checks=tuple(Check(**c) for c in detail.get("checks", [])), accuracy=row["accuracy"],
+        correct=row["correct"], total=row["total"], score=row["score"], band=row["band"],
+        max_score=rules.max_score, dataset=description, dataset_sha256=dataset.sha256,
+        saved_with=saved.description if saved else None,
+        graded_with=f"TensorFlow {versions.get('tensorflow', rules.versions.tensorflow)}",
+        loader=evaluation.get("loader"), isolation=summary.isolation.detail, reference=official,
+        assignment=rules.name)

@@ -223,6 +223,77 @@ def _print_inspection(file: Path, inspection: dict[str, Any] | None, checks: lis
     console.print(table)
 
 
+EXIT_NOT_GRADED = 3
+
+
+@cli.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data", "-d", type=click.Path(exists=True, path_type=Path), default=None,
+              help="MNIST test set to use instead of keras's download: mnist.npz, an .npz with x/y, or IDX files.")
+@assignment_option
+@click.option("--reference", is_flag=True, help="Also run the official test script itself and compare.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+@click.option("--isolation", type=click.Choice(["auto", "bubblewrap", "process"]), default="auto",
+              show_default=True, help="Sandbox for the worker (a plain subprocess where bubblewrap is missing).")
+def check_command(file: Path, data: Path | None, assignment: str | None, reference: bool, as_json: bool,
+                  isolation: str) -> None:
+    """Check your model before you upload it: every check the marking run makes, and its accuracy on the
+    public MNIST test set (the hidden test set scores a few points lower).
+
+    \b
+    Example:
+        grade check my_model_tf213.h5
+        grade check model.h5 --data mnist.npz --reference --json
+
+    Exit codes: 0 the file would be graded; 3 it would not (see the failed checks); 1 the check could not run.
+    """
+    from grader.checking import check
+
+    try:
+        result = check(file, data=data, assignment=assignment, reference=reference, isolation=isolation)
+    except GraderError as error:
+        raise _fail(error) from None
+    except WorkerError as error:
+        raise _fail(f"cannot run a sandboxed child process: {error}") from None
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        _print_check(result)
+    if not result.passed:
+        sys.exit(EXIT_NOT_GRADED)
+
+
+def _print_check(result: Any) -> None:
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Table
+
+    from grader.reports import number
+
+    console = Console()
+    table = Table(title=f"{result.file}: checks", title_justify="left")
+    for column in ("check", "outcome", "found", "what to do"):
+        table.add_column(column, overflow="fold")
+    for item in result.checks:
+        style = {"pass": "green", "warn": "yellow", "fail": "red"}[item.outcome]
+        table.add_row(item.name, f"[{style}]{item.outcome}[/]", item.message, item.advice)
+    console.print(table)
+    verdict = {"graded": "[green]would be graded[/]", "flagged": "[yellow]would be graded, and flagged for a "
+               "marker to look at[/]"}.get(result.status, f"[red]would NOT be graded ({result.status})[/]")
+    console.print(f"Status: {verdict}" + (f": {result.reason}" if result.reason else ""))
+    if result.accuracy is not None:
+        console.print(f"Accuracy on the [bold]{result.dataset}[/]: [bold]{result.accuracy!r}%[/] "
+                      f"({result.correct:,} of {result.total:,}). Table 1 would give {number(result.score)}/"
+                      f"{number(result.max_score)} (band {result.band}) [bold]on MNIST[/], not on the hidden "
+                      "test set, whose digits come from other writers and usually score a few points lower.")
+    if result.reference is not None:
+        from grader.checking import reference_text
+
+        style = "green" if result.agrees else "red"
+        console.print(f"Official script: [{style}]{reference_text(result.reference, result.agrees)}[/]")
+    console.print(Panel(result.receipt(), title="receipt: keep it with your upload", expand=False))
+
+
 @cli.command("export")
 @click.argument("fmt", metavar="FORMAT", type=click.Choice(["csv", "moodle", "moodle-worksheet", "canvas",
                                                             "feedback-zip"]))

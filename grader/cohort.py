@@ -100,8 +100,12 @@ def grade_cohort(
     time_limit: float | None = None,
     memory_limit_gb: float | None = None,
     progress: Progress | None = None,
+    reports: bool = True,
 ) -> RunSummary:
-    """Grade every student under `submissions` (a folder or Moodle zip) and write marks and reports to `out`."""
+    """Grade every student under `submissions` (a folder or Moodle zip) and write marks and reports to `out`.
+
+    `reports=False` keeps the results in the gradebook only (`grade check` needs no pages).
+    """
     started = time.monotonic()
     progress = progress or _Silent()
     rules = assignment if isinstance(assignment, Assignment) else load_assignment(assignment)
@@ -143,7 +147,7 @@ def grade_cohort(
         finally:
             shutil.rmtree(run.workdir, ignore_errors=True)
         book.finish_run(run_id)
-        rows = write_reports(book, run_id, out, heldout_set, rules)
+        rows = write_reports(book, run_id, out, heldout_set, rules) if reports else book.results(run_id)
     counts = Counter(row["status"] for row in rows)
     return RunSummary(
         run_id=run_id,

@@ -10,7 +10,6 @@ and re-marking with new bands reads stored predictions without starting TensorFl
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import sqlite3
 import zlib
@@ -127,13 +126,11 @@ class Gradebook:
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / FILE_NAME
-        self._lock_file = open(folder / ".gradebook.lock", "w")  # noqa: SIM115 (held for the run)
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        self._lock_file = open(folder / ".gradebook.lock", "a+")  # noqa: SIM115 (held for the run)
+        if not _try_lock(self._lock_file):
             self._lock_file.close()
             raise GradebookBusy(f"{folder}: another grade run is using this output folder; wait for it "
-                                "or pass another --out") from None
+                                "or pass another --out")
         self.db = sqlite3.connect(self.path, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         # WAL keeps every committed result through a crash or SIGKILL of this process.
@@ -285,6 +282,25 @@ class Gradebook:
             item["detail"] = json.loads(item["detail"])
             out.append(item)
         return out
+
+
+def _try_lock(handle: Any) -> bool:
+    """Take an exclusive lock on an open file without waiting (fcntl on POSIX, msvcrt on Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _evaluation(row: sqlite3.Row) -> Evaluation:

@@ -14,13 +14,13 @@ import contextlib
 import ctypes
 import functools
 import os
-import resource
 import shutil
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grader
 from grader.errors import SandboxUnavailable
@@ -157,25 +157,42 @@ def command(
 
 
 def popen(argv: list[str], env: dict[str, str], cwd: str, limits: Limits, stderr_path: Path) -> subprocess.Popen[bytes]:
-    """Start a child in its own session under hard limits; stdin/stdout are pipes, stderr goes to a file."""
+    """Start a child in its own session under hard limits; stdin/stdout are pipes, stderr goes to a file.
+
+    On Windows (students running `grade check`) there are no rlimits or sessions: the child gets its own
+    process group and the grading process's memory and time watch."""
     stderr = open(stderr_path, "ab")  # noqa: SIM115 (the child owns it; closed when the child is reaped)
+    if os.name == "nt":
+        environment = {**os.environ, **env}  # Windows needs SYSTEMROOT and friends to start Python
+        options: dict[str, Any] = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP, "env": environment}
+    else:
+        options = {"start_new_session": True, "env": env,
+                   "preexec_fn": functools.partial(_apply_limits, limits)}  # only setrlimit and prctl
     try:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-            close_fds=True,
-            preexec_fn=functools.partial(_apply_limits, limits),  # noqa: PLW1509 (only setrlimit)
-        )
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd,
+                                close_fds=True, **options)
     finally:
         stderr.close()
 
 
+def kill_tree(process: subprocess.Popen[bytes]) -> None:
+    """Kill a child and everything it started: its session on POSIX, its process tree on Windows."""
+    if os.name != "nt":
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(process.pid)
+        for child in [*root.children(recursive=True), root]:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+
+
 def _apply_limits(limits: Limits) -> None:
+    import resource
+
     _die_with_parent()
     # Soft and hard limits set together: the child (and a payload in it) cannot raise them again.
     for kind, value in (

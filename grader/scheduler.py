@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import queue
-import selectors
 import shutil
 import signal
 import threading
@@ -95,7 +94,6 @@ class ChildProcess:
         self.limits = limits
         self.process: Any = None
         self.ready: dict[str, Any] = {}
-        self._buffer = b""
 
     @classmethod
     def worker(cls, *, isolation: sandbox.Isolation, images: Path, workdir: Path, threads: int,
@@ -115,6 +113,10 @@ class ChildProcess:
 
     def start(self, timeout: float = STARTUP_SECONDS) -> dict[str, Any]:
         self.process = sandbox.popen(self.argv, self.env, self.cwd, self.limits, self.stderr_path)
+        # A thread reads the child's answers: select() on pipes does not exist on Windows, and a thread
+        # lets the waiting side watch the child's memory while it waits.
+        self._lines: queue.Queue[bytes | None] = queue.Queue()
+        threading.Thread(target=_read_lines, args=(self.process.stdout, self._lines), daemon=True).start()
         try:
             message = self._read_message(timeout, Budget(wall_seconds=timeout))
         except WorkerError as error:
@@ -142,27 +144,23 @@ class ChildProcess:
 
     def _read_message(self, timeout: float, budget: Budget) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
-        fd = self.process.stdout.fileno()
-        with selectors.DefaultSelector() as selector:
-            selector.register(fd, selectors.EVENT_READ)
-            while b"\n" not in self._buffer:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise WorkerTimeout(f"no answer within {timeout:g} s")
-                if selector.select(min(WATCH_INTERVAL, remaining)):
-                    chunk = os.read(fd, 1 << 20)
-                    if not chunk:
-                        raise WorkerCrashed(self._exit_description())
-                    self._buffer += chunk
-                    if len(self._buffer) > MAX_LINE_BYTES:
-                        raise WorkerCrashed("the worker sent an oversized answer")
-                else:
-                    self._watch(budget)
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        try:
-            return json.loads(line)
-        except ValueError:
-            raise WorkerCrashed("the worker's answer was not valid JSON") from None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WorkerTimeout(f"no answer within {timeout:g} s")
+            try:
+                line = self._lines.get(timeout=min(WATCH_INTERVAL, remaining))
+            except queue.Empty:
+                self._watch(budget)
+                continue
+            if line is None:
+                raise WorkerCrashed(self._exit_description())
+            if not line.endswith(b"\n"):
+                raise WorkerCrashed("the worker sent an oversized answer")
+            try:
+                return json.loads(line)
+            except ValueError:
+                raise WorkerCrashed("the worker's answer was not valid JSON") from None
 
     def _watch(self, budget: Budget) -> None:
         """Enforce the memory and process budget on the worker's whole process tree."""
@@ -215,14 +213,22 @@ class ChildProcess:
         process, self.process = self.process, None
         if process is None:
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+        sandbox.kill_tree(process)
         with contextlib.suppress(Exception):
             process.wait(timeout=10)
         for stream in (process.stdin, process.stdout):
             with contextlib.suppress(Exception):
                 stream.close()
-        self._buffer = b""
+
+
+def _read_lines(stream: Any, lines: queue.Queue[bytes | None]) -> None:
+    """Hand each line the child writes to the waiting side; None when the child's stdout closes."""
+    try:
+        while line := stream.readline(MAX_LINE_BYTES):
+            lines.put(line)
+    except (OSError, ValueError):
+        pass
+    lines.put(None)
 
 
 class _OverBudget(WorkerError):
