@@ -19,6 +19,7 @@ from grader.errors import GraderError, WorkerError
 EXIT_OK = 0
 EXIT_CANNOT_RUN = 1
 EXIT_INTERRUPTED = 130
+FULL_TABLE_ROWS = 60
 
 
 class _DefaultToRun(click.Group):
@@ -75,9 +76,11 @@ def cli() -> None:
 @click.option("--fresh-workers", is_flag=True, help="Start a new worker for every submission (slower).")
 @click.option("--allow-lambda", is_flag=True,
               help="Grade models with Lambda layers (their code then runs, inside the sandbox only).")
+@click.option("--rehash", is_flag=True,
+              help="Read and hash every file again, even those whose size, times and inode are unchanged.")
 def run_command(submissions: Path, heldout: Path, assignment: str | None, out: Path, workers: int | None,
                 isolation: str, time_limit: float | None, memory_limit: float | None, fresh_workers: bool,
-                allow_lambda: bool) -> None:
+                allow_lambda: bool, rehash: bool) -> None:
     """Grade every student in SUBMISSIONS and write marks.csv and reports.
 
     \b
@@ -95,7 +98,7 @@ def run_command(submissions: Path, heldout: Path, assignment: str | None, out: P
             summary = grade_cohort(submissions, assignment=assignment, heldout=heldout, out=out,
                                    isolation=isolation, workers=workers, fresh_workers=fresh_workers,
                                    allow_lambda=allow_lambda, time_limit=time_limit,
-                                   memory_limit_gb=memory_limit, progress=progress)
+                                   memory_limit_gb=memory_limit, progress=progress, rehash=rehash)
     except GraderError as error:
         raise _fail(error) from None
     except WorkerError as error:
@@ -114,23 +117,31 @@ def _print_summary(summary: Any) -> None:
     from grader.reports import number
 
     console = Console()
-    table = Table(title=f"Marks ({len(summary.rows)} students)", title_justify="left")
+    # A long cohort lists only the students who need a look; marks.csv and index.html hold everyone.
+    shown = summary.rows if len(summary.rows) <= FULL_TABLE_ROWS else [
+        row for row in summary.rows if row["status"] != "graded"]
+    title = (f"Marks ({len(summary.rows)} students)" if shown is summary.rows else
+             f"Students who need a look ({len(shown)} of {len(summary.rows)}; the rest are graded)")
+    table = Table(title=title, title_justify="left")
     table.add_column("student", no_wrap=True)
     table.add_column("name")
     table.add_column("status", no_wrap=True)
     table.add_column("accuracy %", justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("reason", overflow="fold", ratio=1)
-    for row in summary.rows:
+    for row in shown:
         style = {"graded": "green", "flagged": "yellow"}.get(row["status"], "red")
         accuracy = f"{row['accuracy']:.2f}" if row["accuracy"] is not None else ""
         table.add_row(row["student_id"], row["student_name"], f"[{style}]{row['status']}[/]", accuracy,
                       number(row["score"]), row["reason"])
-    console.print(table)
+    if shown:
+        console.print(table)
     counts = ", ".join(f"{count} {status}" for status, count in summary.counts.items())
-    console.print(f"{counts}. Evaluated {summary.evaluated}, reused {summary.reused} stored evaluations, "
-                  f"in {summary.seconds:.1f} s. Isolation: {summary.isolation.kind}.")
-    console.print(f"Marks: {summary.marks_csv}  Reports: {summary.out}/<student_id>/report.md")
+    console.print(f"{counts}. Evaluated {summary.evaluated} (workers started: {summary.workers_started}), "
+                  f"reused {summary.reused} stored evaluations, in {summary.seconds:.1f} s. "
+                  f"Isolation: {summary.isolation.kind}.")
+    console.print(f"Marks: {summary.marks_csv}  Summary: {summary.out / 'index.html'}  "
+                  f"Reports: {summary.out}/<student_id>/report.html")
 
 
 class _RichProgress:
@@ -292,6 +303,29 @@ def _print_check(result: Any) -> None:
         style = "green" if result.agrees else "red"
         console.print(f"Official script: [{style}]{reference_text(result.reference, result.agrees)}[/]")
     console.print(Panel(result.receipt(), title="receipt: keep it with your upload", expand=False))
+
+
+@cli.command("plot")
+@click.argument("student_id")
+@click.option("--reports", "-r", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True, help="The output folder of a grade run.")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("misclassified.pdf"),
+              show_default=True, help="The figure to write (.pdf or .png).")
+@click.option("--heldout", "-d", type=click.Path(exists=True, path_type=Path), default=None,
+              help="The held-out set the run used, when it has moved since.")
+def plot_command(student_id: str, reports: Path, out: Path, heldout: Path | None) -> None:
+    """Draw a student's misclassified digits exactly as the coursework's plotting script does (matplotlib).
+
+    \b
+    Example:
+        grade plot 123456 --out misclassified.pdf
+    """
+    from grader.reports import plot_student
+
+    try:
+        click.echo(plot_student(reports, student_id, out, heldout))
+    except GraderError as error:
+        raise _fail(error) from None
 
 
 @cli.command("export")

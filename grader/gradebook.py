@@ -24,6 +24,7 @@ import numpy as np
 from grader.errors import GraderError
 
 FILE_NAME = "gradebook.sqlite"
+RECENT_EVALUATIONS = 16
 SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,6 +48,11 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS files (
     sha256 TEXT PRIMARY KEY,
     size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fingerprints (
+    path TEXT PRIMARY KEY,               -- a submitted file on disk
+    stat TEXT NOT NULL,                  -- device, inode, size, mtime_ns and ctime_ns when it was hashed
+    sha256 TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS inspections (
     sha256 TEXT NOT NULL,
@@ -131,6 +137,7 @@ class Gradebook:
             self._lock_file.close()
             raise GradebookBusy(f"{folder}: another grade run is using this output folder; wait for it "
                                 "or pass another --out")
+        self._recent: dict[int, Evaluation] = {}
         self.db = sqlite3.connect(self.path, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         # WAL keeps every committed result through a crash or SIGKILL of this process.
@@ -200,6 +207,15 @@ class Gradebook:
         with self.transaction() as db:
             db.execute("INSERT OR IGNORE INTO files VALUES (?, ?)", (sha256, size))
 
+    def fingerprint(self, path: str, stat: str) -> str | None:
+        """The sha256 recorded for a file whose stat is unchanged since it was hashed, else None."""
+        row = self.db.execute("SELECT sha256 FROM fingerprints WHERE path=? AND stat=?", (path, stat)).fetchone()
+        return row[0] if row else None
+
+    def add_fingerprint(self, path: str, stat: str, sha256: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO fingerprints VALUES (?, ?, ?)", (path, stat, sha256))
+
     def inspection(self, sha256: str, inspector: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT result FROM inspections WHERE sha256=? AND inspector=?",
                               (sha256, inspector)).fetchone()
@@ -215,10 +231,10 @@ class Gradebook:
     def evaluation(self, sha256: str, images_sha256: str, evaluation_key: str,
                    grader_version: str) -> Evaluation | None:
         row = self.db.execute(
-            "SELECT * FROM evaluations WHERE sha256=? AND images_sha256=? AND evaluation_key=? AND grader_version=?",
+            "SELECT id FROM evaluations WHERE sha256=? AND images_sha256=? AND evaluation_key=? AND grader_version=?",
             (sha256, images_sha256, evaluation_key, grader_version),
         ).fetchone()
-        return _evaluation(row) if row else None
+        return self.evaluation_by_id(row[0]) if row else None
 
     def add_evaluation(self, *, sha256: str, images_sha256: str, evaluation_key: str, grader_version: str,
                        status: str, reason: str, answer: dict[str, Any] | None,
@@ -243,8 +259,16 @@ class Gradebook:
         return int(cursor.lastrowid or 0)
 
     def evaluation_by_id(self, evaluation_id: int) -> Evaluation | None:
+        # Marking a student and writing the report both read the evaluation: keep the last few.
+        if evaluation_id in self._recent:
+            return self._recent[evaluation_id]
         row = self.db.execute("SELECT * FROM evaluations WHERE id=?", (evaluation_id,)).fetchone()
-        return _evaluation(row) if row else None
+        evaluation = _evaluation(row) if row else None
+        if evaluation is not None:
+            self._recent[evaluation_id] = evaluation
+            if len(self._recent) > RECENT_EVALUATIONS:
+                self._recent.pop(next(iter(self._recent)))
+        return evaluation
 
     def outputs(self, evaluation_id: int) -> np.ndarray | None:
         row = self.db.execute("SELECT outputs, output_shape FROM evaluations WHERE id=?",

@@ -9,6 +9,7 @@ process (see `python -m grader.inspection`), never in the process that holds the
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from dataclasses import asdict, dataclass, field
@@ -84,6 +85,8 @@ class Inspection:
     "Parameter count the config declares, worked out layer by layer."
     config_complete: bool = False
     "Whether every layer of the config was understood (else config_parameters is a lower bound)."
+    largest_activation: int | None = None
+    "The most values any layer outputs for one image (when every layer was understood); sets batch sizes."
     code_objects: tuple[str, ...] = ()
     "Places in the config that carry Python code (Lambda bytecode, serialized functions)."
     layers: tuple[LayerFact, ...] = ()
@@ -281,6 +284,9 @@ def _read_config(attrs: Any) -> dict[str, Any]:
     declared = analyse(config)
     facts["config_parameters"] = declared.parameters
     facts["config_complete"] = declared.complete
+    sizes = [math.prod(layer["output_shape"][1:]) for layer in declared.layers
+             if layer["output_shape"] and all(isinstance(d, int) for d in layer["output_shape"][1:])]
+    facts["largest_activation"] = max(sizes) if declared.complete and sizes else None
     if declared.complete and declared.output_shape is not None:
         facts["output_shape"] = list(declared.output_shape)
         width = declared.output_shape[-1]

@@ -9,10 +9,10 @@ cached in the gradebook by what they show, so re-marking a cohort does not redra
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
+import math
 import re
 import statistics
 from collections import Counter
@@ -31,7 +31,7 @@ from grader.versions import saved_with
 
 MARKS_COLUMNS = ("student_id", "student_name", "folder", "file", "status", "accuracy", "correct", "total",
                  "score", "reason", "sha256")
-FIGURE_VERSION = 1
+FIGURE_VERSION = 3
 
 
 def student_folder(student_id: str) -> str:
@@ -63,23 +63,27 @@ def marks_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def write_reports(book: Gradebook, run_id: int, out: Path, heldout: HeldoutSet,
-                  assignment: Assignment) -> list[dict[str, Any]]:
-    """Write marks.csv, every student's report.json, report.md and report.html, and index.html."""
+def write_reports(book: Gradebook, run_id: int, out: Path, assignment: Assignment) -> list[dict[str, Any]]:
+    """Write marks.csv and index.html for a run whose students' reports are written (see
+    write_student_report); return the rows."""
+    _WRITES.wait()
     run = book.run(run_id)
     rows = book.results(run_id)
     _write(out / "marks.csv", marks_csv(rows))
-    reports = []
-    for row in rows:
-        report = build_report(row, run, book, heldout, assignment)
-        reports.append(report)
-        folder = out / student_folder(row["student_id"])
-        folder.mkdir(parents=True, exist_ok=True)
-        _write(folder / "report.json", json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        _write(folder / "report.md", report_markdown(report))
-        _write(folder / "report.html", report_html(report, _student_figures(row, book, heldout, assignment)))
     _write(out / "index.html", index_html(rows, run, assignment))
     return rows
+
+
+def write_student_report(row: dict[str, Any], run: dict[str, Any], book: Gradebook, heldout: HeldoutSet,
+                         assignment: Assignment, out: Path) -> None:
+    """Write one student's report.json, report.md and report.html."""
+    report = build_report(row, run, book, heldout, assignment)
+    folder = out / student_folder(row["student_id"])
+    folder.mkdir(parents=True, exist_ok=True)
+    # Compact JSON: the C encoder is ten times faster than the indented one (jq or any viewer indents it).
+    _write_report(folder / "report.json", json.dumps(report, sort_keys=True, ensure_ascii=False) + "\n")
+    _write_report(folder / "report.md", report_markdown(report))
+    _write_report(folder / "report.html", report_html(report, _student_figures(row, book, heldout)))
 
 
 def build_report(row: dict[str, Any], run: dict[str, Any], book: Gradebook, heldout: HeldoutSet,
@@ -125,34 +129,21 @@ def _predictions(row: dict[str, Any], book: Gradebook) -> Any:
     return evaluation.predictions if evaluation is not None else None
 
 
-def _student_figures(row: dict[str, Any], book: Gradebook, heldout: HeldoutSet,
-                     assignment: Assignment) -> dict[str, str]:
-    """The student's figures as base64 PNG, drawn once per evaluation and held-out set, then cached."""
+def _student_figures(row: dict[str, Any], book: Gradebook, heldout: HeldoutSet) -> dict[str, str]:
+    """The student's figures (inline SVG), drawn once per evaluation and held-out set, then cached."""
     if row["evaluation_id"] is None or row["status"] not in MARKED:
         return {}
-    prefix = f"v{FIGURE_VERSION}:{row['evaluation_id']}:{heldout.sha256}"
-    drawn: dict[str, str] = {}
-    for name in ("misclassified", "confusion", "per_class"):
-        key = f"{prefix}:{name}"
-        png = book.figure(key)
-        if png is None:
-            png = _draw(name, row, book, heldout, assignment) or b""
-            book.add_figure(key, png)
-        if png:
-            drawn[name] = base64.b64encode(png).decode("ascii")
-    return drawn
-
-
-def _draw(name: str, row: dict[str, Any], book: Gradebook, heldout: HeldoutSet, assignment: Assignment) -> bytes | None:
-    evaluation = book.evaluation_by_id(row["evaluation_id"])
-    if evaluation is None or evaluation.predictions is None:
-        return None
-    predicted, labels, classes = evaluation.predictions, heldout.labels, assignment.data.classes
-    if name == "misclassified":
-        return figures.misclassified(heldout.images, labels, predicted, book.outputs(evaluation.id))
-    if name == "confusion":
-        return figures.confusion(scoring.confusion_matrix(predicted, labels, classes))
-    return figures.per_class(scoring.per_class_accuracy(predicted, labels, classes))
+    key = f"v{FIGURE_VERSION}:{row['evaluation_id']}:{heldout.sha256}:misclassified"
+    svg = book.figure(key)
+    if svg is None:
+        evaluation = book.evaluation_by_id(row["evaluation_id"])
+        if evaluation is None or evaluation.predictions is None:
+            return {}
+        drawn = figures.misclassified(heldout.images, heldout.labels, evaluation.predictions,
+                                      book.outputs(evaluation.id))
+        svg = (drawn or "").encode()
+        book.add_figure(key, svg)
+    return {"misclassified": svg.decode()} if svg else {}
 
 
 def _versions(detail: dict[str, Any], assignment: Assignment) -> dict[str, Any]:
@@ -254,13 +245,36 @@ def _templates() -> Any:
     return environment
 
 
+@cache
+def _template(name: str) -> Any:
+    return _templates().get_template(name)
+
+
 def report_html(report: dict[str, Any], drawn: dict[str, str]) -> str:
     """The student's self-contained HTML report."""
     status = report["status"]
     status_class = {"graded": "status-graded", "flagged": "status-flagged"}.get(status, "status-other")
-    return _templates().get_template("report.html.j2").render(
+    return _template("report.html.j2").render(
         report=report, who=_who(report["student"]), mark=report.get("mark") or {}, figures=drawn,
-        status_class=status_class)
+        status_class=status_class, confusion=_shaded(report.get("confusion")))
+
+
+def _shaded(matrix: list[list[int]] | None) -> Any:
+    """The confusion matrix's rows as HTML, each cell shaded by its count (log scale, so a few mistakes
+    still show). Built here rather than in the template: it holds numbers only, and escaping a hundred
+    numbers per student is most of a re-mark's rendering time."""
+    from markupsafe import Markup
+
+    if not matrix:
+        return Markup("")
+    top = math.log1p(max(max(row) for row in matrix)) or 1.0
+    rows = []
+    for i, row in enumerate(matrix):
+        cells = "".join(
+            f'<td class="num{" diagonal" if i == j else ""}" style="background: rgba(31, 119, 180, '
+            f'{0.85 * math.log1p(count) / top:.2f})">{count or ""}</td>' for j, count in enumerate(row))
+        rows.append(f'<tr><th class="num">{i}</th>{cells}</tr>')
+    return Markup("\n".join(rows))
 
 
 def attention(row: dict[str, Any], bands: Any) -> str:
@@ -287,14 +301,44 @@ def index_html(rows: list[dict[str, Any]], run: dict[str, Any], assignment: Assi
     linked = [{**row, "link": f"{student_folder(row['student_id'])}/report.html"} for row in rows]
     flagged = [(row, why) for row in linked if (why := attention(row, assignment.bands))]
     counts = Counter(row["status"] for row in rows)
-    drawn = {"accuracies": base64.b64encode(figures.accuracy_histogram(accuracies, edges)).decode("ascii"),
-             "marks": base64.b64encode(figures.marks_bar(scores, possible)).decode("ascii")}
-    return _templates().get_template("index.html.j2").render(
+    drawn = {"accuracies": figures.accuracy_histogram(accuracies, edges), "marks": figures.marks_bar(scores, possible)}
+    return _template("index.html.j2").render(
         rows=linked, run=run, assignment=assignment, figures=drawn, attention=flagged,
         counts=[(status, counts[status]) for status in STATUSES if counts[status]],
         per_band=[(band, per_band[band.text]) for band in reversed(assignment.bands)],
         mean=statistics.fmean(accuracies) if accuracies else None,
         median=statistics.median(scores) if scores else None)
+
+
+def plot_student(reports: Path, student_id: str, target: Path, heldout_path: Path | None = None) -> str:
+    """Draw a student's misclassified digits as the coursework's plotting script does (matplotlib, saved
+    as PDF or PNG by the target's suffix), from the gradebook's stored outputs. Returns a summary line."""
+    from grader.assignment import load_assignment
+    from grader.errors import GraderError
+    from grader.heldout import load_heldout
+
+    with Gradebook(reports) as book:
+        run = book.run()
+        rows = {row["student_id"]: row for row in book.results(run["id"])}
+        if student_id not in rows:
+            raise GraderError(f"{reports}: no student {student_id!r} in the latest run")
+        row = rows[student_id]
+        evaluation = book.evaluation_by_id(row["evaluation_id"]) if row["evaluation_id"] else None
+        outputs = book.outputs(evaluation.id) if evaluation is not None else None
+    if evaluation is None or evaluation.predictions is None or outputs is None:
+        raise GraderError(f"student {student_id} has no predictions ({row['status']}: {row['reason']})")
+    rules = load_assignment(run["assignment_path"])
+    source = heldout_path or Path(run["heldout_source"].split(" + ")[0])
+    heldout = load_heldout(source, rules.data)
+    if heldout.sha256 != run["heldout_sha256"]:
+        raise GraderError(f"{source} is not the held-out set this run graded with (sha256 differs); pass "
+                          "--heldout with that set")
+    shown = figures.coursework_figure(heldout.images, heldout.labels, evaluation.predictions,
+                                      outputs.astype("float32"), str(target))
+    if shown == 0:
+        return f"{student_id}: no misclassified samples found, no plot generated (as the script says)"
+    return (f"wrote {target}: the first {shown} misclassified images of {student_id}, as the coursework's "
+            "script draws them")
 
 
 def _cell(text: str) -> str:
@@ -306,3 +350,33 @@ def _write(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text, encoding="utf-8")
     temporary.replace(path)
+
+
+class _Writes:
+    """Students' reports are written on two threads while the next student is rendered: writing is system
+    calls, which run outside Python's lock. `wait` collects them and raises the first failure."""
+
+    def __init__(self) -> None:
+        self._pool: Any = None
+        self._pending: list[Any] = []
+
+    def submit(self, path: Path, text: str) -> None:
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="report-writer")
+        # In place, not through a rename: a run killed mid-way rewrites the file on resume, and a rename
+        # per file costs a re-mark of hundreds of students more than all the rest of the writing.
+        self._pending.append(self._pool.submit(path.write_text, text, encoding="utf-8"))
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+
+_WRITES = _Writes()
+
+
+def _write_report(path: Path, text: str) -> None:
+    _WRITES.submit(path, text)

@@ -32,6 +32,8 @@ MODEL_NAME = "model.h5"
 STARTUP_SECONDS = 180.0
 WATCH_INTERVAL = 0.2
 MAX_LINE_BYTES = 512 * 1024 * 1024
+# A worker is about 0.6-0.8 GB once TensorFlow is in; one over this after a job is replaced.
+RECYCLE_BYTES = 1024**3
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ class ChildProcess:
             root = psutil.Process(self.process.pid)
             tree = [root, *root.children(recursive=True)]
             resident = sum(proc.memory_info().rss for proc in tree)
-        except psutil.Error:
+        except (psutil.Error, AttributeError):
             return  # the process is ending; the read loop sees its exit
         if resident > budget.memory_bytes:
             raise _OverBudget("memory", f"the model needed more than the {budget.memory_bytes / 1024**3:.1f} GB "
@@ -221,6 +223,15 @@ class ChildProcess:
                 stream.close()
 
 
+def _resident(worker: ChildProcess) -> int:
+    """Resident memory of a worker's whole process tree, in bytes (0 when it is gone)."""
+    try:
+        root = psutil.Process(worker.process.pid)
+        return sum(proc.memory_info().rss for proc in [root, *root.children(recursive=True)])
+    except (psutil.Error, AttributeError):
+        return 0
+
+
 def _read_lines(stream: Any, lines: queue.Queue[bytes | None]) -> None:
     """Hand each line the child writes to the waiting side; None when the child's stdout closes."""
     try:
@@ -256,26 +267,31 @@ class Scheduler:
         self._stop = threading.Event()
         self._live: set[ChildProcess] = set()
         self._lock = threading.Lock()
+        self._pending: queue.Queue[Job | None] = queue.Queue()
+        self._results: queue.Queue[Outcome | BaseException] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self.started = 0
+        "Worker processes started so far (one per worker, plus one for each replacement)."
+
+    def start(self, expected: int) -> None:
+        """Start up to `expected` workers now: TensorFlow imports while the run still prepares the jobs."""
+        for index in range(len(self._threads), min(self.workers, max(expected, 0))):
+            thread = threading.Thread(target=self._serve, args=(index,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def run(self, jobs: Iterable[Job], on_outcome: Callable[[Outcome], None]) -> None:
         """Evaluate every job; call `on_outcome` in this thread as each finishes, in finishing order."""
-        pending: queue.Queue[Job | None] = queue.Queue()
         count = 0
         for job in jobs:
-            pending.put(job)
+            self._pending.put(job)
             count += 1
-        if count == 0:
-            return
-        results: queue.Queue[Outcome | BaseException] = queue.Queue()
-        threads = []
-        for index in range(min(self.workers, count)):
-            pending.put(None)
-            thread = threading.Thread(target=self._serve, args=(index, pending, results), daemon=True)
-            thread.start()
-            threads.append(thread)
+        self.start(count)
+        for _ in self._threads:
+            self._pending.put(None)
         try:
             for _ in range(count):
-                item = results.get()
+                item = self._results.get()
                 if isinstance(item, BaseException):
                     raise item
                 on_outcome(item)
@@ -287,15 +303,26 @@ class Scheduler:
                     worker.kill()
             raise
         finally:
-            for thread in threads:
+            for thread in self._threads:
                 thread.join(timeout=30)
 
-    def _serve(self, index: int, pending: queue.Queue[Job | None], results: queue.Queue[Any]) -> None:
+    def _serve(self, index: int) -> None:
+        pending, results = self._pending, self._results
         folder = self.workdir / f"worker-{index}"
         folder.mkdir(parents=True, exist_ok=True)
         worker: ChildProcess | None = None
         ever_started = False
         try:
+            # Start at once, before any job: the import of TensorFlow overlaps the run's preparation.
+            worker = self._new_worker(folder)
+            try:
+                worker.start()
+                ever_started = True
+            except WorkerError as error:
+                self._forget(worker)
+                worker = None
+                results.put(WorkerError(str(error)))
+                return
             while not self._stop.is_set():
                 job = pending.get()
                 if job is None:
@@ -316,7 +343,10 @@ class Scheduler:
                         continue
                 outcome = self._evaluate(worker, job)
                 results.put(outcome)
-                if outcome.status != "answered" or job.fresh or self.fresh_each:
+                # A worker that grew (a large model stays in TensorFlow's allocator) starts afresh, so
+                # that workers side by side stay small.
+                grown = outcome.status == "answered" and _resident(worker) > RECYCLE_BYTES
+                if outcome.status != "answered" or job.fresh or self.fresh_each or grown:
                     worker.kill() if outcome.status != "answered" else worker.close()
                     self._forget(worker)
                     worker = None
@@ -332,6 +362,7 @@ class Scheduler:
                                      threads=self.threads, limits=self.limits)
         with self._lock:
             self._live.add(worker)
+            self.started += 1
         return worker
 
     def _forget(self, worker: ChildProcess) -> None:

@@ -137,13 +137,9 @@ def predicted_classes(outputs: np.ndarray) -> np.ndarray:
 
 def per_class_accuracy(predicted: np.ndarray, labels: np.ndarray, classes: int) -> list[dict[str, int]]:
     """For each class: how many images it has and how many of them were classified correctly."""
-    rows = []
-    for cls in range(classes):
-        members = labels == cls
-        rows.append(
-            {"class": cls, "total": int(members.sum()), "correct": int((predicted[members] == cls).sum())}
-        )
-    return rows
+    totals = np.bincount(labels, minlength=classes)[:classes]
+    right = np.bincount(labels[predicted == labels], minlength=classes)[:classes]
+    return [{"class": cls, "total": int(totals[cls]), "correct": int(right[cls])} for cls in range(classes)]
 
 
 def confusion_matrix(predicted: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:

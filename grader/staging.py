@@ -1,8 +1,11 @@
-"""Copy a chosen submission file into the run's private work folder, hashing it on the way.
+"""Hash a chosen submission file where it lies, and copy it into the run's private work folder when
+something still has to read it.
 
-Everything after this step reads the staged copy: the bytes that were hashed are the bytes that are
-inspected and evaluated, whatever happens to the student's folder meanwhile. The source is opened
-without following symbolic links, and reading stops at the size the listing gave.
+A file whose inspection and evaluation are already in the gradebook is only hashed (a re-mark reads
+each file once and copies nothing). A file that must be inspected or evaluated is copied, and the copy
+is hashed again: the bytes that were hashed are the bytes that are inspected and evaluated, whatever
+happens to the student's folder meanwhile. The source is opened without following symbolic links, and
+reading stops at the size the listing gave.
 """
 
 from __future__ import annotations
@@ -34,30 +37,64 @@ class Staged:
     size: int
 
 
-def stage(submission: Submission, target: Path) -> Staged:
-    """Copy the chosen file of `submission` to `target`, returning its sha256 and size."""
+def fingerprint(submission: Submission) -> tuple[str, int]:
+    """The sha256 and size of the chosen file, read where it lies."""
+    return _read(submission, None)
+
+
+def stat_key(submission: Submission) -> str | None:
+    """What identifies an unchanged file on disk without reading it: device, inode, size, mtime and ctime in
+    nanoseconds (as git's index does; ctime cannot be set back by any ordinary tool). None for a file in
+    a zip, which is always read."""
+    chosen = submission.chosen
+    if chosen is None or submission.zip_path:
+        return None
+    try:
+        info = os.stat(chosen.location, follow_symlinks=False)
+    except OSError:
+        return None
+    return f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
+
+
+def stage(submission: Submission, target: Path, expected_sha256: str) -> Staged:
+    """Copy the chosen file to `target`; refuse a copy whose bytes differ from the ones fingerprinted."""
+    sha256, size = _read(submission, target)
+    if sha256 != expected_sha256:
+        target.unlink(missing_ok=True)
+        assert submission.chosen is not None
+        raise StagingError(f"{submission.chosen.name} changed while it was being graded; run grade again")
+    return Staged(path=target, sha256=sha256, size=size)
+
+
+def _read(submission: Submission, target: Path | None) -> tuple[str, int]:
     chosen = submission.chosen
     assert chosen is not None
     digest = hashlib.sha256()
     size = 0
     try:
-        with _open_source(submission) as source, open(target, "xb") as sink:
+        with _open_source(submission) as source, (open(target, "xb") if target else contextlib.nullcontext()) as sink:
             while chunk := source.read(CHUNK):
                 size += len(chunk)
                 if size > chosen.size:
                     raise StagingError(f"{chosen.name} grew while it was read (listed as {chosen.size:,} bytes)")
                 digest.update(chunk)
-                sink.write(chunk)
+                if sink is not None:
+                    sink.write(chunk)
     except OSError as error:
-        target.unlink(missing_ok=True)
+        _discard(target)
         raise StagingError(f"cannot read {chosen.name} ({error.strerror or error})") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError) as error:
-        target.unlink(missing_ok=True)
+        _discard(target)
         raise StagingError(f"cannot extract {chosen.name} from the zip ({error})") from None
     except StagingError:
-        target.unlink(missing_ok=True)
+        _discard(target)
         raise
-    return Staged(path=target, sha256=digest.hexdigest(), size=size)
+    return digest.hexdigest(), size
+
+
+def _discard(target: Path | None) -> None:
+    if target is not None:
+        target.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

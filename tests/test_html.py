@@ -58,8 +58,18 @@ def open_page(browser, path: Path) -> dict:
     seen["images"] = page.evaluate(
         "Array.from(document.images).map(i => ({alt: i.alt, ok: i.complete && i.naturalWidth > 0, "
         "src: i.src.slice(0, 22)}))")
+    # Images inside inline SVG figures: decode each one the page embeds.
+    seen["svg_images"] = page.evaluate("""async () => await Promise.all(
+        Array.from(document.querySelectorAll('svg image')).map(node => new Promise(done => {
+            const image = new Image();
+            image.onload = () => done({ok: image.naturalWidth > 0, src: image.src.slice(0, 22)});
+            image.onerror = () => done({ok: false, src: image.src.slice(0, 22)});
+            image.src = node.getAttribute('href');
+        })))""")
     seen["text"] = page.inner_text("body")
     seen["marked_row"] = page.evaluate("(document.querySelector('tr.mine td') || {}).textContent || null")
+    seen["charts"] = page.evaluate(
+        "Array.from(document.querySelectorAll('svg.figure')).map(s => s.getBoundingClientRect().width)")
     context.close()
     return seen
 
@@ -68,20 +78,24 @@ def assert_clean(seen: dict, path: Path) -> None:
     assert [m for m in seen["console"] if m[0] in ("error", "warning")] == [], path
     assert seen["errors"] == [] and seen["dialogs"] == [], path
     assert all(url.startswith(("file:", "data:")) for url in seen["requests"]), seen["requests"]
-    assert seen["images"] and all(image["ok"] for image in seen["images"]), seen["images"]
-    assert all(image["src"].startswith("data:image/png;base64") for image in seen["images"])
+    embedded = seen["images"] + seen["svg_images"]
+    assert all(image["ok"] for image in embedded), embedded
+    assert all(image["src"].startswith("data:image/png;base64") for image in embedded)
 
 
 def test_graded_report_renders_with_every_figure(html_run, browser) -> None:
-    """A graded student's report.html: three figures (per class, confusion, misclassified) all load, the
+    """A graded student's report.html: the misclassified-digits figure renders, per-class accuracy and the
+    confusion matrix are tables, the
     student's Table 1 row is marked, and the page needs nothing but itself."""
     path = html_run.out / "100001" / "report.html"
     seen = open_page(browser, path)
     assert_clean(seen, path)
-    assert len(seen["images"]) == 3
+    # The misclassified digits (inline SVG, eight digit images); per-class and confusion are tables.
+    assert seen["images"] == [] and len(seen["svg_images"]) == 8 and len(seen["charts"]) == 1
     report = json.loads((html_run.out / "100001" / "report.json").read_text())
     assert seen["marked_row"] == report["mark"]["band"]
-    for text in ("Table 1", "95% confidence interval", "Misclassified images", "saved with", "file sha256",
+    for text in ("Table 1", "95% confidence interval", "Misclassified images", "Confusion matrix",
+                 "Accuracy per class", "saved with", "file sha256",
                  report["file"]["sha256"], report["heldout"]["sha256"], "more correct image"):
         assert text in seen["text"], text
 
@@ -90,16 +104,16 @@ def test_refused_report_explains_without_figures(html_run, browser) -> None:
     """A refused student's report renders cleanly and says why, with the fix."""
     path = html_run.out / "100003" / "report.html"
     seen = open_page(browser, path)
-    assert [m for m in seen["console"] if m[0] == "error"] == [] and seen["images"] == []
+    assert [m for m in seen["console"] if m[0] == "error"] == [] and seen["images"] == seen["svg_images"] == []
     assert "refused" in seen["text"] and "replace the Lambda layer" in seen["text"]
 
 
 def test_index_renders_the_cohort(html_run, browser) -> None:
-    """index.html shows the cohort's figures, the band counts, who needs attention, and links to reports."""
+    """index.html draws the cohort's two charts, the band counts, who needs attention, and links to reports."""
     path = html_run.out / "index.html"
     seen = open_page(browser, path)
     assert_clean(seen, path)
-    assert len(seen["images"]) == 2
+    assert len(seen["charts"]) == 2 and all(width > 100 for width in seen["charts"])
     for text in ("Students per band", "Needs attention", "Grace Hopper", "refused", "held-out set"):
         assert text in seen["text"], text
     links = (html_run.out / "index.html").read_text()

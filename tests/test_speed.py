@@ -1,0 +1,132 @@
+"""Fast grading without changing a mark: warm workers, predictions equal to batch 32, and re-marking
+from stored predictions without starting TensorFlow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.assignment import builtin_assignments
+from grader.cohort import grade_cohort
+from grader.worker import _predict_as_official
+
+from .conftest import DEMO_HELDOUT, make_cohort
+
+
+class BatchSensitiveNet:
+    """A network whose float sums depend on the batch's size, as real kernels' can: class 1 leads class 0
+    by 1e-7 in batches of 256 and trails it in batches of 32, and only on images whose two scores tie."""
+
+    def __init__(self, ties: np.ndarray) -> None:
+        self.ties = ties
+        self.calls: list[tuple[int, int]] = []
+
+    def predict(self, x: np.ndarray, batch_size: int, verbose: int = 0) -> np.ndarray:
+        self.calls.append((len(x), batch_size))
+        first = int(x[0, 0])
+        rows = []
+        for start in range(0, len(x), batch_size):
+            count = min(batch_size, len(x) - start)
+            for index in range(first + start, first + start + count):
+                row = np.zeros(10, np.float32)
+                row[0], row[1] = (0.5, 0.5 + (1e-7 if count > 32 else -1e-7)) if self.ties[index] else (0.9, 0.1)
+                rows.append(row)
+        return np.stack(rows)
+
+
+def test_fast_batches_give_the_official_scripts_outputs() -> None:
+    """Predictions at batch 256 are corrected to batch 32's wherever a near-tie could flip a class: only
+    the official batches holding one are predicted again, and the images that changed are reported."""
+    images = 1000
+    x = np.arange(images, dtype=np.float32)[:, None]  # each row names its own index
+    ties = np.zeros(images, bool)
+    ties[[5, 40, 41, 999]] = True
+    net = BatchSensitiveNet(ties)
+    outputs, facts = _predict_as_official(net, x, {"batch_size": 32, "fast_batch_size": 256})
+    official = BatchSensitiveNet(ties).predict(x, batch_size=32)
+    assert np.array_equal(np.argmax(outputs, axis=1), np.argmax(official, axis=1))
+    assert facts["rechecked"] == 3  # batches 0, 1 and 31 (the last, of 8 images)
+    assert facts["changed"] == [5, 40, 41, 999]
+    assert net.calls[0] == (images, 256) and sorted(net.calls[1:]) == [(8, 32), (32, 32), (32, 32)]
+
+
+def test_without_a_tie_nothing_is_predicted_twice() -> None:
+    """A model with clear margins is predicted once, in fast batches."""
+    net = BatchSensitiveNet(np.zeros(500, bool))
+    _, facts = _predict_as_official(net, np.arange(500, dtype=np.float32)[:, None],
+                                    {"batch_size": 32, "fast_batch_size": 256})
+    assert (facts["rechecked"], facts["changed"], len(net.calls)) == (0, [], 1)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Path:
+    return make_cohort(tmp_path_factory.mktemp("speed") / "submissions", models, {
+        f"Stu Dent{i}_{700000 + i}_assignsubmission_file_": {name: f"{name}"}
+        for i, name in enumerate(["mlp.h5", "cnn.h5", "flat.h5", "logits.h5", "k2_mlp.h5", "k2_cnn.h5"])
+    })
+
+
+@pytest.mark.tensorflow
+def test_warm_workers_then_a_band_change_without_tensorflow(cohort: Path, tmp_path: Path) -> None:
+    """Six files take one warm worker each (no restart between them); changing only the bands re-marks
+    every student from stored predictions with no worker started, and the marks follow the new table."""
+    out = tmp_path / "reports"
+    first = grade_cohort(cohort, heldout=DEMO_HELDOUT, out=out, workers=1)
+    assert (first.evaluated, first.reused, first.workers_started) == (6, 0, 1)
+    report = (out / "700000" / "report.json").read_text()
+    assert '"batch size"' in report and "predicted in batches of 256" in report
+
+    text = builtin_assignments()["kcl-dnn-cw1"].read_text()
+    rebanded = tmp_path / "rebanded.toml"
+    rebanded.write_text(text.replace('range = "(0, 50)"\nscore = 3', 'range = "(0, 50)"\nscore = 1')
+                            .replace('range = "[50, 60)"\nscore = 4', 'range = "[50, 60)"\nscore = 2')
+                            .replace('range = "[90, 94)"\nscore = 9', 'range = "[90, 94)"\nscore = 11')
+                            .replace('range = "[85, 90)"\nscore = 8', 'range = "[85, 90)"\nscore = 7.5'))
+    again = grade_cohort(cohort, heldout=DEMO_HELDOUT, out=out, assignment=rebanded)
+    assert (again.evaluated, again.reused, again.workers_started) == (0, 6, 0)
+    before = {row["student_id"]: row for row in first.rows}
+    for row in again.rows:
+        assert row["accuracy"] == before[row["student_id"]]["accuracy"]
+        changed = {3: 1, 4: 2, 9: 11, 8: 7.5}.get(before[row["student_id"]]["score"])
+        assert row["score"] == (changed if changed is not None else before[row["student_id"]]["score"])
+
+
+@pytest.mark.tensorflow
+def test_fresh_workers_start_one_per_submission(cohort: Path, tmp_path: Path) -> None:
+    """--fresh-workers starts a new worker for every submission, and gives the same marks."""
+    warm = grade_cohort(cohort, heldout=DEMO_HELDOUT, out=tmp_path / "warm", workers=1)
+    fresh = grade_cohort(cohort, heldout=DEMO_HELDOUT, out=tmp_path / "fresh", workers=1, fresh_workers=True)
+    assert fresh.workers_started == 6
+    assert [row["accuracy"] for row in fresh.rows] == [row["accuracy"] for row in warm.rows]
+    assert (tmp_path / "fresh" / "marks.csv").read_bytes() == (tmp_path / "warm" / "marks.csv").read_bytes()
+
+
+@pytest.mark.tensorflow
+def test_unchanged_files_are_not_read_again(cohort: Path, tmp_path: Path) -> None:
+    """A second run takes each unchanged file's sha256 from the gradebook (by inode, size and times); a
+    changed file is read, hashed and evaluated again."""
+    out = tmp_path / "reports"
+    grade_cohort(cohort, heldout=DEMO_HELDOUT, out=out, workers=1)
+    target = next((cohort / "Stu Dent0_700000_assignsubmission_file_").glob("*.h5"))
+    original = target.read_bytes()
+    try:
+        target.write_bytes((cohort / "Stu Dent1_700001_assignsubmission_file_" / "cnn.h5").read_bytes())
+        again = grade_cohort(cohort, heldout=DEMO_HELDOUT, out=out, workers=1)
+        assert (again.evaluated, again.reused) == (0, 6)  # the new bytes are a file already evaluated
+        rows = {row["student_id"]: row for row in again.rows}
+        assert rows["700000"]["sha256"] == rows["700001"]["sha256"]
+        assert rows["700000"]["accuracy"] == rows["700001"]["accuracy"]
+    finally:
+        target.write_bytes(original)
+
+
+def test_ties_everywhere_take_one_official_pass() -> None:
+    """When most batches hold a tie (a model gone to NaN), the whole set is predicted once at batch 32."""
+    net = BatchSensitiveNet(np.ones(300, bool))
+    outputs, facts = _predict_as_official(net, np.arange(300, dtype=np.float32)[:, None],
+                                          {"batch_size": 32, "fast_batch_size": 256})
+    assert net.calls == [(300, 256), (300, 32)]
+    assert facts["rechecked"] == 10 and len(facts["changed"]) == 300
+    assert (np.argmax(outputs, axis=1) == 0).all()
