@@ -247,7 +247,7 @@ def speed(args: argparse.Namespace, work: Path) -> None:
     heldout = build_heldout(work)
     print(f"machine: {machine()}")
     print(f"building {args.students} submissions{' and a 50M-parameter one' if args.big else ''} ...", flush=True)
-    cohort = build_cohort(work, args.students, args.big,
+    cohort = build_cohort(work, args.students, args.big, seed=args.seed,
                           architectures=REALISTIC.replace("cnn_big", "cnn_wide") if args.heavy else REALISTIC)
     parameters = sorted(s["parameters"] for s in cohort)
     print(f"cohort: {len(cohort)} students, {parameters[0]:,} to {parameters[-1]:,} parameters; held-out 12,000")
@@ -301,6 +301,7 @@ def main() -> None:
                         help="a heavier CNN (64 and 128 filters at full resolution) instead of cnn_big")
     parser.add_argument("--remark", type=int, default=0, help="benchmark re-marking this many cached students")
     parser.add_argument("--skip-official", action="store_true")
+    parser.add_argument("--seed", type=int, default=0, help="another seed builds another cohort")
     parser.add_argument("--work", type=Path, default=Path("/tmp/grader-bench"))
     parser.add_argument("--grade-args", nargs=argparse.REMAINDER, default=[], help="passed on to grade")
     args = parser.parse_args()

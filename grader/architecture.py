@@ -34,6 +34,8 @@ class Architecture:
 
     parameters: int = 0
     "Parameters of every layer understood (all of them when `complete`)."
+    multiply_adds: int = 0
+    "Roughly how many multiply-adds one image costs: each layer's weights times the positions it slides over."
     complete: bool = True
     "Whether every layer's shape and parameters were understood."
     output_shape: Shape | None = None
@@ -108,6 +110,10 @@ def _layer(layer: dict[str, Any], inputs: list[Shape] | None, result: Architectu
         result.complete = False
         result.unknown.append(kind)
     result.parameters += params or 0
+    if params and shape is not None:
+        channels_first = config.get("data_format") == "channels_first"
+        positions = shape[2:] if channels_first else shape[1:-1]
+        result.multiply_adds += params * math.prod(size or 1 for size in positions)
     result.layers.append({"name": f"{prefix}{name}", "class_name": kind,
                           "output_shape": list(shape) if shape else None, "parameters": params})
     return shape

@@ -26,6 +26,7 @@ from grader.discovery import Submission, discover_submissions
 from grader.errors import GraderError
 from grader.gradebook import Evaluation, Gradebook
 from grader.heldout import HeldoutSet, load_heldout, write_images
+from grader.inspection import REVISION as INSPECTOR_REVISION
 from grader.inspection import Inspection
 from grader.reports import write_reports, write_student_report
 from grader.sandbox import Isolation, choose_isolation
@@ -38,6 +39,7 @@ from grader.versions import saved_with
 FAILED_RUNS = {"timeout": "timeout", "crashed": "crashed", "memory": "over_limit", "processes": "over_limit"}
 FAILED_STAGES = {"load": "load_failed", "predict": "predict_failed", "output": "bad_output"}
 WORK_FOLDER = ".work"
+INSPECTOR = f"grader {grader.__version__} inspector {INSPECTOR_REVISION}"
 DEFAULT_MEMORY_GB = 6.0
 # Predictions run in batches of this size, then near-ties are predicted again in the official script's
 # own batches (see worker._predict_as_official): the same outputs as batch 32, two to four times faster.
@@ -207,10 +209,12 @@ class _Run:
         self.staging = self.workdir / "staging"
         self.staging.mkdir(parents=True)
         identified = [student for student in students if self._identify(student)]
-        # Files with no stored evaluation will need a worker: start the workers now, so that TensorFlow
-        # imports while the files are inspected and screened.
-        unseen = {s.sha256 for s in identified if self.book.evaluation(
-            s.sha256, self.heldout.images_sha256, self.rules.evaluation_key(), grader.__version__) is None}
+        todo = self._stored_inspections(identified)
+        # Files that will need a worker (no stored evaluation, and not refused by what is already known of
+        # them): start the workers now, so that TensorFlow imports while the rest are inspected.
+        key = self.rules.evaluation_key()
+        unseen = {s.sha256 for s in identified if not self._refused_already(s) and self.book.evaluation_id(
+            s.sha256, self.heldout.images_sha256, key, grader.__version__) is None}
         scheduler = None
         if unseen:
             scheduler = Scheduler(
@@ -219,7 +223,8 @@ class _Run:
                 fresh_each=fresh_workers, budget=self.budget,
             )
             scheduler.start(len(unseen))
-        waiting = self._inspect(identified)
+        read = self._inspect(todo)
+        waiting = [student for student in identified if student.inspection is not None or id(student) in read]
         # Identical files (a resubmission, a shared model) are evaluated once and marked for each student.
         sharing: dict[str, list[_Student]] = {}
         jobs = []
@@ -231,6 +236,9 @@ class _Run:
                 jobs.append(job)
             sharing.setdefault(job.key, []).append(student)
         if scheduler is not None:
+            # The costliest models first: a large one left to the end would keep one worker busy while the
+            # others wait with nothing to do.
+            jobs.sort(key=lambda job: -_cost(sharing[job.key][0].inspection))
             try:
                 scheduler.run(jobs, lambda outcome: self._record_outcome(sharing[outcome.key], outcome))
             finally:
@@ -285,15 +293,30 @@ class _Run:
                 return None
         return student.staged.path
 
-    def _inspect(self, students: list[_Student]) -> list[_Student]:
-        """Inspections from the gradebook, or from the sandboxed reader. Returns the students still open."""
-        inspector = f"grader {grader.__version__}"
-        todo: dict[Path, _Student] = {}
+    def _stored_inspections(self, students: list[_Student]) -> list[_Student]:
+        """Take inspections from the gradebook; return the students whose file must still be inspected."""
+        todo = []
         for student in students:
-            cached = self.book.inspection(student.sha256, inspector)
+            cached = self.book.inspection(student.sha256, INSPECTOR)
             if cached is not None:
                 student.inspection, student.inspection_json = Inspection.from_json(cached), cached
-            elif (path := self._copy(student)) is not None:
+            else:
+                todo.append(student)
+        return todo
+
+    def _refused_already(self, student: _Student) -> bool:
+        """Whether a stored inspection already says screening will refuse the file (no worker needed)."""
+        if student.inspection is None:
+            return False
+        return refused(screen(student.inspection, self.rules, allow_lambda=self.allow_lambda))
+
+    def _inspect(self, students: list[_Student]) -> set[int]:
+        """Inspect files in the sandboxed reader (copying each first), and store what it read. Returns the
+        ids of the students it read (the others could not be copied, and are finished)."""
+        inspector = INSPECTOR
+        todo: dict[Path, _Student] = {}
+        for student in students:
+            if (path := self._copy(student)) is not None:
                 todo[path] = student
 
         def collect(path: Path, answer: dict[str, Any]) -> None:
@@ -309,8 +332,7 @@ class _Run:
         if todo:
             inspect_files(list(todo), isolation=self.isolation, workdir=self.workdir / "inspector",
                           on_result=collect)
-        read = {id(student) for student in todo.values()}
-        return [student for student in students if student.inspection is not None or id(student) in read]
+        return {id(student) for student in todo.values()}
 
     def _screen_or_reuse(self, student: _Student) -> Job | None:
         """Screen a staged file; finish it now (refused, or a stored evaluation) or return its job."""
@@ -463,6 +485,13 @@ class _Run:
             stored = {**row, "detail": json.loads(json.dumps(row["detail"]))}
             write_student_report(stored, self.run_info, self.book, self.heldout, self.rules, self.reports)
         self.progress.advance(submission.student_id, status)
+
+
+def _cost(inspection: Inspection | None) -> int:
+    """An estimate of the work a model is: its multiply-adds per image, else its parameters."""
+    if inspection is None:
+        return 0
+    return inspection.multiply_adds or inspection.parameter_count
 
 
 def fast_batch_size(inspection: Inspection | None, official: int) -> int:

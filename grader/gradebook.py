@@ -230,11 +230,16 @@ class Gradebook:
 
     def evaluation(self, sha256: str, images_sha256: str, evaluation_key: str,
                    grader_version: str) -> Evaluation | None:
+        found = self.evaluation_id(sha256, images_sha256, evaluation_key, grader_version)
+        return self.evaluation_by_id(found) if found is not None else None
+
+    def evaluation_id(self, sha256: str, images_sha256: str, evaluation_key: str, grader_version: str) -> int | None:
+        """The id of the stored evaluation of a file, or None: a lookup that reads no predictions."""
         row = self.db.execute(
             "SELECT id FROM evaluations WHERE sha256=? AND images_sha256=? AND evaluation_key=? AND grader_version=?",
             (sha256, images_sha256, evaluation_key, grader_version),
         ).fetchone()
-        return self.evaluation_by_id(row[0]) if row else None
+        return row[0] if row else None
 
     def add_evaluation(self, *, sha256: str, images_sha256: str, evaluation_key: str, grader_version: str,
                        status: str, reason: str, answer: dict[str, Any] | None,

@@ -18,6 +18,8 @@ from typing import Any
 
 from grader.architecture import analyse
 
+# Bump when what the inspector reports changes: stored inspections of another revision are read again.
+REVISION = 2
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # HDF5 looks for its superblock at 0 and then at every power of two from 512 (after a user block).
 SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
@@ -85,6 +87,8 @@ class Inspection:
     "Parameter count the config declares, worked out layer by layer."
     config_complete: bool = False
     "Whether every layer of the config was understood (else config_parameters is a lower bound)."
+    multiply_adds: int | None = None
+    "Roughly how many multiply-adds one image costs (when every layer was understood): orders the work."
     largest_activation: int | None = None
     "The most values any layer outputs for one image (when every layer was understood); sets batch sizes."
     code_objects: tuple[str, ...] = ()
@@ -287,6 +291,7 @@ def _read_config(attrs: Any) -> dict[str, Any]:
     sizes = [math.prod(layer["output_shape"][1:]) for layer in declared.layers
              if layer["output_shape"] and all(isinstance(d, int) for d in layer["output_shape"][1:])]
     facts["largest_activation"] = max(sizes) if declared.complete and sizes else None
+    facts["multiply_adds"] = declared.multiply_adds if declared.complete else None
     if declared.complete and declared.output_shape is not None:
         facts["output_shape"] = list(declared.output_shape)
         width = declared.output_shape[-1]

@@ -108,3 +108,16 @@ def test_gradebook_holds_the_run(graded) -> None:
     # Identical files (Ben's and Ivy's CNN) are evaluated once.
     predicted = {row["sha256"] for row in graded.rows if row["status"] in ("graded", "flagged", "bad_output")}
     assert stored == len(predicted) == 7
+
+
+def test_a_second_run_starts_no_worker(graded, cohort: Path) -> None:
+    """Run again on the same inputs: every evaluation is reused, refused files stay refused from their stored
+    inspections, no TensorFlow worker starts, and marks.csv is the same bytes."""
+    from grader.cohort import grade_cohort
+
+    before = graded.marks_csv.read_bytes()
+    again = grade_cohort(cohort, heldout=DEMO_HELDOUT, out=graded.out)
+    assert (again.evaluated, again.workers_started) == (0, 0)
+    assert again.reused == sum(1 for row in again.rows if row["status"] in ("graded", "flagged", "bad_output",
+                                                                           "predict_failed"))
+    assert graded.marks_csv.read_bytes() == before
