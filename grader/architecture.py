@@ -76,7 +76,7 @@ def _model(model: dict[str, Any], given: list[Shape] | None, result: Architectur
 def _functional(model: dict[str, Any], layers: list[dict[str, Any]], given: list[Shape] | None,
                 result: Architecture, prefix: str) -> Shape | None:
     outputs: dict[str, Shape | None] = {}
-    input_names = _endpoints(model["config"].get("input_layers"))
+    input_names = endpoints(model["config"].get("input_layers"))
     for layer in layers:
         name = _name(layer)
         if layer.get("class_name") == "InputLayer":
@@ -85,10 +85,10 @@ def _functional(model: dict[str, Any], layers: list[dict[str, Any]], given: list
                 declared = given[input_names.index(name)]
             outputs[name] = declared
             continue
-        inbound = [outputs.get(source) for source in _inbound(layer)]
+        inbound = [outputs.get(source) for source in inbound_names(layer)]
         shapes = None if not inbound or any(s is None for s in inbound) else [s for s in inbound if s is not None]
         outputs[name] = _layer(layer, shapes, result, prefix)
-    ends = _endpoints(model["config"].get("output_layers"))
+    ends = endpoints(model["config"].get("output_layers"))
     return outputs.get(ends[0]) if len(ends) == 1 else None
 
 
@@ -313,7 +313,11 @@ def _declared_input(layer: dict[str, Any]) -> Shape | None:
     return None
 
 
-def _endpoints(entries: Any) -> list[str]:
+def endpoints(entries: Any) -> list[str]:
+    """Layer names a functional config lists as 'input_layers' or 'output_layers'.
+
+    Keras 2 writes [[name, 0, 0], ...]; Keras 3 writes [name, 0, 0] for one endpoint, else the nested form.
+    """
     if not isinstance(entries, list) or not entries:
         return []
     if isinstance(entries[0], list):
@@ -321,7 +325,7 @@ def _endpoints(entries: Any) -> list[str]:
     return [entries[0]] if isinstance(entries[0], str) else []
 
 
-def _inbound(layer: dict[str, Any]) -> list[str]:
+def inbound_names(layer: dict[str, Any]) -> list[str]:
     """Names of the layers feeding a functional layer's first call (Keras 2 and Keras 3 layouts)."""
     nodes = layer.get("inbound_nodes") or []
     if not nodes:

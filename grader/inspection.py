@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.architecture import analyse
+from grader.architecture import analyse, endpoints, inbound_names
 
 # Bump when what the inspector reports changes: stored inspections of another revision are read again.
 REVISION = 2
@@ -404,20 +404,6 @@ def _modules(node: Any) -> set[str]:
     return found
 
 
-def _endpoint_names(model: dict[str, Any], key: str) -> list[str]:
-    """Layer names a functional config lists under 'input_layers' or 'output_layers' ([] for Sequential).
-
-    Keras 2 writes [[name, 0, 0], ...]; Keras 3 writes [name, 0, 0] for one endpoint, else the nested form.
-    """
-    config = model.get("config") if isinstance(model.get("config"), dict) else {}
-    entries = config.get(key)
-    if not isinstance(entries, list) or not entries:
-        return []
-    if isinstance(entries[0], list):
-        return [entry[0] for entry in entries if isinstance(entry, list) and entry and isinstance(entry[0], str)]
-    return [entries[0]] if isinstance(entries[0], str) else []
-
-
 def _code_objects(config: Any) -> list[str]:
     """Where the config embeds Python code: Keras 3 '__lambda__' objects, Keras 2 Lambda bytecode."""
     found = []
@@ -433,6 +419,13 @@ def _code_objects(config: Any) -> list[str]:
         elif isinstance(item, list):
             stack.extend((f"{path}/{index}", value) for index, value in enumerate(item))
     return sorted(set(found))
+
+
+
+def _endpoint_names(model: dict[str, Any], key: str) -> list[str]:
+    """Layer names a functional config lists under 'input_layers' or 'output_layers' ([] for Sequential)."""
+    config = model.get("config") if isinstance(model.get("config"), dict) else {}
+    return endpoints(config.get(key))
 
 
 def _input_shape(model: dict[str, Any]) -> list[Any] | None:
@@ -480,7 +473,7 @@ def _output_units(model: dict[str, Any]) -> int | None:
         by_name = {_config_name(layer): layer for layer in layers}
         layer = by_name.get(names[0])
         while layer is not None and layer.get("class_name") in WIDTH_KEEPING:
-            inbound = _inbound_names(layer)
+            inbound = inbound_names(layer)
             layer = by_name.get(inbound[0]) if len(inbound) == 1 else None
         return _units(layer) if layer is not None else None
     for layer in reversed(layers):
@@ -496,26 +489,6 @@ def _units(layer: dict[str, Any]) -> int | None:
     config = layer.get("config")
     units = config.get("units") if isinstance(config, dict) else None
     return units if isinstance(units, int) and not isinstance(units, bool) else None
-
-
-def _inbound_names(layer: dict[str, Any]) -> list[str]:
-    """Names of the layers feeding a functional layer (Keras 2 and Keras 3 layouts)."""
-    names: list[str] = []
-    stack = [layer.get("inbound_nodes", [])]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            history = item.get("config", {}).get("keras_history") if isinstance(item.get("config"), dict) else None
-            if isinstance(history, list) and history and isinstance(history[0], str):
-                names.append(history[0])
-            else:
-                stack.extend(item.values())
-        elif isinstance(item, list):
-            if len(item) >= 3 and isinstance(item[0], str) and isinstance(item[1], int):
-                names.append(item[0])
-            else:
-                stack.extend(item)
-    return names
 
 
 def _text_attr(attrs: Any, key: str) -> str | None:

@@ -311,34 +311,22 @@ class Scheduler:
         folder = self.workdir / f"worker-{index}"
         folder.mkdir(parents=True, exist_ok=True)
         worker: ChildProcess | None = None
-        ever_started = False
         try:
-            # Start at once, before any job: the import of TensorFlow overlaps the run's preparation.
-            worker = self._new_worker(folder)
+            # Start at once, before any job: the import of TensorFlow overlaps the run's preparation. A
+            # first worker that cannot start means the run cannot grade anything: that stops the run.
             try:
-                worker.start()
-                ever_started = True
+                worker = self._start_worker(folder)
             except WorkerError as error:
-                self._forget(worker)
-                worker = None
-                results.put(WorkerError(str(error)))
+                results.put(error)
                 return
             while not self._stop.is_set():
                 job = pending.get()
                 if job is None:
                     break
                 if worker is None:
-                    worker = self._new_worker(folder)
                     try:
-                        worker.start()
-                        ever_started = True
+                        worker = self._start_worker(folder)
                     except WorkerError as error:
-                        self._forget(worker)
-                        worker = None
-                        if not ever_started:
-                            # No worker has ever started here: the run cannot grade anything.
-                            results.put(WorkerError(str(error)))
-                            return
                         results.put(self._failed(job, "crashed", str(error), 0.0, {}))
                         continue
                 outcome = self._evaluate(worker, job)
@@ -357,12 +345,18 @@ class Scheduler:
                 worker.close()
                 self._forget(worker)
 
-    def _new_worker(self, folder: Path) -> ChildProcess:
+    def _start_worker(self, folder: Path) -> ChildProcess:
+        """A new worker, ready for requests (raises WorkerError when it does not start)."""
         worker = ChildProcess.worker(isolation=self.isolation, images=self.images, workdir=folder,
                                      threads=self.threads, limits=self.limits)
         with self._lock:
             self._live.add(worker)
             self.started += 1
+        try:
+            worker.start()
+        except WorkerError:
+            self._forget(worker)
+            raise
         return worker
 
     def _forget(self, worker: ChildProcess) -> None:
