@@ -35,11 +35,14 @@ from grader.screening import CODE_LAYERS, FAIL, PASS, WARN, Check, refused, scre
 from grader.staging import Staged, StagingError, fingerprint, stage, stat_key
 from grader.status import STATUSES
 from grader.versions import saved_with
+from grader.worker import REVISION as WORKER_REVISION
 
 FAILED_RUNS = {"timeout": "timeout", "crashed": "crashed", "memory": "over_limit", "processes": "over_limit"}
 FAILED_STAGES = {"load": "load_failed", "predict": "predict_failed", "output": "bad_output"}
 WORK_FOLDER = ".work"
 INSPECTOR = f"grader {grader.__version__} inspector {INSPECTOR_REVISION}"
+# Stored evaluations are reused only when they were made by this grader and this worker's way of predicting.
+EVALUATOR = f"{grader.__version__} worker {WORKER_REVISION}"
 DEFAULT_MEMORY_GB = 6.0
 # Predictions run in batches of this size, then near-ties are predicted again in the official script's
 # own batches (see worker._predict_as_official): the same outputs as batch 32, two to four times faster.
@@ -214,7 +217,7 @@ class _Run:
         # them): start the workers now, so that TensorFlow imports while the rest are inspected.
         key = self.rules.evaluation_key()
         unseen = {s.sha256 for s in identified if not self._refused_already(s) and self.book.evaluation_id(
-            s.sha256, self.heldout.images_sha256, key, grader.__version__) is None}
+            s.sha256, self.heldout.images_sha256, key, EVALUATOR) is None}
         scheduler = None
         if unseen:
             scheduler = Scheduler(
@@ -347,7 +350,7 @@ class _Run:
             self._finish(student, "refused", summary(student.checks, FAIL))
             return None
         stored = self.book.evaluation(student.sha256, self.heldout.images_sha256,
-                                      self.rules.evaluation_key(), grader.__version__)
+                                      self.rules.evaluation_key(), EVALUATOR)
         if stored is not None:
             self.reused += 1
             self._mark(student, stored, reused=True)
@@ -402,7 +405,7 @@ class _Run:
             sha256=student.sha256,
             images_sha256=self.heldout.images_sha256,
             evaluation_key=self.rules.evaluation_key(),
-            grader_version=grader.__version__,
+            grader_version=EVALUATOR,
             status=outcome.status,
             reason=outcome.reason,
             answer={**answer, "worker": outcome.worker} if answer is not None else {"worker": outcome.worker},
@@ -538,15 +541,22 @@ def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]
     """What the evaluation showed that the official script would have done differently."""
     checks = []
     batches = answer.get("batches") or {}
-    if batches.get("fast", 0) > batches.get("official", 0):
+    if batches.get("batch_dependent"):
         changed = batches.get("changed") or []
-        outcome = PASS
+        checks.append(Check("batch size", WARN, f"the model's outputs depend on the other images in its batch (a "
+                            "layer works across the batch axis), so every image was predicted in the official "
+                            f"script's batches of {batches['official']}; batches of {batches['fast']} would have "
+                            f"changed the class of {len(changed):,} images", "normalise over an image's own axes "
+                            "(axis=-1), never over the batch (axis=0)"))
+    elif batches.get("fast", 0) > batches.get("official", 0):
+        changed = batches.get("changed") or []
         message = (f"predicted in batches of {batches['fast']}; {batches['rechecked']} of the official script's "
-                   f"batches of {batches['official']} held near-ties and were predicted again as it predicts them")
+                   f"batches of {batches['official']} were predicted again as it predicts them (the first, the "
+                   "last and any holding a near-tie), with the same outputs up to rounding")
         if changed:
             message += (f"; {len(changed)} images changed class there (kept as the official script gives them: "
                         f"{', '.join(map(str, changed[:10]))})")
-        checks.append(Check("batch size", outcome, message))
+        checks.append(Check("batch size", PASS, message))
     failed = answer.get("fallback_from") or []
     if failed:
         checks.append(Check("loader", PASS, f"Keras 3, the official script's loader, cannot use this Keras 2 file "

@@ -157,6 +157,9 @@ def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> Non
                                        layers.Dense(10, activation="softmax")]),
                      np.repeat(x[..., None], 3, axis=-1)),
         "nan": keras.Sequential([keras.Input((784,)), layers.Dense(10, activation="softmax")]),
+        # Normalises over the batch axis: each image's outputs depend on the other images in its batch.
+        "batch_axis": fit(keras.Sequential([keras.Input((784,)), layers.Dense(10), layers.UnitNormalization(axis=0),
+                                            layers.Softmax()]), flat),
         # Passes every static check, then computes for minutes: 224x224 feature maps for 3,000 images.
         "slow": keras.Sequential([keras.Input((28, 28, 1)), layers.UpSampling2D((8, 8)),
                                   *[layers.Conv2D(32, 3, padding="same") for _ in range(6)],

@@ -30,6 +30,7 @@ COHORT = {
     "Jon Example_200010_assignsubmission_file_": {"weights_only.weights.h5": "jon.weights.h5"},
     "Kim Example_200011_assignsubmission_file_": {},
     "Lia Example_200012_assignsubmission_file_": {"channels_first.h5": "lia.h5"},
+    "Max Example_200013_assignsubmission_file_": {"batch_axis.h5": "max.h5"},
     "k9999999": {"nan.h5": "nan_model.h5"},
 }
 

@@ -41,6 +41,7 @@ def test_every_folder_has_a_row(rows: dict) -> None:
         ("200010", "refused", "model: the file holds weights only"),
         ("200011", "no_file", "no .h5 file: found kim.keras"),
         ("200012", "graded", ""),  # (None, 1, 28, 28): Keras flattens the (N, 28, 28, 1) it is fed
+        ("200013", "flagged", "batch size: the model's outputs depend on the other images in its batch"),
         ("k9999999", "flagged", "outputs: 3,000 of 3,000 images gave NaN or infinite outputs"),
     ],
 )
@@ -107,7 +108,7 @@ def test_gradebook_holds_the_run(graded) -> None:
     stored = db.execute("SELECT COUNT(*) FROM evaluations WHERE predictions IS NOT NULL").fetchone()[0]
     # Identical files (Ben's and Ivy's CNN) are evaluated once.
     predicted = {row["sha256"] for row in graded.rows if row["status"] in ("graded", "flagged", "bad_output")}
-    assert stored == len(predicted) == 7
+    assert stored == len(predicted) == 8
 
 
 def test_a_second_run_starts_no_worker(graded, cohort: Path) -> None:
