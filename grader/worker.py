@@ -51,6 +51,7 @@ MAX_OUTPUT_COLUMNS = 4096
 OUTPUT_DTYPES = ("float16", "float32", "float64")
 LOADERS = ("keras3", "tf_keras")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CONFIG_DUMP = re.compile(r" (?:using|with) config=\{.*\}\.?$")
 
 
 def one_line(error: BaseException, *, path: str = "", name: str = "") -> str:
@@ -58,10 +59,14 @@ def one_line(error: BaseException, *, path: str = "", name: str = "") -> str:
     text = _ANSI.sub("", str(error))
     if path and name:
         text = text.replace(path, name)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # Keras's deserialising errors print the layer's whole config, then the cause on a later line.
+    lines = [_CONFIG_DUMP.sub("", line.strip()) for line in text.splitlines() if line.strip()]
+    causes = [line.split(":", 1)[1].strip() for line in lines if line.startswith("Exception encountered:")]
     # Keras wraps the cause after a generic first line ("Exception encountered when calling ...").
     useful = [line for line in lines if not line.startswith(("Exception encountered", "Arguments received", "•"))]
     message = useful[0] if useful else (lines[0] if lines else "")
+    if causes and causes[0] not in message:
+        message = f"{message.rstrip('.')}: {causes[0]}"
     message = re.sub(r"\s+", " ", message)
     if len(message) > 300:
         message = message[:297] + "..."

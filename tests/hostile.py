@@ -121,6 +121,13 @@ def renamed_class(source: Path, target: Path, class_name: str, **config: Any) ->
     return _edit_config(source, target, change)
 
 
+def layer_setting(source: Path, target: Path, **config: Any) -> Path:
+    """The first Dense layer's config with settings Keras refuses (units=-5, an unknown activation)."""
+    def change(document: dict[str, Any]) -> None:
+        _layers(document)[1]["config"].update(config)
+    return _edit_config(source, target, change)
+
+
 def registered_custom(source: Path, target: Path) -> Path:
     """A Dense layer registered as a custom object (`registered_name`)."""
     def change(config: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ import pytest
 from grader.assignment import builtin_assignments
 from grader.cohort import grade_cohort
 
+from . import hostile
 from .conftest import DEMO_HELDOUT, SHARED, make_cohort
 from .official import run_official
 
@@ -31,7 +32,12 @@ LAYOUT = {
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Path:
-    return make_cohort(tmp_path_factory.mktemp("compat") / "submissions", models, LAYOUT)
+    root = make_cohort(tmp_path_factory.mktemp("compat") / "submissions", models, LAYOUT)
+    for student, setting in (("Bad Units_8_assignsubmission_file_", {"units": -5}),
+                             ("Bad Activation_9_assignsubmission_file_", {"activation": "my_fancy_act"})):
+        (root / student).mkdir()
+        hostile.layer_setting(models / "mlp.h5", root / student / "model.h5", **setting)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +114,20 @@ def test_keras2_lambda_never_reaches_the_keras2_loader(reference) -> None:
     row = by_id(reference)["5"]
     assert row["status"] == "refused" and "Lambda" in row["reason"]
     assert report(reference, "5")["evaluation"] is None
+
+
+@pytest.mark.parametrize(("student", "cause"), [
+    ("8", "Received an invalid value for `units`, expected a positive integer. Received: units=-5"),
+    ("9", "Could not interpret activation function identifier: my_fancy_act"),
+])
+def test_a_config_keras_refuses_fails_with_the_cause_not_the_config(reference, student: str, cause: str) -> None:
+    """Keras's deserialising error prints the layer's whole config before the cause: the reason keeps
+    the layer class and the cause, and drops the config."""
+    row = by_id(reference)[student]
+    assert row["status"] == "load_failed"
+    assert row["reason"].startswith("Keras could not load the model: TypeError: Error when deserializing class "
+                                    "'Dense': ")
+    assert row["reason"].endswith(cause) and "config=" not in row["reason"]
 
 
 def test_reference_mode_records_where_the_official_feed_fails(reference) -> None:
