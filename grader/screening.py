@@ -14,8 +14,16 @@ from grader.inspection import Inspection
 from grader.versions import SavedWith, parse_release, saved_with, version_tag
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
-# Classes that carry Python code: never built outside a sandbox, and only when the instructor allows it.
-CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
+# Classes that run code the file chooses, and what they run: never built outside a sandbox, and only
+# when the instructor allows it (--allow-lambda).
+CODE_LAYER_KINDS = {
+    "Lambda": "runs Python code stored in the file",
+    "TFOpLambda": "calls a TensorFlow function the file names (tf.keras writes one for a TensorFlow op applied "
+                  "to a tensor in a functional model, such as inputs / 255 or tf.reshape)",
+    "SlicingOpLambda": "calls a TensorFlow function the file names (tf.keras writes one for a tensor slice, "
+                       "such as x[:, 0])",
+}
+CODE_LAYERS = frozenset(CODE_LAYER_KINDS)
 # Classes refused whatever the allow-list says, and why, in words a TA can pass on.
 DANGEROUS_LAYERS = {
     "TFSMLayer": "loads a TensorFlow SavedModel from a path on disk",
@@ -169,13 +177,14 @@ def _layers_check(inspection: Inspection, assignment: Assignment, allow_lambda: 
         return Check("layers", FAIL, f"layers that read files from disk: {'; '.join(readers)}",
                      "remove the file paths from the model")
     code = sorted(classes & CODE_LAYERS)
+    what = "; ".join(f"{name}, which {CODE_LAYER_KINDS[name]}" for name in code)
     if code and not allow_lambda:
-        return Check("layers", FAIL, f"uses {', '.join(code)}: a layer that carries Python code, which is "
-                     "never run on the marking machine", "replace the Lambda layer with built-in layers "
-                     "(e.g. Rescaling, Reshape, Activation) and save again")
+        return Check("layers", FAIL, f"uses {what}: code chosen by the file is never run on the marking "
+                     "machine unless the instructor allows it (--allow-lambda)", "replace the Lambda layer or "
+                     "the TensorFlow ops on tensors with built-in layers (e.g. Rescaling(1/255), Reshape, "
+                     "Activation, Add) and save again")
     if code:
-        return Check("layers", WARN, f"uses {', '.join(code)} (Python code), allowed by the instructor "
-                     "and run inside the sandbox only")
+        return Check("layers", WARN, f"uses {what}; allowed by the instructor and run inside the sandbox only")
     return Check("layers", PASS, ", ".join(inspection.layer_classes) or "no layers")
 
 

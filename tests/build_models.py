@@ -109,6 +109,16 @@ def keras2_models(out: Path, x: np.ndarray, y: np.ndarray) -> None:
     cnn.save(out / "k2_cnn.h5")
     tf_keras.Sequential([layers.Lambda(lambda t: t * 1.0, input_shape=(784,)),
                          layers.Dense(10, activation="softmax")]).save(out / "k2_lambda.h5")
+    # TensorFlow ops applied to tensors in a functional model: tf_keras saves them as TFOpLambda layers,
+    # which Keras 3 cannot read.
+    import tensorflow as tf
+
+    rows = tf_keras.Input((28, 28))
+    flat = tf.reshape(rows, (-1, 784)) * 1.0
+    ops = tf_keras.Model(rows, layers.Dense(10, activation="softmax")(layers.Dense(16, activation="relu")(flat)))
+    ops.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    ops.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    ops.save(out / "k2_tfop.h5")
     legacy = out / "k2_legacy.h5"
     legacy.write_bytes((out / "k2_mlp.h5").read_bytes())
     with h5py.File(legacy, "r+") as handle:

@@ -12,6 +12,7 @@ import pytest
 
 from grader.assignment import builtin_assignments
 from grader.cohort import grade_cohort
+from grader.sandbox import bubblewrap_problem
 
 from . import hostile
 from .conftest import DEMO_HELDOUT, SHARED, make_cohort
@@ -114,6 +115,25 @@ def test_keras2_lambda_never_reaches_the_keras2_loader(reference) -> None:
     row = by_id(reference)["5"]
     assert row["status"] == "refused" and "Lambda" in row["reason"]
     assert report(reference, "5")["evaluation"] is None
+
+
+@pytest.mark.skipif(bool(bubblewrap_problem()), reason=f"needs bubblewrap: {bubblewrap_problem()}")
+def test_tensorflow_ops_are_graded_by_tf_keras_when_the_instructor_allows_them(models: Path, tmp_path: Path) -> None:
+    """A tf.keras functional model with TensorFlow ops on tensors (TFOpLambda layers, which name a
+    TensorFlow function to call) is refused by default, with what to change; with --allow-lambda it is
+    graded in the sandbox by tf_keras, since Keras 3 cannot read it, and its accuracy is the official
+    script's under TensorFlow 2.18's Keras 2."""
+    root = make_cohort(tmp_path / "submissions", models, {"Tf Ops_1_assignsubmission_file_": {"k2_tfop.h5": "ops.h5"}})
+    refused = grade_cohort(root, heldout=DEMO_HELDOUT, out=tmp_path / "default").rows[0]
+    assert refused["status"] == "refused"
+    assert "uses TFOpLambda, which calls a TensorFlow function the file names" in refused["reason"]
+    assert "--allow-lambda" in refused["reason"]
+    allowed = grade_cohort(root, heldout=DEMO_HELDOUT, out=tmp_path / "allowed", allow_lambda=True)
+    row = allowed.rows[0]
+    assert row["status"] == "flagged" and "allowed by the instructor" in row["reason"]
+    assert report(allowed, "1")["versions"]["loader"] == "tf_keras 2.18.0"
+    folder = root / row["folder"]
+    assert repr(row["accuracy"]) == run_official([folder], DEMO_HELDOUT, legacy_keras=True)[folder]
 
 
 @pytest.mark.parametrize(("student", "cause"), [

@@ -124,9 +124,10 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory, models: Path, traps: T
         ("custom_class", "refused", "layers: uses layer classes this assignment does not allow: MyDense"),
         ("tfsm_layer", "refused", "layers: TFSMLayer loads a TensorFlow SavedModel from a path on disk"),
         ("string_lookup", "refused", "layers: StringLookup can read a vocabulary file from disk"),
-        ("tfoplambda", "refused", "layers: uses TFOpLambda: a layer that carries Python code"),
+        ("tfoplambda", "refused", "layers: uses TFOpLambda, which calls a TensorFlow function the file names"),
         ("registered_custom", "refused", "layers: registered as custom objects: Dense (my_package>Dense)"),
-        ("keras2_lambda", "refused", "layers: uses Lambda: a layer that carries Python code"),
+        ("keras2_lambda", "refused", "layers: uses Lambda, which runs Python code stored in the file: code "
+                                    "chosen by the file is never run on the marking machine"),
         ("config_bomb", "refused", "parameters: the config declares 795,000,000,010 parameters but the file "
                                    "stores 25,450"),
         ("oversized_file", "refused", "file size: 629,145,600 bytes, over the limit of 524,288,000"),
