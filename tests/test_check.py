@@ -63,7 +63,7 @@ def test_reference_runs_the_official_script_and_agrees(models: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "failed", "advice"),
     [
-        ("lambda.h5", "layers", "replace the Lambda layer with built-in layers"),
+        ("lambda.h5", "layers", "replace the Lambda layer or the TensorFlow ops on tensors with built-in layers"),
         ("text.h5", "HDF5 file", "save the model with model.save('name.h5') and upload that file"),
         ("weights_only.weights.h5", "model", "save the whole model with model.save('name.h5')"),
         ("rgb32.h5", None, None),
