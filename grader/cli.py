@@ -75,7 +75,8 @@ def cli() -> None:
               help="Memory one worker may use (default 6); a model over it is stopped (over_limit).")
 @click.option("--fresh-workers", is_flag=True, help="Start a new worker for every submission (slower).")
 @click.option("--allow-lambda", is_flag=True,
-              help="Grade models with Lambda layers (their code then runs, inside the sandbox only).")
+              help="Grade models with Lambda or TFOpLambda layers (their code then runs, inside the "
+                   "sandbox only).")
 @click.option("--rehash", is_flag=True,
               help="Read and hash every file again, even those whose size, times and inode are unchanged.")
 def run_command(submissions: Path, heldout: Path, assignment: str | None, out: Path, workers: int | None,
