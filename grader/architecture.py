@@ -64,7 +64,7 @@ def _model(model: dict[str, Any], given: list[Shape] | None, result: Architectur
         return _functional(model, layers, given, result, prefix)
     shape: Shape | None = given[0] if given else None
     for layer in layers:
-        declared = _declared_input(layer)
+        declared = declared_input(layer)
         if declared is not None and (shape is None or layer.get("class_name") == "InputLayer"):
             shape = declared
         if layer.get("class_name") == "InputLayer":
@@ -80,7 +80,7 @@ def _functional(model: dict[str, Any], layers: list[dict[str, Any]], given: list
     for layer in layers:
         name = _name(layer)
         if layer.get("class_name") == "InputLayer":
-            declared = _declared_input(layer)
+            declared = declared_input(layer)
             if given and name in input_names and input_names.index(name) < len(given):
                 declared = given[input_names.index(name)]
             outputs[name] = declared
@@ -299,7 +299,9 @@ def _input_free_parameters(kind: str, config: dict[str, Any]) -> int | None:
     return None
 
 
-def _declared_input(layer: dict[str, Any]) -> Shape | None:
+def declared_input(layer: dict[str, Any]) -> Shape | None:
+    """The batch input shape a layer's config declares (batch_shape, batch_input_shape, input_shape or,
+    except for Embedding, input_dim), or None."""
     config = layer.get("config")
     if not isinstance(config, dict):
         return None

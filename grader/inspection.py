@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.architecture import analyse, endpoints, inbound_names
+from grader.architecture import analyse, declared_input, endpoints, inbound_names
 
 # Bump when what the inspector reports changes: stored inspections of another revision are read again.
-REVISION = 2
+REVISION = 3
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # HDF5 looks for its superblock at 0 and then at every power of two from 512 (after a user block).
 SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
@@ -445,17 +445,8 @@ def _input_shape(model: dict[str, Any]) -> list[Any] | None:
 
 
 def _declared_shape(layer: dict[str, Any]) -> list[Any] | None:
-    config = layer.get("config")
-    if not isinstance(config, dict):
-        return None
-    for key in ("batch_shape", "batch_input_shape"):
-        if isinstance(config.get(key), list):
-            return list(config[key])
-    if isinstance(config.get("input_shape"), list):
-        return [None, *config["input_shape"]]
-    if isinstance(config.get("input_dim"), int):
-        return [None, config["input_dim"]]
-    return None
+    shape = declared_input(layer)
+    return list(shape) if shape is not None else None
 
 
 # Layers that keep the width of what they are given, so a Dense before them sets the output width.
