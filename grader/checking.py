@@ -20,7 +20,7 @@ from grader.official import Reference, run_official
 from grader.reports import number
 from grader.sandbox import choose_isolation
 from grader.scheduler import inspect_files
-from grader.screening import FAIL, PASS, WARN, Check, screen, size_check
+from grader.screening import FAIL, PASS, WARN, Check, checks_from_json, screen, size_check
 from grader.status import MARKED
 from grader.versions import saved_with
 
@@ -211,7 +211,7 @@ def check(path: str | Path, *, data: str | Path | None = None, assignment: Assig
     versions = evaluation.get("versions") or {}
     return CheckResult(
         file=path.name, sha256=row["sha256"], size=path.stat().st_size, status=row["status"], reason=row["reason"],
-        checks=tuple(Check(**c) for c in detail.get("checks", [])), accuracy=row["accuracy"],
+        checks=tuple(checks_from_json(detail.get("checks", []))), accuracy=row["accuracy"],
         correct=row["correct"], total=row["total"], score=row["score"], band=row["band"],
         max_score=rules.max_score, dataset=description, dataset_sha256=dataset.sha256,
         saved_with=saved.description if saved else None,

@@ -316,7 +316,6 @@ class _Run:
     def _inspect(self, students: list[_Student]) -> set[int]:
         """Inspect files in the sandboxed reader (copying each first), and store what it read. Returns the
         ids of the students it read (the others could not be copied, and are finished)."""
-        inspector = INSPECTOR
         todo: dict[Path, _Student] = {}
         for student in students:
             if (path := self._copy(student)) is not None:
@@ -327,7 +326,7 @@ class _Run:
             if answer.get("ok"):
                 student.inspection = Inspection.from_json(answer["inspection"])
                 student.inspection_json = answer["inspection"]
-                self.book.add_inspection(student.sha256, inspector, answer["inspection"])
+                self.book.add_inspection(student.sha256, INSPECTOR, answer["inspection"])
             else:
                 student.checks.append(Check("HDF5 file", FAIL, answer.get("error", "could not be read"),
                                             "save the model again with model.save('name.h5') and re-upload"))
@@ -541,15 +540,14 @@ def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]
     """What the evaluation showed that the official script would have done differently."""
     checks = []
     batches = answer.get("batches") or {}
+    changed = batches.get("changed") or []
     if batches.get("batch_dependent"):
-        changed = batches.get("changed") or []
         checks.append(Check("batch size", WARN, f"the model's outputs depend on the other images in its batch (a "
                             "layer works across the batch axis), so every image was predicted in the official "
                             f"script's batches of {batches['official']}; batches of {batches['fast']} would have "
                             f"changed the class of {len(changed):,} images", "normalise over an image's own axes "
                             "(axis=-1), never over the batch (axis=0)"))
     elif batches.get("fast", 0) > batches.get("official", 0):
-        changed = batches.get("changed") or []
         message = (f"predicted in batches of {batches['fast']}; {batches['rechecked']} of the official script's "
                    f"batches of {batches['official']} were predicted again as it predicts them (the first, the "
                    "last and any holding a near-tie), with the same outputs up to rounding")

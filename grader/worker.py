@@ -189,6 +189,12 @@ class Worker:
         answer["predict_seconds"] = round(time.perf_counter() - started, 3)
         return {**answer, **_encode_outputs(outputs, count)}
 
+    def reset(self) -> None:
+        """A clean Keras session (and tf_keras's, once used) for the next model."""
+        self.keras.backend.clear_session(free_memory=False)
+        if self._tf_keras is not None:
+            self._tf_keras.backend.clear_session()
+
     def _batch(self, shape: tuple[int, ...], repeat: int, request: dict[str, Any]) -> np.ndarray:
         """The images as the official script prepares them: float32 / scale, reshaped; a grey channel
         repeated when a model takes three. Scaled once per worker: every model reads the same array."""
@@ -238,8 +244,7 @@ def _predict_as_official(net: Any, x: np.ndarray, request: dict[str, Any]) -> tu
         exact = np.asarray(net.predict(x[start:stop], batch_size=official, verbose=0))
         if not _same_up_to_rounding(exact, outputs[start:stop]):
             return _official_pass(net, x, outputs, facts)
-        changed = np.nonzero(np.argmax(exact, axis=1) != np.argmax(outputs[start:stop], axis=1))[0] + start
-        facts["changed"].extend(int(index) for index in changed)
+        facts["changed"].extend(start + index for index in _flipped(exact, outputs[start:stop]))
         corrected[start:stop] = exact
         facts["rechecked"] += 1
     return corrected, facts
@@ -252,9 +257,14 @@ def _official_pass(net: Any, x: np.ndarray, fast: np.ndarray, facts: dict[str, A
     exact = np.asarray(net.predict(x, batch_size=official, verbose=0))
     if not _same_up_to_rounding(exact, fast):
         facts["batch_dependent"] = True
-    facts["changed"] = [int(i) for i in np.nonzero(np.argmax(exact, axis=1) != np.argmax(fast, axis=1))[0]]
+    facts["changed"] = _flipped(exact, fast)
     facts["rechecked"] = -(-x.shape[0] // official)
     return exact, facts
+
+
+def _flipped(exact: np.ndarray, fast: np.ndarray) -> list[int]:
+    """The rows whose predicted class (argmax) differs between the two outputs."""
+    return [int(i) for i in np.nonzero(np.argmax(exact, axis=1) != np.argmax(fast, axis=1))[0]]
 
 
 def _same_up_to_rounding(exact: np.ndarray, fast: np.ndarray) -> bool:
@@ -365,9 +375,7 @@ def serve(images_path: str, threads: int) -> None:
         # collection costs a fifth of a second in a TensorFlow process: run it every few models (the
         # grading process watches this worker's memory meanwhile).
         served += 1
-        worker.keras.backend.clear_session(free_memory=False)
-        if worker._tf_keras is not None:
-            worker._tf_keras.backend.clear_session()
+        worker.reset()
         if served % COLLECT_EVERY == 0:
             gc.collect()
 
