@@ -69,7 +69,7 @@ def build_heldout(work: Path) -> Path:
     return path
 
 
-BUILD = r'''
+BUILD = r"""
 import json, os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np
@@ -153,7 +153,7 @@ if big:
     model.save(os.path.join(folder, "big_50m.h5"), include_optimizer=False)
     facts.append({"folder": folder, "architecture": "mlp_50m", "parameters": int(model.count_params())})
 print("FACTS=" + json.dumps(facts))
-'''
+"""
 
 
 REALISTIC = "mlp_small,mlp_mid,mlp_flatten,mlp_big,cnn_small,cnn_keras_example,cnn_functional,cnn_big"
@@ -164,10 +164,24 @@ def build_cohort(work: Path, students: int, big: bool, seed: int = 0, architectu
     cohort = work / "submissions"
     shutil.rmtree(cohort, ignore_errors=True)
     cohort.mkdir(parents=True)
-    done = subprocess.run([sys.executable, "-c", BUILD, str(cohort), str(students), "1" if big else "0", str(seed),
-                           str(SHARED / "mnist.npz"), architectures], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BUILD,
+            str(cohort),
+            str(students),
+            "1" if big else "0",
+            str(seed),
+            str(SHARED / "mnist.npz"),
+            architectures,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     line = next(line for line in done.stdout.splitlines() if line.startswith("FACTS="))
-    return json.loads(line[len("FACTS="):])
+    return json.loads(line[len("FACTS=") :])
 
 
 def official_loop(cohort: list[dict], heldout: Path) -> tuple[float, dict[str, str]]:
@@ -177,20 +191,26 @@ def official_loop(cohort: list[dict], heldout: Path) -> tuple[float, dict[str, s
     printed = {}
     started = time.perf_counter()
     for student in cohort:
-        done = subprocess.run([sys.executable, "-c", script], cwd=student["folder"], capture_output=True,
-                              text=True, env=env, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", script], cwd=student["folder"], capture_output=True, text=True, env=env, check=False
+        )
         lines = [line for line in done.stdout.splitlines() if line.startswith(PREFIX)]
-        printed[student["folder"]] = lines[-1][len(PREFIX):] if lines else "error"
+        printed[student["folder"]] = lines[-1][len(PREFIX) :] if lines else "error"
     return time.perf_counter() - started, printed
 
 
 def warm_process(cohort: list[dict], heldout: Path) -> float:
     """Load and predict only, every model in one process that imported TensorFlow once."""
     paths = [str(next(Path(s["folder"]).glob("*.h5"))) for s in cohort]
-    done = subprocess.run([sys.executable, "-c", WARM, str(heldout), json.dumps(paths)], capture_output=True,
-                          text=True, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    done = subprocess.run(
+        [sys.executable, "-c", WARM, str(heldout), json.dumps(paths)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     line = next(line for line in done.stdout.splitlines() if line.startswith("WARM="))
-    return json.loads(line[len("WARM="):])["seconds"]
+    return json.loads(line[len("WARM=") :])["seconds"]
 
 
 def run_grade(cohort_root: Path, heldout: Path, out: Path, *extra: str) -> tuple[float, float, str]:
@@ -198,8 +218,12 @@ def run_grade(cohort_root: Path, heldout: Path, out: Path, *extra: str) -> tuple
     import psutil
 
     started = time.perf_counter()
-    process = subprocess.Popen([*GRADE, str(cohort_root), "--heldout", str(heldout), "--out", str(out), *extra],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [*GRADE, str(cohort_root), "--heldout", str(heldout), "--out", str(out), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     peak = 0.0
     stop = threading.Event()
 
@@ -234,21 +258,31 @@ def machine() -> str:
 
     cpu = platform.processor() or platform.machine()
     try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
         cpu = model
     except (OSError, StopIteration):
         pass
-    return (f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 1024**3:.0f} GB, "
-            f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 1024**3:.0f} GB, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def speed(args: argparse.Namespace, work: Path) -> None:
     heldout = build_heldout(work)
     print(f"machine: {machine()}")
     print(f"building {args.students} submissions{' and a 50M-parameter one' if args.big else ''} ...", flush=True)
-    cohort = build_cohort(work, args.students, args.big, seed=args.seed,
-                          architectures=REALISTIC.replace("cnn_big", "cnn_wide") if args.heavy else REALISTIC)
+    cohort = build_cohort(
+        work,
+        args.students,
+        args.big,
+        seed=args.seed,
+        architectures=REALISTIC.replace("cnn_big", "cnn_wide") if args.heavy else REALISTIC,
+    )
     parameters = sorted(s["parameters"] for s in cohort)
     print(f"cohort: {len(cohort)} students, {parameters[0]:,} to {parameters[-1]:,} parameters; held-out 12,000")
     out = work / "reports"
@@ -263,13 +297,16 @@ def speed(args: argparse.Namespace, work: Path) -> None:
         return
     official_seconds, printed = official_loop(cohort, heldout)
     graded = marks(out)
-    mismatches = [folder for folder, text in printed.items()
-                  if graded[Path(folder).name]["accuracy"] != text]
+    mismatches = [folder for folder, text in printed.items() if graded[Path(folder).name]["accuracy"] != text]
     print(f"official script loop: {official_seconds:.1f} s ({official_seconds / len(cohort):.2f} s per student)")
-    print(f"identical accuracies: {len(cohort) - len(mismatches)} of {len(cohort)}"
-          + (f"; DIFFERENT: {mismatches}" if mismatches else ""))
-    print(f"grade is {official_seconds / grade_seconds:.1f}x faster than the official loop, and takes "
-          f"{grade_seconds / warm:.2f}x the warm process's load-and-predict time")
+    print(
+        f"identical accuracies: {len(cohort) - len(mismatches)} of {len(cohort)}"
+        + (f"; DIFFERENT: {mismatches}" if mismatches else "")
+    )
+    print(
+        f"grade is {official_seconds / grade_seconds:.1f}x faster than the official loop, and takes "
+        f"{grade_seconds / warm:.2f}x the warm process's load-and-predict time"
+    )
 
 
 def remark(args: argparse.Namespace, work: Path) -> None:
@@ -285,8 +322,7 @@ def remark(args: argparse.Namespace, work: Path) -> None:
     text = (ROOT / "grader" / "assignments" / "kcl-dnn-cw1.toml").read_text()
     rebanded.write_text(text.replace('range = "[90, 94)"\nscore = 9', 'range = "[90, 94)"\nscore = 10'))
     before = marks(out)
-    seconds, _, output = run_grade(work / "submissions", heldout, out, "--assignment", str(rebanded),
-                                   *args.grade_args)
+    seconds, _, output = run_grade(work / "submissions", heldout, out, "--assignment", str(rebanded), *args.grade_args)
     after = marks(out)
     changed = sum(before[key]["score"] != after[key]["score"] for key in before)
     print(f"re-mark after a band change: {seconds:.2f} s for {args.remark} students ({changed} marks changed)")
@@ -297,8 +333,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--big", action="store_true", help="add a 50M-parameter submission")
-    parser.add_argument("--heavy", action="store_true",
-                        help="a heavier CNN (64 and 128 filters at full resolution) instead of cnn_big")
+    parser.add_argument(
+        "--heavy", action="store_true", help="a heavier CNN (64 and 128 filters at full resolution) instead of cnn_big"
+    )
     parser.add_argument("--remark", type=int, default=0, help="benchmark re-marking this many cached students")
     parser.add_argument("--skip-official", action="store_true")
     parser.add_argument("--seed", type=int, default=0, help="another seed builds another cohort")

@@ -16,14 +16,51 @@ from typing import Any
 Shape = tuple[int | None, ...]
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 SHAPE_KEEPING = {
-    "Activation", "ActivityRegularization", "AlphaDropout", "Dropout", "ELU", "GaussianDropout", "GaussianNoise",
-    "Identity", "LeakyReLU", "Masking", "ReLU", "Rescaling", "Softmax", "SpatialDropout1D", "SpatialDropout2D",
-    "SpatialDropout3D", "ThresholdedReLU", "UnitNormalization", "RandomBrightness", "RandomContrast",
-    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomShear", "RandomGaussianBlur",
-    "RandomInvert", "RandomPosterization", "RandomSharpness", "RandomSaturation", "RandomHue",
-    "RandomGrayscale", "RandomColorDegeneration", "RandomColorJitter", "RandomErasing", "RandomPerspective",
-    "RandomElasticTransform", "AutoContrast", "Equalization", "Solarization", "AugMix", "RandAugment",
-    "CutMix", "MixUp", "Normalization",
+    "Activation",
+    "ActivityRegularization",
+    "AlphaDropout",
+    "Dropout",
+    "ELU",
+    "GaussianDropout",
+    "GaussianNoise",
+    "Identity",
+    "LeakyReLU",
+    "Masking",
+    "ReLU",
+    "Rescaling",
+    "Softmax",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "ThresholdedReLU",
+    "UnitNormalization",
+    "RandomBrightness",
+    "RandomContrast",
+    "RandomFlip",
+    "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
+    "RandomShear",
+    "RandomGaussianBlur",
+    "RandomInvert",
+    "RandomPosterization",
+    "RandomSharpness",
+    "RandomSaturation",
+    "RandomHue",
+    "RandomGrayscale",
+    "RandomColorDegeneration",
+    "RandomColorJitter",
+    "RandomErasing",
+    "RandomPerspective",
+    "RandomElasticTransform",
+    "AutoContrast",
+    "Equalization",
+    "Solarization",
+    "AugMix",
+    "RandAugment",
+    "CutMix",
+    "MixUp",
+    "Normalization",
 }
 MERGING = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
 
@@ -73,8 +110,9 @@ def _model(model: dict[str, Any], given: list[Shape] | None, result: Architectur
     return shape
 
 
-def _functional(model: dict[str, Any], layers: list[dict[str, Any]], given: list[Shape] | None,
-                result: Architecture, prefix: str) -> Shape | None:
+def _functional(
+    model: dict[str, Any], layers: list[dict[str, Any]], given: list[Shape] | None, result: Architecture, prefix: str
+) -> Shape | None:
     outputs: dict[str, Shape | None] = {}
     input_names = endpoints(model["config"].get("input_layers"))
     for layer in layers:
@@ -114,13 +152,20 @@ def _layer(layer: dict[str, Any], inputs: list[Shape] | None, result: Architectu
         channels_first = config.get("data_format") == "channels_first"
         positions = shape[2:] if channels_first else shape[1:-1]
         result.multiply_adds += params * math.prod(size or 1 for size in positions)
-    result.layers.append({"name": f"{prefix}{name}", "class_name": kind,
-                          "output_shape": list(shape) if shape else None, "parameters": params})
+    result.layers.append(
+        {
+            "name": f"{prefix}{name}",
+            "class_name": kind,
+            "output_shape": list(shape) if shape else None,
+            "parameters": params,
+        }
+    )
     return shape
 
 
-def _rule(kind: str, config: dict[str, Any], inputs: list[Shape], result: Architecture,
-          prefix: str) -> tuple[Shape | None, int | None]:
+def _rule(
+    kind: str, config: dict[str, Any], inputs: list[Shape], result: Architecture, prefix: str
+) -> tuple[Shape | None, int | None]:
     shape = inputs[0]
     bias = 1 if config.get("use_bias", True) else 0
     channels_first = config.get("data_format") == "channels_first"
@@ -168,20 +213,21 @@ def _rule(kind: str, config: dict[str, Any], inputs: list[Shape], result: Archit
         return shape, math.prod(1 if i in shared else _known(d) for i, d in enumerate(shape[1:], 1))
     if kind == "Embedding":
         return (*shape, int(config["output_dim"])), int(config["input_dim"]) * int(config["output_dim"])
-    if kind.startswith(("Conv", "Convolution", "SeparableConv", "SeparableConvolution", "DepthwiseConv")) \
-            and not kind.startswith("ConvLSTM"):
+    if kind.startswith(
+        ("Conv", "Convolution", "SeparableConv", "SeparableConvolution", "DepthwiseConv")
+    ) and not kind.startswith("ConvLSTM"):
         return _convolution(kind, config, shape, channels_first, bias)
     if kind.startswith(("MaxPool", "AveragePooling", "AvgPool", "MaxPooling")):
         dims = int(kind[-2])
         pool = _tuple(config.get("pool_size", 2), dims)
         strides = _tuple(config.get("strides") or pool, dims)
-        return _spatial(shape, pool, strides, (1,) * dims, config.get("padding", "valid"), channels_first,
-                        None), 0
+        return _spatial(shape, pool, strides, (1,) * dims, config.get("padding", "valid"), channels_first, None), 0
     if kind.startswith(("GlobalMaxPool", "GlobalAveragePooling", "GlobalAvgPool")):
         channels = shape[1] if channels_first else shape[-1]
         if config.get("keepdims"):
-            return tuple(1 if i not in (0, 1 if channels_first else len(shape) - 1) else d
-                         for i, d in enumerate(shape)), 0
+            return tuple(
+                1 if i not in (0, 1 if channels_first else len(shape) - 1) else d for i, d in enumerate(shape)
+            ), 0
         return (shape[0], channels), 0
     if kind.startswith(("UpSampling", "ZeroPadding", "Cropping")):
         return _resample(kind, config, shape, channels_first), 0
@@ -221,8 +267,7 @@ def _rule(kind: str, config: dict[str, Any], inputs: list[Shape], result: Archit
     return None, None
 
 
-def _convolution(kind: str, config: dict[str, Any], shape: Shape, channels_first: bool,
-                 bias: int) -> tuple[Shape, int]:
+def _convolution(kind: str, config: dict[str, Any], shape: Shape, channels_first: bool, bias: int) -> tuple[Shape, int]:
     dims = next(int(c) for c in kind if c.isdigit())
     kernel = _tuple(config["kernel_size"], dims)
     strides = _tuple(config.get("strides", 1), dims)
@@ -246,8 +291,16 @@ def _convolution(kind: str, config: dict[str, Any], shape: Shape, channels_first
     return out, params
 
 
-def _spatial(shape: Shape, window: tuple[int, ...], strides: tuple[int, ...], dilation: tuple[int, ...],
-             padding: str, channels_first: bool, filters: int | None, transpose: bool = False) -> Shape:
+def _spatial(
+    shape: Shape,
+    window: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilation: tuple[int, ...],
+    padding: str,
+    channels_first: bool,
+    filters: int | None,
+    transpose: bool = False,
+) -> Shape:
     sizes = shape[2:] if channels_first else shape[1:-1]
     out = []
     for size, k, s, d in zip(sizes, window, strides, dilation, strict=True):
@@ -286,11 +339,25 @@ def _resample(kind: str, config: dict[str, Any], shape: Shape, channels_first: b
 
 def _input_free_parameters(kind: str, config: dict[str, Any]) -> int | None:
     """Parameters that do not depend on the input shape, for layers whose input is unknown."""
-    if kind in SHAPE_KEEPING or kind in MERGING or kind in ("Flatten", "Reshape", "Permute", "RepeatVector",
-                                                             "InputLayer", "Concatenate"):
+    if (
+        kind in SHAPE_KEEPING
+        or kind in MERGING
+        or kind in ("Flatten", "Reshape", "Permute", "RepeatVector", "InputLayer", "Concatenate")
+    ):
         return 0
-    if kind.startswith(("MaxPool", "AveragePooling", "AvgPool", "MaxPooling", "GlobalMax", "GlobalAv",
-                        "UpSampling", "ZeroPadding", "Cropping")):
+    if kind.startswith(
+        (
+            "MaxPool",
+            "AveragePooling",
+            "AvgPool",
+            "MaxPooling",
+            "GlobalMax",
+            "GlobalAv",
+            "UpSampling",
+            "ZeroPadding",
+            "Cropping",
+        )
+    ):
         return 0
     if kind == "Embedding":
         return int(config["input_dim"]) * int(config["output_dim"])

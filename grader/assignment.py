@@ -177,11 +177,7 @@ class Assignment:
 def builtin_assignments() -> dict[str, Path]:
     """The assignment files shipped with grader, by name (file name without .toml)."""
     folder = resources.files("grader") / "assignments"
-    return {
-        Path(str(entry)).stem: Path(str(entry))
-        for entry in folder.iterdir()
-        if str(entry).endswith(".toml")
-    }
+    return {Path(str(entry)).stem: Path(str(entry)) for entry in folder.iterdir() if str(entry).endswith(".toml")}
 
 
 def load_assignment(path_or_name: str | Path | None = None) -> Assignment:
@@ -197,9 +193,7 @@ def load_assignment(path_or_name: str | Path | None = None) -> Assignment:
         raw = path.read_bytes()
     except FileNotFoundError:
         names = ", ".join(sorted(builtins))
-        raise AssignmentError(
-            f"{path}: no such assignment file (built-in assignments: {names})"
-        ) from None
+        raise AssignmentError(f"{path}: no such assignment file (built-in assignments: {names})") from None
     except OSError as error:
         raise AssignmentError(f"{path}: cannot read the assignment file ({error.strerror})") from None
     try:
@@ -240,9 +234,7 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
         mlp_input=evaluation.shape("mlp_input", defaults_eval.mlp_input),
         cnn_input=evaluation.shape("cnn_input", defaults_eval.cnn_input),
         batch_size=evaluation.positive_int("batch_size", defaults_eval.batch_size),
-        time_limit_seconds=evaluation.positive_number(
-            "time_limit_seconds", defaults_eval.time_limit_seconds
-        ),
+        time_limit_seconds=evaluation.positive_number("time_limit_seconds", defaults_eval.time_limit_seconds),
         nonfinite_policy=evaluation.choice("nonfinite_policy", POLICIES, defaults_eval.nonfinite_policy),
     )
     pixels = 1
@@ -321,8 +313,7 @@ def parse_interval(text: str) -> tuple[Fraction, Fraction, bool, bool]:
     interval = _INTERVAL.match(text)
     if not interval:
         raise ValueError(
-            f"{text!r} is not an interval: write it as in the mark table, e.g. '[96.5, 97)', "
-            "'(0, 50)' or '0'"
+            f"{text!r} is not an interval: write it as in the mark table, e.g. '[96.5, 97)', '(0, 50)' or '0'"
         )
     opening, low, high, closing = interval.groups()
     low_value, high_value = Fraction(low), Fraction(high)
@@ -366,9 +357,7 @@ def _check_coverage(reader: _Reader, bands: list[Band]) -> None:
     if first.low != 0 or not first.low_closed:
         reader.fail("bands", "leave 0% without a mark: the lowest band must start at '[0' or be '0'")
     for before, after in zip(bands, bands[1:], strict=False):
-        if after.low < before.high or (
-            after.low == before.high and before.high_closed and after.low_closed
-        ):
+        if after.low < before.high or (after.low == before.high and before.high_closed and after.low_closed):
             reader.fail("bands", f"{before.text!r} and {after.text!r} overlap")
         if after.low > before.high or not (before.high_closed or after.low_closed):
             edge = _percent(before.high)

@@ -25,8 +25,9 @@ from grader.status import MARKED
 from grader.versions import saved_with
 
 
-def inspect_one(path: Path, assignment: Assignment, *, isolation: str = "auto",
-                allow_lambda: bool = False) -> tuple[dict[str, Any] | None, list[Check]]:
+def inspect_one(
+    path: Path, assignment: Assignment, *, isolation: str = "auto", allow_lambda: bool = False
+) -> tuple[dict[str, Any] | None, list[Check]]:
     """Inspect one file in a sandboxed h5py-only child and screen it against the assignment.
 
     Returns the inspection (as JSON) and the checks; the inspection is None when the file broke the reader.
@@ -38,12 +39,22 @@ def inspect_one(path: Path, assignment: Assignment, *, isolation: str = "auto",
     with tempfile.TemporaryDirectory(prefix="grader-inspect-") as work:
         staged = Path(work) / "model.h5"
         shutil.copyfile(path, staged)
-        inspect_files([staged], isolation=choose_isolation(isolation), workdir=Path(work) / "inspector",
-                      on_result=lambda p, answer: answers.update({p: answer}))
+        inspect_files(
+            [staged],
+            isolation=choose_isolation(isolation),
+            workdir=Path(work) / "inspector",
+            on_result=lambda p, answer: answers.update({p: answer}),
+        )
         answer = answers[staged]
     if not answer.get("ok"):
-        checks.append(Check("HDF5 file", FAIL, answer.get("error", "could not be read"),
-                            "save the model again with model.save('name.h5')"))
+        checks.append(
+            Check(
+                "HDF5 file",
+                FAIL,
+                answer.get("error", "could not be read"),
+                "save the model again with model.save('name.h5')",
+            )
+        )
         return None, checks
     inspection = {**answer["inspection"], "path": str(path)}
     checks += screen(Inspection.from_json(inspection), assignment, file_name=path.name, allow_lambda=allow_lambda)
@@ -98,29 +109,45 @@ class CheckResult:
         """A few lines to keep and quote: the instructor can confirm the upload is the file checked."""
         counts = {outcome: sum(check.outcome == outcome for check in self.checks) for outcome in (PASS, WARN, FAIL)}
         accuracy = f"{self.accuracy:.2f}% on {self.dataset}" if self.accuracy is not None else "not measured"
-        return "\n".join([
-            f"grader check receipt ({self.assignment}, grader {self.grader_version})",
-            f"file: {self.file}",
-            f"sha256: {self.sha256}",
-            f"size: {self.size:,} bytes",
-            f"saved with: {self.saved_with or 'unknown'}",
-            f"checks: {counts[PASS]} passed, {counts[WARN]} warnings, {counts[FAIL]} failed; status {self.status}",
-            f"accuracy: {accuracy}",
-        ])
+        return "\n".join(
+            [
+                f"grader check receipt ({self.assignment}, grader {self.grader_version})",
+                f"file: {self.file}",
+                f"sha256: {self.sha256}",
+                f"size: {self.size:,} bytes",
+                f"saved with: {self.saved_with or 'unknown'}",
+                f"checks: {counts[PASS]} passed, {counts[WARN]} warnings, {counts[FAIL]} failed; status {self.status}",
+                f"accuracy: {accuracy}",
+            ]
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "file": self.file, "sha256": self.sha256, "size": self.size, "status": self.status,
-            "reason": self.reason, "accuracy": self.accuracy, "correct": self.correct, "total": self.total,
-            "score": self.score, "band": self.band, "max_score": self.max_score,
+            "file": self.file,
+            "sha256": self.sha256,
+            "size": self.size,
+            "status": self.status,
+            "reason": self.reason,
+            "accuracy": self.accuracy,
+            "correct": self.correct,
+            "total": self.total,
+            "score": self.score,
+            "band": self.band,
+            "max_score": self.max_score,
             "score_note": "Table 1 applied to the accuracy on this data set, not to the hidden test set",
             "dataset": {"name": self.dataset, "sha256": self.dataset_sha256},
             "checks": [check.to_json() for check in self.checks],
             "versions": {"saved_with": self.saved_with, "graded_with": self.graded_with, "loader": self.loader},
             "isolation": self.isolation,
-            "reference": None if self.reference is None else {
-                "accuracy": self.reference.accuracy, "error": self.reference.error, "agrees": self.agrees,
-                "legacy_keras": self.reference.legacy_keras, "keras3_error": self.reference.keras3_error},
+            "reference": None
+            if self.reference is None
+            else {
+                "accuracy": self.reference.accuracy,
+                "error": self.reference.error,
+                "agrees": self.agrees,
+                "legacy_keras": self.reference.legacy_keras,
+                "keras3_error": self.reference.keras3_error,
+            },
             "receipt": self.receipt(),
             "grader_version": self.grader_version,
         }
@@ -131,9 +158,11 @@ class CheckResult:
             advice = f" -> {check.advice}" if check.advice and check.outcome != PASS else ""
             lines.append(f"  [{check.outcome}] {check.name}: {check.message}{advice}")
         if self.accuracy is not None:
-            lines.append(f"{self.dataset}: {_printed(self.accuracy)}% ({self.correct:,}/{self.total:,}); Table 1 "
-                         f"would give {number(self.score)}/{number(self.max_score)} (band {self.band}) on this "
-                         "data, not on the hidden test set")
+            lines.append(
+                f"{self.dataset}: {_printed(self.accuracy)}% ({self.correct:,}/{self.total:,}); Table 1 "
+                f"would give {number(self.score)}/{number(self.max_score)} (band {self.band}) on this "
+                "data, not on the hidden test set"
+            )
         if self.reference is not None:
             lines.append(f"official script: {reference_text(self.reference, self.agrees)}")
         return "\n".join([*lines, "", self.receipt()])
@@ -142,14 +171,21 @@ class CheckResult:
         """Jupyter's rich display: the status, the accuracy and a table of checks."""
         rows = "".join(
             f"<tr><td>{escape(c.name)}</td><td style='color:{_COLOURS[c.outcome]};font-weight:600'>{c.outcome}"
-            f"</td><td>{escape(c.message)}</td><td>{escape(c.advice)}</td></tr>" for c in self.checks)
-        accuracy = (f"<p><b>{escape(self.dataset)}</b>: {_printed(self.accuracy)}% ({self.correct:,}/{self.total:,})"
-                    f" &rarr; Table 1 would give {number(self.score)}/{number(self.max_score)} (band "
-                    f"{escape(self.band or '')}) <i>on this data, not on the hidden test set</i></p>"
-                    if self.accuracy is not None else "")
-        return (f"<div><p><b>{escape(self.file)}</b>: <b>{escape(self.status)}</b> {escape(self.reason)}</p>"
-                f"{accuracy}<table><tr><th>check</th><th>outcome</th><th>found</th><th>what to do</th></tr>{rows}"
-                f"</table><pre>{escape(self.receipt())}</pre></div>")
+            f"</td><td>{escape(c.message)}</td><td>{escape(c.advice)}</td></tr>"
+            for c in self.checks
+        )
+        accuracy = (
+            f"<p><b>{escape(self.dataset)}</b>: {_printed(self.accuracy)}% ({self.correct:,}/{self.total:,})"
+            f" &rarr; Table 1 would give {number(self.score)}/{number(self.max_score)} (band "
+            f"{escape(self.band or '')}) <i>on this data, not on the hidden test set</i></p>"
+            if self.accuracy is not None
+            else ""
+        )
+        return (
+            f"<div><p><b>{escape(self.file)}</b>: <b>{escape(self.status)}</b> {escape(self.reason)}</p>"
+            f"{accuracy}<table><tr><th>check</th><th>outcome</th><th>found</th><th>what to do</th></tr>{rows}"
+            f"</table><pre>{escape(self.receipt())}</pre></div>"
+        )
 
 
 _COLOURS = {PASS: "#14532d", WARN: "#8a5a00", FAIL: "#991b1b"}
@@ -159,8 +195,11 @@ MNIST_TEST_SHA256 = "66ba650019d0f594d63207c3c6b940d40244c1186c582a0dff452097bb3
 
 def reference_text(reference: Reference, agrees: bool | None) -> str:
     """What the official script did, in one line."""
-    how = (f" with TF_USE_LEGACY_KERAS=1 (tf_keras), after Keras 3 failed ({reference.keras3_error})"
-           if reference.legacy_keras else "")
+    how = (
+        f" with TF_USE_LEGACY_KERAS=1 (tf_keras), after Keras 3 failed ({reference.keras3_error})"
+        if reference.legacy_keras
+        else ""
+    )
     if reference.accuracy is None:
         return f"failed{how}: {reference.error}"
     return f"{reference.accuracy}%{how} ({'agrees' if agrees else 'DISAGREES'})"
@@ -171,8 +210,15 @@ def _printed(accuracy: float | None) -> str:
     return repr(accuracy) if accuracy is not None else ""
 
 
-def check(path: str | Path, *, data: str | Path | None = None, assignment: Assignment | str | Path | None = None,
-          reference: bool = False, isolation: str = "auto", allow_lambda: bool = False) -> CheckResult:
+def check(
+    path: str | Path,
+    *,
+    data: str | Path | None = None,
+    assignment: Assignment | str | Path | None = None,
+    reference: bool = False,
+    isolation: str = "auto",
+    allow_lambda: bool = False,
+) -> CheckResult:
     """Check one file as the instructor's run would, on the public MNIST test set (or `data`).
 
     The file is screened, loaded and predicted in a separate worker process, exactly as `grade` does for
@@ -190,8 +236,16 @@ def check(path: str | Path, *, data: str | Path | None = None, assignment: Assig
         folder = Path(work) / "submission" / "check"
         folder.mkdir(parents=True)
         shutil.copyfile(path, folder / path.name)
-        summary = grade_cohort(folder.parent, assignment=rules, heldout=source, out=Path(work) / "out",
-                               isolation=isolation, workers=1, allow_lambda=allow_lambda, reports=False)
+        summary = grade_cohort(
+            folder.parent,
+            assignment=rules,
+            heldout=source,
+            out=Path(work) / "out",
+            isolation=isolation,
+            workers=1,
+            allow_lambda=allow_lambda,
+            reports=False,
+        )
         row = summary.rows[0]
         official = None
         if reference:
@@ -201,8 +255,9 @@ def check(path: str | Path, *, data: str | Path | None = None, assignment: Assig
             if official.accuracy is None and row["status"] in MARKED and saved_with(keras_version).keras_major != 3:
                 # A Keras 2 file the script cannot run under Keras 3: a marker resolving that runs it with
                 # TensorFlow 2.18's Keras 2, as grader's fallback does.
-                legacy = run_official(path, dataset, isolation=summary.isolation, workdir=Path(work),
-                                      timeout=timeout, legacy_keras=True)
+                legacy = run_official(
+                    path, dataset, isolation=summary.isolation, workdir=Path(work), timeout=timeout, legacy_keras=True
+                )
                 official = replace(legacy, legacy_keras=True, keras3_error=official.error)
     detail = row["detail"]
     inspection = detail.get("inspection") or {}
@@ -210,11 +265,24 @@ def check(path: str | Path, *, data: str | Path | None = None, assignment: Assig
     saved = saved_with(inspection.get("keras_version"), inspection.get("backend")) if inspection else None
     versions = evaluation.get("versions") or {}
     return CheckResult(
-        file=path.name, sha256=row["sha256"], size=path.stat().st_size, status=row["status"], reason=row["reason"],
-        checks=tuple(checks_from_json(detail.get("checks", []))), accuracy=row["accuracy"],
-        correct=row["correct"], total=row["total"], score=row["score"], band=row["band"],
-        max_score=rules.max_score, dataset=description, dataset_sha256=dataset.sha256,
+        file=path.name,
+        sha256=row["sha256"],
+        size=path.stat().st_size,
+        status=row["status"],
+        reason=row["reason"],
+        checks=tuple(checks_from_json(detail.get("checks", []))),
+        accuracy=row["accuracy"],
+        correct=row["correct"],
+        total=row["total"],
+        score=row["score"],
+        band=row["band"],
+        max_score=rules.max_score,
+        dataset=description,
+        dataset_sha256=dataset.sha256,
         saved_with=saved.description if saved else None,
         graded_with=f"TensorFlow {versions.get('tensorflow', rules.versions.tensorflow)}",
-        loader=evaluation.get("loader"), isolation=summary.isolation.detail, reference=official,
-        assignment=rules.name)
+        loader=evaluation.get("loader"),
+        isolation=summary.isolation.detail,
+        reference=official,
+        assignment=rules.name,
+    )

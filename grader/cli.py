@@ -39,7 +39,10 @@ def _fail(error: Exception | str) -> click.ClickException:
 
 def assignment_option(function: Any) -> Any:
     return click.option(
-        "--assignment", "-a", metavar="FILE|NAME", default=None,
+        "--assignment",
+        "-a",
+        metavar="FILE|NAME",
+        default=None,
         help="Assignment rules (TOML). Default: the built-in Coursework 1 (kcl-dnn-cw1).",
     )(function)
 
@@ -60,28 +63,75 @@ def cli() -> None:
 
 @cli.command("run")
 @click.argument("submissions", type=click.Path(exists=True, path_type=Path))
-@click.option("--heldout", "-d", type=click.Path(path_type=Path), default=Path("heldout"), show_default=True,
-              help="Held-out set: an .npz (x/y or x_test/y_test), MNIST IDX files, or a folder with one of them.")
+@click.option(
+    "--heldout",
+    "-d",
+    type=click.Path(path_type=Path),
+    default=Path("heldout"),
+    show_default=True,
+    help="Held-out set: an .npz (x/y or x_test/y_test), MNIST IDX files, or a folder with one of them.",
+)
 @assignment_option
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
-              show_default=True, help="Folder for marks.csv, reports and the gradebook.")
-@click.option("--workers", "-w", type=click.IntRange(1, 64), default=None,
-              help="Warm TensorFlow workers in parallel. Default: one per two cores.")
-@click.option("--isolation", type=click.Choice(["auto", "bubblewrap", "process"]), default="auto",
-              show_default=True, help="Sandbox for workers: bubblewrap when it works, else a plain subprocess.")
-@click.option("--time-limit", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
-              help="Per-submission limit to load and predict (default: the assignment's).")
-@click.option("--memory-limit", type=click.FloatRange(min=0.5), default=None, metavar="GB",
-              help="Memory one worker may use (default 6); a model over it is stopped (over_limit).")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder for marks.csv, reports and the gradebook.",
+)
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Warm TensorFlow workers in parallel. Default: one per two cores.",
+)
+@click.option(
+    "--isolation",
+    type=click.Choice(["auto", "bubblewrap", "process"]),
+    default="auto",
+    show_default=True,
+    help="Sandbox for workers: bubblewrap when it works, else a plain subprocess.",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="Per-submission limit to load and predict (default: the assignment's).",
+)
+@click.option(
+    "--memory-limit",
+    type=click.FloatRange(min=0.5),
+    default=None,
+    metavar="GB",
+    help="Memory one worker may use (default 6); a model over it is stopped (over_limit).",
+)
 @click.option("--fresh-workers", is_flag=True, help="Start a new worker for every submission (slower).")
-@click.option("--allow-lambda", is_flag=True,
-              help="Grade models with Lambda or TFOpLambda layers (their code then runs, inside the "
-                   "sandbox only).")
-@click.option("--rehash", is_flag=True,
-              help="Read and hash every file again, even those whose size, times and inode are unchanged.")
-def run_command(submissions: Path, heldout: Path, assignment: str | None, out: Path, workers: int | None,
-                isolation: str, time_limit: float | None, memory_limit: float | None, fresh_workers: bool,
-                allow_lambda: bool, rehash: bool) -> None:
+@click.option(
+    "--allow-lambda",
+    is_flag=True,
+    help="Grade models with Lambda or TFOpLambda layers (their code then runs, inside the sandbox only).",
+)
+@click.option(
+    "--rehash",
+    is_flag=True,
+    help="Read and hash every file again, even those whose size, times and inode are unchanged.",
+)
+def run_command(
+    submissions: Path,
+    heldout: Path,
+    assignment: str | None,
+    out: Path,
+    workers: int | None,
+    isolation: str,
+    time_limit: float | None,
+    memory_limit: float | None,
+    fresh_workers: bool,
+    allow_lambda: bool,
+    rehash: bool,
+) -> None:
     """Grade every student in SUBMISSIONS and write marks.csv and reports.
 
     \b
@@ -96,17 +146,29 @@ def run_command(submissions: Path, heldout: Path, assignment: str | None, out: P
     progress = _RichProgress(console)
     try:
         with progress:
-            summary = grade_cohort(submissions, assignment=assignment, heldout=heldout, out=out,
-                                   isolation=isolation, workers=workers, fresh_workers=fresh_workers,
-                                   allow_lambda=allow_lambda, time_limit=time_limit,
-                                   memory_limit_gb=memory_limit, progress=progress, rehash=rehash)
+            summary = grade_cohort(
+                submissions,
+                assignment=assignment,
+                heldout=heldout,
+                out=out,
+                isolation=isolation,
+                workers=workers,
+                fresh_workers=fresh_workers,
+                allow_lambda=allow_lambda,
+                time_limit=time_limit,
+                memory_limit_gb=memory_limit,
+                progress=progress,
+                rehash=rehash,
+            )
     except GraderError as error:
         raise _fail(error) from None
     except WorkerError as error:
         raise _fail(f"cannot run a sandboxed child process: {error}") from None
     except KeyboardInterrupt:
-        click.echo("Interrupted. Every result finished so far is kept in the gradebook: run the same command "
-                   "again to resume.", err=True)
+        click.echo(
+            "Interrupted. Every result finished so far is kept in the gradebook: run the same command again to resume.",
+            err=True,
+        )
         sys.exit(EXIT_INTERRUPTED)
     _print_summary(summary)
 
@@ -119,10 +181,16 @@ def _print_summary(summary: Any) -> None:
 
     console = Console()
     # A long cohort lists only the students who need a look; marks.csv and index.html hold everyone.
-    shown = summary.rows if len(summary.rows) <= FULL_TABLE_ROWS else [
-        row for row in summary.rows if row["status"] != "graded"]
-    title = (f"Marks ({len(summary.rows)} students)" if shown is summary.rows else
-             f"Students who need a look ({len(shown)} of {len(summary.rows)}; the rest are graded)")
+    shown = (
+        summary.rows
+        if len(summary.rows) <= FULL_TABLE_ROWS
+        else [row for row in summary.rows if row["status"] != "graded"]
+    )
+    title = (
+        f"Marks ({len(summary.rows)} students)"
+        if shown is summary.rows
+        else f"Students who need a look ({len(shown)} of {len(summary.rows)}; the rest are graded)"
+    )
     table = Table(title=title, title_justify="left")
     table.add_column("student", no_wrap=True)
     table.add_column("name")
@@ -133,16 +201,26 @@ def _print_summary(summary: Any) -> None:
     for row in shown:
         style = {"graded": "green", "flagged": "yellow"}.get(row["status"], "red")
         accuracy = f"{row['accuracy']:.2f}" if row["accuracy"] is not None else ""
-        table.add_row(row["student_id"], row["student_name"], f"[{style}]{row['status']}[/]", accuracy,
-                      number(row["score"]), row["reason"])
+        table.add_row(
+            row["student_id"],
+            row["student_name"],
+            f"[{style}]{row['status']}[/]",
+            accuracy,
+            number(row["score"]),
+            row["reason"],
+        )
     if shown:
         console.print(table)
     counts = ", ".join(f"{count} {status}" for status, count in summary.counts.items())
-    console.print(f"{counts}. Evaluated {summary.evaluated} (workers started: {summary.workers_started}), "
-                  f"reused {summary.reused} stored evaluations, in {summary.seconds:.1f} s. "
-                  f"Isolation: {summary.isolation.kind}.")
-    console.print(f"Marks: {summary.marks_csv}  Summary: {summary.out / 'index.html'}  "
-                  f"Reports: {summary.out}/<student_id>/report.html")
+    console.print(
+        f"{counts}. Evaluated {summary.evaluated} (workers started: {summary.workers_started}), "
+        f"reused {summary.reused} stored evaluations, in {summary.seconds:.1f} s. "
+        f"Isolation: {summary.isolation.kind}."
+    )
+    console.print(
+        f"Marks: {summary.marks_csv}  Summary: {summary.out / 'index.html'}  "
+        f"Reports: {summary.out}/<student_id>/report.html"
+    )
 
 
 class _RichProgress:
@@ -159,9 +237,17 @@ class _RichProgress:
         )
 
         self.console = console
-        self.bar = Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[last]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                            TimeRemainingColumn(), console=console, transient=False)
+        self.bar = Progress(
+            TextColumn("[bold]grading"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[last]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
         self.task: Any = None
 
     def __enter__(self) -> _RichProgress:
@@ -215,10 +301,17 @@ def _print_inspection(file: Path, inspection: dict[str, Any] | None, checks: lis
     facts.add_column("fact", style="bold")
     facts.add_column("value", overflow="fold")
     if inspection:
-        for key, label in (("size", "size (bytes)"), ("format", "format"), ("keras_version", "keras_version"),
-                           ("backend", "backend"), ("model_class", "model class"), ("input_shape", "input shape"),
-                           ("output_units", "output units"), ("parameter_count", "parameters (stored weights)"),
-                           ("layer_classes", "layer classes")):
+        for key, label in (
+            ("size", "size (bytes)"),
+            ("format", "format"),
+            ("keras_version", "keras_version"),
+            ("backend", "backend"),
+            ("model_class", "model class"),
+            ("input_shape", "input shape"),
+            ("output_units", "output units"),
+            ("parameter_count", "parameters (stored weights)"),
+            ("layer_classes", "layer classes"),
+        ):
             value = inspection.get(key)
             if isinstance(value, list | tuple):
                 value = ", ".join(map(str, value)) if key == "layer_classes" else str(list(value))
@@ -240,15 +333,26 @@ EXIT_NOT_GRADED = 3
 
 @cli.command("check")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--data", "-d", type=click.Path(exists=True, path_type=Path), default=None,
-              help="MNIST test set to use instead of keras's download: mnist.npz, an .npz with x/y, or IDX files.")
+@click.option(
+    "--data",
+    "-d",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="MNIST test set to use instead of keras's download: mnist.npz, an .npz with x/y, or IDX files.",
+)
 @assignment_option
 @click.option("--reference", is_flag=True, help="Also run the official test script itself and compare.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
-@click.option("--isolation", type=click.Choice(["auto", "bubblewrap", "process"]), default="auto",
-              show_default=True, help="Sandbox for the worker (a plain subprocess where bubblewrap is missing).")
-def check_command(file: Path, data: Path | None, assignment: str | None, reference: bool, as_json: bool,
-                  isolation: str) -> None:
+@click.option(
+    "--isolation",
+    type=click.Choice(["auto", "bubblewrap", "process"]),
+    default="auto",
+    show_default=True,
+    help="Sandbox for the worker (a plain subprocess where bubblewrap is missing).",
+)
+def check_command(
+    file: Path, data: Path | None, assignment: str | None, reference: bool, as_json: bool, isolation: str
+) -> None:
     """Check your model before you upload it: every check the marking run makes, and its accuracy on the
     public MNIST test set (the hidden test set scores a few points lower).
 
@@ -290,14 +394,18 @@ def _print_check(result: Any) -> None:
         style = {"pass": "green", "warn": "yellow", "fail": "red"}[item.outcome]
         table.add_row(item.name, f"[{style}]{item.outcome}[/]", item.message, item.advice)
     console.print(table)
-    verdict = {"graded": "[green]would be graded[/]", "flagged": "[yellow]would be graded, and flagged for a "
-               "marker to look at[/]"}.get(result.status, f"[red]would NOT be graded ({result.status})[/]")
+    verdict = {
+        "graded": "[green]would be graded[/]",
+        "flagged": "[yellow]would be graded, and flagged for a marker to look at[/]",
+    }.get(result.status, f"[red]would NOT be graded ({result.status})[/]")
     console.print(f"Status: {verdict}" + (f": {result.reason}" if result.reason else ""))
     if result.accuracy is not None:
-        console.print(f"Accuracy on the [bold]{result.dataset}[/]: [bold]{result.accuracy!r}%[/] "
-                      f"({result.correct:,} of {result.total:,}). Table 1 would give {number(result.score)}/"
-                      f"{number(result.max_score)} (band {result.band}) [bold]on MNIST[/], not on the hidden "
-                      "test set, whose digits come from other writers and usually score a few points lower.")
+        console.print(
+            f"Accuracy on the [bold]{result.dataset}[/]: [bold]{result.accuracy!r}%[/] "
+            f"({result.correct:,} of {result.total:,}). Table 1 would give {number(result.score)}/"
+            f"{number(result.max_score)} (band {result.band}) [bold]on MNIST[/], not on the hidden "
+            "test set, whose digits come from other writers and usually score a few points lower."
+        )
     if result.reference is not None:
         from grader.checking import reference_text
 
@@ -308,12 +416,29 @@ def _print_check(result: Any) -> None:
 
 @cli.command("plot")
 @click.argument("student_id")
-@click.option("--reports", "-r", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
-              show_default=True, help="The output folder of a grade run.")
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("misclassified.pdf"),
-              show_default=True, help="The figure to write (.pdf or .png).")
-@click.option("--heldout", "-d", type=click.Path(exists=True, path_type=Path), default=None,
-              help="The held-out set the run used, when it has moved since.")
+@click.option(
+    "--reports",
+    "-r",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="The output folder of a grade run.",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("misclassified.pdf"),
+    show_default=True,
+    help="The figure to write (.pdf or .png).",
+)
+@click.option(
+    "--heldout",
+    "-d",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="The held-out set the run used, when it has moved since.",
+)
 def plot_command(student_id: str, reports: Path, out: Path, heldout: Path | None) -> None:
     """Draw a student's misclassified digits exactly as the coursework's plotting script does (matplotlib).
 
@@ -330,23 +455,50 @@ def plot_command(student_id: str, reports: Path, out: Path, heldout: Path | None
 
 
 @cli.command("export")
-@click.argument("fmt", metavar="FORMAT", type=click.Choice(["csv", "moodle", "moodle-worksheet", "canvas",
-                                                            "feedback-zip"]))
-@click.option("--reports", "-r", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
-              show_default=True, help="The output folder of a grade run.")
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The file to write.")
-@click.option("--roster", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="moodle: the grading worksheet or participants export; moodle-worksheet: the downloaded "
-                   "worksheet to fill in (optional); canvas: the gradebook export.")
-@click.option("--identifier", type=click.Choice(["email", "idnumber"]), default="email", show_default=True,
-              help="moodle: the column Moodle identifies users by.")
+@click.argument(
+    "fmt", metavar="FORMAT", type=click.Choice(["csv", "moodle", "moodle-worksheet", "canvas", "feedback-zip"])
+)
+@click.option(
+    "--reports",
+    "-r",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="The output folder of a grade run.",
+)
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The file to write.")
+@click.option(
+    "--roster",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="moodle: the grading worksheet or participants export; moodle-worksheet: the downloaded "
+    "worksheet to fill in (optional); canvas: the gradebook export.",
+)
+@click.option(
+    "--identifier",
+    type=click.Choice(["email", "idnumber"]),
+    default="email",
+    show_default=True,
+    help="moodle: the column Moodle identifies users by.",
+)
 @click.option("--item", help="moodle: the grade item's column title (default: the assignment's title).")
 @click.option("--column", help="canvas: the assignment's column as Canvas writes it, 'Title (id)'.")
-@click.option("--ungraded", type=click.Choice(["skip", "zero"]), default="skip", show_default=True,
-              help="Students without a mark: leave them out, or give them 0.")
-def export_command(fmt: str, reports: Path, out: Path, roster: Path | None, identifier: str, item: str | None,
-                   column: str | None, ungraded: str) -> None:
+@click.option(
+    "--ungraded",
+    type=click.Choice(["skip", "zero"]),
+    default="skip",
+    show_default=True,
+    help="Students without a mark: leave them out, or give them 0.",
+)
+def export_command(
+    fmt: str,
+    reports: Path,
+    out: Path,
+    roster: Path | None,
+    identifier: str,
+    item: str | None,
+    column: str | None,
+    ungraded: str,
+) -> None:
     """Write marks in a format Moodle or Canvas imports, checked against the importer's rules first.
 
     \b
@@ -359,8 +511,18 @@ def export_command(fmt: str, reports: Path, out: Path, roster: Path | None, iden
     from grader.exports import export
 
     try:
-        click.echo(export(fmt, reports=reports, out=out, roster=roster, identifier=identifier, item=item,
-                          column=column, ungraded=ungraded))
+        click.echo(
+            export(
+                fmt,
+                reports=reports,
+                out=out,
+                roster=roster,
+                identifier=identifier,
+                item=item,
+                column=column,
+                ungraded=ungraded,
+            )
+        )
     except GraderError as error:
         raise _fail(error) from None
 

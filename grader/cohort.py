@@ -154,16 +154,33 @@ def grade_cohort(
             heldout_size=heldout_set.size,
             submissions=str(Path(submissions).resolve()),
             isolation=chosen_isolation.kind,
-            options={"assignment_title": rules.title, "max_score": rules.max_score,
-                     "workers": workers, "fresh_workers": fresh_workers, "allow_lambda": allow_lambda,
-                     "time_limit_seconds": rules.evaluation.time_limit_seconds,
-                     "memory_limit_gb": memory_limit_gb},
+            options={
+                "assignment_title": rules.title,
+                "max_score": rules.max_score,
+                "workers": workers,
+                "fresh_workers": fresh_workers,
+                "allow_lambda": allow_lambda,
+                "time_limit_seconds": rules.evaluation.time_limit_seconds,
+                "memory_limit_gb": memory_limit_gb,
+            },
         )
-        budget = Budget(wall_seconds=rules.evaluation.time_limit_seconds,
-                        memory_bytes=int((memory_limit_gb or DEFAULT_MEMORY_GB) * 1024**3))
-        run = _Run(book, run_id, rules, heldout_set, chosen_isolation,
-                   (out / WORK_FOLDER / f"run-{run_id}").resolve(), progress, allow_lambda, budget,
-                   out if reports else None, rehash)
+        budget = Budget(
+            wall_seconds=rules.evaluation.time_limit_seconds,
+            memory_bytes=int((memory_limit_gb or DEFAULT_MEMORY_GB) * 1024**3),
+        )
+        run = _Run(
+            book,
+            run_id,
+            rules,
+            heldout_set,
+            chosen_isolation,
+            (out / WORK_FOLDER / f"run-{run_id}").resolve(),
+            progress,
+            allow_lambda,
+            budget,
+            out if reports else None,
+            rehash,
+        )
         try:
             run.grade(students, workers=workers, fresh_workers=fresh_workers)
         finally:
@@ -191,9 +208,20 @@ def _clear_stale_work(out: Path) -> None:
 
 
 class _Run:
-    def __init__(self, book: Gradebook, run_id: int, rules: Assignment, heldout: HeldoutSet,
-                 isolation: Isolation, workdir: Path, progress: Progress, allow_lambda: bool,
-                 budget: Budget, reports: Path | None, rehash: bool = False) -> None:
+    def __init__(
+        self,
+        book: Gradebook,
+        run_id: int,
+        rules: Assignment,
+        heldout: HeldoutSet,
+        isolation: Isolation,
+        workdir: Path,
+        progress: Progress,
+        allow_lambda: bool,
+        budget: Budget,
+        reports: Path | None,
+        rehash: bool = False,
+    ) -> None:
         self.book, self.run_id, self.rules, self.heldout = book, run_id, rules, heldout
         # Each student's report is written as soon as the result is known (while workers evaluate others).
         self.reports = reports
@@ -216,14 +244,21 @@ class _Run:
         # Files that will need a worker (no stored evaluation, and not refused by what is already known of
         # them): start the workers now, so that TensorFlow imports while the rest are inspected.
         key = self.rules.evaluation_key()
-        unseen = {s.sha256 for s in identified if not self._refused_already(s) and self.book.evaluation_id(
-            s.sha256, self.heldout.images_sha256, key, EVALUATOR) is None}
+        unseen = {
+            s.sha256
+            for s in identified
+            if not self._refused_already(s)
+            and self.book.evaluation_id(s.sha256, self.heldout.images_sha256, key, EVALUATOR) is None
+        }
         scheduler = None
         if unseen:
             scheduler = Scheduler(
-                isolation=self.isolation, images=write_images(self.heldout, self.workdir),
-                workdir=self.workdir / "workers", workers=workers or default_workers(),
-                fresh_each=fresh_workers, budget=self.budget,
+                isolation=self.isolation,
+                images=write_images(self.heldout, self.workdir),
+                workdir=self.workdir / "workers",
+                workers=workers or default_workers(),
+                fresh_each=fresh_workers,
+                budget=self.budget,
             )
             scheduler.start(len(unseen))
         read = self._inspect(todo)
@@ -257,8 +292,9 @@ class _Run:
             return False
         chosen = submission.chosen
         if chosen.kind == "link":
-            self._finish(student, "refused", f"{chosen.name} is a symbolic link, which is never followed; "
-                         "upload the file itself")
+            self._finish(
+                student, "refused", f"{chosen.name} is a symbolic link, which is never followed; upload the file itself"
+            )
             return False
         if chosen.kind == "special":
             self._finish(student, "unreadable", f"{chosen.name} is not a regular file (a FIFO, socket or device)")
@@ -328,12 +364,17 @@ class _Run:
                 student.inspection_json = answer["inspection"]
                 self.book.add_inspection(student.sha256, INSPECTOR, answer["inspection"])
             else:
-                student.checks.append(Check("HDF5 file", FAIL, answer.get("error", "could not be read"),
-                                            "save the model again with model.save('name.h5') and re-upload"))
+                student.checks.append(
+                    Check(
+                        "HDF5 file",
+                        FAIL,
+                        answer.get("error", "could not be read"),
+                        "save the model again with model.save('name.h5') and re-upload",
+                    )
+                )
 
         if todo:
-            inspect_files(list(todo), isolation=self.isolation, workdir=self.workdir / "inspector",
-                          on_result=collect)
+            inspect_files(list(todo), isolation=self.isolation, workdir=self.workdir / "inspector", on_result=collect)
         return {id(student) for student in todo.values()}
 
     def _screen_or_reuse(self, student: _Student) -> Job | None:
@@ -341,15 +382,17 @@ class _Run:
         submission = student.submission
         if student.inspection is not None:
             name = Path(submission.chosen.name).name if submission.chosen else ""
-            student.checks.extend(screen(student.inspection, self.rules, file_name=name,
-                                         allow_lambda=self.allow_lambda))
+            student.checks.extend(
+                screen(student.inspection, self.rules, file_name=name, allow_lambda=self.allow_lambda)
+            )
         for note in submission.notes:
             student.checks.append(Check("file choice", WARN, note, "leave only the model to be marked in the folder"))
         if refused(student.checks):
             self._finish(student, "refused", summary(student.checks, FAIL))
             return None
-        stored = self.book.evaluation(student.sha256, self.heldout.images_sha256,
-                                      self.rules.evaluation_key(), EVALUATOR)
+        stored = self.book.evaluation(
+            student.sha256, self.heldout.images_sha256, self.rules.evaluation_key(), EVALUATOR
+        )
         if stored is not None:
             self.reused += 1
             self._mark(student, stored, reused=True)
@@ -364,8 +407,9 @@ class _Run:
         # loader runs Lambda bytecode whatever safe_mode says, so screening must have found no code in
         # the file, or the instructor must have allowed it.
         keras2 = inspection is not None and saved_with(inspection.keras_version).keras_major != 3
-        carries_code = inspection is not None and bool(inspection.code_objects or
-                                                       set(inspection.layer_classes) & CODE_LAYERS)
+        carries_code = inspection is not None and bool(
+            inspection.code_objects or set(inspection.layer_classes) & CODE_LAYERS
+        )
         loaders = ["keras3", "tf_keras"] if keras2 and (self.allow_lambda or not carries_code) else ["keras3"]
         return Job(
             key=student.sha256,
@@ -439,13 +483,19 @@ class _Run:
         width = evaluation.output_shape[1]
         if width != classes:
             official = scoring.accuracy_percent(correct, labels.size)
-            self._finish(student, "bad_output",
-                         f"the model outputs {width} scores per image; this assignment has {classes} classes "
-                         f"(end it with Dense({classes})); the official script would report {official}%", detail)
+            self._finish(
+                student,
+                "bad_output",
+                f"the model outputs {width} scores per image; this assignment has {classes} classes "
+                f"(end it with Dense({classes})); the official script would report {official}%",
+                detail,
+            )
             return
         if evaluation.nonfinite:
-            message = (f"{evaluation.nonfinite:,} of {labels.size:,} images gave NaN or infinite outputs "
-                       "(the official script's argmax counts those as the class of the first NaN)")
+            message = (
+                f"{evaluation.nonfinite:,} of {labels.size:,} images gave NaN or infinite outputs "
+                "(the official script's argmax counts those as the class of the first NaN)"
+            )
             if self.rules.evaluation.nonfinite_policy == "refuse":
                 self._finish(student, "bad_output", message, detail)
                 return
@@ -456,8 +506,15 @@ class _Run:
         status = "flagged" if flagged else "graded"
         self._finish(student, status, summary(student.checks, WARN), detail, result, evaluation.id)
 
-    def _finish(self, student: _Student, status: str, reason: str, detail: dict[str, Any] | None = None,
-                result: scoring.Mark | None = None, evaluation_id: int | None = None) -> None:
+    def _finish(
+        self,
+        student: _Student,
+        status: str,
+        reason: str,
+        detail: dict[str, Any] | None = None,
+        result: scoring.Mark | None = None,
+        evaluation_id: int | None = None,
+    ) -> None:
         submission = student.submission
         row = {
             "student_id": submission.student_id,
@@ -475,8 +532,9 @@ class _Run:
             "evaluation_id": evaluation_id,
             "detail": {
                 "files": [{"name": f.name, "size": f.size} for f in submission.files],
-                "size": student.size if student.size is not None else (
-                    submission.chosen.size if submission.chosen else None),
+                "size": student.size
+                if student.size is not None
+                else (submission.chosen.size if submission.chosen else None),
                 "checks": [check.to_json() for check in student.checks],
                 "inspection": student.inspection_json,
                 **(detail or {}),
@@ -531,8 +589,10 @@ def _stage_failure(answer: dict[str, Any]) -> str:
     if stage == "predict":
         fed = answer.get("fed_shape")
         declared = answer.get("input_shape")
-        return (f"the model takes input {_shape(declared)} but the official script feeds {_shape(fed)} "
-                f"({answer.get('net_type')} rule): {error}")
+        return (
+            f"the model takes input {_shape(declared)} but the official script feeds {_shape(fed)} "
+            f"({answer.get('net_type')} rule): {error}"
+        )
     return error
 
 
@@ -542,37 +602,65 @@ def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]
     batches = answer.get("batches") or {}
     changed = batches.get("changed") or []
     if batches.get("batch_dependent"):
-        checks.append(Check("batch size", WARN, f"the model's outputs depend on the other images in its batch (a "
-                            "layer works across the batch axis), so every image was predicted in the official "
-                            f"script's batches of {batches['official']}; batches of {batches['fast']} would have "
-                            f"changed the class of {len(changed):,} images", "normalise over an image's own axes "
-                            "(axis=-1), never over the batch (axis=0)"))
+        checks.append(
+            Check(
+                "batch size",
+                WARN,
+                f"the model's outputs depend on the other images in its batch (a "
+                "layer works across the batch axis), so every image was predicted in the official "
+                f"script's batches of {batches['official']}; batches of {batches['fast']} would have "
+                f"changed the class of {len(changed):,} images",
+                "normalise over an image's own axes (axis=-1), never over the batch (axis=0)",
+            )
+        )
     elif batches.get("fast", 0) > batches.get("official", 0):
-        message = (f"predicted in batches of {batches['fast']}; {batches['rechecked']} of the official script's "
-                   f"batches of {batches['official']} were predicted again as it predicts them (the first, the "
-                   "last and any holding a near-tie), with the same outputs up to rounding")
+        message = (
+            f"predicted in batches of {batches['fast']}; {batches['rechecked']} of the official script's "
+            f"batches of {batches['official']} were predicted again as it predicts them (the first, the "
+            "last and any holding a near-tie), with the same outputs up to rounding"
+        )
         if changed:
-            message += (f"; {len(changed)} images changed class there (kept as the official script gives them: "
-                        f"{', '.join(map(str, changed[:10]))})")
+            message += (
+                f"; {len(changed)} images changed class there (kept as the official script gives them: "
+                f"{', '.join(map(str, changed[:10]))})"
+            )
         checks.append(Check("batch size", PASS, message))
     failed = answer.get("fallback_from") or []
     if failed:
-        checks.append(Check("loader", PASS, f"Keras 3, the official script's loader, cannot use this Keras 2 file "
-                            f"({_stage_failure(failed[0])}); graded with {answer['loader']}, TensorFlow "
-                            f"{rules.versions.tensorflow}'s Keras 2 loader"))
+        checks.append(
+            Check(
+                "loader",
+                PASS,
+                f"Keras 3, the official script's loader, cannot use this Keras 2 file "
+                f"({_stage_failure(failed[0])}); graded with {answer['loader']}, TensorFlow "
+                f"{rules.versions.tensorflow}'s Keras 2 loader",
+            )
+        )
     else:
         checks.append(Check("loader", PASS, f"loaded by {answer.get('loader')}, as the official script loads it"))
     if answer.get("official_load_error"):
-        checks.append(Check("official script", WARN, "the official script's load_model(file) would fail while "
-                            f"compiling the saved training setup ({answer['official_load_error']}); graded "
-                            "with compile=False, which predicts the same",
-                            "save the model again with the TensorFlow the coursework names"))
+        checks.append(
+            Check(
+                "official script",
+                WARN,
+                "the official script's load_model(file) would fail while "
+                f"compiling the saved training setup ({answer['official_load_error']}); graded "
+                "with compile=False, which predicts the same",
+                "save the model again with the TensorFlow the coursework names",
+            )
+        )
     adapted = answer.get("adapted")
     if adapted:
         repeated = " with the grey image in each of 3 channels" if adapted["channels_repeated"] > 1 else ""
-        checks.append(Check("input", WARN, f"the official script would fail ({adapted['reference_error']}); "
-                            f"fed {_shape(adapted['fed_shape'])} as the model declares{repeated}",
-                            "take 28x28x1 input (or 784 values) as the official script feeds"))
+        checks.append(
+            Check(
+                "input",
+                WARN,
+                f"the official script would fail ({adapted['reference_error']}); "
+                f"fed {_shape(adapted['fed_shape'])} as the model declares{repeated}",
+                "take 28x28x1 input (or 784 values) as the official script feeds",
+            )
+        )
     return checks
 
 
@@ -584,9 +672,24 @@ def _shape(shape: Any) -> str:
 
 def _evaluation_detail(evaluation: Evaluation, reused: bool) -> dict[str, Any]:
     answer = evaluation.answer or {}
-    keys = ("net_type", "input_shape", "fed_shape", "output_shape", "loader", "load_seconds", "predict_seconds",
-            "parameters", "summary", "versions", "stage", "error", "worker", "adapted", "official_load_error",
-            "fallback_from")
+    keys = (
+        "net_type",
+        "input_shape",
+        "fed_shape",
+        "output_shape",
+        "loader",
+        "load_seconds",
+        "predict_seconds",
+        "parameters",
+        "summary",
+        "versions",
+        "stage",
+        "error",
+        "worker",
+        "adapted",
+        "official_load_error",
+        "fallback_from",
+    )
     return {
         "id": evaluation.id,
         "status": evaluation.status,

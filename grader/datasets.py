@@ -33,12 +33,20 @@ class NoData(GraderError):
 
 def public_mnist(timeout: float = 600) -> Path:
     """The path of keras's cached mnist.npz (x_test/y_test), downloading it first when needed."""
-    done = subprocess.run([sys.executable, "-c", FETCH], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", FETCH],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        check=False,
+    )
     for line in done.stdout.splitlines():
         if line.startswith("PATH="):
-            return Path(line[len("PATH="):])
+            return Path(line[len("PATH=") :])
     lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
     cause = lines[-1] if lines else f"exit code {done.returncode}"
-    raise NoData(f"keras's MNIST loader could not fetch the test set ({cause}); if you are offline, pass "
-                 "--data with a copy: keras's mnist.npz, an .npz with x/y, or the MNIST IDX files")
+    raise NoData(
+        f"keras's MNIST loader could not fetch the test set ({cause}); if you are offline, pass "
+        "--data with a copy: keras's mnist.npz, an .npz with x/y, or the MNIST IDX files"
+    )

@@ -115,14 +115,30 @@ def _folder_entries(root: Path) -> list[_Entry]:
             continue
         student_id, student_name = _identity(child.name)
         if child.is_symlink():
-            entries.append(_Entry(child.name, student_id, student_name, None,
-                                  f"{child.name} is a symbolic link; it was not followed", "refused"))
+            entries.append(
+                _Entry(
+                    child.name,
+                    student_id,
+                    student_name,
+                    None,
+                    f"{child.name} is a symbolic link; it was not followed",
+                    "refused",
+                )
+            )
         elif child.is_dir(follow_symlinks=False):
             try:
                 files = list(_walk(Path(child.path), ""))
             except OSError as error:
-                entries.append(_Entry(child.name, student_id, student_name, None,
-                                      f"cannot read the folder ({error.strerror})", "unreadable"))
+                entries.append(
+                    _Entry(
+                        child.name,
+                        student_id,
+                        student_name,
+                        None,
+                        f"cannot read the folder ({error.strerror})",
+                        "unreadable",
+                    )
+                )
                 continue
             if not files:
                 entries.append(_Entry(child.name, student_id, student_name, None))
@@ -165,9 +181,16 @@ def _zip_entries(path: Path) -> list[_Entry]:
         parts = PurePosixPath(info.filename.replace("\\", "/")).parts
         if parts and (parts[0] == "/" or ".." in parts):
             # A zip that climbs out of its folder is not something Moodle writes: list it, never read it.
-            entries.append(_Entry(info.filename, info.filename, "", None,
-                                  "the zip entry's path leaves the archive (absolute or '..'); not extracted",
-                                  "refused"))
+            entries.append(
+                _Entry(
+                    info.filename,
+                    info.filename,
+                    "",
+                    None,
+                    "the zip entry's path leaves the archive (absolute or '..'); not extracted",
+                    "refused",
+                )
+            )
             continue
         if info.is_dir() or not parts or any(_ignored(part) for part in parts):
             continue
@@ -226,8 +249,7 @@ def _choose(student_id: str, group: list[_Entry], zip_path: str) -> Submission:
     name = next((entry.student_name for entry in group if entry.student_name), "")
     files = tuple(entry.file for entry in group if entry.file is not None and entry.folder in file_folders)
     problems = [entry for entry in group if entry.problem]
-    base = {"student_id": student_id, "student_name": name, "folder": folder, "files": files,
-            "zip_path": zip_path}
+    base = {"student_id": student_id, "student_name": name, "folder": folder, "files": files, "zip_path": zip_path}
     if problems:
         return Submission(**base, chosen=None, problem=problems[0].problem, problem_status=problems[0].status)
     top_level = [f for f in files if "/" not in f.name]

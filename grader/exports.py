@@ -72,8 +72,17 @@ def load_marks(reports: Path) -> Marks:
     return Marks(rows=rows, title=options["assignment_title"], max_score=options["max_score"], reports=reports)
 
 
-def export(fmt: str, *, reports: Path, out: Path, roster: Path | None = None, identifier: str = "email",
-           item: str | None = None, column: str | None = None, ungraded: str = "skip") -> str:
+def export(
+    fmt: str,
+    *,
+    reports: Path,
+    out: Path,
+    roster: Path | None = None,
+    identifier: str = "email",
+    item: str | None = None,
+    column: str | None = None,
+    ungraded: str = "skip",
+) -> str:
     """Build, check and write one export; returns a one-line summary. Raises ExportError instead of writing
     a file its importer would reject."""
     if fmt not in FORMATS:
@@ -90,8 +99,7 @@ def export(fmt: str, *, reports: Path, out: Path, roster: Path | None = None, id
         return f"wrote {out} ({len(marks.rows)} feedback folders)"
     table = read_roster(roster) if roster else None
     if fmt == "moodle":
-        text = moodle_csv(marks, _need(table, fmt), identifier=identifier, item=item or marks.title,
-                          ungraded=ungraded)
+        text = moodle_csv(marks, _need(table, fmt), identifier=identifier, item=item or marks.title, ungraded=ungraded)
         _raise(check_moodle_csv(text, marks.max_score, _need(table, fmt), identifier), fmt)
     elif fmt == "moodle-worksheet":
         text = moodle_worksheet(marks, table, ungraded=ungraded)
@@ -115,8 +123,10 @@ def grade_of(row: dict[str, Any], ungraded: str) -> str | None:
 def feedback_text(row: dict[str, Any], max_score: float) -> str:
     """One line of feedback for the learning platform."""
     if row["status"] in MARKED:
-        text = (f"Accuracy {row['accuracy']:.2f}% on the held-out set ({row['correct']:,} of {row['total']:,} "
-                f"images): band {row['band']}, {number(row['score'])}/{number(max_score)}.")
+        text = (
+            f"Accuracy {row['accuracy']:.2f}% on the held-out set ({row['correct']:,} of {row['total']:,} "
+            f"images): band {row['band']}, {number(row['score'])}/{number(max_score)}."
+        )
         return f"{text} Flagged for review: {row['reason']}" if row["status"] == "flagged" else text
     return f"Not graded ({row['status']}): {row['reason']}"
 
@@ -143,8 +153,8 @@ def read_roster(path: Path) -> list[dict[str, str]]:
 def participant_id(row: dict[str, str]) -> str | None:
     """Moodle's participant id in a roster row ('Participant 123456' or a participant id column)."""
     identifier = row.get("Identifier", "")
-    if identifier.startswith(PARTICIPANT) and identifier[len(PARTICIPANT):].isdigit():
-        return identifier[len(PARTICIPANT):]
+    if identifier.startswith(PARTICIPANT) and identifier[len(PARTICIPANT) :].isdigit():
+        return identifier[len(PARTICIPANT) :]
     for key in ("Participant ID", "participant_id", "participant"):
         if row.get(key, "").isdigit():
             return row[key]
@@ -153,9 +163,10 @@ def participant_id(row: dict[str, str]) -> str | None:
 
 def _need(table: list[dict[str, str]] | None, fmt: str) -> list[dict[str, str]]:
     if table is None:
-        what = {"moodle": "Moodle's grading worksheet or participants export, with an Email address or ID number "
-                          "column",
-                "canvas": "Canvas's gradebook export (Grades > Export), which holds each student's Canvas ID"}[fmt]
+        what = {
+            "moodle": "Moodle's grading worksheet or participants export, with an Email address or ID number column",
+            "canvas": "Canvas's gradebook export (Grades > Export), which holds each student's Canvas ID",
+        }[fmt]
         raise ExportError(f"{fmt} needs --roster: {what}")
     return table
 
@@ -169,8 +180,10 @@ def moodle_csv(marks: Marks, roster: list[dict[str, str]], *, identifier: str, i
         raise ExportError(f"--identifier must be one of: {', '.join(IDENTIFIERS)}")
     label = IDENTIFIERS[identifier]
     if label not in roster[0]:
-        raise ExportError(f"the roster has no {label!r} column (it has: {', '.join(roster[0])}); pass "
-                          f"--identifier {'idnumber' if identifier == 'email' else 'email'} or another roster")
+        raise ExportError(
+            f"the roster has no {label!r} column (it has: {', '.join(roster[0])}); pass "
+            f"--identifier {'idnumber' if identifier == 'email' else 'email'} or another roster"
+        )
     by_participant = {pid: row for row in roster if (pid := participant_id(row))}
     missing = []
     lines = [[label, item, "Feedback"]]
@@ -184,8 +197,10 @@ def moodle_csv(marks: Marks, roster: list[dict[str, str]], *, identifier: str, i
             continue
         lines.append([person.get(label, ""), grade, feedback_text(row, marks.max_score)])
     if missing:
-        raise ExportError(f"moodle: {len(missing)} graded students are not in the roster, and Moodle aborts the "
-                          f"whole import for one unknown user: {', '.join(missing[:10])}")
+        raise ExportError(
+            f"moodle: {len(missing)} graded students are not in the roster, and Moodle aborts the "
+            f"whole import for one unknown user: {', '.join(missing[:10])}"
+        )
     return _csv(lines)
 
 
@@ -223,14 +238,24 @@ def moodle_worksheet(marks: Marks, worksheet: list[dict[str, str]] | None, *, un
         header = ["Identifier", "Full name", "Grade", "Maximum Grade", "Last modified (grade)", WORKSHEET_FEEDBACK]
         lines = [header]
         for student, row in grades.items():
-            lines.append([f"{PARTICIPANT}{student}", row["student_name"], grade_of(row, ungraded),
-                          number(marks.max_score), "-", feedback_text(row, marks.max_score)])
+            lines.append(
+                [
+                    f"{PARTICIPANT}{student}",
+                    row["student_name"],
+                    grade_of(row, ungraded),
+                    number(marks.max_score),
+                    "-",
+                    feedback_text(row, marks.max_score),
+                ]
+            )
         return _csv(lines)
     header = list(worksheet[0])
     for column in WORKSHEET_REQUIRED:
         if column not in header:
-            raise ExportError(f"the worksheet has no {column!r} column: download it again from the assignment "
-                              "(View all submissions > Grading action > Download grading worksheet)")
+            raise ExportError(
+                f"the worksheet has no {column!r} column: download it again from the assignment "
+                "(View all submissions > Grading action > Download grading worksheet)"
+            )
     if WORKSHEET_FEEDBACK not in header:
         header.append(WORKSHEET_FEEDBACK)
     lines = [header]
@@ -244,8 +269,10 @@ def moodle_worksheet(marks: Marks, worksheet: list[dict[str, str]] | None, *, un
     listed = {participant_id(person) for person in worksheet}
     unknown = sorted(set(grades) - listed)
     if unknown:
-        raise ExportError(f"moodle-worksheet: {len(unknown)} graded students are not in the worksheet, and the "
-                          f"upload would drop their grades: {', '.join(unknown[:10])}")
+        raise ExportError(
+            f"moodle-worksheet: {len(unknown)} graded students are not in the worksheet, and the "
+            f"upload would drop their grades: {', '.join(unknown[:10])}"
+        )
     return _csv(lines)
 
 
@@ -280,12 +307,16 @@ def canvas_csv(marks: Marks, roster: list[dict[str, str]], *, column: str | None
     """Canvas's gradebook import for one assignment column, students matched to the roster."""
     if column is None:
         found = [key for key in roster[0] if _CANVAS_COLUMN.match(key) and key not in CANVAS_HEADER]
-        raise ExportError("canvas needs --column with the assignment's column title as Canvas writes it, "
-                          "'Title (id)'" + (f"; the roster has: {', '.join(found[:8])}" if found else ""))
+        raise ExportError(
+            "canvas needs --column with the assignment's column title as Canvas writes it, "
+            "'Title (id)'" + (f"; the roster has: {', '.join(found[:8])}" if found else "")
+        )
     for key in ("Student", "ID"):
         if key not in roster[0]:
-            raise ExportError(f"the roster has no {key!r} column: export the gradebook from Canvas "
-                              "(Grades > Export > Export Entire Gradebook)")
+            raise ExportError(
+                f"the roster has no {key!r} column: export the gradebook from Canvas "
+                "(Grades > Export > Export Entire Gradebook)"
+            )
     people = [person for person in roster if person.get("ID", "").isdigit()]
     missing = []
     lines = [[*CANVAS_HEADER, column]]
@@ -299,8 +330,10 @@ def canvas_csv(marks: Marks, roster: list[dict[str, str]], *, column: str | None
             continue
         lines.append([*(person.get(key, "") for key in CANVAS_HEADER), grade])
     if missing:
-        raise ExportError(f"canvas: {len(missing)} graded students match no one in the roster (by Canvas ID, "
-                          f"SIS User ID, SIS Login ID or name): {', '.join(missing[:10])}")
+        raise ExportError(
+            f"canvas: {len(missing)} graded students match no one in the roster (by Canvas ID, "
+            f"SIS User ID, SIS Login ID or name): {', '.join(missing[:10])}"
+        )
     return _csv(lines)
 
 
@@ -372,9 +405,11 @@ def feedback_zip(marks: Marks) -> bytes:
     """A zip of each student's report.html in the folder Moodle expects."""
     not_moodle = [row["student_id"] for row in marks.rows if feedback_folder(row) is None]
     if not_moodle:
-        raise ExportError(f"feedback-zip: {len(not_moodle)} students are not in Moodle folders "
-                          f"(Full Name_123456_assignsubmission_file_), so Moodle cannot match them: "
-                          f"{', '.join(not_moodle[:10])}")
+        raise ExportError(
+            f"feedback-zip: {len(not_moodle)} students are not in Moodle folders "
+            f"(Full Name_123456_assignsubmission_file_), so Moodle cannot match them: "
+            f"{', '.join(not_moodle[:10])}"
+        )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for row in marks.rows:

@@ -29,8 +29,9 @@ def _pyplot() -> Any:
     return plt
 
 
-def misclassified(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
-                  outputs: np.ndarray | None) -> str | None:
+def misclassified(
+    images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, outputs: np.ndarray | None
+) -> str | None:
     """The coursework's own figure (seed 000's plotting script) as inline SVG: the first eight
     misclassified digits ('True: 7' above each), each over a bar chart of the model's outputs for it
     ('Pred: 2' above, classes below, 'Probability' on the first). None when nothing was misclassified.
@@ -45,36 +46,51 @@ def misclassified(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
     classes = outputs.shape[1] if outputs is not None else int(max(labels.max(), predicted.max())) + 1
     column, digit, bar_top, bar_height, left = 140, 84, 150, 90, 56
     width, height = left + column * len(wrong), bar_top + bar_height + 52
-    values = (np.nan_to_num(outputs[wrong].astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-              if outputs is not None else np.zeros((len(wrong), classes)))
+    values = (
+        np.nan_to_num(outputs[wrong].astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        if outputs is not None
+        else np.zeros((len(wrong), classes))
+    )
     low, high = min(0.0, float(values.min())), max(1.0, float(values.max()))
     scale = bar_height / (high - low)
     baseline = bar_top + high * scale
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="figure" role="img" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-             "<title>misclassified images with the model's outputs</title>",
-             f'<text x="14" y="{bar_top + bar_height / 2}" transform="rotate(-90 14 {bar_top + bar_height / 2})" '
-             'text-anchor="middle">Probability</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="figure" role="img" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+        "<title>misclassified images with the model's outputs</title>",
+        f'<text x="14" y="{bar_top + bar_height / 2}" transform="rotate(-90 14 {bar_top + bar_height / 2})" '
+        'text-anchor="middle">Probability</text>',
+    ]
     for tick in (0, 0.25, 0.5, 0.75, 1):
         y = baseline - tick * scale
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="10">{tick:g}</text>')
     for slot, index in enumerate(wrong):
         x0 = left + slot * column
         parts.append(f'<text x="{x0 + column / 2 - 10}" y="16" text-anchor="middle">True: {int(labels[index])}</text>')
-        parts.append(f'<image x="{x0 + (column - 20 - digit) / 2}" y="24" width="{digit}" height="{digit}" '
-                     f'style="image-rendering: pixelated" href="data:image/png;base64,{_digit_png(images[index])}"/>')
-        parts.append(f'<text x="{x0 + column / 2 - 10}" y="{bar_top - 8}" text-anchor="middle">'
-                     f'Pred: {int(predicted[index])}</text>')
+        parts.append(
+            f'<image x="{x0 + (column - 20 - digit) / 2}" y="24" width="{digit}" height="{digit}" '
+            f'style="image-rendering: pixelated" href="data:image/png;base64,{_digit_png(images[index])}"/>'
+        )
+        parts.append(
+            f'<text x="{x0 + column / 2 - 10}" y="{bar_top - 8}" text-anchor="middle">'
+            f"Pred: {int(predicted[index])}</text>"
+        )
         step = (column - 30) / classes
-        parts.append(f'<line x1="{x0}" y1="{baseline:.1f}" x2="{x0 + column - 24}" y2="{baseline:.1f}" '
-                     'stroke="#333" stroke-width="0.8"/>')
+        parts.append(
+            f'<line x1="{x0}" y1="{baseline:.1f}" x2="{x0 + column - 24}" y2="{baseline:.1f}" '
+            'stroke="#333" stroke-width="0.8"/>'
+        )
         for cls in range(classes):
             value = float(values[slot, cls])
             top = baseline - max(value, 0) * scale
-            parts.append(f'<rect x="{x0 + 3 + cls * step:.1f}" y="{top:.1f}" width="{step * 0.8:.1f}" '
-                         f'height="{abs(value) * scale:.1f}" fill="#1f77b4"/>')
-            parts.append(f'<text x="{x0 + 3 + (cls + 0.4) * step:.1f}" y="{bar_top + bar_height + 14}" '
-                         f'text-anchor="middle" font-size="9">{cls}</text>')
+            parts.append(
+                f'<rect x="{x0 + 3 + cls * step:.1f}" y="{top:.1f}" width="{step * 0.8:.1f}" '
+                f'height="{abs(value) * scale:.1f}" fill="#1f77b4"/>'
+            )
+            parts.append(
+                f'<text x="{x0 + 3 + (cls + 0.4) * step:.1f}" y="{bar_top + bar_height + 14}" '
+                f'text-anchor="middle" font-size="9">{cls}</text>'
+            )
     parts.append(f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">Classes</text></svg>')
     return "".join(parts)
 
@@ -102,8 +118,10 @@ def accuracy_histogram(accuracies: Sequence[float], edges: Sequence[float]) -> s
     for edge in edges:
         if low < edge < 100:
             x = chart.left + (edge - low) / (100 - low) * chart.plot_width
-            chart.parts.append(f'<line x1="{x:.1f}" y1="{chart.top}" x2="{x:.1f}" y2="{chart.bottom}" stroke="#c44e52" '
-                               'stroke-dasharray="4 3" stroke-width="1"/>')
+            chart.parts.append(
+                f'<line x1="{x:.1f}" y1="{chart.top}" x2="{x:.1f}" y2="{chart.bottom}" stroke="#c44e52" '
+                'stroke-dasharray="4 3" stroke-width="1"/>'
+            )
     for tick in np.linspace(low, 100, 6):
         x = chart.left + (tick - low) / (100 - low) * chart.plot_width
         chart.label(x, f"{tick:g}")
@@ -130,14 +148,17 @@ class _Chart:
     def __init__(self, title: str, most: int) -> None:
         self.plot_width = self.width - self.left - 12
         self.most = most
-        self.parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="figure" role="img" viewBox="0 0 {self.width} '
-                      f'{self.height}" width="{self.width}" height="{self.height}" font-family="sans-serif" '
-                      f'font-size="11"><title>{title}</title>']
+        self.parts = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="figure" role="img" viewBox="0 0 {self.width} '
+            f'{self.height}" width="{self.width}" height="{self.height}" font-family="sans-serif" '
+            f'font-size="11"><title>{title}</title>'
+        ]
         step = max(1, math.ceil(most / 5))
         for tick in range(0, most + 1, step):
             y = self.y(tick)
-            self.parts.append(f'<line x1="{self.left - 4}" y1="{y:.1f}" x2="{self.width - 12}" y2="{y:.1f}" '
-                              'stroke="#e5e8ec"/>')
+            self.parts.append(
+                f'<line x1="{self.left - 4}" y1="{y:.1f}" x2="{self.width - 12}" y2="{y:.1f}" stroke="#e5e8ec"/>'
+            )
             self.parts.append(f'<text x="{self.left - 8}" y="{y + 4:.1f}" text-anchor="end">{tick}</text>')
 
     def y(self, count: float) -> float:
@@ -145,24 +166,31 @@ class _Chart:
 
     def bar(self, x: float, width: float, count: int, colour: str) -> None:
         top = self.y(count)
-        self.parts.append(f'<rect x="{x:.1f}" y="{top:.1f}" width="{width:.1f}" height="{self.bottom - top:.1f}" '
-                          f'fill="{colour}"><title>{count}</title></rect>')
+        self.parts.append(
+            f'<rect x="{x:.1f}" y="{top:.1f}" width="{width:.1f}" height="{self.bottom - top:.1f}" '
+            f'fill="{colour}"><title>{count}</title></rect>'
+        )
 
     def label(self, x: float, text: str) -> None:
         self.parts.append(f'<text x="{x:.1f}" y="{self.bottom + 16}" text-anchor="middle">{text}</text>')
 
     def svg(self, axis: str) -> str:
-        self.parts.append(f'<line x1="{self.left}" y1="{self.bottom}" x2="{self.width - 12}" y2="{self.bottom}" '
-                          'stroke="#333"/>')
-        self.parts.append(f'<text x="{self.left + self.plot_width / 2}" y="{self.height - 6}" text-anchor="middle">'
-                          f'{axis}</text>')
-        self.parts.append(f'<text x="12" y="{(self.top + self.bottom) / 2}" text-anchor="middle" '
-                          f'transform="rotate(-90 12 {(self.top + self.bottom) / 2})">students</text></svg>')
+        self.parts.append(
+            f'<line x1="{self.left}" y1="{self.bottom}" x2="{self.width - 12}" y2="{self.bottom}" stroke="#333"/>'
+        )
+        self.parts.append(
+            f'<text x="{self.left + self.plot_width / 2}" y="{self.height - 6}" text-anchor="middle">{axis}</text>'
+        )
+        self.parts.append(
+            f'<text x="12" y="{(self.top + self.bottom) / 2}" text-anchor="middle" '
+            f'transform="rotate(-90 12 {(self.top + self.bottom) / 2})">students</text></svg>'
+        )
         return "".join(self.parts)
 
 
-def coursework_figure(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, outputs: np.ndarray,
-                      target: str) -> int:
+def coursework_figure(
+    images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, outputs: np.ndarray, target: str
+) -> int:
     """Seed 000's plotting script, line for line, with matplotlib: the first eight misclassified images over
     their output bars, saved as the script saves it (misclassified.pdf). Returns how many it shows."""
     plt = _pyplot()

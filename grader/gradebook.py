@@ -135,8 +135,9 @@ class Gradebook:
         self._lock_file = open(folder / ".gradebook.lock", "a+")  # noqa: SIM115 (held for the run)
         if not _try_lock(self._lock_file):
             self._lock_file.close()
-            raise GradebookBusy(f"{folder}: another grade run is using this output folder; wait for it "
-                                "or pass another --out")
+            raise GradebookBusy(
+                f"{folder}: another grade run is using this output folder; wait for it or pass another --out"
+            )
         self._recent: dict[int, Evaluation] = {}
         self.db = sqlite3.connect(self.path, isolation_level=None)
         self.db.row_factory = sqlite3.Row
@@ -149,8 +150,10 @@ class Gradebook:
         if stored is None:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif int(stored[0]) != SCHEMA_VERSION:
-            raise GraderError(f"{self.path}: gradebook schema {stored[0]}, this grader writes {SCHEMA_VERSION}; "
-                              "use another --out folder")
+            raise GraderError(
+                f"{self.path}: gradebook schema {stored[0]}, this grader writes {SCHEMA_VERSION}; "
+                "use another --out folder"
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -181,8 +184,7 @@ class Gradebook:
         with self.transaction() as db:
             # A run still marked 'running' was killed: say so, keep its results.
             db.execute("UPDATE runs SET status='interrupted' WHERE status='running'")
-            cursor = db.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})",
-                                (_now(), "running", *fields.values()))
+            cursor = db.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", (_now(), "running", *fields.values()))
         return int(cursor.lastrowid or 0)
 
     def finish_run(self, run_id: int) -> None:
@@ -217,19 +219,23 @@ class Gradebook:
             db.execute("INSERT OR REPLACE INTO fingerprints VALUES (?, ?, ?)", (path, stat, sha256))
 
     def inspection(self, sha256: str, inspector: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT result FROM inspections WHERE sha256=? AND inspector=?",
-                              (sha256, inspector)).fetchone()
+        row = self.db.execute(
+            "SELECT result FROM inspections WHERE sha256=? AND inspector=?", (sha256, inspector)
+        ).fetchone()
         return json.loads(row[0]) if row else None
 
     def add_inspection(self, sha256: str, inspector: str, result: dict[str, Any]) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO inspections VALUES (?, ?, ?)",
-                       (sha256, inspector, json.dumps(result, sort_keys=True)))
+            db.execute(
+                "INSERT OR REPLACE INTO inspections VALUES (?, ?, ?)",
+                (sha256, inspector, json.dumps(result, sort_keys=True)),
+            )
 
     # Evaluations ------------------------------------------------------------------------------------
 
-    def evaluation(self, sha256: str, images_sha256: str, evaluation_key: str,
-                   grader_version: str) -> Evaluation | None:
+    def evaluation(
+        self, sha256: str, images_sha256: str, evaluation_key: str, grader_version: str
+    ) -> Evaluation | None:
         found = self.evaluation_id(sha256, images_sha256, evaluation_key, grader_version)
         return self.evaluation_by_id(found) if found is not None else None
 
@@ -241,26 +247,48 @@ class Gradebook:
         ).fetchone()
         return row[0] if row else None
 
-    def add_evaluation(self, *, sha256: str, images_sha256: str, evaluation_key: str, grader_version: str,
-                       status: str, reason: str, answer: dict[str, Any] | None,
-                       predictions: np.ndarray | None, outputs: np.ndarray | None, nonfinite: int,
-                       seconds: float, isolation: str, keep: bool) -> int:
+    def add_evaluation(
+        self,
+        *,
+        sha256: str,
+        images_sha256: str,
+        evaluation_key: str,
+        grader_version: str,
+        status: str,
+        reason: str,
+        answer: dict[str, Any] | None,
+        predictions: np.ndarray | None,
+        outputs: np.ndarray | None,
+        nonfinite: int,
+        seconds: float,
+        isolation: str,
+        keep: bool,
+    ) -> int:
         """Store an evaluation. `keep=False` (timeouts, crashes) records it for this run only: the next
         run tries the file again instead of reusing a failure that may not recur."""
         values = (
-            sha256, images_sha256, evaluation_key if keep else f"{evaluation_key}:once:{_now()}",
-            grader_version, status, reason,
+            sha256,
+            images_sha256,
+            evaluation_key if keep else f"{evaluation_key}:once:{_now()}",
+            grader_version,
+            status,
+            reason,
             json.dumps(answer, sort_keys=True) if answer is not None else None,
             _pack(predictions.astype("<i2")) if predictions is not None else None,
             _pack(outputs.astype("<f2")) if outputs is not None else None,
             json.dumps(list(outputs.shape)) if outputs is not None else None,
-            nonfinite, seconds, isolation, _now(),
+            nonfinite,
+            seconds,
+            isolation,
+            _now(),
         )
         with self.transaction() as db:
             cursor = db.execute(
                 "INSERT OR REPLACE INTO evaluations (sha256, images_sha256, evaluation_key, grader_version, status, "
                 "reason, answer, predictions, outputs, output_shape, nonfinite, seconds, isolation, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
         return int(cursor.lastrowid or 0)
 
     def evaluation_by_id(self, evaluation_id: int) -> Evaluation | None:
@@ -276,8 +304,7 @@ class Gradebook:
         return evaluation
 
     def outputs(self, evaluation_id: int) -> np.ndarray | None:
-        row = self.db.execute("SELECT outputs, output_shape FROM evaluations WHERE id=?",
-                              (evaluation_id,)).fetchone()
+        row = self.db.execute("SELECT outputs, output_shape FROM evaluations WHERE id=?", (evaluation_id,)).fetchone()
         if row is None or row["outputs"] is None:
             return None
         shape = tuple(json.loads(row["output_shape"]))

@@ -45,8 +45,7 @@ def load_heldout(path: str | Path, data: DataSpec) -> HeldoutSet:
     path = Path(path)
     if not path.exists():
         raise HeldoutError(
-            f"{path}: no held-out set here; pass --heldout with an .npz (x/y or x_test/y_test) "
-            "or MNIST IDX files"
+            f"{path}: no held-out set here; pass --heldout with an .npz (x/y or x_test/y_test) or MNIST IDX files"
         )
     if path.is_dir():
         return _load_from_folder(path, data)

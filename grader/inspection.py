@@ -126,10 +126,19 @@ class Inspection:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Inspection:
         values = dict(data)
-        values["layers"] = tuple(LayerFact(**{**layer, "reads_files": tuple(layer.get("reads_files", ()))})
-                                 for layer in values.get("layers", ()))
-        for key in ("layer_classes", "modules", "links", "external_datasets", "virtual_datasets",
-                    "unbacked_datasets", "code_objects"):
+        values["layers"] = tuple(
+            LayerFact(**{**layer, "reads_files": tuple(layer.get("reads_files", ()))})
+            for layer in values.get("layers", ())
+        )
+        for key in (
+            "layer_classes",
+            "modules",
+            "links",
+            "external_datasets",
+            "virtual_datasets",
+            "unbacked_datasets",
+            "code_objects",
+        ):
             values[key] = tuple(values.get(key, ()))
         return cls(**values)
 
@@ -228,8 +237,9 @@ def _walk_storage(handle: Any) -> dict[str, Any]:
     }
 
 
-def _check_dataset(name: str, dataset: Any, external: list[str], virtual: list[str],
-                   unbacked: list[str], weights: dict[str, int]) -> None:
+def _check_dataset(
+    name: str, dataset: Any, external: list[str], virtual: list[str], unbacked: list[str], weights: dict[str, int]
+) -> None:
     import h5py
 
     plist = dataset.id.get_create_plist()
@@ -288,8 +298,11 @@ def _read_config(attrs: Any) -> dict[str, Any]:
     declared = analyse(config)
     facts["config_parameters"] = declared.parameters
     facts["config_complete"] = declared.complete
-    sizes = [math.prod(layer["output_shape"][1:]) for layer in declared.layers
-             if layer["output_shape"] and all(isinstance(d, int) for d in layer["output_shape"][1:])]
+    sizes = [
+        math.prod(layer["output_shape"][1:])
+        for layer in declared.layers
+        if layer["output_shape"] and all(isinstance(d, int) for d in layer["output_shape"][1:])
+    ]
     facts["largest_activation"] = max(sizes) if declared.complete and sizes else None
     facts["multiply_adds"] = declared.multiply_adds if declared.complete else None
     if declared.complete and declared.output_shape is not None:
@@ -421,7 +434,6 @@ def _code_objects(config: Any) -> list[str]:
     return sorted(set(found))
 
 
-
 def _endpoint_names(model: dict[str, Any], key: str) -> list[str]:
     """Layer names a functional config lists under 'input_layers' or 'output_layers' ([] for Sequential)."""
     config = model.get("config") if isinstance(model.get("config"), dict) else {}
@@ -450,9 +462,24 @@ def _declared_shape(layer: dict[str, Any]) -> list[Any] | None:
 
 
 # Layers that keep the width of what they are given, so a Dense before them sets the output width.
-WIDTH_KEEPING = {"Activation", "Softmax", "Dropout", "AlphaDropout", "GaussianDropout", "GaussianNoise",
-                 "ReLU", "LeakyReLU", "PReLU", "ELU", "ThresholdedReLU", "BatchNormalization",
-                 "LayerNormalization", "ActivityRegularization", "Identity", "UnitNormalization"}
+WIDTH_KEEPING = {
+    "Activation",
+    "Softmax",
+    "Dropout",
+    "AlphaDropout",
+    "GaussianDropout",
+    "GaussianNoise",
+    "ReLU",
+    "LeakyReLU",
+    "PReLU",
+    "ELU",
+    "ThresholdedReLU",
+    "BatchNormalization",
+    "LayerNormalization",
+    "ActivityRegularization",
+    "Identity",
+    "UnitNormalization",
+}
 
 
 def _output_units(model: dict[str, Any]) -> int | None:

@@ -18,7 +18,7 @@ import numpy as np
 from grader import sandbox
 from grader.heldout import HeldoutSet
 
-OFFICIAL_SCRIPT = '''\
+OFFICIAL_SCRIPT = """\
 import numpy as np
 import os
 from tensorflow.keras.models import load_model
@@ -49,14 +49,16 @@ outputs = net.predict(x_test)
 labels_predicted = np.argmax(outputs, axis=1)
 correct_classified = np.sum(labels_predicted == labels_test)
 print('Percentage correctly classified MNIST =', 100 * correct_classified / labels_test.size)
-'''
+"""
 
 LOAD_LINE = "(x_train, labels_train), (x_test, labels_test) = mnist.load_data()"
 MLP_RESHAPE = "x_test = x_test.reshape(10000, 784)"
 PREFIX = "Percentage correctly classified MNIST = "
 # Runs the script given on stdin in the folder given as argv[1], and prints a JSON line with what the
 # script printed last for the accuracy, or how it failed.
-RUNNER = f"PREFIX = {PREFIX!r}\n" + '''
+RUNNER = (
+    f"PREFIX = {PREFIX!r}\n"
+    + """
 import contextlib, io, json, os, sys
 script = sys.stdin.read()
 os.chdir(sys.argv[1])
@@ -70,7 +72,8 @@ except BaseException as error:
     message = str(error).strip().splitlines()
     result = {"error": type(error).__name__ + (": " + message[0] if message else "")}
 print("RESULT=" + json.dumps(result))
-'''
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -90,15 +93,25 @@ class Reference:
 def pointed_at(data: str | Path) -> str:
     """The official script with its data source pointed at `data` (an .npz with x/y or x_test/y_test)."""
     assert OFFICIAL_SCRIPT.count(LOAD_LINE) == 1 and OFFICIAL_SCRIPT.count(MLP_RESHAPE) == 1
-    loader = (f"_heldout = np.load({str(data)!r}); "
-              "_x, _y = ('x', 'y') if 'x' in _heldout else ('x_test', 'y_test'); "
-              "(x_train, labels_train), (x_test, labels_test) = (None, None), (_heldout[_x], _heldout[_y])")
-    return (OFFICIAL_SCRIPT.replace(LOAD_LINE, loader)
-            .replace(MLP_RESHAPE, "x_test = x_test.reshape(x_test.shape[0], 784)"))
+    loader = (
+        f"_heldout = np.load({str(data)!r}); "
+        "_x, _y = ('x', 'y') if 'x' in _heldout else ('x_test', 'y_test'); "
+        "(x_train, labels_train), (x_test, labels_test) = (None, None), (_heldout[_x], _heldout[_y])"
+    )
+    return OFFICIAL_SCRIPT.replace(LOAD_LINE, loader).replace(
+        MLP_RESHAPE, "x_test = x_test.reshape(x_test.shape[0], 784)"
+    )
 
 
-def run_official(model: Path, data: HeldoutSet, *, isolation: sandbox.Isolation, workdir: Path,
-                 timeout: float = 600, legacy_keras: bool = False) -> Reference:
+def run_official(
+    model: Path,
+    data: HeldoutSet,
+    *,
+    isolation: sandbox.Isolation,
+    workdir: Path,
+    timeout: float = 600,
+    legacy_keras: bool = False,
+) -> Reference:
     """Run the official script on one file, in a folder holding only that file, inside the sandbox.
 
     `legacy_keras` sets TF_USE_LEGACY_KERAS=1, which makes the script's `tensorflow.keras` TensorFlow
@@ -111,8 +124,9 @@ def run_official(model: Path, data: HeldoutSet, *, isolation: sandbox.Isolation,
     np.savez(data_file, x_test=data.images, y_test=data.labels)
     visible = sandbox.visible_paths(isolation, {str(folder): "/submission", str(data_file): "/data/data.npz"})
     env = {"TF_CPP_MIN_LOG_LEVEL": "3", **({"TF_USE_LEGACY_KERAS": "1"} if legacy_keras else {})}
-    argv, environment, cwd = sandbox.command(isolation, ["-c", RUNNER, visible[str(folder)]], readable=visible,
-                                             workdir=workdir / "official", env=env)
+    argv, environment, cwd = sandbox.command(
+        isolation, ["-c", RUNNER, visible[str(folder)]], readable=visible, workdir=workdir / "official", env=env
+    )
     process = sandbox.popen(argv, environment, cwd, sandbox.Limits(), workdir / "official" / "script.log")
     try:
         stdout, _ = process.communicate(pointed_at(visible[str(data_file)]).encode(), timeout=timeout)

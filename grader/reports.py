@@ -29,8 +29,19 @@ from grader.heldout import HeldoutSet
 from grader.status import MARKED, STATUSES
 from grader.versions import saved_with
 
-MARKS_COLUMNS = ("student_id", "student_name", "folder", "file", "status", "accuracy", "correct", "total",
-                 "score", "reason", "sha256")
+MARKS_COLUMNS = (
+    "student_id",
+    "student_name",
+    "folder",
+    "file",
+    "status",
+    "accuracy",
+    "correct",
+    "total",
+    "score",
+    "reason",
+    "sha256",
+)
 FIGURE_VERSION = 3
 
 
@@ -55,11 +66,21 @@ def marks_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(MARKS_COLUMNS)
     for row in rows:
-        writer.writerow([
-            row["student_id"], row["student_name"], row["folder"], row["file"], row["status"],
-            repr(row["accuracy"]) if row["accuracy"] is not None else "",
-            number(row["correct"]), number(row["total"]), number(row["score"]), row["reason"], row["sha256"],
-        ])
+        writer.writerow(
+            [
+                row["student_id"],
+                row["student_name"],
+                row["folder"],
+                row["file"],
+                row["status"],
+                repr(row["accuracy"]) if row["accuracy"] is not None else "",
+                number(row["correct"]),
+                number(row["total"]),
+                number(row["score"]),
+                row["reason"],
+                row["sha256"],
+            ]
+        )
     return buffer.getvalue()
 
 
@@ -74,8 +95,9 @@ def write_reports(book: Gradebook, run_id: int, out: Path, assignment: Assignmen
     return rows
 
 
-def write_student_report(row: dict[str, Any], run: dict[str, Any], book: Gradebook, heldout: HeldoutSet,
-                         assignment: Assignment, out: Path) -> None:
+def write_student_report(
+    row: dict[str, Any], run: dict[str, Any], book: Gradebook, heldout: HeldoutSet, assignment: Assignment, out: Path
+) -> None:
     """Write one student's report.json, report.md and report.html."""
     report = build_report(row, run, book, heldout, assignment)
     folder = out / student_folder(row["student_id"])
@@ -86,14 +108,19 @@ def write_student_report(row: dict[str, Any], run: dict[str, Any], book: Gradebo
     _write_report(folder / "report.html", report_html(report, _student_figures(row, book, heldout)))
 
 
-def build_report(row: dict[str, Any], run: dict[str, Any], book: Gradebook, heldout: HeldoutSet,
-                 assignment: Assignment) -> dict[str, Any]:
+def build_report(
+    row: dict[str, Any], run: dict[str, Any], book: Gradebook, heldout: HeldoutSet, assignment: Assignment
+) -> dict[str, Any]:
     """The report.json document for one student (its schema is documented in README.md)."""
     detail = row["detail"]
     report: dict[str, Any] = {
         "student": {"id": row["student_id"], "name": row["student_name"], "folder": row["folder"]},
-        "file": {"name": row["file"], "sha256": row["sha256"], "size": detail.get("size"),
-                 "all_files": detail.get("files", [])},
+        "file": {
+            "name": row["file"],
+            "sha256": row["sha256"],
+            "size": detail.get("size"),
+            "all_files": detail.get("files", []),
+        },
         "status": row["status"],
         "reason": row["reason"],
         "mark": detail.get("mark"),
@@ -102,18 +129,30 @@ def build_report(row: dict[str, Any], run: dict[str, Any], book: Gradebook, held
         "inspection": _inspection_summary(detail.get("inspection")),
         "evaluation": detail.get("evaluation"),
         "versions": _versions(detail, assignment),
-        "heldout": {"source": heldout.source, "sha256": heldout.sha256, "images_sha256": heldout.images_sha256,
-                    "size": heldout.size},
-        "assignment": {"name": assignment.name, "title": assignment.title, "path": assignment.path,
-                       "sha256": assignment.sha256, "bands": [{"range": b.text, "score": b.score}
-                                                              for b in reversed(assignment.bands)]},
+        "heldout": {
+            "source": heldout.source,
+            "sha256": heldout.sha256,
+            "images_sha256": heldout.images_sha256,
+            "size": heldout.size,
+        },
+        "assignment": {
+            "name": assignment.name,
+            "title": assignment.title,
+            "path": assignment.path,
+            "sha256": assignment.sha256,
+            "bands": [{"range": b.text, "score": b.score} for b in reversed(assignment.bands)],
+        },
         "grader": {"version": grader.__version__},
         "run": {"id": run["id"], "started_at": run["started_at"], "isolation": run["isolation"]},
     }
     if row["correct"] is not None:
         interval = scoring.confidence_interval(row["correct"], row["total"], assignment.bands)
-        report["confidence"] = {"low": interval.low, "high": interval.high, "crosses_edge": interval.crosses_edge,
-                                "bands": [band.text for band in interval.bands]}
+        report["confidence"] = {
+            "low": interval.low,
+            "high": interval.high,
+            "crosses_edge": interval.crosses_edge,
+            "bands": [band.text for band in interval.bands],
+        }
     predictions = _predictions(row, book)
     if predictions is not None:
         classes = assignment.data.classes
@@ -139,8 +178,9 @@ def _student_figures(row: dict[str, Any], book: Gradebook, heldout: HeldoutSet) 
         evaluation = book.evaluation_by_id(row["evaluation_id"])
         if evaluation is None or evaluation.predictions is None:
             return {}
-        drawn = figures.misclassified(heldout.images, heldout.labels, evaluation.predictions,
-                                      book.outputs(evaluation.id))
+        drawn = figures.misclassified(
+            heldout.images, heldout.labels, evaluation.predictions, book.outputs(evaluation.id)
+        )
         svg = (drawn or "").encode()
         book.add_figure(key, svg)
     return {"misclassified": svg.decode()} if svg else {}
@@ -153,21 +193,45 @@ def _versions(detail: dict[str, Any], assignment: Assignment) -> dict[str, Any]:
     saved = saved_with(inspection.get("keras_version"), inspection.get("backend")) if inspection else None
     used = evaluation.get("versions") or {}
     loader = evaluation.get("loader")
-    graded = (f"TensorFlow {used['tensorflow']} with {loader}" if used.get("tensorflow") and loader
-              else f"TensorFlow {assignment.versions.tensorflow} (not evaluated)")
-    return {"saved_with": saved.description if saved else None,
-            "keras_version": inspection.get("keras_version"),
-            "graded_with": graded, "loader": loader,
-            "tag": next((c["message"] for c in detail.get("checks", []) if c["name"] == "TF version"), None)}
+    graded = (
+        f"TensorFlow {used['tensorflow']} with {loader}"
+        if used.get("tensorflow") and loader
+        else f"TensorFlow {assignment.versions.tensorflow} (not evaluated)"
+    )
+    return {
+        "saved_with": saved.description if saved else None,
+        "keras_version": inspection.get("keras_version"),
+        "graded_with": graded,
+        "loader": loader,
+        "tag": next((c["message"] for c in detail.get("checks", []) if c["name"] == "TF version"), None),
+    }
 
 
 def _inspection_summary(inspection: dict[str, Any] | None) -> dict[str, Any] | None:
     if not inspection:
         return None
-    keys = ("size", "format", "keras_version", "backend", "model_class", "input_shape", "output_units",
-            "output_shape", "layer_classes", "parameter_count", "config_parameters", "weight_arrays",
-            "has_training_config", "modules", "links", "external_datasets", "virtual_datasets",
-            "unbacked_datasets", "config_error", "open_error")
+    keys = (
+        "size",
+        "format",
+        "keras_version",
+        "backend",
+        "model_class",
+        "input_shape",
+        "output_units",
+        "output_shape",
+        "layer_classes",
+        "parameter_count",
+        "config_parameters",
+        "weight_arrays",
+        "has_training_config",
+        "modules",
+        "links",
+        "external_datasets",
+        "virtual_datasets",
+        "unbacked_datasets",
+        "config_error",
+        "open_error",
+    )
     return {key: inspection.get(key) for key in keys}
 
 
@@ -184,8 +248,10 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines.append(f"**Accuracy:** {mark['accuracy']}% ({mark['correct']:,} of {mark['total']:,} images)")
         lines.append(f"**Score:** {number(mark['score'])} / {number(mark['max_score'])} (band {mark['band']})")
         if mark.get("next_band"):
-            lines.append(f"**Next band:** {mark['next_band']} (score {number(mark['next_score'])}) needs "
-                         f"{mark['images_to_next_band']:,} more correct images")
+            lines.append(
+                f"**Next band:** {mark['next_band']} (score {number(mark['next_score'])}) needs "
+                f"{mark['images_to_next_band']:,} more correct images"
+            )
     confidence = report.get("confidence")
     if confidence:
         crossing = " (crosses a band edge)" if confidence["crosses_edge"] else ""
@@ -200,15 +266,18 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines.append(f"sha256: `{report['file']['sha256']}`")
     lines += ["", "## Checks", "", "| check | outcome | found | what to do |", "|---|---|---|---|"]
     for check in report["checks"]:
-        lines.append(f"| {check['name']} | {check['outcome']} | {_cell(check['message'])} | "
-                     f"{_cell(check['advice'])} |")
+        lines.append(f"| {check['name']} | {check['outcome']} | {_cell(check['message'])} | {_cell(check['advice'])} |")
     evaluation = report.get("evaluation") or {}
     if evaluation.get("net_type"):
-        lines += ["", "## Evaluation", "",
-                  f"- declared input shape: {evaluation.get('input_shape')}, so the official rule says "
-                  f"**{evaluation['net_type']}** and feeds {evaluation.get('fed_shape')}",
-                  f"- loaded with: {evaluation.get('loader')}",
-                  f"- isolation: {evaluation.get('isolation')}"]
+        lines += [
+            "",
+            "## Evaluation",
+            "",
+            f"- declared input shape: {evaluation.get('input_shape')}, so the official rule says "
+            f"**{evaluation['net_type']}** and feeds {evaluation.get('fed_shape')}",
+            f"- loaded with: {evaluation.get('loader')}",
+            f"- isolation: {evaluation.get('isolation')}",
+        ]
         used = evaluation.get("versions") or {}
         if used:
             lines.append("- graded with: " + ", ".join(f"{k} {v}" for k, v in sorted(used.items()) if v))
@@ -216,19 +285,25 @@ def report_markdown(report: dict[str, Any]) -> str:
     if summary:
         lines += ["", "## Model", "", "| layer | class | output shape | parameters |", "|---|---|---|---|"]
         for layer in summary:
-            lines.append(f"| {layer['name']} | {layer['class_name']} | {layer['output_shape']} | "
-                         f"{number(layer['parameters'])} |")
+            lines.append(
+                f"| {layer['name']} | {layer['class_name']} | {layer['output_shape']} | {number(layer['parameters'])} |"
+            )
     if report.get("per_class"):
         lines += ["", "## Accuracy per class", "", "| class | correct | images | accuracy |", "|---|---|---|---|"]
         for item in report["per_class"]:
             share = f"{100 * item['correct'] / item['total']:.2f}%" if item["total"] else "-"
             lines.append(f"| {item['class']} | {item['correct']:,} | {item['total']:,} | {share} |")
     held = report["heldout"]
-    lines += ["", "## Reproduce", "",
-              f"- held-out set: {held['source']} ({held['size']:,} images), sha256 `{held['sha256']}`",
-              f"- assignment: {report['assignment']['name']} (`{report['assignment']['path']}`), "
-              f"sha256 `{report['assignment']['sha256']}`",
-              f"- grader {report['grader']['version']}, run {report['run']['id']}", ""]
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        f"- held-out set: {held['source']} ({held['size']:,} images), sha256 `{held['sha256']}`",
+        f"- assignment: {report['assignment']['name']} (`{report['assignment']['path']}`), "
+        f"sha256 `{report['assignment']['sha256']}`",
+        f"- grader {report['grader']['version']}, run {report['run']['id']}",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -239,7 +314,11 @@ def _templates() -> Any:
     # Autoescape: names, file names and error messages come from students and their files.
     environment = jinja2.Environment(
         loader=jinja2.FunctionLoader(lambda name: (resources.files("grader") / "templates" / name).read_text()),
-        autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
     environment.globals["number"] = number
     environment.globals["css"] = (resources.files("grader") / "templates" / "base.css").read_text()
     return environment
@@ -255,8 +334,13 @@ def report_html(report: dict[str, Any], drawn: dict[str, str]) -> str:
     status = report["status"]
     status_class = {"graded": "status-graded", "flagged": "status-flagged"}.get(status, "status-other")
     return _template("report.html.j2").render(
-        report=report, who=_who(report["student"]), mark=report.get("mark") or {}, figures=drawn,
-        status_class=status_class, confusion=_shaded(report.get("confusion")))
+        report=report,
+        who=_who(report["student"]),
+        mark=report.get("mark") or {},
+        figures=drawn,
+        status_class=status_class,
+        confusion=_shaded(report.get("confusion")),
+    )
 
 
 def _shaded(matrix: list[list[int]] | None) -> Any:
@@ -272,7 +356,9 @@ def _shaded(matrix: list[list[int]] | None) -> Any:
     for i, row in enumerate(matrix):
         cells = "".join(
             f'<td class="num{" diagonal" if i == j else ""}" style="background: rgba(31, 119, 180, '
-            f'{0.85 * math.log1p(count) / top:.2f})">{count or ""}</td>' for j, count in enumerate(row))
+            f'{0.85 * math.log1p(count) / top:.2f})">{count or ""}</td>'
+            for j, count in enumerate(row)
+        )
         rows.append(f'<tr><th class="num">{i}</th>{cells}</tr>')
     return Markup("\n".join(rows))
 
@@ -285,8 +371,10 @@ def attention(row: dict[str, Any], bands: Any) -> str:
         return row["reason"]
     interval = scoring.confidence_interval(row["correct"], row["total"], bands)
     if interval.crosses_edge:
-        return (f"near a band edge: the 95% interval {interval.low:.2f}%-{interval.high:.2f}% reaches "
-                f"{', '.join(band.text for band in interval.bands)}")
+        return (
+            f"near a band edge: the 95% interval {interval.low:.2f}%-{interval.high:.2f}% reaches "
+            f"{', '.join(band.text for band in interval.bands)}"
+        )
     return ""
 
 
@@ -303,11 +391,16 @@ def index_html(rows: list[dict[str, Any]], run: dict[str, Any], assignment: Assi
     counts = Counter(row["status"] for row in rows)
     drawn = {"accuracies": figures.accuracy_histogram(accuracies, edges), "marks": figures.marks_bar(scores, possible)}
     return _template("index.html.j2").render(
-        rows=linked, run=run, assignment=assignment, figures=drawn, attention=flagged,
+        rows=linked,
+        run=run,
+        assignment=assignment,
+        figures=drawn,
+        attention=flagged,
         counts=[(status, counts[status]) for status in STATUSES if counts[status]],
         per_band=[(band, per_band[band.text]) for band in reversed(assignment.bands)],
         mean=statistics.fmean(accuracies) if accuracies else None,
-        median=statistics.median(scores) if scores else None)
+        median=statistics.median(scores) if scores else None,
+    )
 
 
 def plot_student(reports: Path, student_id: str, target: Path, heldout_path: Path | None = None) -> str:
@@ -331,14 +424,17 @@ def plot_student(reports: Path, student_id: str, target: Path, heldout_path: Pat
     source = heldout_path or Path(run["heldout_source"].split(" + ")[0])
     heldout = load_heldout(source, rules.data)
     if heldout.sha256 != run["heldout_sha256"]:
-        raise GraderError(f"{source} is not the held-out set this run graded with (sha256 differs); pass "
-                          "--heldout with that set")
-    shown = figures.coursework_figure(heldout.images, heldout.labels, evaluation.predictions,
-                                      outputs.astype("float32"), str(target))
+        raise GraderError(
+            f"{source} is not the held-out set this run graded with (sha256 differs); pass --heldout with that set"
+        )
+    shown = figures.coursework_figure(
+        heldout.images, heldout.labels, evaluation.predictions, outputs.astype("float32"), str(target)
+    )
     if shown == 0:
         return f"{student_id}: no misclassified samples found, no plot generated (as the script says)"
-    return (f"wrote {target}: the first {shown} misclassified images of {student_id}, as the coursework's "
-            "script draws them")
+    return (
+        f"wrote {target}: the first {shown} misclassified images of {student_id}, as the coursework's script draws them"
+    )
 
 
 def _cell(text: str) -> str:

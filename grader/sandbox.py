@@ -130,8 +130,12 @@ def command(
         **env,
     }
     if isolation.kind != "bubblewrap":
-        private = {"HOME": str(workdir), "TMPDIR": str(workdir), "MPLCONFIGDIR": str(workdir / "matplotlib"),
-                   "KERAS_HOME": str(workdir / "keras")}
+        private = {
+            "HOME": str(workdir),
+            "TMPDIR": str(workdir),
+            "MPLCONFIGDIR": str(workdir / "matplotlib"),
+            "KERAS_HOME": str(workdir / "keras"),
+        }
         return [sys.executable, *argv], {**base_env, **private}, str(workdir)
     binds: list[str] = []
     for host in _python_paths():
@@ -144,9 +148,13 @@ def command(
         *_system_binds(),
         # The private /tmp first: binds that live under /tmp on the host (a venv, a work folder) then
         # sit on top of it instead of being hidden by it.
-        "--size", str(SANDBOX_TMP_BYTES), "--tmpfs", "/tmp",
+        "--size",
+        str(SANDBOX_TMP_BYTES),
+        "--tmpfs",
+        "/tmp",
         *binds,
-        "--chdir", "/tmp",
+        "--chdir",
+        "/tmp",
         "--clearenv",
         *[part for key, value in sorted(base_env.items()) for part in ("--setenv", key, value)],
         "--",
@@ -166,11 +174,15 @@ def popen(argv: list[str], env: dict[str, str], cwd: str, limits: Limits, stderr
         environment = {**os.environ, **env}  # Windows needs SYSTEMROOT and friends to start Python
         options: dict[str, Any] = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP, "env": environment}
     else:
-        options = {"start_new_session": True, "env": env,
-                   "preexec_fn": functools.partial(_apply_limits, limits)}  # only setrlimit and prctl
+        options = {
+            "start_new_session": True,
+            "env": env,
+            "preexec_fn": functools.partial(_apply_limits, limits),
+        }  # only setrlimit and prctl
     try:
-        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd,
-                                close_fds=True, **options)
+        return subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd, close_fds=True, **options
+        )
     finally:
         stderr.close()
 
@@ -219,13 +231,20 @@ def _die_with_parent() -> None:
 def _namespace_args() -> list[str]:
     return [
         "--unshare-all",  # user, ipc, pid, net, uts, cgroup: the network namespace has no interfaces up
-        "--uid", str(NOBODY), "--gid", str(NOBODY),
-        "--hostname", "sandbox",
+        "--uid",
+        str(NOBODY),
+        "--gid",
+        str(NOBODY),
+        "--hostname",
+        "sandbox",
         "--die-with-parent",
         "--new-session",
-        "--cap-drop", "ALL",
-        "--proc", "/proc",
-        "--dev", "/dev",
+        "--cap-drop",
+        "ALL",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
     ]
 
 
@@ -247,8 +266,11 @@ def _python_paths() -> tuple[str, ...]:
     Only the interpreter's prefixes and grader's own package folder: never the project folder around
     it, which holds the held-out set and the submissions.
     """
-    paths = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix),
-             os.path.realpath(os.path.dirname(grader.__file__))}
+    paths = {
+        os.path.realpath(sys.base_prefix),
+        os.path.realpath(sys.prefix),
+        os.path.realpath(os.path.dirname(grader.__file__)),
+    }
     paths = {p for p in paths if not p.startswith("/usr/") and p != "/usr"}
     executable = os.path.realpath(sys.executable)
     if not any(executable.startswith(p + "/") for p in paths) and not executable.startswith("/usr/"):

@@ -85,30 +85,50 @@ class ChildProcess:
     """A sandboxed child that speaks grader's line protocol: one JSON message per line each way,
     a 'ready' message first."""
 
-    def __init__(self, *, isolation: sandbox.Isolation, module: str, args: list[str], readable: dict[str, str],
-                 workdir: Path, limits: sandbox.Limits, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        isolation: sandbox.Isolation,
+        module: str,
+        args: list[str],
+        readable: dict[str, str],
+        workdir: Path,
+        limits: sandbox.Limits,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.isolation = isolation
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.stderr_path = workdir / f"{module.rsplit('.', 1)[-1]}.log"
-        self.argv, self.env, self.cwd = sandbox.command(isolation, ["-m", module, *args], readable=readable,
-                                                        workdir=workdir, env=env or {})
+        self.argv, self.env, self.cwd = sandbox.command(
+            isolation, ["-m", module, *args], readable=readable, workdir=workdir, env=env or {}
+        )
         self.limits = limits
         self.process: Any = None
         self.ready: dict[str, Any] = {}
 
     @classmethod
-    def worker(cls, *, isolation: sandbox.Isolation, images: Path, workdir: Path, threads: int,
-               limits: sandbox.Limits) -> ChildProcess:
+    def worker(
+        cls, *, isolation: sandbox.Isolation, images: Path, workdir: Path, threads: int, limits: sandbox.Limits
+    ) -> ChildProcess:
         """A TensorFlow worker that reads the images and, one at a time, the model in its inbox."""
         inbox = workdir / "inbox"
         inbox.mkdir(parents=True, exist_ok=True)
         visible = sandbox.visible_paths(isolation, {str(images): IMAGES_INSIDE, str(inbox): INBOX_INSIDE})
-        env = {"OMP_NUM_THREADS": str(threads), "TF_NUM_INTRAOP_THREADS": str(threads),
-               "TF_NUM_INTEROP_THREADS": str(max(1, min(2, threads)))}
-        child = cls(isolation=isolation, module="grader.worker", readable=visible, workdir=workdir,
-                    limits=limits, env=env,
-                    args=["--images", visible[str(images)], "--threads", str(threads)])
+        env = {
+            "OMP_NUM_THREADS": str(threads),
+            "TF_NUM_INTRAOP_THREADS": str(threads),
+            "TF_NUM_INTEROP_THREADS": str(max(1, min(2, threads))),
+        }
+        child = cls(
+            isolation=isolation,
+            module="grader.worker",
+            readable=visible,
+            workdir=workdir,
+            limits=limits,
+            env=env,
+            args=["--images", visible[str(images)], "--threads", str(threads)],
+        )
         child.inbox = inbox
         child.model_inside = f"{visible[str(inbox)]}/{MODEL_NAME}"
         return child
@@ -173,8 +193,11 @@ class ChildProcess:
         except (psutil.Error, AttributeError):
             return  # the process is ending; the read loop sees its exit
         if resident > budget.memory_bytes:
-            raise _OverBudget("memory", f"the model needed more than the {budget.memory_bytes / 1024**3:.1f} GB "
-                                        f"of memory a worker may use (it reached {resident / 1024**3:.1f} GB)")
+            raise _OverBudget(
+                "memory",
+                f"the model needed more than the {budget.memory_bytes / 1024**3:.1f} GB "
+                f"of memory a worker may use (it reached {resident / 1024**3:.1f} GB)",
+            )
         # Under bubblewrap the tree is bwrap, its init and python: three processes before any payload.
         allowed = budget.processes + (2 if self.isolation.kind == "bubblewrap" else 0)
         if len(tree) > allowed:
@@ -195,8 +218,11 @@ class ChildProcess:
             text = self.stderr_path.read_text(errors="replace")
         except OSError:
             return "no worker log"
-        useful = [line.strip() for line in text.splitlines()
-                  if line.strip() and "cuda" not in line.lower() and "absl::" not in line]
+        useful = [
+            line.strip()
+            for line in text.splitlines()
+            if line.strip() and "cuda" not in line.lower() and "absl::" not in line
+        ]
         return " | ".join(useful[-lines:]) or "the worker log is empty"
 
     def close(self) -> None:
@@ -251,9 +277,18 @@ class _OverBudget(WorkerError):
 class Scheduler:
     """Runs jobs on a pool of warm workers, one thread per worker."""
 
-    def __init__(self, *, isolation: sandbox.Isolation, images: Path, workdir: Path, workers: int = 1,
-                 threads: int | None = None, budget: Budget | None = None,
-                 limits: sandbox.Limits | None = None, fresh_each: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        isolation: sandbox.Isolation,
+        images: Path,
+        workdir: Path,
+        workers: int = 1,
+        threads: int | None = None,
+        budget: Budget | None = None,
+        limits: sandbox.Limits | None = None,
+        fresh_each: bool = False,
+    ) -> None:
         self.isolation = isolation
         self.images = images
         self.workdir = workdir
@@ -347,8 +382,9 @@ class Scheduler:
 
     def _start_worker(self, folder: Path) -> ChildProcess:
         """A new worker, ready for requests (raises WorkerError when it does not start)."""
-        worker = ChildProcess.worker(isolation=self.isolation, images=self.images, workdir=folder,
-                                     threads=self.threads, limits=self.limits)
+        worker = ChildProcess.worker(
+            isolation=self.isolation, images=self.images, workdir=folder, threads=self.threads, limits=self.limits
+        )
         with self._lock:
             self._live.add(worker)
             self.started += 1
@@ -366,16 +402,20 @@ class Scheduler:
     def _evaluate(self, worker: ChildProcess, job: Job) -> Outcome:
         staged = worker.inbox / MODEL_NAME
         _place(job.model_path, staged)
-        info = {"versions": worker.ready.get("versions", {}),
-                "startup_seconds": worker.ready.get("startup_seconds")}
+        info = {"versions": worker.ready.get("versions", {}), "startup_seconds": worker.ready.get("startup_seconds")}
         started = time.monotonic()
         try:
             request = {**job.request, "id": job.key, "model": worker.model_inside, "name": job.name}
             answer = worker.ask(request, self.budget)
         except WorkerTimeout:
             worker.kill()
-            return self._failed(job, "timeout", f"no answer within the {self.budget.wall_seconds:g} s limit "
-                                "(the model is too slow to load or predict)", time.monotonic() - started, info)
+            return self._failed(
+                job,
+                "timeout",
+                f"no answer within the {self.budget.wall_seconds:g} s limit (the model is too slow to load or predict)",
+                time.monotonic() - started,
+                info,
+            )
         except _OverBudget as error:
             worker.kill()
             return self._failed(job, error.kind, str(error), time.monotonic() - started, info)
@@ -406,8 +446,9 @@ def _place(source: Path, target: Path) -> None:
 INSPECTION_BUDGET = Budget(wall_seconds=60.0, memory_bytes=2 * 1024**3, processes=4)
 
 
-def inspect_files(paths: list[Path], *, isolation: sandbox.Isolation, workdir: Path,
-                  on_result: Callable[[Path, dict[str, Any]], None]) -> None:
+def inspect_files(
+    paths: list[Path], *, isolation: sandbox.Isolation, workdir: Path, on_result: Callable[[Path, dict[str, Any]], None]
+) -> None:
     """Inspect files in a sandboxed h5py-only child that sees one file at a time (in its inbox).
 
     `on_result` gets, for each path, {"ok": True, "inspection": {...}} or {"ok": False, "error": "..."}.
@@ -421,8 +462,14 @@ def inspect_files(paths: list[Path], *, isolation: sandbox.Isolation, workdir: P
     try:
         for path in paths:
             if child is None:
-                child = ChildProcess(isolation=isolation, module="grader.inspection", args=[],
-                                     readable=visible, workdir=workdir, limits=limits)
+                child = ChildProcess(
+                    isolation=isolation,
+                    module="grader.inspection",
+                    args=[],
+                    readable=visible,
+                    workdir=workdir,
+                    limits=limits,
+                )
                 child.start(timeout=60)
             staged = inbox / MODEL_NAME
             _place(path, staged)

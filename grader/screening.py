@@ -19,9 +19,9 @@ PASS, WARN, FAIL = "pass", "warn", "fail"
 CODE_LAYER_KINDS = {
     "Lambda": "runs Python code stored in the file",
     "TFOpLambda": "calls a TensorFlow function the file names (tf.keras writes one for a TensorFlow op applied "
-                  "to a tensor in a functional model, such as inputs / 255 or tf.reshape)",
+    "to a tensor in a functional model, such as inputs / 255 or tf.reshape)",
     "SlicingOpLambda": "calls a TensorFlow function the file names (tf.keras writes one for a tensor slice, "
-                       "such as x[:, 0])",
+    "such as x[:, 0])",
 }
 CODE_LAYERS = frozenset(CODE_LAYER_KINDS)
 # Classes refused whatever the allow-list says, and why, in words a TA can pass on.
@@ -37,15 +37,36 @@ DANGEROUS_LAYERS = {
 # Python modules a Keras config may name for a class: the public Keras modules that hold layers,
 # models and their parts (and the internal paths some versions wrote for them). Anything else, even
 # inside Keras (keras.utils.get_file, keras.src.saving...), is how the module-path advisories worked.
-KERAS_MODULES = ("keras", "keras.layers", "keras.models", "keras.initializers", "keras.regularizers",
-                 "keras.constraints", "keras.activations", "keras.dtype_policies", "keras.mixed_precision",
-                 "keras.optimizers.schedules")
-KERAS_INTERNAL_MODULES = ("keras.src.layers.", "keras.src.models.", "keras.src.initializers.",
-                          "keras.src.regularizers.", "keras.src.constraints.", "keras.src.activations.",
-                          "keras.src.dtype_policies.", "keras.src.engine.", "keras.engine.",
-                          "keras.src.layers", "keras.src.models", "keras.src.initializers",
-                          "keras.src.regularizers", "keras.src.constraints", "keras.src.activations",
-                          "keras.src.dtype_policies")
+KERAS_MODULES = (
+    "keras",
+    "keras.layers",
+    "keras.models",
+    "keras.initializers",
+    "keras.regularizers",
+    "keras.constraints",
+    "keras.activations",
+    "keras.dtype_policies",
+    "keras.mixed_precision",
+    "keras.optimizers.schedules",
+)
+KERAS_INTERNAL_MODULES = (
+    "keras.src.layers.",
+    "keras.src.models.",
+    "keras.src.initializers.",
+    "keras.src.regularizers.",
+    "keras.src.constraints.",
+    "keras.src.activations.",
+    "keras.src.dtype_policies.",
+    "keras.src.engine.",
+    "keras.engine.",
+    "keras.src.layers",
+    "keras.src.models",
+    "keras.src.initializers",
+    "keras.src.regularizers",
+    "keras.src.constraints",
+    "keras.src.activations",
+    "keras.src.dtype_policies",
+)
 # A config may declare more parameters than the file stores by this much before it is called a lie
 # (covers rounding in layers this grader does not model exactly).
 CONFIG_SLACK = 1.05
@@ -79,12 +100,18 @@ def limit_check(name: str, value: int, limit: Limit, unit: str, advice: str) -> 
 
 def size_check(size: int, assignment: Assignment) -> Check:
     """The file size check, made from the listing before any byte of the file is read."""
-    return limit_check("file size", size, assignment.limits.file_bytes, "bytes",
-                       "make the model smaller (fewer or narrower layers) so that the .h5 file fits the upload limit")
+    return limit_check(
+        "file size",
+        size,
+        assignment.limits.file_bytes,
+        "bytes",
+        "make the model smaller (fewer or narrower layers) so that the .h5 file fits the upload limit",
+    )
 
 
-def screen(inspection: Inspection, assignment: Assignment, *, file_name: str = "",
-           allow_lambda: bool = False) -> list[Check]:
+def screen(
+    inspection: Inspection, assignment: Assignment, *, file_name: str = "", allow_lambda: bool = False
+) -> list[Check]:
     """Every check that can be made from the file alone, in the order a TA reads them."""
     checks = [_format_check(inspection)]
     if checks[0].outcome == FAIL:
@@ -113,14 +140,23 @@ def summary(checks: list[Check], outcome: str) -> str:
 
 def _format_check(inspection: Inspection) -> Check:
     if inspection.format == "empty":
-        return Check("HDF5 file", FAIL, "the file is empty (0 bytes)",
-                     "upload the .h5 file that model.save('name.h5') wrote")
+        return Check(
+            "HDF5 file", FAIL, "the file is empty (0 bytes)", "upload the .h5 file that model.save('name.h5') wrote"
+        )
     if inspection.format != "hdf5":
-        return Check("HDF5 file", FAIL, f"the file is {inspection.format}",
-                     "save the model with model.save('name.h5') and upload that file")
+        return Check(
+            "HDF5 file",
+            FAIL,
+            f"the file is {inspection.format}",
+            "save the model with model.save('name.h5') and upload that file",
+        )
     if not inspection.readable:
-        return Check("HDF5 file", FAIL, f"HDF5 cannot open it ({inspection.open_error}); it may be truncated "
-                     "or corrupt", "save the model again and check the upload finished")
+        return Check(
+            "HDF5 file",
+            FAIL,
+            f"HDF5 cannot open it ({inspection.open_error}); it may be truncated or corrupt",
+            "save the model again and check the upload finished",
+        )
     return Check("HDF5 file", PASS, "valid HDF5")
 
 
@@ -135,21 +171,32 @@ def _storage_check(inspection: Inspection) -> Check:
     ]
     for items, what in found:
         if items:
-            return Check("HDF5 structure", FAIL, f"{what}: {', '.join(items[:3])}; Keras never writes these",
-                         advice)
+            return Check("HDF5 structure", FAIL, f"{what}: {', '.join(items[:3])}; Keras never writes these", advice)
     if inspection.truncated_walk:
-        return Check("HDF5 structure", FAIL, f"more than {inspection.objects - 1:,} HDF5 objects; a Keras model "
-                     "file holds far fewer", advice)
+        return Check(
+            "HDF5 structure",
+            FAIL,
+            f"more than {inspection.objects - 1:,} HDF5 objects; a Keras model file holds far fewer",
+            advice,
+        )
     return Check("HDF5 structure", PASS, f"{inspection.objects:,} objects, all inside the file")
 
 
 def _model_check(inspection: Inspection) -> Check:
     if inspection.weights_only:
-        return Check("model", FAIL, "the file holds weights only (save_weights), not a model",
-                     "save the whole model with model.save('name.h5'), not model.save_weights()")
+        return Check(
+            "model",
+            FAIL,
+            "the file holds weights only (save_weights), not a model",
+            "save the whole model with model.save('name.h5'), not model.save_weights()",
+        )
     if not inspection.has_model_config:
-        return Check("model", FAIL, "the file holds no Keras model (no model_config)",
-                     "save the model with model.save('name.h5')")
+        return Check(
+            "model",
+            FAIL,
+            "the file holds no Keras model (no model_config)",
+            "save the model with model.save('name.h5')",
+        )
     if inspection.config_error:
         return Check("model", FAIL, inspection.config_error, "save the model again with model.save('name.h5')")
     saved = f", saved by Keras {inspection.keras_version}" if inspection.keras_version else ""
@@ -165,24 +212,43 @@ def _layers_check(inspection: Inspection, assignment: Assignment, allow_lambda: 
     allowed = assignment.screening.allowed_layers
     unknown = sorted(classes - allowed - CODE_LAYERS)
     if unknown:
-        return Check("layers", FAIL, f"uses layer classes this assignment does not allow: {', '.join(unknown)}",
-                     "use Keras's built-in layers only (custom layer classes cannot be loaded for marking)")
-    custom = sorted({f"{layer.class_name} ({layer.registered_name})" for layer in inspection.layers
-                     if layer.registered_name and layer.registered_name != layer.class_name})
+        return Check(
+            "layers",
+            FAIL,
+            f"uses layer classes this assignment does not allow: {', '.join(unknown)}",
+            "use Keras's built-in layers only (custom layer classes cannot be loaded for marking)",
+        )
+    custom = sorted(
+        {
+            f"{layer.class_name} ({layer.registered_name})"
+            for layer in inspection.layers
+            if layer.registered_name and layer.registered_name != layer.class_name
+        }
+    )
     if custom:
-        return Check("layers", FAIL, f"registered as custom objects: {', '.join(custom)}",
-                     "use Keras's built-in layers only")
+        return Check(
+            "layers", FAIL, f"registered as custom objects: {', '.join(custom)}", "use Keras's built-in layers only"
+        )
     readers = [f"{layer.name}: {', '.join(layer.reads_files)}" for layer in inspection.layers if layer.reads_files]
     if readers:
-        return Check("layers", FAIL, f"layers that read files from disk: {'; '.join(readers)}",
-                     "remove the file paths from the model")
+        return Check(
+            "layers",
+            FAIL,
+            f"layers that read files from disk: {'; '.join(readers)}",
+            "remove the file paths from the model",
+        )
     code = sorted(classes & CODE_LAYERS)
     what = "; ".join(f"{name}, which {CODE_LAYER_KINDS[name]}" for name in code)
     if code and not allow_lambda:
-        return Check("layers", FAIL, f"uses {what}: code chosen by the file is never run on the marking "
-                     "machine unless the instructor allows it (--allow-lambda)", "replace the Lambda layer or "
-                     "the TensorFlow ops on tensors with built-in layers (e.g. Rescaling(1/255), Reshape, "
-                     "Activation, Add) and save again")
+        return Check(
+            "layers",
+            FAIL,
+            f"uses {what}: code chosen by the file is never run on the marking "
+            "machine unless the instructor allows it (--allow-lambda)",
+            "replace the Lambda layer or "
+            "the TensorFlow ops on tensors with built-in layers (e.g. Rescaling(1/255), Reshape, "
+            "Activation, Add) and save again",
+        )
     if code:
         return Check("layers", WARN, f"uses {what}; allowed by the instructor and run inside the sandbox only")
     return Check("layers", PASS, ", ".join(inspection.layer_classes) or "no layers")
@@ -192,14 +258,26 @@ def _code_check(inspection: Inspection, allow_lambda: bool) -> Check:
     """Module paths and embedded code anywhere in the config (activations, initializers, nested objects)."""
     foreign = sorted(m for m in inspection.modules if not _keras_module(m))
     if foreign:
-        return Check("config", FAIL, f"names Python modules outside Keras's layers and their parts: "
-                     f"{', '.join(foreign)}", "use Keras's built-in layers, activations and initializers only")
+        return Check(
+            "config",
+            FAIL,
+            f"names Python modules outside Keras's layers and their parts: {', '.join(foreign)}",
+            "use Keras's built-in layers, activations and initializers only",
+        )
     if inspection.code_objects and not allow_lambda:
-        return Check("config", FAIL, f"embeds Python code at {', '.join(inspection.code_objects[:3])}",
-                     "replace lambdas and custom functions with Keras's built-in layers and activations")
+        return Check(
+            "config",
+            FAIL,
+            f"embeds Python code at {', '.join(inspection.code_objects[:3])}",
+            "replace lambdas and custom functions with Keras's built-in layers and activations",
+        )
     if inspection.code_objects:
-        return Check("config", WARN, f"embeds Python code at {', '.join(inspection.code_objects[:3])}, allowed "
-                     "by the instructor and run inside the sandbox only")
+        return Check(
+            "config",
+            WARN,
+            f"embeds Python code at {', '.join(inspection.code_objects[:3])}, allowed "
+            "by the instructor and run inside the sandbox only",
+        )
     return Check("config", PASS, "Keras classes only, no embedded code")
 
 
@@ -213,16 +291,23 @@ def _parameters_check(inspection: Inspection, assignment: Assignment) -> Check:
     limit = assignment.limits.parameters
     advice = "use fewer or narrower layers"
     if declared is not None and declared > stored * CONFIG_SLACK + 1000 and declared > limit.maximum:
-        return Check("parameters", FAIL, f"the config declares {declared:,} parameters but the file stores "
-                     f"{stored:,}: building it would allocate what the file never held",
-                     "save the trained model with model.save('name.h5')")
+        return Check(
+            "parameters",
+            FAIL,
+            f"the config declares {declared:,} parameters but the file stores "
+            f"{stored:,}: building it would allocate what the file never held",
+            "save the trained model with model.save('name.h5')",
+        )
     counted = max(stored, declared or 0)
     check = limit_check("parameters", counted, limit, "parameters", advice)
     if check.outcome == PASS and declared is not None and inspection.config_complete and declared != stored:
-        return Check("parameters", WARN, f"the config declares {declared:,} parameters, the file stores {stored:,}",
-                     "save the model again with model.save('name.h5')")
+        return Check(
+            "parameters",
+            WARN,
+            f"the config declares {declared:,} parameters, the file stores {stored:,}",
+            "save the model again with model.save('name.h5')",
+        )
     return check
-
 
 
 def _output_check(inspection: Inspection, assignment: Assignment) -> Check:
@@ -231,8 +316,12 @@ def _output_check(inspection: Inspection, assignment: Assignment) -> Check:
     if units is None:
         return Check("outputs", PASS, "output width not stated in the config; checked after prediction")
     if units != classes:
-        return Check("outputs", WARN, f"the last layer has {units} units; this assignment has {classes} classes",
-                     f"end the model with Dense({classes}, activation='softmax')")
+        return Check(
+            "outputs",
+            WARN,
+            f"the last layer has {units} units; this assignment has {classes} classes",
+            f"end the model with Dense({classes}, activation='softmax')",
+        )
     return Check("outputs", PASS, f"{units} outputs, one per class")
 
 
@@ -246,14 +335,21 @@ def version_check(inspection: Inspection, assignment: Assignment, file_name: str
     if saved.older_than(release):
         if tag is None:
             outcome = FAIL if assignment.versions.untagged_older_policy == "refuse" else WARN
-            return Check("TF version", outcome, f"saved by {saved.description}, older than TensorFlow {grading}, "
-                         "and the file name has no version tag",
-                         f"put the TensorFlow version in the file name, e.g. {_tagged(file_name, saved)}, as the "
-                         "coursework asks for older versions")
+            return Check(
+                "TF version",
+                outcome,
+                f"saved by {saved.description}, older than TensorFlow {grading}, and the file name has no version tag",
+                f"put the TensorFlow version in the file name, e.g. {_tagged(file_name, saved)}, as the "
+                "coursework asks for older versions",
+            )
         low, high = saved.tensorflow or (tag, tag)
         if not low <= tag <= high and saved.family != "keras1":
-            return Check("TF version", WARN, f"the name's tag says TensorFlow {tag[0]}.{tag[1]} but the file was "
-                         f"saved by {saved.description}", "tag the file with the version that saved it")
+            return Check(
+                "TF version",
+                WARN,
+                f"the name's tag says TensorFlow {tag[0]}.{tag[1]} but the file was saved by {saved.description}",
+                "tag the file with the version that saved it",
+            )
         return Check("TF version", PASS, f"saved by {saved.description}; tagged {tag_text} as the coursework asks")
     tagged = f"; tagged {tag_text}" if tag else ""
     return Check("TF version", PASS, f"saved by {saved.description}{tagged}; graded with TensorFlow {grading}")

@@ -72,7 +72,7 @@ def _read(submission: Submission, target: Path | None) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     try:
-        with _open_source(submission) as source, (open(target, "xb") if target else contextlib.nullcontext()) as sink:
+        with _open_source(submission) as source, open(target, "xb") if target else contextlib.nullcontext() as sink:
             while chunk := source.read(CHUNK):
                 size += len(chunk)
                 if size > chosen.size:

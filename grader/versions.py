@@ -61,8 +61,9 @@ def saved_with(keras_version: str | None, backend: str | None = None) -> SavedWi
         return SavedWith(None, "keras1", None, "Keras 1 or an early Keras 2 (no keras_version attribute)")
     if keras_version in TF_KERAS_SUFFIXED:
         low, high = TF_KERAS_SUFFIXED[keras_version]
-        return SavedWith(keras_version, "tf.keras", (low, high),
-                         f"tf.keras {keras_version} (TensorFlow {_span(low, high)})")
+        return SavedWith(
+            keras_version, "tf.keras", (low, high), f"tf.keras {keras_version} (TensorFlow {_span(low, high)})"
+        )
     match = _VERSION.match(keras_version)
     if not match:
         return SavedWith(keras_version, "unknown", None, f"keras_version {keras_version!r} (not a version number)")
@@ -71,18 +72,31 @@ def saved_with(keras_version: str | None, backend: str | None = None) -> SavedWi
     if major == 3:
         newest = NEWEST_TF_FOR_KERAS3.get(minor, LATEST)
         tf_text = "2.16 or later" if newest == LATEST else _span((2, 16), newest)
-        return SavedWith(keras_version, "keras3", ((2, 16), newest),
-                         f"Keras {keras_version} (Keras 3, TensorFlow {tf_text}){on}")
+        return SavedWith(
+            keras_version, "keras3", ((2, 16), newest), f"Keras {keras_version} (Keras 3, TensorFlow {tf_text}){on}"
+        )
     if major == 2 and minor <= 3:
-        return SavedWith(keras_version, "standalone-keras2", ((1, 0), (2, 1)),
-                         f"standalone Keras {keras_version} (multi-backend{on or ', TensorFlow 1.x to 2.1'})")
+        return SavedWith(
+            keras_version,
+            "standalone-keras2",
+            ((1, 0), (2, 1)),
+            f"standalone Keras {keras_version} (multi-backend{on or ', TensorFlow 1.x to 2.1'})",
+        )
     if major == 2 and minor in (4, 5):
         low = (2, 3) if minor == 4 else (2, 5)
-        return SavedWith(keras_version, "tf.keras", (low, (2, minor)),
-                         f"tf.keras {keras_version} (TensorFlow {_span(low, (2, minor))})")
+        return SavedWith(
+            keras_version,
+            "tf.keras",
+            (low, (2, minor)),
+            f"tf.keras {keras_version} (TensorFlow {_span(low, (2, minor))})",
+        )
     if major == 2:
-        return SavedWith(keras_version, "tf.keras", ((2, minor), (2, minor)),
-                         f"Keras {keras_version} (TensorFlow 2.{minor}{' via tf_keras' if minor >= 16 else ''})")
+        return SavedWith(
+            keras_version,
+            "tf.keras",
+            ((2, minor), (2, minor)),
+            f"Keras {keras_version} (TensorFlow 2.{minor}{' via tf_keras' if minor >= 16 else ''})",
+        )
     return SavedWith(keras_version, "unknown", None, f"Keras {keras_version} (an unknown release)")
 
 

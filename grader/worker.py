@@ -141,8 +141,11 @@ class Worker:
         path, name = request["model"], request.get("name", "model.h5")
         module = self.loader(loader)
         version = getattr(module, "__version__", "")
-        answer: dict[str, Any] = {"id": request.get("id"), "versions": self.versions,
-                                  "loader": f"{'keras' if loader == 'keras3' else loader} {version}"}
+        answer: dict[str, Any] = {
+            "id": request.get("id"),
+            "versions": self.versions,
+            "loader": f"{'keras' if loader == 'keras3' else loader} {version}",
+        }
         started = time.perf_counter()
         try:
             if loader == "keras3":
@@ -159,8 +162,7 @@ class Worker:
             kind = net_type(input_shape)
         except BaseException as error:
             return {**answer, "ok": False, "stage": "load", "error": one_line(error, path=path, name=name)}
-        answer.update(input_shape=_plain(input_shape), net_type=kind, summary=_summary(net),
-                      parameters=_count(net))
+        answer.update(input_shape=_plain(input_shape), net_type=kind, summary=_summary(net), parameters=_count(net))
         if loader == "keras3":
             problem = _official_compile_problem(module, net, path)
             if problem:
@@ -181,10 +183,18 @@ class Worker:
                 x = self._batch(*adapted, request)
                 outputs, answer["batches"] = _predict_as_official(net, x, request)
             except BaseException as again:
-                return {**answer, "ok": False, "stage": "predict", "error": failure,
-                        "adapt_error": one_line(again, path=path, name=name)}
-            answer["adapted"] = {"reference_error": failure, "fed_shape": [count, *adapted[0]],
-                                 "channels_repeated": adapted[1]}
+                return {
+                    **answer,
+                    "ok": False,
+                    "stage": "predict",
+                    "error": failure,
+                    "adapt_error": one_line(again, path=path, name=name),
+                }
+            answer["adapted"] = {
+                "reference_error": failure,
+                "fed_shape": [count, *adapted[0]],
+                "channels_repeated": adapted[1],
+            }
             answer["fed_shape"] = [count, *adapted[0]]
         answer["predict_seconds"] = round(time.perf_counter() - started, 3)
         return {**answer, **_encode_outputs(outputs, count)}
@@ -294,8 +304,11 @@ def _official_compile_problem(keras: Any, net: Any, path: str) -> BaseException 
 
 def _encode_outputs(outputs: Any, count: int) -> dict[str, Any]:
     if isinstance(outputs, list | tuple | dict):
-        return {"ok": False, "stage": "output",
-                "error": f"the model has {len(outputs)} outputs; the official script needs one"}
+        return {
+            "ok": False,
+            "stage": "output",
+            "error": f"the model has {len(outputs)} outputs; the official script needs one",
+        }
     array = np.asarray(outputs)
     if array.dtype.name not in OUTPUT_DTYPES:
         try:
@@ -303,8 +316,12 @@ def _encode_outputs(outputs: Any, count: int) -> dict[str, Any]:
         except (TypeError, ValueError):
             return {"ok": False, "stage": "output", "error": f"outputs of type {array.dtype} are not numbers"}
     if array.ndim != 2 or array.shape[0] != count or array.shape[1] > MAX_OUTPUT_COLUMNS:
-        return {"ok": False, "stage": "output", "output_shape": list(array.shape),
-                "error": f"outputs have shape {tuple(array.shape)}; the official script needs ({count}, classes)"}
+        return {
+            "ok": False,
+            "stage": "output",
+            "output_shape": list(array.shape),
+            "error": f"outputs have shape {tuple(array.shape)}; the official script needs ({count}, classes)",
+        }
     array = np.ascontiguousarray(array)
     return {
         "ok": True,
@@ -324,8 +341,9 @@ def _summary(net: Any) -> list[dict[str, Any]]:
             shape = _plain(layer.output.shape)
         except Exception:
             shape = None
-        rows.append({"name": layer.name, "class_name": type(layer).__name__, "output_shape": shape,
-                     "parameters": _count(layer)})
+        rows.append(
+            {"name": layer.name, "class_name": type(layer).__name__, "output_shape": shape, "parameters": _count(layer)}
+        )
     return rows
 
 
@@ -363,8 +381,15 @@ def serve(images_path: str, threads: int) -> None:
     started = time.perf_counter()
     _limit_threads(threads)
     worker = Worker(images_path)
-    send({"event": "ready", "protocol": PROTOCOL_VERSION, "versions": worker.versions,
-          "images": list(worker.images.shape), "startup_seconds": round(time.perf_counter() - started, 3)})
+    send(
+        {
+            "event": "ready",
+            "protocol": PROTOCOL_VERSION,
+            "versions": worker.versions,
+            "images": list(worker.images.shape),
+            "startup_seconds": round(time.perf_counter() - started, 3),
+        }
+    )
     served = 0
     for line in sys.stdin:
         if not line.strip():

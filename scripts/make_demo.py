@@ -75,44 +75,80 @@ def main() -> None:
     shutil.rmtree(ROOT / "submissions", ignore_errors=True)
     x_flat, x_image = x.reshape(-1, 784), x.reshape(-1, 28, 28, 1)
 
-    mlp = train(keras.Sequential([keras.Input((784,)), layers.Dense(64, activation="relu"),
-                                  layers.Dense(10, activation="softmax")]), x_flat, y)
+    mlp = train(
+        keras.Sequential(
+            [keras.Input((784,)), layers.Dense(64, activation="relu"), layers.Dense(10, activation="softmax")]
+        ),
+        x_flat,
+        y,
+    )
     save(mlp, folder("Ada Lovelace", 100001) / "mlp_model.h5")
 
-    cnn = train(keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(8, 3, activation="relu"),
-                                  layers.MaxPooling2D(), layers.Conv2D(16, 3, activation="relu"),
-                                  layers.MaxPooling2D(), layers.Flatten(),
-                                  layers.Dense(10, activation="softmax")]), x_image, y)
+    cnn = train(
+        keras.Sequential(
+            [
+                keras.Input((28, 28, 1)),
+                layers.Conv2D(8, 3, activation="relu"),
+                layers.MaxPooling2D(),
+                layers.Conv2D(16, 3, activation="relu"),
+                layers.MaxPooling2D(),
+                layers.Flatten(),
+                layers.Dense(10, activation="softmax"),
+            ]
+        ),
+        x_image,
+        y,
+    )
     save(cnn, folder("Alan Turing", 100002) / "turing_cnn.h5")
 
-    flat = train(keras.Sequential([keras.Input((28, 28)), layers.Flatten(), layers.Dense(48, activation="relu"),
-                                   layers.Dense(10, activation="softmax")]), x, y)
+    flat = train(
+        keras.Sequential(
+            [
+                keras.Input((28, 28)),
+                layers.Flatten(),
+                layers.Dense(48, activation="relu"),
+                layers.Dense(10, activation="softmax"),
+            ]
+        ),
+        x,
+        y,
+    )
     save(flat, folder("Grace Hopper", 100003) / "hopper.h5")
 
-    logits = train(keras.Sequential([keras.Input((784,)), layers.Dense(32, activation="relu"),
-                                     layers.Dense(10)]), x_flat, y)
+    logits = train(
+        keras.Sequential([keras.Input((784,)), layers.Dense(32, activation="relu"), layers.Dense(10)]), x_flat, y
+    )
     save(logits, folder("Katherine Johnson", 100004) / "johnson_logits.h5")
 
     shannon = folder("Claude Shannon", 100005)
     first = train(keras.Sequential([keras.Input((784,)), layers.Dense(10, activation="softmax")]), x_flat, y, 1)
     save(first, shannon / "model_v1.h5")
-    second = train(keras.Sequential([keras.Input((784,)), layers.Dense(96, activation="relu"),
-                                     layers.Dense(10, activation="softmax")]), x_flat, y)
+    second = train(
+        keras.Sequential(
+            [keras.Input((784,)), layers.Dense(96, activation="relu"), layers.Dense(10, activation="softmax")]
+        ),
+        x_flat,
+        y,
+    )
     save(second, shannon / "model_v2.h5")
 
     # Not a model: weights alone, saved with save_weights.
     mlp.save_weights(folder("Edsger Dijkstra", 100006) / "dijkstra.weights.h5")
 
     # A Lambda layer carries Python code: refused before anything loads it.
-    lam = keras.Sequential([keras.Input((784,)), layers.Lambda(lambda t: t * 1.0),
-                            layers.Dense(10, activation="softmax")])
+    lam = keras.Sequential(
+        [keras.Input((784,)), layers.Lambda(lambda t: t * 1.0), layers.Dense(10, activation="softmax")]
+    )
     save(train(lam, x_flat, y, 1), folder("Barbara Liskov", 100007) / "liskov_lambda.h5")
 
     # The Keras 3 zip format instead of .h5.
     cnn.save(folder("Donald Knuth", 100008) / "knuth.keras")
 
-    manifest = {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted((ROOT / "submissions").rglob("*")) if p.is_file()}
+    manifest = {
+        str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((ROOT / "submissions").rglob("*"))
+        if p.is_file()
+    }
     manifest[f"heldout/{HELDOUT_FILE}"] = hashlib.sha256((heldout / HELDOUT_FILE).read_bytes()).hexdigest()
     print(json.dumps(manifest, indent=2))
 

@@ -54,8 +54,15 @@ def zoo(keras, layers) -> dict:  # type: ignore[no-untyped-def]
     from keras import constraints, initializers, regularizers
 
     image = keras.Input((28, 28, 1))
-    x = layers.Conv2D(8, 5, strides=2, padding="same", kernel_regularizer=regularizers.L2(1e-4),
-                      kernel_constraint=constraints.MaxNorm(3), kernel_initializer=initializers.HeNormal())(image)
+    x = layers.Conv2D(
+        8,
+        5,
+        strides=2,
+        padding="same",
+        kernel_regularizer=regularizers.L2(1e-4),
+        kernel_constraint=constraints.MaxNorm(3),
+        kernel_initializer=initializers.HeNormal(),
+    )(image)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
     branch = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(x)
@@ -80,10 +87,18 @@ def zoo(keras, layers) -> dict:  # type: ignore[no-untyped-def]
     s = layers.Flatten()(s)
     recurrent = keras.Model(sequence, layers.Dense(10, activation="softmax")(s), name="recurrent")
 
-    nested = keras.Sequential([keras.Input((784,)), layers.Reshape((28, 28, 1)),
-                               keras.Sequential([layers.Conv2D(4, 3), layers.AveragePooling2D(2),
-                                                 layers.Permute((3, 1, 2))], name="inner"),
-                               layers.Flatten(), layers.PReLU(), layers.Dense(10, activation="softmax")])
+    nested = keras.Sequential(
+        [
+            keras.Input((784,)),
+            layers.Reshape((28, 28, 1)),
+            keras.Sequential(
+                [layers.Conv2D(4, 3), layers.AveragePooling2D(2), layers.Permute((3, 1, 2))], name="inner"
+            ),
+            layers.Flatten(),
+            layers.PReLU(),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
     return {"zoo_residual": residual, "zoo_recurrent": recurrent, "zoo_nested": nested}
 
 
@@ -96,8 +111,9 @@ def keras2_models(out: Path, x: np.ndarray, y: np.ndarray) -> None:
     from tf_keras import layers
 
     tf_keras.utils.set_random_seed(2)
-    mlp = tf_keras.Sequential([layers.Dense(24, activation="relu", input_shape=(784,)),
-                               layers.Dense(10, activation="softmax")])
+    mlp = tf_keras.Sequential(
+        [layers.Dense(24, activation="relu", input_shape=(784,)), layers.Dense(10, activation="softmax")]
+    )
     mlp.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     mlp.fit(x.reshape(-1, 784), y, epochs=2, batch_size=64, verbose=0)
     mlp.save(out / "k2_mlp.h5")
@@ -107,8 +123,9 @@ def keras2_models(out: Path, x: np.ndarray, y: np.ndarray) -> None:
     cnn.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     cnn.fit(x.reshape(-1, 28, 28, 1), y, epochs=1, batch_size=64, verbose=0)
     cnn.save(out / "k2_cnn.h5")
-    tf_keras.Sequential([layers.Lambda(lambda t: t * 1.0, input_shape=(784,)),
-                         layers.Dense(10, activation="softmax")]).save(out / "k2_lambda.h5")
+    tf_keras.Sequential(
+        [layers.Lambda(lambda t: t * 1.0, input_shape=(784,)), layers.Dense(10, activation="softmax")]
+    ).save(out / "k2_lambda.h5")
     # TensorFlow ops applied to tensors in a functional model: tf_keras saves them as TFOpLambda layers,
     # which Keras 3 cannot read.
     import tensorflow as tf
@@ -146,42 +163,104 @@ def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> Non
 
     payload = PAYLOAD.format(canary=str(canary), secret=str(secret), labels=str(heldout), port=port)
     models = {
-        "mlp": fit(keras.Sequential([keras.Input((784,)), layers.Dense(32, activation="relu"),
-                                     layers.Dense(10, activation="softmax")]), flat),
-        "cnn": fit(keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(4, 3, activation="relu"),
-                                     layers.MaxPooling2D(), layers.Flatten(),
-                                     layers.Dense(10, activation="softmax")]), x.reshape(-1, 28, 28, 1)),
-        "flat": fit(keras.Sequential([keras.Input((28, 28)), layers.Flatten(), layers.Dense(16, activation="relu"),
-                                      layers.Dense(10, activation="softmax")]), x),
-        "logits": fit(keras.Sequential([keras.Input((784,)), layers.Dense(16, activation="relu"), layers.Dense(10)]),
-                      flat, logits=True),
+        "mlp": fit(
+            keras.Sequential(
+                [keras.Input((784,)), layers.Dense(32, activation="relu"), layers.Dense(10, activation="softmax")]
+            ),
+            flat,
+        ),
+        "cnn": fit(
+            keras.Sequential(
+                [
+                    keras.Input((28, 28, 1)),
+                    layers.Conv2D(4, 3, activation="relu"),
+                    layers.MaxPooling2D(),
+                    layers.Flatten(),
+                    layers.Dense(10, activation="softmax"),
+                ]
+            ),
+            x.reshape(-1, 28, 28, 1),
+        ),
+        "flat": fit(
+            keras.Sequential(
+                [
+                    keras.Input((28, 28)),
+                    layers.Flatten(),
+                    layers.Dense(16, activation="relu"),
+                    layers.Dense(10, activation="softmax"),
+                ]
+            ),
+            x,
+        ),
+        "logits": fit(
+            keras.Sequential([keras.Input((784,)), layers.Dense(16, activation="relu"), layers.Dense(10)]),
+            flat,
+            logits=True,
+        ),
         "five_outputs": keras.Sequential([keras.Input((784,)), layers.Dense(5, activation="softmax")]),
-        "lambda": keras.Sequential([keras.Input((784,)), layers.Lambda(lambda t: t * 2.0),
-                                    layers.Dense(10, activation="softmax")]),
-        "channels_first": keras.Sequential([keras.Input((1, 28, 28)), layers.Flatten(),
-                                            layers.Dense(10, activation="softmax")]),
-        "rgb32": keras.Sequential([keras.Input((32, 32, 3)), layers.Conv2D(2, 3), layers.Flatten(),
-                                   layers.Dense(10, activation="softmax")]),
-        "rgb28": fit(keras.Sequential([keras.Input((28, 28, 3)), layers.Conv2D(4, 3, activation="relu"),
-                                       layers.MaxPooling2D(), layers.Flatten(),
-                                       layers.Dense(10, activation="softmax")]),
-                     np.repeat(x[..., None], 3, axis=-1)),
+        "lambda": keras.Sequential(
+            [keras.Input((784,)), layers.Lambda(lambda t: t * 2.0), layers.Dense(10, activation="softmax")]
+        ),
+        "channels_first": keras.Sequential(
+            [keras.Input((1, 28, 28)), layers.Flatten(), layers.Dense(10, activation="softmax")]
+        ),
+        "rgb32": keras.Sequential(
+            [keras.Input((32, 32, 3)), layers.Conv2D(2, 3), layers.Flatten(), layers.Dense(10, activation="softmax")]
+        ),
+        "rgb28": fit(
+            keras.Sequential(
+                [
+                    keras.Input((28, 28, 3)),
+                    layers.Conv2D(4, 3, activation="relu"),
+                    layers.MaxPooling2D(),
+                    layers.Flatten(),
+                    layers.Dense(10, activation="softmax"),
+                ]
+            ),
+            np.repeat(x[..., None], 3, axis=-1),
+        ),
         "nan": keras.Sequential([keras.Input((784,)), layers.Dense(10, activation="softmax")]),
         # Normalises over the batch axis: each image's outputs depend on the other images in its batch.
-        "batch_axis": fit(keras.Sequential([keras.Input((784,)), layers.Dense(10), layers.UnitNormalization(axis=0),
-                                            layers.Softmax()]), flat),
+        "batch_axis": fit(
+            keras.Sequential(
+                [keras.Input((784,)), layers.Dense(10), layers.UnitNormalization(axis=0), layers.Softmax()]
+            ),
+            flat,
+        ),
         # Passes every static check, then computes for minutes: 224x224 feature maps for 3,000 images.
-        "slow": keras.Sequential([keras.Input((28, 28, 1)), layers.UpSampling2D((8, 8)),
-                                  *[layers.Conv2D(32, 3, padding="same") for _ in range(6)],
-                                  layers.GlobalAveragePooling2D(), layers.Dense(10, activation="softmax")]),
+        "slow": keras.Sequential(
+            [
+                keras.Input((28, 28, 1)),
+                layers.UpSampling2D((8, 8)),
+                *[layers.Conv2D(32, 3, padding="same") for _ in range(6)],
+                layers.GlobalAveragePooling2D(),
+                layers.Dense(10, activation="softmax"),
+            ]
+        ),
         # Passes every static check, then needs gigabytes: 448x448x128 activations per image.
-        "memory_hog": keras.Sequential([keras.Input((28, 28, 1)), layers.UpSampling2D((16, 16)),
-                                        layers.Conv2D(128, 3, padding="same"), layers.GlobalMaxPooling2D(),
-                                        layers.Dense(10, activation="softmax")]),
-        "payload": keras.Sequential([keras.Input((784,)), layers.Lambda(code_lambda(payload, zero=True)),
-                                     layers.Dense(10, activation="softmax")]),
-        "spawner": keras.Sequential([keras.Input((784,)), layers.Lambda(code_lambda(SPAWNER, zero=False)),
-                                     layers.Dense(10, activation="softmax")]),
+        "memory_hog": keras.Sequential(
+            [
+                keras.Input((28, 28, 1)),
+                layers.UpSampling2D((16, 16)),
+                layers.Conv2D(128, 3, padding="same"),
+                layers.GlobalMaxPooling2D(),
+                layers.Dense(10, activation="softmax"),
+            ]
+        ),
+        "payload": keras.Sequential(
+            [
+                keras.Input((784,)),
+                layers.Lambda(code_lambda(payload, zero=True)),
+                layers.Dense(10, activation="softmax"),
+            ]
+        ),
+        "spawner": keras.Sequential(
+            [
+                keras.Input((784,)),
+                layers.Lambda(code_lambda(SPAWNER, zero=False)),
+                layers.Dense(10, activation="softmax"),
+            ]
+        ),
     }
     linear = fit(keras.Sequential([keras.Input((784,)), layers.Dense(10, activation="softmax")]), flat)
     models["payload"].layers[-1].set_weights(linear.layers[-1].get_weights())
@@ -195,10 +274,13 @@ def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> Non
     for name, model in models.items():
         path = out / f"{name}.h5"
         model.save(path, include_optimizer=False)
-        facts[name] = {"input_shape": list(model.input_shape), "parameters": int(model.count_params()),
-                       "output_units": int(model.output_shape[-1]), "output_shape": list(model.output_shape),
-                       "layers": {layer.name: [list(layer.output.shape), layer.count_params()]
-                                  for layer in model.layers}}
+        facts[name] = {
+            "input_shape": list(model.input_shape),
+            "parameters": int(model.count_params()),
+            "output_units": int(model.output_shape[-1]),
+            "output_shape": list(model.output_shape),
+            "layers": {layer.name: [list(layer.output.shape), layer.count_params()] for layer in model.layers},
+        }
     keras2_models(out, x, y)
     models["mlp"].save_weights(out / "weights_only.weights.h5")
     mlp_bytes = (out / "mlp.h5").read_bytes()

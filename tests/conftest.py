@@ -62,8 +62,19 @@ def traps(tmp_path_factory: pytest.TempPathFactory) -> Traps:
 def models(tmp_path_factory: pytest.TempPathFactory, traps: Traps) -> Path:
     """Folder of tiny real models, built by tests/build_models.py in its own process."""
     out = tmp_path_factory.mktemp("models")
-    subprocess.run([sys.executable, str(ROOT / "tests" / "build_models.py"), str(out), str(DEMO_HELDOUT),
-                    str(traps.canary), str(traps.secret), str(traps.port)], check=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "build_models.py"),
+            str(out),
+            str(DEMO_HELDOUT),
+            str(traps.canary),
+            str(traps.secret),
+            str(traps.port),
+        ],
+        check=True,
+        timeout=600,
+    )
     # Keras runs a Lambda while building the model, so building the payloads sprang them here, in the
     # builder: clear that, so that anything found later was left by grading.
     shutil.rmtree(traps.canary, ignore_errors=True)

@@ -105,50 +105,78 @@ def deep_config(source: Path, target: Path) -> Path:
 def foreign_module(source: Path, target: Path, module: str = "os", class_name: str = "system") -> Path:
     """An initializer whose class the config says lives in another module (the module-path advisories:
     `os.system`, or Keras's own `get_file` that downloads and writes files)."""
+
     def change(config: dict[str, Any]) -> None:
         _layers(config)[1]["config"]["kernel_initializer"] = {
-            "module": module, "class_name": class_name, "config": {"command": "touch /tmp/pwned"},
-            "registered_name": None}
+            "module": module,
+            "class_name": class_name,
+            "config": {"command": "touch /tmp/pwned"},
+            "registered_name": None,
+        }
+
     return _edit_config(source, target, change)
 
 
 def renamed_class(source: Path, target: Path, class_name: str, **config: Any) -> Path:
     """The first Dense layer renamed to another class (custom, TFSMLayer, StringLookup, TFOpLambda...)."""
+
     def change(document: dict[str, Any]) -> None:
         layer = _layers(document)[1]
         layer["class_name"] = class_name
         layer["config"].update(config)
+
     return _edit_config(source, target, change)
 
 
 def layer_setting(source: Path, target: Path, **config: Any) -> Path:
     """The first Dense layer's config with settings Keras refuses (units=-5, an unknown activation)."""
+
     def change(document: dict[str, Any]) -> None:
         _layers(document)[1]["config"].update(config)
+
     return _edit_config(source, target, change)
 
 
 def registered_custom(source: Path, target: Path) -> Path:
     """A Dense layer registered as a custom object (`registered_name`)."""
+
     def change(config: dict[str, Any]) -> None:
         _layers(config)[1]["registered_name"] = "my_package>Dense"
+
     return _edit_config(source, target, change)
 
 
 def keras2_lambda(source: Path, target: Path) -> Path:
     """A Keras-2 style Lambda: bytecode in the config, which tf_keras runs whatever safe_mode says."""
+
     def change(config: dict[str, Any]) -> None:
-        _layers(config).insert(1, {"class_name": "Lambda", "config": {
-            "name": "lambda", "function": ["4wEAAAAAAAAAAAAAAAEAAAADAAAAQwAAAHMEAAAAfABTACkBTqkAKQHaAXhyAQAAAHIBAAAA",
-                                           None, None],
-            "function_type": "lambda", "output_shape_type": "raw", "arguments": {}}})
+        _layers(config).insert(
+            1,
+            {
+                "class_name": "Lambda",
+                "config": {
+                    "name": "lambda",
+                    "function": [
+                        "4wEAAAAAAAAAAAAAAAEAAAADAAAAQwAAAHMEAAAAfABTACkBTqkAKQHaAXhyAQAAAHIBAAAA",
+                        None,
+                        None,
+                    ],
+                    "function_type": "lambda",
+                    "output_shape_type": "raw",
+                    "arguments": {},
+                },
+            },
+        )
+
     return _edit_config(source, target, change)
 
 
 def config_bomb(source: Path, target: Path) -> Path:
     """A config declaring a Dense of 10^9 units over stored weights of a few kilobytes."""
+
     def change(config: dict[str, Any]) -> None:
         _layers(config)[1]["config"]["units"] = 10**9
+
     return _edit_config(source, target, change)
 
 

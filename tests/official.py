@@ -11,7 +11,9 @@ from pathlib import Path
 
 from grader.official import PREFIX, pointed_at
 
-RUNNER = f"PREFIX = {PREFIX!r}\n" + '''
+RUNNER = (
+    f"PREFIX = {PREFIX!r}\n"
+    + """
 import contextlib, io, json, os, sys
 script = sys.stdin.read()
 results = {}
@@ -27,7 +29,8 @@ for folder in json.loads(sys.argv[1]):
     lines = [l for l in printed.getvalue().splitlines() if l.startswith(PREFIX)]
     results[folder] = lines[-1][len(PREFIX):] if lines else "error: nothing printed"
 print("RESULTS=" + json.dumps(results))
-'''
+"""
+)
 
 
 def run_official(folders: list[Path], heldout: Path, *, legacy_keras: bool = False) -> dict[Path, str]:
@@ -41,7 +44,12 @@ def run_official(folders: list[Path], heldout: Path, *, legacy_keras: bool = Fal
         env["TF_USE_LEGACY_KERAS"] = "1"
     done = subprocess.run(
         [sys.executable, "-c", RUNNER, json.dumps([str(f) for f in folders])],
-        input=pointed_at(heldout.resolve()), capture_output=True, text=True, env=env, timeout=900, check=True,
+        input=pointed_at(heldout.resolve()),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=True,
     )
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULTS="))
-    return {Path(folder): value for folder, value in json.loads(line[len("RESULTS="):]).items()}
+    return {Path(folder): value for folder, value in json.loads(line[len("RESULTS=") :]).items()}

@@ -45,8 +45,12 @@ def test_assignment_by_path_and_by_name(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("[96.5, 97)", ("193/2", "97", True, False)), ("(0, 50)", ("0", "50", False, False)),
-     ("0", ("0", "0", True, True)), ("[97, 100]", ("97", "100", True, True))],
+    [
+        ("[96.5, 97)", ("193/2", "97", True, False)),
+        ("(0, 50)", ("0", "50", False, False)),
+        ("0", ("0", "0", True, True)),
+        ("[97, 100]", ("97", "100", True, True)),
+    ],
 )
 def test_intervals_parse_exactly(text: str, expected: tuple) -> None:
     """Band intervals are read as exact fractions with their open or closed edges."""
@@ -61,10 +65,16 @@ def test_intervals_parse_exactly(text: str, expected: tuple) -> None:
         ('range = "[96.5, 97)"', 'range = "[96.6, 97)"', r"bands leave 96\.5% without a mark"),
         ('range = "[96.5, 97)"', 'range = "[96.5, 97]"', r"bands '\[96\.5, 97\]' and '\[97, 100\]' overlap"),
         ('range = "0"', 'range = "zero"', r"bands\[\d+\]\.range 'zero' is not an interval"),
-        ('"[97, 100]"\nscore = 20', '"[97, 100]"\nscore = 25',
-         r"bands\[0\]\.score is 25, outside 0 \.\. max_score \(20\)"),
-        ('file_size_policy = "refuse"', 'file_size_policy = "maybe"',
-         r"limits\.file_size_policy is 'maybe'; choose one of: refuse, flag"),
+        (
+            '"[97, 100]"\nscore = 20',
+            '"[97, 100]"\nscore = 25',
+            r"bands\[0\]\.score is 25, outside 0 \.\. max_score \(20\)",
+        ),
+        (
+            'file_size_policy = "refuse"',
+            'file_size_policy = "maybe"',
+            r"limits\.file_size_policy is 'maybe'; choose one of: refuse, flag",
+        ),
         ("batch_size = 32", "batch_size = -1", r"evaluation\.batch_size must be a positive integer"),
         ("mlp_input = [784]", "mlp_input = [28]", r"evaluation\.mlp_input \[28\] holds 28 values"),
         ("[limits]", "[limits]\nmax_files = 3", r"limits\.max_files is not a known key"),

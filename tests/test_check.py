@@ -52,8 +52,9 @@ def test_check_reports_the_official_accuracy_and_a_sha256(models: Path, official
 
 def test_reference_runs_the_official_script_and_agrees(models: Path) -> None:
     """--reference runs the official script itself, in the sandbox, and shows it agrees."""
-    result = CliRunner().invoke(cli, ["check", str(models / "cnn.h5"), "--data", str(DEMO_HELDOUT), "--reference"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["check", str(models / "cnn.h5"), "--data", str(DEMO_HELDOUT), "--reference"], catch_exceptions=False
+    )
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     assert "Official script:" in text and "(agrees)" in text
@@ -122,8 +123,9 @@ def test_importing_grader_is_light() -> None:
 
 
 @pytest.mark.corpus
-@pytest.mark.parametrize("name", ["kharshit242__digit_classification__mnist_cnn_model.h5",
-                                  "tagomaru__ai_security__mnist_logits.h5"])
+@pytest.mark.parametrize(
+    "name", ["kharshit242__digit_classification__mnist_cnn_model.h5", "tagomaru__ai_security__mnist_logits.h5"]
+)
 def test_check_agrees_with_the_official_script_on_real_files(name: str) -> None:
     """On real files (one Keras 3 reads, one only tf_keras reads), --reference agrees on MNIST test."""
     path, mnist = SHARED / "corpus" / name, SHARED / "data" / "mnist.npz"

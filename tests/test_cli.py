@@ -23,10 +23,12 @@ def invoke(*args: str):
 
 def test_help_does_not_import_tensorflow() -> None:
     """`grade --help` stays instant: TensorFlow (and Keras) are imported only by workers."""
-    code = ("import sys; from click.testing import CliRunner; from grader.cli import cli; "
-            "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0; "
-            "r = CliRunner().invoke(cli, ['run', '--help']); assert r.exit_code == 0; "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'h5py') if m in sys.modules))")
+    code = (
+        "import sys; from click.testing import CliRunner; from grader.cli import cli; "
+        "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0; "
+        "r = CliRunner().invoke(cli, ['run', '--help']); assert r.exit_code == 0; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'h5py') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
@@ -66,10 +68,14 @@ def test_bad_assignment_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.tensorflow
 def test_grade_prints_marks_and_writes_marks_csv(tmp_path: Path, models: Path) -> None:
     """`grade SUBMISSIONS` exits 0 with failed students, prints a mark per student and writes marks.csv."""
-    subs = make_cohort(tmp_path / "subs", models, {
-        "Ann Example_1_assignsubmission_file_": {"mlp.h5": "a.h5"},
-        "Bob Example_2_assignsubmission_file_": {"text.h5": "b.h5"},
-    })
+    subs = make_cohort(
+        tmp_path / "subs",
+        models,
+        {
+            "Ann Example_1_assignsubmission_file_": {"mlp.h5": "a.h5"},
+            "Bob Example_2_assignsubmission_file_": {"text.h5": "b.h5"},
+        },
+    )
     out = tmp_path / "reports"
     result = invoke(str(subs), "--heldout", str(DEMO_HELDOUT), "--out", str(out), "--isolation", "process")
     assert result.exit_code == 0, result.output
@@ -77,8 +83,19 @@ def test_grade_prints_marks_and_writes_marks_csv(tmp_path: Path, models: Path) -
     with open(out / "marks.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["student_id"], r["status"]) for r in rows] == [("1", "graded"), ("2", "refused")]
-    assert list(rows[0]) == ["student_id", "student_name", "folder", "file", "status", "accuracy", "correct",
-                             "total", "score", "reason", "sha256"]
+    assert list(rows[0]) == [
+        "student_id",
+        "student_name",
+        "folder",
+        "file",
+        "status",
+        "accuracy",
+        "correct",
+        "total",
+        "score",
+        "reason",
+        "sha256",
+    ]
     assert f"{float(rows[0]['accuracy']):.2f}" in result.output
     report = json.loads((out / "1" / "report.json").read_text())
     assert report["evaluation"]["isolation"].startswith("subprocess with resource limits")

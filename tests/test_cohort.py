@@ -35,8 +35,11 @@ def test_every_folder_has_a_row(rows: dict) -> None:
         ("200005", "bad_output", "the model outputs 5 scores per image; this assignment has 10 classes"),
         ("200006", "refused", "layers: uses Lambda"),
         ("200007", "refused", "HDF5 file: HDF5 cannot open it"),
-        ("200008", "predict_failed", "the model takes input (None, 32, 32, 3) but the official script feeds "
-                                     "(3000, 28, 28, 1)"),
+        (
+            "200008",
+            "predict_failed",
+            "the model takes input (None, 32, 32, 3) but the official script feeds (3000, 28, 28, 1)",
+        ),
         ("200009", "flagged", "file choice: 2 .h5 files: graded b_second.h5 (last in name order)"),
         ("200010", "refused", "model: the file holds weights only"),
         ("200011", "no_file", "no .h5 file: found kim.keras"),
@@ -119,6 +122,7 @@ def test_a_second_run_starts_no_worker(graded, cohort: Path) -> None:
     before = graded.marks_csv.read_bytes()
     again = grade_cohort(cohort, heldout=DEMO_HELDOUT, out=graded.out)
     assert (again.evaluated, again.workers_started) == (0, 0)
-    assert again.reused == sum(1 for row in again.rows if row["status"] in ("graded", "flagged", "bad_output",
-                                                                           "predict_failed"))
+    assert again.reused == sum(
+        1 for row in again.rows if row["status"] in ("graded", "flagged", "bad_output", "predict_failed")
+    )
     assert graded.marks_csv.read_bytes() == before

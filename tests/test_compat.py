@@ -34,8 +34,10 @@ LAYOUT = {
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Path:
     root = make_cohort(tmp_path_factory.mktemp("compat") / "submissions", models, LAYOUT)
-    for student, setting in (("Bad Units_8_assignsubmission_file_", {"units": -5}),
-                             ("Bad Activation_9_assignsubmission_file_", {"activation": "my_fancy_act"})):
+    for student, setting in (
+        ("Bad Units_8_assignsubmission_file_", {"units": -5}),
+        ("Bad Activation_9_assignsubmission_file_", {"activation": "my_fancy_act"}),
+    ):
         (root / student).mkdir()
         hostile.layer_setting(models / "mlp.h5", root / student / "model.h5", **setting)
     return root
@@ -136,17 +138,21 @@ def test_tensorflow_ops_are_graded_by_tf_keras_when_the_instructor_allows_them(m
     assert repr(row["accuracy"]) == run_official([folder], DEMO_HELDOUT, legacy_keras=True)[folder]
 
 
-@pytest.mark.parametrize(("student", "cause"), [
-    ("8", "Received an invalid value for `units`, expected a positive integer. Received: units=-5"),
-    ("9", "Could not interpret activation function identifier: my_fancy_act"),
-])
+@pytest.mark.parametrize(
+    ("student", "cause"),
+    [
+        ("8", "Received an invalid value for `units`, expected a positive integer. Received: units=-5"),
+        ("9", "Could not interpret activation function identifier: my_fancy_act"),
+    ],
+)
 def test_a_config_keras_refuses_fails_with_the_cause_not_the_config(reference, student: str, cause: str) -> None:
     """Keras's deserialising error prints the layer's whole config before the cause: the reason keeps
     the layer class and the cause, and drops the config."""
     row = by_id(reference)[student]
     assert row["status"] == "load_failed"
-    assert row["reason"].startswith("Keras could not load the model: TypeError: Error when deserializing class "
-                                    "'Dense': ")
+    assert row["reason"].startswith(
+        "Keras could not load the model: TypeError: Error when deserializing class 'Dense': "
+    )
     assert row["reason"].endswith(cause) and "config=" not in row["reason"]
 
 

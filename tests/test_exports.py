@@ -21,14 +21,27 @@ from .conftest import DEMO_HELDOUT, make_cohort
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def row(student_id: str, name: str, status: str = "graded", score: float | None = 20.0, correct: int | None = 11704,
-        reason: str = "", folder: str | None = None) -> dict:
+def row(
+    student_id: str,
+    name: str,
+    status: str = "graded",
+    score: float | None = 20.0,
+    correct: int | None = 11704,
+    reason: str = "",
+    folder: str | None = None,
+) -> dict:
     marked = status in ("graded", "flagged")
     return {
-        "student_id": student_id, "student_name": name, "status": status, "reason": reason, "sha256": "ab" * 32,
+        "student_id": student_id,
+        "student_name": name,
+        "status": status,
+        "reason": reason,
+        "sha256": "ab" * 32,
         "folder": folder if folder is not None else f"{name}_{student_id}_assignsubmission_file_",
         "file": "model.h5" if marked or status == "refused" else "",
-        "score": score if marked else None, "correct": correct if marked else None, "total": 12000 if marked else None,
+        "score": score if marked else None,
+        "correct": correct if marked else None,
+        "total": 12000 if marked else None,
         "accuracy": 100 * correct / 12000 if marked and correct is not None else None,
         "band": {20.0: "[97, 100]", 13.0: "[95, 95.5)", 9.0: "[90, 94)"}.get(score) if marked else None,
     }
@@ -36,8 +49,15 @@ def row(student_id: str, name: str, status: str = "graded", score: float | None 
 
 ROWS = [
     row("100001", "Ada Lovelace"),
-    row("100002", "Alan Turing", "flagged", 13.0, 11412, "TF version: saved by Keras 2.13.1 (TensorFlow 2.13), older "
-                                                          "than TensorFlow 2.18.0, and the file name has no version tag"),
+    row(
+        "100002",
+        "Alan Turing",
+        "flagged",
+        13.0,
+        11412,
+        "TF version: saved by Keras 2.13.1 (TensorFlow 2.13), older "
+        "than TensorFlow 2.18.0, and the file name has no version tag",
+    ),
     row("100003", "Grace Hopper", "refused", reason="layers: uses Lambda: a layer that carries Python code"),
     row("100004", "Edsger Dijkstra", "graded", 9.0, 11000),
 ]
@@ -125,24 +145,48 @@ def test_feedback_zip_golden(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: exports.moodle_csv(marks([*ROWS, row("100077", "Un Known")]), roster(WORKSHEET), identifier="email",
-                                    item="Coursework 1", ungraded="skip"),
-         "1 graded students are not in the roster, and Moodle aborts the whole import for one unknown user: 100077"),
-        (lambda: exports.moodle_csv(marks(), roster(WORKSHEET), identifier="idnumber", item="x", ungraded="skip"),
-         "the roster has no 'ID number' column"),
-        (lambda: exports.moodle_worksheet(marks([*ROWS, row("100077", "Un Known")]), roster(WORKSHEET),
-                                          ungraded="skip"),
-         "1 graded students are not in the worksheet, and the upload would drop their grades: 100077"),
-        (lambda: exports.moodle_worksheet(marks(), roster("Identifier,Grade\nParticipant 1,\n"), ungraded="skip"),
-         "the worksheet has no 'Last modified (grade)' column"),
-        (lambda: exports.canvas_csv(marks(), roster(CANVAS_ROSTER), column=None, ungraded="skip"),
-         "canvas needs --column with the assignment's column title as Canvas writes it, 'Title (id)'; the roster "
-         "has: Coursework 1 (4321)"),
-        (lambda: exports.canvas_csv(marks([*ROWS, row("100077", "Un Known")]), roster(CANVAS_ROSTER),
-                                    column="Coursework 1 (4321)", ungraded="skip"),
-         "1 graded students match no one in the roster"),
-        (lambda: exports.feedback_zip(marks([row("k1234567", "No Moodle", folder="k1234567")])),
-         "1 students are not in Moodle folders"),
+        (
+            lambda: exports.moodle_csv(
+                marks([*ROWS, row("100077", "Un Known")]),
+                roster(WORKSHEET),
+                identifier="email",
+                item="Coursework 1",
+                ungraded="skip",
+            ),
+            "1 graded students are not in the roster, and Moodle aborts the whole import for one unknown user: 100077",
+        ),
+        (
+            lambda: exports.moodle_csv(marks(), roster(WORKSHEET), identifier="idnumber", item="x", ungraded="skip"),
+            "the roster has no 'ID number' column",
+        ),
+        (
+            lambda: exports.moodle_worksheet(
+                marks([*ROWS, row("100077", "Un Known")]), roster(WORKSHEET), ungraded="skip"
+            ),
+            "1 graded students are not in the worksheet, and the upload would drop their grades: 100077",
+        ),
+        (
+            lambda: exports.moodle_worksheet(marks(), roster("Identifier,Grade\nParticipant 1,\n"), ungraded="skip"),
+            "the worksheet has no 'Last modified (grade)' column",
+        ),
+        (
+            lambda: exports.canvas_csv(marks(), roster(CANVAS_ROSTER), column=None, ungraded="skip"),
+            "canvas needs --column with the assignment's column title as Canvas writes it, 'Title (id)'; the roster "
+            "has: Coursework 1 (4321)",
+        ),
+        (
+            lambda: exports.canvas_csv(
+                marks([*ROWS, row("100077", "Un Known")]),
+                roster(CANVAS_ROSTER),
+                column="Coursework 1 (4321)",
+                ungraded="skip",
+            ),
+            "1 graded students match no one in the roster",
+        ),
+        (
+            lambda: exports.feedback_zip(marks([row("k1234567", "No Moodle", folder="k1234567")])),
+            "1 students are not in Moodle folders",
+        ),
     ],
 )
 def test_builders_refuse_what_the_importer_would_reject(build, message: str) -> None:
@@ -154,30 +198,59 @@ def test_builders_refuse_what_the_importer_would_reject(build, message: str) -> 
 @pytest.mark.parametrize(
     ("check", "problem"),
     [
-        (lambda: exports.check_moodle_csv("Email address,Coursework 1,Feedback\nada@example.ac.uk,21,x\n", 20,
-                                          roster(WORKSHEET), "email"),
-         "line 2: grade 21 is outside 0-20 (maximum 20)"),
-        (lambda: exports.check_moodle_csv("Email address,Coursework 1,Feedback\nada@example.ac.uk,20,x\n"
-                                          "ada@example.ac.uk,19,y\n", 20, roster(WORKSHEET), "email"),
-         "line 3: Email address 'ada@example.ac.uk' appears twice"),
-        (lambda: exports.check_moodle_csv("Email address,Coursework 1,Feedback\nnobody@x.y,20,x\n", 20,
-                                          roster(WORKSHEET), "email"),
-         "line 2: Email address 'nobody@x.y' is not a user in the roster"),
-        (lambda: exports.check_moodle_csv("Email address,Coursework 1,Feedback\nada@example.ac.uk,twenty,x\n", 20,
-                                          roster(WORKSHEET), "email"),
-         "line 2: grade 'twenty' is not a number"),
-        (lambda: exports.check_moodle_worksheet("Identifier,Grade,Last modified (grade)\n100001,20,-\n", 20,
-                                                expected=set()),
-         "line 2: Identifier '100001' is not 'Participant <number>'"),
-        (lambda: exports.check_canvas_csv("Student,ID,SIS User ID,SIS Login ID,Section,Coursework 1\n"
-                                          "x,100001,,,,20\n", 20, roster(CANVAS_ROSTER)),
-         "assignment column 'Coursework 1' has no '(id)': Canvas would create a new assignment"),
-        (lambda: exports.check_canvas_csv("Student,ID,SIS User ID,SIS Login ID,Section,Coursework 1 (4321)\n"
-                                          "x,999,,,,20\n", 20, roster(CANVAS_ROSTER)),
-         "line 2: Canvas ID '999' is not a student in the roster"),
-        (lambda: exports.check_canvas_csv("Student,ID,Section,Coursework 1 (4321)\nx,100001,,20\n", 20,
-                                          roster(CANVAS_ROSTER)),
-         "the header must start with Student,ID,SIS User ID,SIS Login ID,Section"),
+        (
+            lambda: exports.check_moodle_csv(
+                "Email address,Coursework 1,Feedback\nada@example.ac.uk,21,x\n", 20, roster(WORKSHEET), "email"
+            ),
+            "line 2: grade 21 is outside 0-20 (maximum 20)",
+        ),
+        (
+            lambda: exports.check_moodle_csv(
+                "Email address,Coursework 1,Feedback\nada@example.ac.uk,20,x\nada@example.ac.uk,19,y\n",
+                20,
+                roster(WORKSHEET),
+                "email",
+            ),
+            "line 3: Email address 'ada@example.ac.uk' appears twice",
+        ),
+        (
+            lambda: exports.check_moodle_csv(
+                "Email address,Coursework 1,Feedback\nnobody@x.y,20,x\n", 20, roster(WORKSHEET), "email"
+            ),
+            "line 2: Email address 'nobody@x.y' is not a user in the roster",
+        ),
+        (
+            lambda: exports.check_moodle_csv(
+                "Email address,Coursework 1,Feedback\nada@example.ac.uk,twenty,x\n", 20, roster(WORKSHEET), "email"
+            ),
+            "line 2: grade 'twenty' is not a number",
+        ),
+        (
+            lambda: exports.check_moodle_worksheet(
+                "Identifier,Grade,Last modified (grade)\n100001,20,-\n", 20, expected=set()
+            ),
+            "line 2: Identifier '100001' is not 'Participant <number>'",
+        ),
+        (
+            lambda: exports.check_canvas_csv(
+                "Student,ID,SIS User ID,SIS Login ID,Section,Coursework 1\nx,100001,,,,20\n", 20, roster(CANVAS_ROSTER)
+            ),
+            "assignment column 'Coursework 1' has no '(id)': Canvas would create a new assignment",
+        ),
+        (
+            lambda: exports.check_canvas_csv(
+                "Student,ID,SIS User ID,SIS Login ID,Section,Coursework 1 (4321)\nx,999,,,,20\n",
+                20,
+                roster(CANVAS_ROSTER),
+            ),
+            "line 2: Canvas ID '999' is not a student in the roster",
+        ),
+        (
+            lambda: exports.check_canvas_csv(
+                "Student,ID,Section,Coursework 1 (4321)\nx,100001,,20\n", 20, roster(CANVAS_ROSTER)
+            ),
+            "the header must start with Student,ID,SIS User ID,SIS Login ID,Section",
+        ),
     ],
 )
 def test_checkers_read_files_as_the_importers_do(check, problem: str) -> None:
@@ -191,11 +264,15 @@ def graded_reports(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Pa
     """A real run over three Moodle folders, for the command-line exports."""
     from grader.cohort import grade_cohort
 
-    root = make_cohort(tmp_path_factory.mktemp("export") / "submissions", models, {
-        "Ada Lovelace_100001_assignsubmission_file_": {"mlp.h5": "ada.h5"},
-        "Alan Turing_100002_assignsubmission_file_": {"cnn.h5": "alan.h5"},
-        "Grace Hopper_100003_assignsubmission_file_": {"text.h5": "grace.h5"},
-    })
+    root = make_cohort(
+        tmp_path_factory.mktemp("export") / "submissions",
+        models,
+        {
+            "Ada Lovelace_100001_assignsubmission_file_": {"mlp.h5": "ada.h5"},
+            "Alan Turing_100002_assignsubmission_file_": {"cnn.h5": "alan.h5"},
+            "Grace Hopper_100003_assignsubmission_file_": {"text.h5": "grace.h5"},
+        },
+    )
     out = root.parent / "reports"
     grade_cohort(root, heldout=DEMO_HELDOUT, out=out)
     return out
@@ -207,11 +284,16 @@ def test_export_command_writes_each_format(graded_reports: Path, tmp_path: Path)
     worksheet = tmp_path / "worksheet.csv"
     worksheet.write_text(WORKSHEET)
     runner = CliRunner()
-    for fmt, extra in (("csv", []), ("moodle", ["--roster", str(worksheet)]),
-                       ("moodle-worksheet", ["--roster", str(worksheet)]), ("feedback-zip", [])):
+    for fmt, extra in (
+        ("csv", []),
+        ("moodle", ["--roster", str(worksheet)]),
+        ("moodle-worksheet", ["--roster", str(worksheet)]),
+        ("feedback-zip", []),
+    ):
         target = tmp_path / f"{fmt}.out"
-        result = runner.invoke(cli, ["export", fmt, "--reports", str(graded_reports), "--out", str(target), *extra],
-                               catch_exceptions=False)
+        result = runner.invoke(
+            cli, ["export", fmt, "--reports", str(graded_reports), "--out", str(target), *extra], catch_exceptions=False
+        )
         assert result.exit_code == 0, result.output
         assert result.output.startswith(f"wrote {target}")
     with zipfile.ZipFile(tmp_path / "feedback-zip.out") as archive:
@@ -229,8 +311,9 @@ def test_export_command_refuses_and_writes_nothing(graded_reports: Path, tmp_pat
     worksheet = tmp_path / "worksheet.csv"
     worksheet.write_text("\n".join(line for line in WORKSHEET.splitlines() if "100002" not in line) + "\n")
     target = tmp_path / "grades.csv"
-    result = CliRunner().invoke(cli, ["export", "moodle", "--reports", str(graded_reports), "--out", str(target),
-                                      "--roster", str(worksheet)])
+    result = CliRunner().invoke(
+        cli, ["export", "moodle", "--reports", str(graded_reports), "--out", str(target), "--roster", str(worksheet)]
+    )
     assert result.exit_code == 1
     assert "not in the roster, and Moodle aborts the whole import" in result.output and "100002" in result.output
     assert not target.exists()

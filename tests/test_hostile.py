@@ -19,9 +19,13 @@ from .conftest import DEMO_HELDOUT, Traps
 
 pytestmark = pytest.mark.tensorflow
 
-SHELL_NAMES = ("$(touch canary-shell)_300050_assignsubmission_file_", "a; touch canary-semicolon",
-               "O'Brien \"Quoted\" `id`_300052_assignsubmission_file_", "Zoë Ångström_300053_assignsubmission_file_",
-               "李小龙_300054_assignsubmission_file_")
+SHELL_NAMES = (
+    "$(touch canary-shell)_300050_assignsubmission_file_",
+    "a; touch canary-semicolon",
+    'O\'Brien "Quoted" `id`_300052_assignsubmission_file_',
+    "Zoë Ångström_300053_assignsubmission_file_",
+    "李小龙_300054_assignsubmission_file_",
+)
 
 
 def folder(root: Path, name: str) -> Path:
@@ -68,8 +72,9 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory, models: Path, traps: T
         "oversized_config": hostile.oversized_config(mlp, work / "f.h5"),
         "deep_config": hostile.deep_config(mlp, work / "g.h5"),
         "foreign_module": hostile.foreign_module(mlp, work / "h.h5"),
-        "keras_utils_module": hostile.foreign_module(mlp, work / "h2.h5", module="keras.src.utils.file_utils",
-                                                     class_name="get_file"),
+        "keras_utils_module": hostile.foreign_module(
+            mlp, work / "h2.h5", module="keras.src.utils.file_utils", class_name="get_file"
+        ),
         "custom_class": hostile.renamed_class(mlp, work / "i.h5", "MyDense"),
         "tfsm_layer": hostile.renamed_class(mlp, work / "j.h5", "TFSMLayer", filepath=str(traps.secret)),
         "string_lookup": hostile.renamed_class(mlp, work / "k.h5", "StringLookup", vocabulary=str(traps.secret)),
@@ -103,8 +108,10 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory, models: Path, traps: T
     out = root.parent / "reports"
     summary = grade_cohort(root, heldout=DEMO_HELDOUT, out=out, time_limit=10, memory_limit_gb=1.5)
     with open(summary.marks_csv, newline="", encoding="utf-8") as handle:
-        rows = {row["folder"].split("_3")[0] if row["folder"].endswith("_file_") else row["folder"]: row
-                for row in csv.DictReader(handle)}
+        rows = {
+            row["folder"].split("_3")[0] if row["folder"].endswith("_file_") else row["folder"]: row
+            for row in csv.DictReader(handle)
+        }
     return summary, rows, root
 
 
@@ -119,17 +126,27 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory, models: Path, traps: T
         ("oversized_config", "refused", "model: model config is 20,"),
         ("deep_config", "refused", "model: model config is nested 50"),
         ("foreign_module", "refused", "config: names Python modules outside Keras's layers and their parts: os"),
-        ("keras_utils_module", "refused", "config: names Python modules outside Keras's layers and their parts: "
-                                          "keras.src.utils.file_utils"),
+        (
+            "keras_utils_module",
+            "refused",
+            "config: names Python modules outside Keras's layers and their parts: keras.src.utils.file_utils",
+        ),
         ("custom_class", "refused", "layers: uses layer classes this assignment does not allow: MyDense"),
         ("tfsm_layer", "refused", "layers: TFSMLayer loads a TensorFlow SavedModel from a path on disk"),
         ("string_lookup", "refused", "layers: StringLookup can read a vocabulary file from disk"),
         ("tfoplambda", "refused", "layers: uses TFOpLambda, which calls a TensorFlow function the file names"),
         ("registered_custom", "refused", "layers: registered as custom objects: Dense (my_package>Dense)"),
-        ("keras2_lambda", "refused", "layers: uses Lambda, which runs Python code stored in the file: code "
-                                    "chosen by the file is never run on the marking machine"),
-        ("config_bomb", "refused", "parameters: the config declares 795,000,000,010 parameters but the file "
-                                   "stores 25,450"),
+        (
+            "keras2_lambda",
+            "refused",
+            "layers: uses Lambda, which runs Python code stored in the file: code "
+            "chosen by the file is never run on the marking machine",
+        ),
+        (
+            "config_bomb",
+            "refused",
+            "parameters: the config declares 795,000,000,010 parameters but the file stores 25,450",
+        ),
         ("oversized_file", "refused", "file size: 629,145,600 bytes, over the limit of 524,288,000"),
         ("payload_lambda", "refused", "layers: uses Lambda"),
         ("weights_only", "refused", "model: the file holds weights only"),
@@ -192,8 +209,9 @@ def test_allowed_lambda_runs_only_inside_the_sandbox(tmp_path: Path, models: Pat
     shutil.copyfile(models / "payload.h5", folder(root, "Pay Load_1_assignsubmission_file_") / "payload.h5")
     shutil.copyfile(models / "spawner.h5", folder(root, "Spa Wner_2_assignsubmission_file_") / "spawner.h5")
     shutil.copyfile(models / "mlp.h5", folder(root, "Ann Good_3_assignsubmission_file_") / "ann.h5")
-    summary = grade_cohort(root, heldout=DEMO_HELDOUT, out=tmp_path / "reports", allow_lambda=True,
-                           isolation="bubblewrap")
+    summary = grade_cohort(
+        root, heldout=DEMO_HELDOUT, out=tmp_path / "reports", allow_lambda=True, isolation="bubblewrap"
+    )
     rows = {row["student_id"]: row for row in summary.rows}
     assert rows["1"]["status"] == "flagged" and "allowed by the instructor" in rows["1"]["reason"]
     # The payload zeroes its input, so every image gets the same class: it ran.

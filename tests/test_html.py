@@ -13,8 +13,9 @@ from .conftest import DEMO_HELDOUT, make_cohort
 
 pytestmark = pytest.mark.tensorflow
 
-CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome")
-                 if (path := shutil.which(name))), None)
+CHROMIUM = next(
+    (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
+)
 XSS_NAME = "<img src=x onerror=alert(1)> Mallory"
 
 
@@ -22,11 +23,15 @@ XSS_NAME = "<img src=x onerror=alert(1)> Mallory"
 def html_run(tmp_path_factory: pytest.TempPathFactory, models: Path):
     from grader.cohort import grade_cohort
 
-    root = make_cohort(tmp_path_factory.mktemp("html") / "submissions", models, {
-        "Ada Lovelace_100001_assignsubmission_file_": {"mlp.h5": "ada.h5"},
-        f"{XSS_NAME}_100002_assignsubmission_file_": {"cnn.h5": "mallory.h5"},
-        "Grace Hopper_100003_assignsubmission_file_": {"lambda.h5": "grace.h5"},
-    })
+    root = make_cohort(
+        tmp_path_factory.mktemp("html") / "submissions",
+        models,
+        {
+            "Ada Lovelace_100001_assignsubmission_file_": {"mlp.h5": "ada.h5"},
+            f"{XSS_NAME}_100002_assignsubmission_file_": {"cnn.h5": "mallory.h5"},
+            "Grace Hopper_100003_assignsubmission_file_": {"lambda.h5": "grace.h5"},
+        },
+    )
     return grade_cohort(root, heldout=DEMO_HELDOUT, out=root.parent / "reports")
 
 
@@ -38,9 +43,18 @@ def browser():
 
     with sync_playwright() as playwright:
         # The flags keep a headless Chromium from reaching for the network on its own.
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
         yield launched
         launched.close()
 
@@ -57,7 +71,8 @@ def open_page(browser, path: Path) -> dict:
     page.goto(path.resolve().as_uri(), wait_until="load")
     seen["images"] = page.evaluate(
         "Array.from(document.images).map(i => ({alt: i.alt, ok: i.complete && i.naturalWidth > 0, "
-        "src: i.src.slice(0, 22)}))")
+        "src: i.src.slice(0, 22)}))"
+    )
     # Images inside inline SVG figures: decode each one the page embeds.
     seen["svg_images"] = page.evaluate("""async () => await Promise.all(
         Array.from(document.querySelectorAll('svg image')).map(node => new Promise(done => {
@@ -69,7 +84,8 @@ def open_page(browser, path: Path) -> dict:
     seen["text"] = page.inner_text("body")
     seen["marked_row"] = page.evaluate("(document.querySelector('tr.mine td') || {}).textContent || null")
     seen["charts"] = page.evaluate(
-        "Array.from(document.querySelectorAll('svg.figure')).map(s => s.getBoundingClientRect().width)")
+        "Array.from(document.querySelectorAll('svg.figure')).map(s => s.getBoundingClientRect().width)"
+    )
     context.close()
     return seen
 
@@ -94,9 +110,18 @@ def test_graded_report_renders_with_every_figure(html_run, browser) -> None:
     assert seen["images"] == [] and len(seen["svg_images"]) == 8 and len(seen["charts"]) == 1
     report = json.loads((html_run.out / "100001" / "report.json").read_text())
     assert seen["marked_row"] == report["mark"]["band"]
-    for text in ("Table 1", "95% confidence interval", "Misclassified images", "Confusion matrix",
-                 "Accuracy per class", "saved with", "file sha256",
-                 report["file"]["sha256"], report["heldout"]["sha256"], "more correct image"):
+    for text in (
+        "Table 1",
+        "95% confidence interval",
+        "Misclassified images",
+        "Confusion matrix",
+        "Accuracy per class",
+        "saved with",
+        "file sha256",
+        report["file"]["sha256"],
+        report["heldout"]["sha256"],
+        "more correct image",
+    ):
         assert text in seen["text"], text
 
 

@@ -94,4 +94,5 @@ def test_architecture_from_the_config_matches_keras(models: Path, model_facts: d
     assert inspection.config_parameters == facts["parameters"] == inspection.parameter_count
     assert inspection.output_shape == facts["output_shape"]
     assert {c.name: c.outcome for c in screen(inspection, RULES)} == dict.fromkeys(
-        ["HDF5 file", "HDF5 structure", "model", "layers", "config", "parameters", "outputs", "TF version"], "pass")
+        ["HDF5 file", "HDF5 structure", "model", "layers", "config", "parameters", "outputs", "TF version"], "pass"
+    )

@@ -47,8 +47,9 @@ def test_a_private_heldout_set_is_ignored_by_git(tmp_path) -> None:
     private = ROOT / "heldout" / "my_testset.npz"
     ignored = subprocess.run(["git", "check-ignore", "-q", str(private)], cwd=ROOT, check=False)
     assert ignored.returncode == 0
-    demo = subprocess.run(["git", "check-ignore", "-q", str(ROOT / "heldout" / "demo-mnist-test-3000.npz")],
-                          cwd=ROOT, check=False)
+    demo = subprocess.run(
+        ["git", "check-ignore", "-q", str(ROOT / "heldout" / "demo-mnist-test-3000.npz")], cwd=ROOT, check=False
+    )
     assert demo.returncode == 1
 
 

@@ -56,8 +56,10 @@ def evaluated_results(out: Path) -> int:
     """Results of the running run that needed a worker, read while the run writes them."""
     try:
         with sqlite3.connect(f"file:{out / 'gradebook.sqlite'}?mode=ro", uri=True, timeout=5) as db:
-            return db.execute("SELECT COUNT(*) FROM results JOIN runs ON runs.id = results.run_id "
-                              "WHERE runs.status = 'running' AND evaluation_id IS NOT NULL").fetchone()[0]
+            return db.execute(
+                "SELECT COUNT(*) FROM results JOIN runs ON runs.id = results.run_id "
+                "WHERE runs.status = 'running' AND evaluation_id IS NOT NULL"
+            ).fetchone()[0]
     except sqlite3.OperationalError:
         return 0
 

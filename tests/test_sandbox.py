@@ -39,10 +39,17 @@ print(json.dumps(facts))
 def run_in(isolation: sandbox.Isolation, tmp_path: Path, args: list[str]) -> str:
     """Run `python ARGS` as grader runs its children: isolated, with hard limits."""
     readable = sandbox.visible_paths(isolation, {str(tmp_path): "/job"})
-    argv, env, cwd = sandbox.command(isolation, args, readable=readable, workdir=tmp_path,
-                                     env={"SANDBOX_PROBE": "1"})
-    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=True,
-                          preexec_fn=lambda: sandbox._apply_limits(sandbox.Limits(address_space_bytes=8 * 1024**3)))
+    argv, env, cwd = sandbox.command(isolation, args, readable=readable, workdir=tmp_path, env={"SANDBOX_PROBE": "1"})
+    done = subprocess.run(
+        argv,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        preexec_fn=lambda: sandbox._apply_limits(sandbox.Limits(address_space_bytes=8 * 1024**3)),
+    )
     return done.stdout
 
 
@@ -64,8 +71,9 @@ def listening_port():
 
 
 @pytest.mark.skipif(bool(sandbox.bubblewrap_problem()), reason=f"needs bubblewrap: {sandbox.bubblewrap_problem()}")
-def test_bubblewrap_child_sees_only_what_it_is_given(tmp_path: Path, listening_port: int,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bubblewrap_child_sees_only_what_it_is_given(
+    tmp_path: Path, listening_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Under bubblewrap: no network, no project, labels or home folder, nothing written back to the host,
     a private /tmp, a cleared environment, and an unprivileged user."""
     monkeypatch.setenv("GRADER_TEST_SECRET", "do not pass on")
@@ -87,8 +95,9 @@ def test_bubblewrap_child_sees_only_what_it_is_given(tmp_path: Path, listening_p
     assert set(facts["root"]) <= system | python_tops
 
 
-def test_plain_subprocess_fallback_is_said_and_limited(tmp_path: Path, listening_port: int,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plain_subprocess_fallback_is_said_and_limited(
+    tmp_path: Path, listening_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The fallback is a plain subprocess: it is labelled as such, and its environment is still cleared."""
     monkeypatch.setenv("GRADER_TEST_SECRET", "do not pass on")
     isolation = sandbox.choose_isolation("process")
@@ -116,8 +125,9 @@ def test_allow_lambda_refuses_to_run_without_a_sandbox(tmp_path: Path) -> None:
     """--allow-lambda never runs students' code unsandboxed: with the plain subprocess it is an error."""
     (tmp_path / "subs").mkdir()
     with pytest.raises(GraderError, match="--allow-lambda needs the bubblewrap sandbox"):
-        grade_cohort(tmp_path / "subs", heldout=DEMO_HELDOUT, out=tmp_path / "out", allow_lambda=True,
-                     isolation="process")
+        grade_cohort(
+            tmp_path / "subs", heldout=DEMO_HELDOUT, out=tmp_path / "out", allow_lambda=True, isolation="process"
+        )
 
 
 RAISE_LIMIT = """

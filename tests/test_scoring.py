@@ -18,12 +18,12 @@ BANDS = load_assignment().bands
 @pytest.mark.parametrize(
     ("correct", "total", "score"),
     [
-        (9700, 10000, 20),   # 97.0% exactly: the top band's closed lower edge
-        (9699, 10000, 18),   # 96.99%
+        (9700, 10000, 20),  # 97.0% exactly: the top band's closed lower edge
+        (9699, 10000, 18),  # 96.99%
         (11640, 12000, 20),  # 97.0% of 12,000
         (11639, 12000, 18),  # 96.991...%
         (10000, 10000, 20),  # 100%: Table 1 prints [97, 100) but markers give 20
-        (9650, 10000, 18),   # 96.5% exactly
+        (9650, 10000, 18),  # 96.5% exactly
         (9649, 10000, 16),
         (9600, 10000, 16),
         (9599, 10000, 14),
@@ -40,8 +40,8 @@ BANDS = load_assignment().bands
         (6000, 10000, 5),
         (5000, 10000, 4),
         (4999, 10000, 3),
-        (1, 12000, 3),       # anything above zero is in (0, 50)
-        (0, 12000, 0),       # no correct image
+        (1, 12000, 3),  # anything above zero is in (0, 50)
+        (0, 12000, 0),  # no correct image
     ],
 )
 def test_band_edges_are_exact(correct: int, total: int, score: int) -> None:
@@ -54,11 +54,14 @@ def test_float_rounding_does_not_decide_an_edge() -> None:
     total = 10**17
     correct = 97 * 10**15 - 1
     assert accuracy_percent(correct, total) == 97.0  # the float cannot tell
-    assert mark(correct, total, BANDS).score == 18   # the fraction can
+    assert mark(correct, total, BANDS).score == 18  # the fraction can
 
 
-@given(st.integers(min_value=1, max_value=200_000).flatmap(
-    lambda total: st.tuples(st.integers(min_value=0, max_value=total), st.just(total))))
+@given(
+    st.integers(min_value=1, max_value=200_000).flatmap(
+        lambda total: st.tuples(st.integers(min_value=0, max_value=total), st.just(total))
+    )
+)
 def test_accuracy_equals_the_official_scripts_number(pair: tuple[int, int]) -> None:
     """100 * correct / total is bit-identical to the official script's numpy expression."""
     correct, total = pair
@@ -90,6 +93,8 @@ def test_per_class_accuracy_and_confusion() -> None:
     labels = np.array([0, 0, 1, 1, 2])
     predicted = np.array([0, 1, 1, 1, 0])
     assert per_class_accuracy(predicted, labels, 3) == [
-        {"class": 0, "total": 2, "correct": 1}, {"class": 1, "total": 2, "correct": 2},
-        {"class": 2, "total": 1, "correct": 0}]
+        {"class": 0, "total": 2, "correct": 1},
+        {"class": 1, "total": 2, "correct": 2},
+        {"class": 2, "total": 1, "correct": 0},
+    ]
     assert confusion_matrix(predicted, labels, 3).tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]

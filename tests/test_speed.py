@@ -56,8 +56,9 @@ def test_without_a_tie_only_the_probe_batches_are_predicted_twice() -> None:
     """A model with clear margins is predicted once in fast batches; only the first and last official
     batches are predicted again, as probes, and nothing changes."""
     net = BatchSensitiveNet(np.zeros(500, bool))
-    _, facts = _predict_as_official(net, np.arange(500, dtype=np.float32)[:, None],
-                                    {"batch_size": 32, "fast_batch_size": 256})
+    _, facts = _predict_as_official(
+        net, np.arange(500, dtype=np.float32)[:, None], {"batch_size": 32, "fast_batch_size": 256}
+    )
     assert (facts["rechecked"], facts["changed"]) == (2, [])
     assert net.calls == [(500, 256), (32, 32), (20, 32)]
     assert "batch_dependent" not in facts
@@ -74,7 +75,7 @@ class BatchMixingNet:
         self.calls.append((len(x), batch_size))
         rows = []
         for start in range(0, len(x), batch_size):
-            batch = x[start:start + batch_size, :2].astype(np.float64)
+            batch = x[start : start + batch_size, :2].astype(np.float64)
             rows.append(batch - batch.mean(axis=0))  # class 0 or 1 wins depending on the batch's mean
         return np.concatenate(rows).astype(np.float32)
 
@@ -97,10 +98,14 @@ def test_outputs_that_depend_on_the_batch_are_predicted_at_the_official_size() -
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Path:
-    return make_cohort(tmp_path_factory.mktemp("speed") / "submissions", models, {
-        f"Stu Dent{i}_{700000 + i}_assignsubmission_file_": {name: f"{name}"}
-        for i, name in enumerate(["mlp.h5", "cnn.h5", "flat.h5", "logits.h5", "k2_mlp.h5", "k2_cnn.h5"])
-    })
+    return make_cohort(
+        tmp_path_factory.mktemp("speed") / "submissions",
+        models,
+        {
+            f"Stu Dent{i}_{700000 + i}_assignsubmission_file_": {name: f"{name}"}
+            for i, name in enumerate(["mlp.h5", "cnn.h5", "flat.h5", "logits.h5", "k2_mlp.h5", "k2_cnn.h5"])
+        },
+    )
 
 
 @pytest.mark.tensorflow
@@ -115,10 +120,12 @@ def test_warm_workers_then_a_band_change_without_tensorflow(cohort: Path, tmp_pa
 
     text = builtin_assignments()["kcl-dnn-cw1"].read_text()
     rebanded = tmp_path / "rebanded.toml"
-    rebanded.write_text(text.replace('range = "(0, 50)"\nscore = 3', 'range = "(0, 50)"\nscore = 1')
-                            .replace('range = "[50, 60)"\nscore = 4', 'range = "[50, 60)"\nscore = 2')
-                            .replace('range = "[90, 94)"\nscore = 9', 'range = "[90, 94)"\nscore = 11')
-                            .replace('range = "[85, 90)"\nscore = 8', 'range = "[85, 90)"\nscore = 7.5'))
+    rebanded.write_text(
+        text.replace('range = "(0, 50)"\nscore = 3', 'range = "(0, 50)"\nscore = 1')
+        .replace('range = "[50, 60)"\nscore = 4', 'range = "[50, 60)"\nscore = 2')
+        .replace('range = "[90, 94)"\nscore = 9', 'range = "[90, 94)"\nscore = 11')
+        .replace('range = "[85, 90)"\nscore = 8', 'range = "[85, 90)"\nscore = 7.5')
+    )
     again = grade_cohort(cohort, heldout=DEMO_HELDOUT, out=out, assignment=rebanded)
     assert (again.evaluated, again.reused, again.workers_started) == (0, 6, 0)
     before = {row["student_id"]: row for row in first.rows}
@@ -160,8 +167,9 @@ def test_unchanged_files_are_not_read_again(cohort: Path, tmp_path: Path) -> Non
 def test_ties_everywhere_take_one_official_pass() -> None:
     """When most batches hold a tie (a model gone to NaN), the whole set is predicted once at batch 32."""
     net = BatchSensitiveNet(np.ones(300, bool))
-    outputs, facts = _predict_as_official(net, np.arange(300, dtype=np.float32)[:, None],
-                                          {"batch_size": 32, "fast_batch_size": 256})
+    outputs, facts = _predict_as_official(
+        net, np.arange(300, dtype=np.float32)[:, None], {"batch_size": 32, "fast_batch_size": 256}
+    )
     assert net.calls == [(300, 256), (300, 32)]
     assert facts["rechecked"] == 10 and len(facts["changed"]) == 300
     assert "batch_dependent" not in facts  # the outputs differ by rounding only

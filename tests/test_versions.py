@@ -27,8 +27,8 @@ RULES = load_assignment()
         ("2.13.1", "tf.keras", ((2, 13), (2, 13)), True),
         ("2.15.0", "tf.keras", ((2, 15), (2, 15)), True),
         ("2.18.0", "tf.keras", ((2, 18), (2, 18)), False),  # tf_keras with TF 2.18
-        ("3.0.2", "keras3", ((2, 16), (2, 16)), True),      # TF 2.17 needs Keras >= 3.2
-        ("3.4.1", "keras3", ((2, 16), (2, 17)), True),      # TF 2.18 needs Keras >= 3.5
+        ("3.0.2", "keras3", ((2, 16), (2, 16)), True),  # TF 2.17 needs Keras >= 3.2
+        ("3.4.1", "keras3", ((2, 16), (2, 17)), True),  # TF 2.18 needs Keras >= 3.5
         ("3.5.0", "keras3", ((2, 16), (2, 99)), False),
         ("3.15.1", "keras3", ((2, 16), (2, 99)), False),
         ("banana", "unknown", None, None),
@@ -43,10 +43,20 @@ def test_saved_with_names_the_release(keras_version, family, tensorflow, older) 
 
 @pytest.mark.parametrize(
     ("name", "tag"),
-    [("xy_submission_tf213.h5", (2, 13)), ("model_tf2.13.h5", (2, 13)), ("m_tf_2_13.h5", (2, 13)),
-     ("TF2_15_final.h5", (2, 15)), ("net-tf-2.9.h5", (2, 9)), ("tensorflow2.12.h5", (2, 12)),
-     ("best_tfv2.10.h5", (2, 10)), ("model_tf2.13.1.h5", (2, 13)),
-     ("tfidf.h5", None), ("mytf2.h5", None), ("model_v2.h5", None), ("model_tf2.h5", None)],
+    [
+        ("xy_submission_tf213.h5", (2, 13)),
+        ("model_tf2.13.h5", (2, 13)),
+        ("m_tf_2_13.h5", (2, 13)),
+        ("TF2_15_final.h5", (2, 15)),
+        ("net-tf-2.9.h5", (2, 9)),
+        ("tensorflow2.12.h5", (2, 12)),
+        ("best_tfv2.10.h5", (2, 10)),
+        ("model_tf2.13.1.h5", (2, 13)),
+        ("tfidf.h5", None),
+        ("mytf2.h5", None),
+        ("model_v2.h5", None),
+        ("model_tf2.h5", None),
+    ],
 )
 def test_version_tag_in_the_file_name(name: str, tag) -> None:
     """The tag forms students write are read; words that merely contain 'tf' are not tags."""
@@ -54,18 +64,28 @@ def test_version_tag_in_the_file_name(name: str, tag) -> None:
 
 
 def inspection(keras_version: str | None) -> Inspection:
-    return Inspection(path="x.h5", size=1, format="hdf5", readable=True, keras_version=keras_version,
-                      backend="tensorflow")
+    return Inspection(
+        path="x.h5", size=1, format="hdf5", readable=True, keras_version=keras_version, backend="tensorflow"
+    )
 
 
 @pytest.mark.parametrize(
     ("keras_version", "name", "outcome", "message"),
     [
-        ("2.13.1", "model.h5", "warn", "saved by Keras 2.13.1 (TensorFlow 2.13), older than TensorFlow 2.18.0, "
-                                       "and the file name has no version tag"),
+        (
+            "2.13.1",
+            "model.h5",
+            "warn",
+            "saved by Keras 2.13.1 (TensorFlow 2.13), older than TensorFlow 2.18.0, "
+            "and the file name has no version tag",
+        ),
         ("2.13.1", "model_tf213.h5", "pass", "saved by Keras 2.13.1 (TensorFlow 2.13); tagged tf2.13"),
-        ("2.13.1", "model_tf215.h5", "warn",
-         "the name's tag says TensorFlow 2.15 but the file was saved by Keras 2.13.1"),
+        (
+            "2.13.1",
+            "model_tf215.h5",
+            "warn",
+            "the name's tag says TensorFlow 2.15 but the file was saved by Keras 2.13.1",
+        ),
         ("3.15.1", "model.h5", "pass", "saved by Keras 3.15.1"),
         ("2.18.0", "model.h5", "pass", "saved by Keras 2.18.0 (TensorFlow 2.18 via tf_keras)"),
         (None, "model.h5", "warn", "saved by Keras 1 or an early Keras 2 (no keras_version attribute), older"),
