@@ -130,11 +130,17 @@ def _functional(
     return outputs.get(ends[0]) if len(ends) == 1 else None
 
 
+def config_of(item: dict[str, Any]) -> dict[str, Any]:
+    """A layer's or model's 'config' table; {} when the file gives none or something else."""
+    config = item.get("config")
+    return config if isinstance(config, dict) else {}
+
+
 def _layer(layer: dict[str, Any], inputs: list[Shape] | None, result: Architecture, prefix: str) -> Shape | None:
     kind = layer.get("class_name", "")
-    config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    config = config_of(layer)
     name = _name(layer)
-    if kind in MODEL_CLASSES or (isinstance(layer.get("config"), dict) and "layers" in config):
+    if kind in MODEL_CLASSES or "layers" in config:
         return _model(layer, inputs, result, f"{prefix}{name}/")
     shape, params = None, None
     if inputs is not None:
@@ -181,9 +187,9 @@ def _rule(
     if kind == "Concatenate":
         axis = config.get("axis", -1)
         total = sum(_known(s[axis]) for s in inputs)
-        out = list(shape)
-        out[axis] = total
-        return tuple(out), 0
+        joined = list(shape)
+        joined[axis] = total
+        return tuple(joined), 0
     if kind == "Flatten":
         return (shape[0], math.prod(_known(d) for d in shape[1:])), 0
     if kind == "Reshape":
@@ -242,8 +248,8 @@ def _rule(
         params = gates * (units * width + units * units + bias * units)
         if kind == "GRU" and config.get("reset_after", True) and bias:
             params += gates * units
-        out = (shape[0], shape[1], units) if config.get("return_sequences") else (shape[0], units)
-        return out, params
+        sequence: Shape = (shape[0], shape[1], units) if config.get("return_sequences") else (shape[0], units)
+        return sequence, params
     if kind == "Bidirectional":
         inner = config["layer"]
         before = result.parameters
@@ -302,7 +308,7 @@ def _spatial(
     transpose: bool = False,
 ) -> Shape:
     sizes = shape[2:] if channels_first else shape[1:-1]
-    out = []
+    out: list[int | None] = []
     for size, k, s, d in zip(sizes, window, strides, dilation, strict=True):
         if size is None:
             out.append(None)

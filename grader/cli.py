@@ -31,10 +31,14 @@ class _DefaultToRun(click.Group):
         return super().parse_args(ctx, args)
 
 
+class _CannotRun(click.ClickException):
+    "The command could not do its work (printed as one line, exit code 1)"
+
+    exit_code = EXIT_CANNOT_RUN
+
+
 def _fail(error: Exception | str) -> click.ClickException:
-    exception = click.ClickException(str(error))
-    exception.exit_code = EXIT_CANNOT_RUN
-    return exception
+    return _CannotRun(str(error))
 
 
 def assignment_option(function: Any) -> Any:
@@ -533,4 +537,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from grader.errors import SubmissionsError
 
@@ -249,7 +250,13 @@ def _choose(student_id: str, group: list[_Entry], zip_path: str) -> Submission:
     name = next((entry.student_name for entry in group if entry.student_name), "")
     files = tuple(entry.file for entry in group if entry.file is not None and entry.folder in file_folders)
     problems = [entry for entry in group if entry.problem]
-    base = {"student_id": student_id, "student_name": name, "folder": folder, "files": files, "zip_path": zip_path}
+    base: dict[str, Any] = {
+        "student_id": student_id,
+        "student_name": name,
+        "folder": folder,
+        "files": files,
+        "zip_path": zip_path,
+    }
     if problems:
         return Submission(**base, chosen=None, problem=problems[0].problem, problem_status=problems[0].status)
     top_level = [f for f in files if "/" not in f.name]

@@ -242,7 +242,7 @@ def moodle_worksheet(marks: Marks, worksheet: list[dict[str, str]] | None, *, un
                 [
                     f"{PARTICIPANT}{student}",
                     row["student_name"],
-                    grade_of(row, ungraded),
+                    grade_of(row, ungraded) or "",
                     number(marks.max_score),
                     "-",
                     feedback_text(row, marks.max_score),
@@ -260,11 +260,11 @@ def moodle_worksheet(marks: Marks, worksheet: list[dict[str, str]] | None, *, un
         header.append(WORKSHEET_FEEDBACK)
     lines = [header]
     for person in worksheet:
-        row = grades.get(participant_id(person) or "")
+        found = grades.get(participant_id(person) or "")
         values = dict(person)
-        if row is not None:
-            values["Grade"] = grade_of(row, ungraded) or ""
-            values[WORKSHEET_FEEDBACK] = feedback_text(row, marks.max_score)
+        if found is not None:
+            values["Grade"] = grade_of(found, ungraded) or ""
+            values[WORKSHEET_FEEDBACK] = feedback_text(found, marks.max_score)
         lines.append([values.get(column, "") for column in header])
     listed = {participant_id(person) for person in worksheet}
     unknown = sorted(set(grades) - listed)

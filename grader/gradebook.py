@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -342,9 +343,7 @@ class Gradebook:
 
 def _try_lock(handle: Any) -> bool:
     """Take an exclusive lock on an open file without waiting (fcntl on POSIX, msvcrt on Windows)."""
-    try:
-        import fcntl
-    except ImportError:
+    if sys.platform == "win32":
         import msvcrt
 
         try:
@@ -352,6 +351,8 @@ def _try_lock(handle: Any) -> bool:
         except OSError:
             return False
         return True
+    import fcntl
+
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

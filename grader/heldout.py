@@ -171,5 +171,5 @@ def _checked(images: np.ndarray, labels: np.ndarray, source: str, data: DataSpec
 def _hash(array: np.ndarray) -> str:
     """sha256 of an array's shape, dtype and C-order bytes."""
     digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
-    digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    digest.update(np.ascontiguousarray(array).data.cast("B"))
     return digest.hexdigest()

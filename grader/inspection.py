@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.architecture import analyse, declared_input, endpoints, inbound_names
+from grader.architecture import analyse, config_of, declared_input, endpoints, inbound_names
 
 # Bump when what the inspector reports changes: stored inspections of another revision are read again.
 REVISION = 3
@@ -356,7 +356,7 @@ def _layer_facts(model: dict[str, Any], prefix: str) -> Any:
 
 
 def _describe_layer(layer: dict[str, Any], prefix: str) -> Any:
-    config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    config = config_of(layer)
     name = _config_name(layer) or layer["class_name"].lower()
     units = config.get("units")
     yield LayerFact(
@@ -436,7 +436,7 @@ def _code_objects(config: Any) -> list[str]:
 
 def _endpoint_names(model: dict[str, Any], key: str) -> list[str]:
     """Layer names a functional config lists under 'input_layers' or 'output_layers' ([] for Sequential)."""
-    config = model.get("config") if isinstance(model.get("config"), dict) else {}
+    config = config_of(model)
     return endpoints(config.get(key))
 
 

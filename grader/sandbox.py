@@ -170,9 +170,10 @@ def popen(argv: list[str], env: dict[str, str], cwd: str, limits: Limits, stderr
     On Windows (students running `grade check`) there are no rlimits or sessions: the child gets its own
     process group and the grading process's memory and time watch."""
     stderr = open(stderr_path, "ab")  # noqa: SIM115 (the child owns it; closed when the child is reaped)
-    if os.name == "nt":
+    options: dict[str, Any]
+    if sys.platform == "win32":
         environment = {**os.environ, **env}  # Windows needs SYSTEMROOT and friends to start Python
-        options: dict[str, Any] = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP, "env": environment}
+        options = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP, "env": environment}
     else:
         options = {
             "start_new_session": True,
@@ -189,7 +190,7 @@ def popen(argv: list[str], env: dict[str, str], cwd: str, limits: Limits, stderr
 
 def kill_tree(process: subprocess.Popen[bytes]) -> None:
     """Kill a child and everything it started: its session on POSIX, its process tree on Windows."""
-    if os.name != "nt":
+    if sys.platform != "win32":
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         return

@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from grader.discovery import Submission
 
@@ -98,7 +98,7 @@ def _discard(target: Path | None) -> None:
 
 
 @contextlib.contextmanager
-def _open_source(submission: Submission) -> Iterator[BinaryIO]:
+def _open_source(submission: Submission) -> Iterator[IO[bytes]]:
     chosen = submission.chosen
     assert chosen is not None
     if submission.zip_path:

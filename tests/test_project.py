@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
 
 from grader.discovery import discover_submissions
 
@@ -58,3 +63,66 @@ def test_changelog_keeps_an_unreleased_section() -> None:
     text = (ROOT / "CHANGELOG.md").read_text()
     assert re.search(r"^## \[Unreleased\]", text, re.MULTILINE)
     assert text.index("## [Unreleased]") < text.index("### Added")
+
+
+def _name(requirement: str) -> str:
+    """A requirement's distribution name, normalised as PyPI compares names."""
+    return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", requirement).group(0)).lower()
+
+
+def _locked(path: Path) -> dict[str, tuple[str, set[str]]]:
+    """A uv lock file: each pinned distribution, its version, and what it is there for ('# via')."""
+    entries: dict[str, tuple[str, set[str]]] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        pinned = re.match(r"^([A-Za-z0-9_.-]+)==(\S+)", line)
+        if pinned:
+            current = _name(pinned.group(1))
+            entries[current] = (pinned.group(2), set())
+        elif current and (via := re.match(r"^\s+#\s+(?:via\s+)?(\S.*)$", line)) and via.group(1) != "via":
+            entries[current][1].add(via.group(1).strip())
+    return entries
+
+
+def _declared() -> tuple[dict[str, str], dict[str, str]]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    run = {_name(item): item for item in project["dependencies"]}
+    dev = {_name(item): item for item in project["optional-dependencies"]["dev"]}
+    return run, dev
+
+
+@pytest.mark.parametrize(("lock", "extras"), [("run.lock", False), ("dev.lock", True)])
+def test_lock_files_pin_exactly_what_pyproject_declares(lock: str, extras: bool) -> None:
+    """Each lock file's direct requirements are pyproject.toml's dependencies (plus the dev extra for
+    dev.lock), no more and no fewer, and every pinned version satisfies its declared range."""
+    from packaging.requirements import Requirement
+
+    run, dev = _declared()
+    declared = {**run, **(dev if extras else {})}
+    locked = _locked(ROOT / "requirements" / lock)
+    direct = {name for name, (_, via) in locked.items() if "grader (pyproject.toml)" in via}
+    assert direct == set(declared)
+    for name, requirement in declared.items():
+        assert Requirement(requirement).specifier.contains(locked[name][0], prereleases=True), (name, locked[name])
+
+
+def test_every_imported_library_is_declared_and_every_declared_one_imported() -> None:
+    """grader imports no third-party module that pyproject.toml leaves undeclared, and declares no runtime
+    dependency that grader never imports."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    imported = set()
+    for path in (ROOT / "grader").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"grader", "__future__"}
+    providers = packages_distributions()
+    used = {_name(providers[module][0]) for module in third_party if module in providers}
+    assert third_party - set(providers) <= {"msvcrt"}  # Windows-only standard library
+    run, _ = _declared()
+    assert used - set(run) == set(), "imported but not declared"
+    assert set(run) - used == set(), "declared but never imported"
