@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import grader
+from grader import defaults
 from grader.assignment import Assignment, load_assignment
 from grader.cohort import grade_cohort
 from grader.datasets import public_mnist
@@ -26,7 +27,7 @@ from grader.versions import saved_with
 
 
 def inspect_one(
-    path: Path, assignment: Assignment, *, isolation: str = "auto", allow_lambda: bool = False
+    path: Path, assignment: Assignment, *, isolation: str = defaults.ISOLATION, allow_lambda: bool = False
 ) -> tuple[dict[str, Any] | None, list[Check]]:
     """Inspect one file in a sandboxed h5py-only child and screen it against the assignment.
 
@@ -216,7 +217,7 @@ def check(
     data: str | Path | None = None,
     assignment: Assignment | str | Path | None = None,
     reference: bool = False,
-    isolation: str = "auto",
+    isolation: str = defaults.ISOLATION,
     allow_lambda: bool = False,
 ) -> CheckResult:
     """Check one file as the instructor's run would, on the public MNIST test set (or `data`).

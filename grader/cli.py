@@ -14,7 +14,9 @@ from typing import Any
 import click
 
 import grader
+from grader import defaults
 from grader.errors import GraderError, WorkerError
+from grader.sandbox import ISOLATIONS
 
 EXIT_OK = 0
 EXIT_CANNOT_RUN = 1
@@ -71,7 +73,7 @@ def cli() -> None:
     "--heldout",
     "-d",
     type=click.Path(path_type=Path),
-    default=Path("heldout"),
+    default=defaults.HELDOUT,
     show_default=True,
     help="Held-out set: an .npz (x/y or x_test/y_test), MNIST IDX files, or a folder with one of them.",
 )
@@ -80,7 +82,7 @@ def cli() -> None:
     "--out",
     "-o",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports"),
+    default=defaults.OUT,
     show_default=True,
     help="Folder for marks.csv, reports and the gradebook.",
 )
@@ -89,12 +91,12 @@ def cli() -> None:
     "-w",
     type=click.IntRange(1, 64),
     default=None,
-    help="Warm TensorFlow workers in parallel. Default: one per two cores.",
+    help=f"Warm TensorFlow workers in parallel. Default: {defaults.WORKERS}.",
 )
 @click.option(
     "--isolation",
-    type=click.Choice(["auto", "bubblewrap", "process"]),
-    default="auto",
+    type=click.Choice(ISOLATIONS),
+    default=defaults.ISOLATION,
     show_default=True,
     help="Sandbox for workers: bubblewrap when it works, else a plain subprocess.",
 )
@@ -103,14 +105,15 @@ def cli() -> None:
     type=click.FloatRange(min=1),
     default=None,
     metavar="SECONDS",
-    help="Per-submission limit to load and predict (default: the assignment's).",
+    help="Per-submission limit to load and predict. Default: the assignment's time_limit_seconds.",
 )
 @click.option(
     "--memory-limit",
     type=click.FloatRange(min=0.5),
-    default=None,
+    default=defaults.MEMORY_LIMIT_GB,
+    show_default=True,
     metavar="GB",
-    help="Memory one worker may use (default 6); a model over it is stopped (over_limit).",
+    help="Memory one worker may use; a model over it is stopped (over_limit).",
 )
 @click.option("--fresh-workers", is_flag=True, help="Start a new worker for every submission (slower).")
 @click.option(
@@ -131,7 +134,7 @@ def run_command(
     workers: int | None,
     isolation: str,
     time_limit: float | None,
-    memory_limit: float | None,
+    memory_limit: float,
     fresh_workers: bool,
     allow_lambda: bool,
     rehash: bool,
@@ -349,8 +352,8 @@ EXIT_NOT_GRADED = 3
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
 @click.option(
     "--isolation",
-    type=click.Choice(["auto", "bubblewrap", "process"]),
-    default="auto",
+    type=click.Choice(ISOLATIONS),
+    default=defaults.ISOLATION,
     show_default=True,
     help="Sandbox for the worker (a plain subprocess where bubblewrap is missing).",
 )
@@ -424,7 +427,7 @@ def _print_check(result: Any) -> None:
     "--reports",
     "-r",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports"),
+    default=defaults.OUT,
     show_default=True,
     help="The output folder of a grade run.",
 )
@@ -466,7 +469,7 @@ def plot_command(student_id: str, reports: Path, out: Path, heldout: Path | None
     "--reports",
     "-r",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports"),
+    default=defaults.OUT,
     show_default=True,
     help="The output folder of a grade run.",
 )

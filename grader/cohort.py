@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import time
 from collections import Counter
@@ -20,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 import grader
-from grader import scoring
+from grader import defaults, scoring
 from grader.assignment import Assignment, load_assignment
 from grader.discovery import Submission, discover_submissions
 from grader.errors import GraderError
@@ -35,6 +34,7 @@ from grader.screening import CODE_LAYERS, FAIL, PASS, WARN, Check, refused, scre
 from grader.staging import Staged, StagingError, fingerprint, stage, stat_key
 from grader.status import STATUSES
 from grader.versions import saved_with
+from grader.worker import MIN_NEAR_TIE, NEAR_TIE_SAFETY
 from grader.worker import REVISION as WORKER_REVISION
 
 FAILED_RUNS = {"timeout": "timeout", "crashed": "crashed", "memory": "over_limit", "processes": "over_limit"}
@@ -43,7 +43,6 @@ WORK_FOLDER = ".work"
 INSPECTOR = f"grader {grader.__version__} inspector {INSPECTOR_REVISION}"
 # Stored evaluations are reused only when they were made by this grader and this worker's way of predicting.
 EVALUATOR = f"{grader.__version__} worker {WORKER_REVISION}"
-DEFAULT_MEMORY_GB = 6.0
 # Predictions run in batches of this size, then near-ties are predicted again in the official script's
 # own batches (see worker._predict_as_official): the same outputs as batch 32, two to four times faster.
 # 256 is as fast as 1024 on the models students train, and holds a worker to about 0.8 GB, not 1.3.
@@ -110,14 +109,14 @@ def grade_cohort(
     submissions: str | Path,
     *,
     assignment: Assignment | str | Path | None = None,
-    heldout: str | Path = "heldout",
-    out: str | Path = "reports",
-    isolation: str = "auto",
+    heldout: str | Path = defaults.HELDOUT,
+    out: str | Path = defaults.OUT,
+    isolation: str = defaults.ISOLATION,
     workers: int | None = None,
     fresh_workers: bool = False,
     allow_lambda: bool = False,
     time_limit: float | None = None,
-    memory_limit_gb: float | None = None,
+    memory_limit_gb: float = defaults.MEMORY_LIMIT_GB,
     progress: Progress | None = None,
     reports: bool = True,
     rehash: bool = False,
@@ -166,7 +165,7 @@ def grade_cohort(
         )
         budget = Budget(
             wall_seconds=rules.evaluation.time_limit_seconds,
-            memory_bytes=int((memory_limit_gb or DEFAULT_MEMORY_GB) * 1024**3),
+            memory_bytes=int(memory_limit_gb * 1024**3),
         )
         run = _Run(
             book,
@@ -256,7 +255,7 @@ class _Run:
                 isolation=self.isolation,
                 images=write_images(self.heldout, self.workdir),
                 workdir=self.workdir / "workers",
-                workers=workers or default_workers(),
+                workers=workers or defaults.worker_count(),
                 fresh_each=fresh_workers,
                 budget=self.budget,
             )
@@ -563,15 +562,6 @@ def fast_batch_size(inspection: Inspection | None, official: int) -> int:
     return max(official, min(FAST_BATCH_SIZE, ACTIVATION_BUDGET // (4 * largest)))
 
 
-def default_workers() -> int:
-    """One single-threaded warm worker per core (measured faster than fewer workers with more threads on
-    the small models students train), as many as memory allows at about 1.5 GB each, at most 8."""
-    import psutil
-
-    by_memory = int(psutil.virtual_memory().available / (1.5 * 1024**3))
-    return max(1, min(os.cpu_count() or 1, by_memory, 8))
-
-
 def _failure_reason(answer: dict[str, Any]) -> str:
     reason = _stage_failure(answer)
     for other in answer.get("fallback_from", []):
@@ -614,10 +604,19 @@ def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]
             )
         )
     elif batches.get("fast", 0) > batches.get("official", 0):
+        if "margin" in batches:
+            why = (
+                "the first, middle and last as probes, and every batch holding an image whose two top outputs "
+                f"are within {batches['margin']:.1e} of each other: {NEAR_TIE_SAFETY} times twice the largest "
+                f"difference measured between the two batch sizes ({batches['drift']:.1e}), and at least "
+                f"{MIN_NEAR_TIE:.0e}"
+            )
+        else:
+            why = "all of them: most batches held a near-tie"
         message = (
             f"predicted in batches of {batches['fast']}; {batches['rechecked']} of the official script's "
-            f"batches of {batches['official']} were predicted again as it predicts them (the first, the "
-            "last and any holding a near-tie), with the same outputs up to rounding"
+            f"batches of {batches['official']} were predicted again as it predicts them ({why}), with the "
+            "same outputs up to rounding"
         )
         if changed:
             message += (
@@ -647,6 +646,16 @@ def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]
                 f"compiling the saved training setup ({answer['official_load_error']}); graded "
                 "with compile=False, which predicts the same",
                 "save the model again with the TensorFlow the coursework names",
+            )
+        )
+    if answer.get("official_load_unchecked"):
+        checks.append(
+            Check(
+                "official script",
+                WARN,
+                "could not check whether the official script's load_model(file) would compile the saved "
+                f"training setup ({answer['official_load_unchecked']}); graded with compile=False",
+                "a marker should run the official script on this file",
             )
         )
     adapted = answer.get("adapted")
@@ -688,6 +697,7 @@ def _evaluation_detail(evaluation: Evaluation, reused: bool) -> dict[str, Any]:
         "worker",
         "adapted",
         "official_load_error",
+        "official_load_unchecked",
         "fallback_from",
     )
     return {

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from grader.errors import GraderError
+from grader.errors import NoData
 
 FETCH = """
 import os, sys
@@ -25,10 +25,6 @@ print("PATH=" + get_file(fname="mnist.npz",
                          origin="https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
                          file_hash="731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"))
 """
-
-
-class NoData(GraderError):
-    "The public MNIST test set could not be fetched and no --data was given"
 
 
 def public_mnist(timeout: float = 600) -> Path:

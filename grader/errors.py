@@ -1,6 +1,13 @@
-"""Domain errors. The CLI turns each into a one-line message and a non-zero exit."""
+"""Every exception grader defines, in one place.
+
+`GraderError` and its subclasses stop a command before it can do its work: the CLI turns each into a
+one-line message and exit code 1. The others describe one submission or one child process; the run
+catches them and turns each into a student's status and reason, and goes on.
+"""
 
 from __future__ import annotations
+
+# Errors that stop a command ----------------------------------------------------------------------------
 
 
 class GraderError(Exception):
@@ -27,6 +34,25 @@ class NotAnH5File(GraderError):
     "The file given to `grade inspect` cannot be opened as HDF5"
 
 
+class GradebookBusy(GraderError):
+    "Another grade run is writing to this output folder"
+
+
+class NoData(GraderError):
+    "The public MNIST test set could not be fetched and no --data was given"
+
+
+class ExportError(GraderError):
+    "The export would be rejected by its importer (the message lists why), so nothing was written"
+
+
+# Failures of one submission or one child process (the run records them and goes on) -------------------
+
+
+class StagingError(Exception):
+    "The submitted file could not be read"
+
+
 class WorkerError(Exception):
     "A worker process failed outside any one submission (it would not start, or broke the protocol)"
 
@@ -37,3 +63,11 @@ class WorkerTimeout(WorkerError):
 
 class WorkerCrashed(WorkerError):
     "The worker process ended while evaluating a submission"
+
+
+class WorkerOverBudget(WorkerError):
+    "The worker's process tree went over the memory or process budget (`kind` says which)"
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind

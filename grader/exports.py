@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.discovery import MOODLE_FOLDER
-from grader.errors import GraderError
+from grader.errors import ExportError
 from grader.gradebook import Gradebook
 from grader.reports import marks_csv, number, student_folder
 from grader.status import MARKED
@@ -40,10 +40,6 @@ PARTICIPANT = "Participant "
 # Moodle refuses a gradebook grade above $CFG->gradepointmax, 100 unless a site raised it.
 MOODLE_GRADE_POINT_MAX = 100
 _CANVAS_COLUMN = re.compile(r"^(?P<title>.+) \((?P<id>\d+)\)$")
-
-
-class ExportError(GraderError):
-    "The export would be rejected by its importer (the message lists why), so nothing was written"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.errors import GraderError
+from grader.errors import GradebookBusy, GraderError
 
 FILE_NAME = "gradebook.sqlite"
 RECENT_EVALUATIONS = 16
@@ -104,10 +104,6 @@ CREATE TABLE IF NOT EXISTS results (
 """
 
 
-class GradebookBusy(GraderError):
-    "Another grade run is writing to this output folder"
-
-
 @dataclass(frozen=True)
 class Evaluation:
     """A stored evaluation: what the worker answered for one file on one held-out image set."""
@@ -121,10 +117,6 @@ class Evaluation:
     nonfinite: int
     seconds: float
     isolation: str
-
-    def outputs(self, book: Gradebook) -> np.ndarray | None:
-        """The stored outputs (float16, for figures), read only when a report needs them."""
-        return book.outputs(self.id)
 
 
 class Gradebook:

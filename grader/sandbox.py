@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import grader
+from grader import defaults
 from grader.errors import SandboxUnavailable
 
 ISOLATIONS = ("auto", "bubblewrap", "process")
@@ -55,10 +56,6 @@ class Isolation:
     detail: str
     "One line a TA can read: what the isolation is, or why bubblewrap was not used."
 
-    @property
-    def network_isolated(self) -> bool:
-        return self.kind == "bubblewrap"
-
 
 @functools.cache
 def bubblewrap_problem() -> str:
@@ -79,7 +76,7 @@ def bubblewrap_problem() -> str:
     return ""
 
 
-def choose_isolation(preference: str = "auto") -> Isolation:
+def choose_isolation(preference: str = defaults.ISOLATION) -> Isolation:
     """Bubblewrap when asked for or available; a plain subprocess otherwise (or when asked for)."""
     if preference not in ISOLATIONS:
         raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}")

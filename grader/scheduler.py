@@ -23,8 +23,9 @@ from typing import Any
 
 import psutil
 
-from grader import sandbox
-from grader.errors import WorkerCrashed, WorkerError, WorkerTimeout
+from grader import defaults, sandbox
+from grader.errors import WorkerCrashed, WorkerError, WorkerOverBudget, WorkerTimeout
+from grader.worker import PROTOCOL_VERSION as WORKER_PROTOCOL
 
 IMAGES_INSIDE = "/data/images.npy"
 INBOX_INSIDE = "/submission"
@@ -40,11 +41,11 @@ RECYCLE_BYTES = 1024**3
 class Budget:
     """What one submission may use."""
 
-    wall_seconds: float = 300.0
-    "Wall-clock time to load and predict."
-    memory_bytes: int = 6 * 1024**3
+    wall_seconds: float
+    "Wall-clock time to load and predict (the assignment's time_limit_seconds)."
+    memory_bytes: int = int(defaults.MEMORY_LIMIT_GB * 1024**3)
     "Resident memory of the worker and everything it started."
-    processes: int = 8
+    processes: int = defaults.PROCESS_LIMIT
     "Processes in the worker's tree (a TensorFlow worker needs 1-3)."
 
 
@@ -106,6 +107,8 @@ class ChildProcess:
         self.limits = limits
         self.process: Any = None
         self.ready: dict[str, Any] = {}
+        self.protocol: int | None = None
+        "The protocol version the child must announce in its ready message (None: any)."
 
     @classmethod
     def worker(
@@ -131,6 +134,7 @@ class ChildProcess:
         )
         child.inbox = inbox
         child.model_inside = f"{visible[str(inbox)]}/{MODEL_NAME}"
+        child.protocol = WORKER_PROTOCOL
         return child
 
     def start(self, timeout: float = STARTUP_SECONDS) -> dict[str, Any]:
@@ -147,6 +151,14 @@ class ChildProcess:
         if message.get("event") != "ready":
             self.kill()
             raise WorkerError(f"the child process sent {message!r} instead of its ready message")
+        if self.protocol is not None and message.get("protocol") != self.protocol:
+            # A worker from another grader release (another machine's install, a stale environment) may
+            # encode its answers differently: never read them.
+            self.kill()
+            raise WorkerError(
+                f"the worker speaks protocol {message.get('protocol')}, this grader reads protocol "
+                f"{self.protocol}: install the same grader release for the worker"
+            )
         self.ready = message
         return message
 
@@ -193,7 +205,7 @@ class ChildProcess:
         except (psutil.Error, AttributeError):
             return  # the process is ending; the read loop sees its exit
         if resident > budget.memory_bytes:
-            raise _OverBudget(
+            raise WorkerOverBudget(
                 "memory",
                 f"the model needed more than the {budget.memory_bytes / 1024**3:.1f} GB "
                 f"of memory a worker may use (it reached {resident / 1024**3:.1f} GB)",
@@ -201,7 +213,7 @@ class ChildProcess:
         # Under bubblewrap the tree is bwrap, its init and python: three processes before any payload.
         allowed = budget.processes + (2 if self.isolation.kind == "bubblewrap" else 0)
         if len(tree) > allowed:
-            raise _OverBudget("processes", f"started {len(tree) - 1} processes (limit {allowed - 1})")
+            raise WorkerOverBudget("processes", f"started {len(tree) - 1} processes (limit {allowed - 1})")
 
     def _exit_description(self) -> str:
         code = None
@@ -268,12 +280,6 @@ def _read_lines(stream: Any, lines: queue.Queue[bytes | None]) -> None:
     lines.put(None)
 
 
-class _OverBudget(WorkerError):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
 class Scheduler:
     """Runs jobs on a pool of warm workers, one thread per worker."""
 
@@ -283,9 +289,9 @@ class Scheduler:
         isolation: sandbox.Isolation,
         images: Path,
         workdir: Path,
+        budget: Budget,
         workers: int = 1,
         threads: int | None = None,
-        budget: Budget | None = None,
         limits: sandbox.Limits | None = None,
         fresh_each: bool = False,
     ) -> None:
@@ -296,7 +302,7 @@ class Scheduler:
         cores = os.cpu_count() or 1
         # Workers together use the cores once over, never more: oversubscription only slows TF down.
         self.threads = threads or max(1, cores // self.workers)
-        self.budget = budget or Budget()
+        self.budget = budget
         self.limits = limits or sandbox.Limits()
         self.fresh_each = fresh_each
         self._stop = threading.Event()
@@ -416,7 +422,7 @@ class Scheduler:
                 time.monotonic() - started,
                 info,
             )
-        except _OverBudget as error:
+        except WorkerOverBudget as error:
             worker.kill()
             return self._failed(job, error.kind, str(error), time.monotonic() - started, info)
         except WorkerError as error:
@@ -478,7 +484,7 @@ def inspect_files(
                 answer = child.ask({"path": f"{visible[str(inbox)]}/{MODEL_NAME}"}, INSPECTION_BUDGET)
             except WorkerTimeout:
                 failure = f"did not finish within {INSPECTION_BUDGET.wall_seconds:g} s"
-            except _OverBudget as error:
+            except WorkerOverBudget as error:
                 failure = str(error)
             except WorkerError as error:
                 failure = f"crashed the reader ({error})"

@@ -20,12 +20,9 @@ from pathlib import Path
 from typing import IO
 
 from grader.discovery import Submission
+from grader.errors import StagingError
 
 CHUNK = 1 << 20
-
-
-class StagingError(Exception):
-    "The submitted file could not be read"
 
 
 @dataclass(frozen=True)

@@ -36,20 +36,24 @@ from typing import Any
 import numpy as np
 
 PROTOCOL_VERSION = 2
-# Outputs whose top two differ by less than this (relative to the top one, at least 1) are near-ties: the
-# batch size could decide between them, so their official batches are predicted again at batch 32.
-# Differences between batch sizes are float32 rounding, about 1e-7 relative.
-NEAR_TIE = 1e-4
-# Outputs of the same image in a fast and an official batch that differ by more than this (relative or
-# absolute) are not rounding: the model's outputs depend on the other images in its batch.
+# The same image predicted in a fast batch and in an official one gives outputs that differ by float32
+# rounding (sums taken in another order): its drift, measured relative to the row's largest output (at
+# least 1). A drift above BATCH_DRIFT is not rounding: the model's outputs depend on the other images in
+# its batch, and the whole set is predicted in official batches.
 BATCH_DRIFT = 1e-3
+# Below that, an image's class can change between batch sizes only when its top two outputs are within
+# twice the drift (one rises by it, the other falls by it). The near-tie margin is NEAR_TIE_SAFETY times
+# that, from the largest drift measured on the batches predicted both ways, and never below
+# MIN_NEAR_TIE; every official batch holding an image inside the margin is predicted again as the
+# official script predicts it. A drift found there that widens the margin brings in more batches.
+NEAR_TIE_SAFETY = 10
+MIN_NEAR_TIE = 1e-4
 # What the worker computes from a file; part of every stored evaluation's key, so a change to it
 # evaluates every file again instead of reusing what an older worker stored.
-REVISION = 2
+REVISION = 3
 COLLECT_EVERY = 8
 MAX_OUTPUT_COLUMNS = 4096
 OUTPUT_DTYPES = ("float16", "float32", "float64")
-LOADERS = ("keras3", "tf_keras")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CONFIG_DUMP = re.compile(r" (?:using|with) config=\{.*\}\.?$")
 
@@ -164,9 +168,7 @@ class Worker:
             return {**answer, "ok": False, "stage": "load", "error": one_line(error, path=path, name=name)}
         answer.update(input_shape=_plain(input_shape), net_type=kind, summary=_summary(net), parameters=_count(net))
         if loader == "keras3":
-            problem = _official_compile_problem(module, net, path)
-            if problem:
-                answer["official_load_error"] = one_line(problem, path=path, name=name)
+            answer.update(_official_compile_problem(net, path, name))
         count = self.images.shape[0]
         shape = tuple(request["mlp_input"] if kind == "MLP" else request["cnn_input"])
         answer["fed_shape"] = [count, *shape]
@@ -222,15 +224,17 @@ class Worker:
 
 
 def _predict_as_official(net: Any, x: np.ndarray, request: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-    """Outputs equal to the official script's net.predict(x) at its batch size, computed faster.
+    """Outputs whose classes equal the official script's net.predict(x) at its batch size, computed faster.
 
-    The whole set is predicted in large batches. Floating-point sums can differ with the batch's size, so
-    every official batch (32 images, in order) holding an image whose top two outputs are within a hair
-    of each other, or a NaN, is predicted again exactly as the official script predicts it, and those
-    outputs are kept. The first and last official batches are always predicted again as probes: a model
-    whose outputs depend on the other images in its batch (a layer that normalises over the batch axis)
-    gives outputs there that differ by more than rounding, and is then predicted whole at the official
-    batch size. The answer says how many batches were re-run and how many classes changed.
+    The whole set is predicted in large batches. Then the first, middle and last official batches (32
+    images, in order) are predicted again exactly as the official script predicts them, as probes of how
+    far the two batch sizes' outputs drift apart. A drift beyond rounding (BATCH_DRIFT) means the model's
+    outputs depend on the other images in its batch: the whole set is predicted at the official batch
+    size. Otherwise every official batch holding an image whose top two outputs lie within the near-tie
+    margin (from the largest drift measured, see NEAR_TIE_SAFETY), or a NaN, is predicted again the
+    official way, and those outputs are kept; a batch that drifts further widens the margin and brings
+    in the batches the wider margin reaches. The answer says how many batches were re-run, the drift and
+    margin, and which images changed class.
     """
     official = int(request["batch_size"])
     fast = max(official, int(request.get("fast_batch_size") or official))
@@ -238,26 +242,62 @@ def _predict_as_official(net: Any, x: np.ndarray, request: dict[str, Any]) -> tu
     facts: dict[str, Any] = {"official": official, "fast": fast, "rechecked": 0, "changed": []}
     if fast == official or outputs.ndim != 2 or outputs.shape[0] != x.shape[0] or outputs.shape[1] < 2:
         return outputs, facts
+    total = -(-x.shape[0] // official)
+    gaps = top_two_gaps(outputs)
+    corrected = outputs.copy()
+    drift, margin = 0.0, MIN_NEAR_TIE
+    checked: set[int] = set()
+    pending = {0, total // 2, total - 1}
+    while pending:
+        if len(checked | pending) * 4 > total:
+            # Near-ties everywhere (a model gone to NaN, constant outputs): one official pass beats many.
+            return _official_pass(net, x, outputs, facts)
+        for batch in sorted(pending):
+            start = batch * official
+            stop = min(start + official, x.shape[0])
+            exact = np.asarray(net.predict(x[start:stop], batch_size=official, verbose=0))
+            seen = batch_drift(exact, outputs[start:stop])
+            if seen > BATCH_DRIFT:
+                return _official_pass(net, x, outputs, facts)
+            drift = max(drift, seen)
+            facts["changed"].extend(start + index for index in _flipped(exact, outputs[start:stop]))
+            corrected[start:stop] = exact
+            checked.add(batch)
+        margin = near_tie_margin(drift)
+        pending = {int(b) for b in np.unique(np.nonzero(gaps <= margin)[0] // official)} - checked
+    facts.update(rechecked=len(checked), drift=drift, margin=margin)
+    facts["changed"].sort()
+    return corrected, facts
+
+
+def near_tie_margin(drift: float) -> float:
+    """The top-two gap (relative) within which an image's class could depend on the batch size, given the
+    largest drift measured between the two batch sizes: NEAR_TIE_SAFETY times twice it, at least MIN_NEAR_TIE."""
+    return max(MIN_NEAR_TIE, NEAR_TIE_SAFETY * 2 * drift)
+
+
+def top_two_gaps(outputs: np.ndarray) -> np.ndarray:
+    """Each row's top output minus its second, relative to the top's size (at least 1); -inf for a row
+    holding NaN or infinity, which is always re-predicted."""
     wide = outputs.astype(np.float64)
     top = np.sort(wide, axis=1)[:, -2:]
-    tolerance = NEAR_TIE * np.maximum(1.0, np.abs(top[:, 1]))
-    suspect = ~np.isfinite(wide).all(axis=1) | (top[:, 1] - top[:, 0] <= tolerance)
-    total = -(-x.shape[0] // official)
-    batches = sorted({0, total - 1, *(int(b) for b in np.unique(np.nonzero(suspect)[0] // official))})
-    if len(batches) * 4 > total:
-        # Ties everywhere (a model gone to NaN, constant outputs): one official pass beats many small ones.
-        return _official_pass(net, x, outputs, facts)
-    corrected = outputs.copy()
-    for batch in batches:
-        start = batch * official
-        stop = min(start + official, x.shape[0])
-        exact = np.asarray(net.predict(x[start:stop], batch_size=official, verbose=0))
-        if not _same_up_to_rounding(exact, outputs[start:stop]):
-            return _official_pass(net, x, outputs, facts)
-        facts["changed"].extend(start + index for index in _flipped(exact, outputs[start:stop]))
-        corrected[start:stop] = exact
-        facts["rechecked"] += 1
-    return corrected, facts
+    with np.errstate(invalid="ignore"):
+        gaps = (top[:, 1] - top[:, 0]) / np.maximum(1.0, np.abs(top[:, 1]))
+    gaps[~np.isfinite(wide).all(axis=1)] = -np.inf
+    return gaps
+
+
+def batch_drift(exact: np.ndarray, fast: np.ndarray) -> float:
+    """The largest difference between two predictions of the same images, each relative to its row's
+    largest output (at least 1). NaN where both hold NaN counts as no difference; NaN on one side only,
+    or any infinity that differs, as an infinite one."""
+    a, b = exact.astype(np.float64), fast.astype(np.float64)
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    with np.errstate(invalid="ignore"):
+        difference = np.where(same, 0.0, np.abs(a - b))
+    difference[np.isnan(difference)] = np.inf
+    scale = np.maximum(1.0, np.abs(np.where(np.isfinite(b), b, 0.0)).max(axis=1, keepdims=True))
+    return float((difference / scale).max(initial=0.0))
 
 
 def _official_pass(net: Any, x: np.ndarray, fast: np.ndarray, facts: dict[str, Any]) -> tuple[np.ndarray, dict]:
@@ -265,10 +305,12 @@ def _official_pass(net: Any, x: np.ndarray, fast: np.ndarray, facts: dict[str, A
     whether the outputs differ by more than rounding (the model depends on the batch)."""
     official = facts["official"]
     exact = np.asarray(net.predict(x, batch_size=official, verbose=0))
-    if not _same_up_to_rounding(exact, fast):
+    drift = batch_drift(exact, fast)
+    if drift > BATCH_DRIFT:
         facts["batch_dependent"] = True
     facts["changed"] = _flipped(exact, fast)
     facts["rechecked"] = -(-x.shape[0] // official)
+    facts["drift"] = drift
     return exact, facts
 
 
@@ -277,29 +319,28 @@ def _flipped(exact: np.ndarray, fast: np.ndarray) -> list[int]:
     return [int(i) for i in np.nonzero(np.argmax(exact, axis=1) != np.argmax(fast, axis=1))[0]]
 
 
-def _same_up_to_rounding(exact: np.ndarray, fast: np.ndarray) -> bool:
-    return bool(np.allclose(exact, fast, rtol=BATCH_DRIFT, atol=BATCH_DRIFT, equal_nan=True))
-
-
-def _official_compile_problem(keras: Any, net: Any, path: str) -> BaseException | None:
+def _official_compile_problem(net: Any, path: str, name: str) -> dict[str, str]:
     """Whether the official script's load_model(file), which compiles from the file's training config,
-    would fail where compile=False succeeded (Keras 2 losses with reduction='auto', for example)."""
+    would fail where compile=False succeeded (Keras 2 losses with reduction='auto', for example):
+    {"official_load_error": ...} when it would, {"official_load_unchecked": why} when that cannot be
+    told here, {} when it would not."""
     try:
         import h5py
 
         with h5py.File(path, "r") as handle:
             raw = handle.attrs.get("training_config")
         if raw is None:
-            return None
+            return {}
         from keras.src.legacy.saving import json_utils, saving_utils
-
+    except ImportError as error:
+        # Another Keras layout than the pinned one: say the check could not be made, never drop it.
+        return {"official_load_unchecked": one_line(error)}
+    try:
         config = json_utils.decode(raw.decode() if isinstance(raw, bytes) else raw)
         net.compile(**saving_utils.compile_args_from_training_config(config))
-    except ImportError:
-        return None  # another Keras layout: nothing to compare with
     except BaseException as error:
-        return error
-    return None
+        return {"official_load_error": one_line(error, path=path, name=name)}
+    return {}
 
 
 def _encode_outputs(outputs: Any, count: int) -> dict[str, Any]:

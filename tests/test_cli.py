@@ -131,3 +131,39 @@ def test_inspect_prints_facts_and_checks(models: Path) -> None:
     as_json = json.loads(invoke("inspect", str(models / "mlp.h5"), "--json").output)
     assert as_json["inspection"]["input_shape"] == [None, 784]
     assert {c["outcome"] for c in as_json["checks"]} == {"pass"}
+
+
+def test_defaults_are_defined_once() -> None:
+    """The library's signatures, the CLI's options, its help text and the README all give the defaults
+    that grader.defaults defines."""
+    import inspect
+    import re
+
+    from grader import defaults
+    from grader.checking import check
+    from grader.cohort import grade_cohort
+
+    from .conftest import ROOT
+
+    library = inspect.signature(grade_cohort).parameters
+    options = {param.name: param for param in cli.commands["run"].params}
+    for name, option, value in (
+        ("heldout", "heldout", defaults.HELDOUT),
+        ("out", "out", defaults.OUT),
+        ("isolation", "isolation", defaults.ISOLATION),
+        ("memory_limit_gb", "memory_limit", defaults.MEMORY_LIMIT_GB),
+    ):
+        assert library[name].default == value == options[option].default, name
+    assert library["workers"].default is None and options["workers"].default is None  # defaults.worker_count()
+    assert inspect.signature(check).parameters["isolation"].default == defaults.ISOLATION
+    assert {param.name: param.default for param in cli.commands["check"].params}["isolation"] == defaults.ISOLATION
+    for command in ("plot", "export"):
+        assert {param.name: param.default for param in cli.commands[command].params}["reports"] == defaults.OUT
+    help_text = " ".join(invoke("run", "--help").output.split())
+    assert f"Default: {defaults.WORKERS}." in help_text
+    assert f"[default: {defaults.MEMORY_LIMIT_GB};" in help_text
+    readme = (ROOT / "README.md").read_text()
+    assert f"| `--workers N` | {defaults.WORKERS} |" in readme
+    assert re.search(rf"\| `--memory-limit GB` \| {defaults.MEMORY_LIMIT_GB:g} \|", readme)
+    assert f"| `--out DIR` | `{defaults.OUT}/` |" in readme
+    assert f"| `--heldout PATH` | `{defaults.HELDOUT}/` |" in readme

@@ -10,7 +10,7 @@ import pytest
 
 from grader.assignment import builtin_assignments
 from grader.cohort import grade_cohort
-from grader.worker import _predict_as_official
+from grader.worker import BATCH_DRIFT, MIN_NEAR_TIE, NEAR_TIE_SAFETY, _predict_as_official, near_tie_margin
 
 from .conftest import DEMO_HELDOUT, make_cohort
 
@@ -47,21 +47,91 @@ def test_fast_batches_give_the_official_scripts_outputs() -> None:
     outputs, facts = _predict_as_official(net, x, {"batch_size": 32, "fast_batch_size": 256})
     official = BatchSensitiveNet(ties).predict(x, batch_size=32)
     assert np.array_equal(np.argmax(outputs, axis=1), np.argmax(official, axis=1))
-    assert facts["rechecked"] == 3  # batches 0, 1 and 31 (the last, of 8 images)
+    assert facts["rechecked"] == 4  # probes 0, 16 and 31 (the last, of 8 images), and batch 1 (40, 41)
     assert facts["changed"] == [5, 40, 41, 999]
-    assert net.calls[0] == (images, 256) and sorted(net.calls[1:]) == [(8, 32), (32, 32), (32, 32)]
+    assert net.calls[0] == (images, 256) and sorted(net.calls[1:]) == [(8, 32), (32, 32), (32, 32), (32, 32)]
+    assert facts["margin"] == MIN_NEAR_TIE  # the drift measured, 2e-7, is float32 rounding
 
 
 def test_without_a_tie_only_the_probe_batches_are_predicted_twice() -> None:
-    """A model with clear margins is predicted once in fast batches; only the first and last official
-    batches are predicted again, as probes, and nothing changes."""
+    """A model with clear margins is predicted once in fast batches; only the first, middle and last
+    official batches are predicted again, as probes, and nothing changes."""
     net = BatchSensitiveNet(np.zeros(500, bool))
     _, facts = _predict_as_official(
         net, np.arange(500, dtype=np.float32)[:, None], {"batch_size": 32, "fast_batch_size": 256}
     )
-    assert (facts["rechecked"], facts["changed"]) == (2, [])
-    assert net.calls == [(500, 256), (32, 32), (20, 32)]
+    assert (facts["rechecked"], facts["changed"], facts["drift"]) == (3, [], 0.0)
+    assert net.calls == [(500, 256), (32, 32), (32, 32), (20, 32)]
     assert "batch_dependent" not in facts
+
+
+class DriftingNet:
+    """A network whose outputs in fast batches drift from the official batches' by a set amount per image,
+    less than BATCH_DRIFT (so not batch-dependent), but enough to swap two close classes: in batches
+    larger than 32, class 1 rises by the image's drift and class 0 falls by it. Officially class 0 leads
+    class 1 by each image's gap."""
+
+    def __init__(self, gaps: np.ndarray, drifts: np.ndarray) -> None:
+        self.official = np.zeros((len(gaps), 10), np.float64)
+        self.official[:, 0], self.official[:, 1] = 0.5 + gaps / 2, 0.5 - gaps / 2
+        self.official[:, 2:] = 0.0
+        self.drifts = drifts
+        self.calls: list[tuple[int, int]] = []
+
+    def predict(self, x: np.ndarray, batch_size: int, verbose: int = 0) -> np.ndarray:
+        self.calls.append((len(x), batch_size))
+        rows = x[:, 0].astype(int)
+        out = self.official[rows].copy()
+        if batch_size > 32:
+            out[:, 0] -= self.drifts[rows]
+            out[:, 1] += self.drifts[rows]
+        return out
+
+
+def test_a_drift_between_rounding_and_batch_dependence_cannot_flip_a_class_unseen() -> None:
+    """Outputs that drift by 5e-4 between batch sizes (more than the old fixed near-tie margin of 1e-4,
+    less than BATCH_DRIFT) swap the classes of an image whose top two are 5e-4 apart. The probes measure
+    the drift, the near-tie margin grows to NEAR_TIE_SAFETY times twice it, and that image's batch is
+    predicted again as the official script predicts it."""
+    images, drift = 1000, 5e-4
+    gaps = np.full(images, 0.3)
+    gaps[[100, 700]] = 5e-4  # close enough for the drift to swap them in fast batches
+    net = DriftingNet(gaps, np.full(images, drift))
+    x = np.arange(images, dtype=np.float32)[:, None]
+    fast = net.predict(x, batch_size=256)
+    assert fast[100].argmax() == 1 and BATCH_DRIFT > drift > 1e-4  # the old rule (gap <= 1e-4) missed it
+    outputs, facts = _predict_as_official(net, x, {"batch_size": 32, "fast_batch_size": 256})
+    assert np.array_equal(outputs.argmax(axis=1), net.official.argmax(axis=1))
+    assert facts["changed"] == [100, 700]
+    assert facts["drift"] == pytest.approx(drift) and facts["margin"] == pytest.approx(NEAR_TIE_SAFETY * 2 * drift)
+    assert facts["rechecked"] == 5  # probes 0, 16 and 31, and batches 3 (image 100) and 21 (image 700)
+    assert "batch_dependent" not in facts
+
+
+def test_a_drift_found_beyond_the_probes_widens_the_margin() -> None:
+    """The probes see no drift, but a batch re-predicted for an exact tie drifts by 4e-4: the margin widens
+    to cover it, and a batch with a 5e-4 gap that the first margin left out is predicted again too."""
+    images = 1000
+    gaps, drifts = np.full(images, 0.3), np.zeros(images)
+    drifts[160:192] = 4e-4
+    gaps[165], drifts[165] = 0.0, 0.0  # an exact tie in batch 5, in fast batches too: re-predicted under any margin
+    gaps[300], drifts[288:320] = 5e-4, 4e-4  # batch 9: swapped in fast batches, outside the first margin
+    net = DriftingNet(gaps, drifts)
+    outputs, facts = _predict_as_official(
+        net, np.arange(images, dtype=np.float32)[:, None], {"batch_size": 32, "fast_batch_size": 256}
+    )
+    assert np.array_equal(outputs.argmax(axis=1), net.official.argmax(axis=1))
+    assert 300 in facts["changed"] and facts["margin"] == pytest.approx(near_tie_margin(4e-4))
+    assert facts["rechecked"] == 5  # probes 0, 16, 31; batch 5 (the tie), then batch 9
+
+
+def test_the_near_tie_margin_is_stated_from_the_drift() -> None:
+    """No drift still re-predicts gaps up to MIN_NEAR_TIE; a measured drift gives NEAR_TIE_SAFETY times
+    twice itself, which is always wider than the gap the drift can swap."""
+    assert near_tie_margin(0.0) == MIN_NEAR_TIE
+    for drift in (1e-7, 1e-5, 2e-4, BATCH_DRIFT):
+        assert near_tie_margin(drift) >= max(MIN_NEAR_TIE, 2 * drift * NEAR_TIE_SAFETY)
+        assert near_tie_margin(drift) > 2 * drift
 
 
 class BatchMixingNet:

@@ -1,0 +1,37 @@
+"""The defaults of a grading run, each defined once.
+
+The library's signatures (`grade_cohort`, `check`), the `grade` command's options and their help text all
+read them from here, so the three cannot disagree. Precedence: command line > assignment file > these.
+The per-submission time limit is the assignment's (`[evaluation] time_limit_seconds`), not a default here.
+Kept free of heavy imports: the CLI reads it to draw `--help`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HELDOUT = Path("heldout")
+"Where the held-out set is looked for: a folder holding one .npz or one pair of IDX files."
+OUT = Path("reports")
+"Where marks.csv, the reports and the gradebook go."
+ISOLATION = "auto"
+"The worker sandbox: bubblewrap where it works, else a plain subprocess (the run says so)."
+MEMORY_LIMIT_GB = 6.0
+"Resident memory one worker's process tree may use; a model over it is stopped (over_limit)."
+PROCESS_LIMIT = 8
+"Processes one worker's tree may hold (a TensorFlow worker needs 1-3)."
+MAX_WORKERS = 8
+WORKER_MEMORY_GB = 1.5
+"About what one warm worker holds with a student's model loaded."
+WORKERS = f"one per core, at most {MAX_WORKERS}, and no more than free memory allows at {WORKER_MEMORY_GB:g} GB each"
+"The default worker count, in words (the help text and README say this)."
+
+
+def worker_count() -> int:
+    """One single-threaded warm worker per core (measured faster than fewer workers with more threads on
+    the small models students train), as many as free memory allows, at most MAX_WORKERS."""
+    import psutil
+
+    by_memory = int(psutil.virtual_memory().available / (WORKER_MEMORY_GB * 1024**3))
+    return max(1, min(os.cpu_count() or 1, by_memory, MAX_WORKERS))
