@@ -22,6 +22,8 @@ from grader.errors import AssignmentError
 SCHEMA_VERSION = 1
 DEFAULT_ASSIGNMENT = "kcl-dnn-cw1"
 POLICIES = ("refuse", "flag")
+# A file only TensorFlow's Keras 2 loader (tf_keras) can read: refused, graded and flagged, or graded.
+LEGACY_LOADER_POLICIES = ("refuse", "flag", "grade")
 INPUT_MODES = ("reference", "adapt")
 
 # One number: an integer or a decimal written out (no exponent), so that a band edge such as 96.5 is
@@ -89,6 +91,17 @@ class EvaluationSpec:
     "Wall-clock limit for loading and predicting one submission."
     nonfinite_policy: str = "flag"
     "Outputs holding NaN or inf: 'flag' (graded as the official script's argmax takes them) or 'refuse'."
+    output_width_policy: str = "flag"
+    "A model with another number of outputs than classes: 'flag' (graded as the official script grades it,"
+    " by the argmax over all its outputs, and flagged) or 'refuse' (bad_output, no mark)."
+    tie_flag_share: float = 0.01
+    "Flag a student when more than this share of the images had exactly tied top outputs, so that the"
+    " official script's argmax rule (the first of the tied classes) decided their class."
+
+
+# Evaluation settings that change how a result is marked, never the predictions: a stored evaluation is
+# reused across changes to these (see Assignment.evaluation_key).
+MARKING_ONLY = ("time_limit_seconds", "nonfinite_policy", "output_width_policy", "tie_flag_share")
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,10 @@ class VersionRules:
     "TensorFlow release the markers use."
     untagged_older_policy: str = "flag"
     "What to do with a file saved by an older release without a version tag in its name."
+    legacy_loader_policy: str = "flag"
+    "A Keras 2 file that Keras 3 (the official script's loader under this TensorFlow) cannot load or run,"
+    " which TensorFlow's Keras 2 loader (tf_keras) can: 'flag' (graded with tf_keras and flagged), 'grade'"
+    " (graded with tf_keras, the report says so) or 'refuse' (load_failed, no mark)."
 
 
 @dataclass(frozen=True)
@@ -160,7 +177,7 @@ class Assignment:
         or the policies re-marks a cohort without running a model again.
         """
         rules = {"data": asdict(self.data), "evaluation": asdict(self.evaluation)}
-        for marking_only in ("time_limit_seconds", "nonfinite_policy"):
+        for marking_only in MARKING_ONLY:
             rules["evaluation"].pop(marking_only)
         blob = json.dumps(rules, sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()
@@ -236,6 +253,8 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
         batch_size=evaluation.positive_int("batch_size", defaults_eval.batch_size),
         time_limit_seconds=evaluation.positive_number("time_limit_seconds", defaults_eval.time_limit_seconds),
         nonfinite_policy=evaluation.choice("nonfinite_policy", POLICIES, defaults_eval.nonfinite_policy),
+        output_width_policy=evaluation.choice("output_width_policy", POLICIES, defaults_eval.output_width_policy),
+        tie_flag_share=evaluation.share("tie_flag_share", defaults_eval.tie_flag_share),
     )
     pixels = 1
     for size in data_spec.image_shape:
@@ -264,6 +283,9 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
         untagged_older_policy=versions.choice(
             "untagged_older_policy", POLICIES, defaults_versions.untagged_older_policy
         ),
+        legacy_loader_policy=versions.choice(
+            "legacy_loader_policy", LEGACY_LOADER_POLICIES, defaults_versions.legacy_loader_policy
+        ),
     )
 
     allowed = screening.get("allowed_layers", list, required=True)
@@ -279,7 +301,7 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
     data.reject_unknown({"image_shape", "classes", "scale"})
     evaluation.reject_unknown(set(EvaluationSpec.__dataclass_fields__))
     limits.reject_unknown({"max_file_bytes", "file_size_policy", "max_parameters", "parameters_policy"})
-    versions.reject_unknown({"tensorflow", "untagged_older_policy"})
+    versions.reject_unknown(set(VersionRules.__dataclass_fields__))
     screening.reject_unknown({"allowed_layers"})
 
     name = info.get("name", str, required=True)
@@ -419,6 +441,14 @@ class _Reader:
             return default
         if value <= 0:
             self.fail(key, f"must be positive, not {value}")
+        return float(value)
+
+    def share(self, key: str, default: float) -> float:
+        value = self.get(key, (int, float))
+        if value is None:
+            return default
+        if not 0 <= value <= 1:
+            self.fail(key, f"must be a share between 0 and 1 (0.01 is 1%), not {value}")
         return float(value)
 
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:

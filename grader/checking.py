@@ -14,13 +14,13 @@ from grader import defaults
 from grader.assignment import Assignment, load_assignment
 from grader.cohort import grade_cohort
 from grader.datasets import public_mnist
-from grader.errors import NotAnH5File
+from grader.errors import NotAnH5File, WorkerError
 from grader.heldout import load_heldout
 from grader.inspection import Inspection
 from grader.official import Reference, run_official
 from grader.reports import number
 from grader.sandbox import choose_isolation
-from grader.scheduler import inspect_files
+from grader.scheduler import NO_WORKER, inspect_files
 from grader.screening import FAIL, PASS, WARN, Check, checks_from_json, screen, size_check
 from grader.status import MARKED
 from grader.versions import saved_with
@@ -248,6 +248,9 @@ def check(
             reports=False,
         )
         row = summary.rows[0]
+        if row["status"] == "crashed" and row["reason"].startswith(NO_WORKER):
+            # Not a fact about the student's file: this machine could not run the check.
+            raise WorkerError(row["reason"])
         official = None
         if reference:
             timeout = rules.evaluation.time_limit_seconds * 2

@@ -182,6 +182,7 @@ def run_command(
 
 def _print_summary(summary: Any) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from grader.reports import number
@@ -228,6 +229,8 @@ def _print_summary(summary: Any) -> None:
         f"Marks: {summary.marks_csv}  Summary: {summary.out / 'index.html'}  "
         f"Reports: {summary.out}/<student_id>/report.html"
     )
+    for problem in summary.problems:
+        console.print(f"[yellow]Not written: {escape(problem)}[/]", highlight=False)
 
 
 class _RichProgress:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ class RunSummary:
     "TensorFlow worker processes started (0 when every evaluation was reused)."
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    "What could not be written (the summary page), while every mark was."
 
 
 @dataclass
@@ -103,6 +106,8 @@ class _Student:
     inspection: Inspection | None = None
     inspection_json: dict[str, Any] | None = None
     "The inspection as stored (kept, so that a re-mark does not serialise it again)."
+    status: str = ""
+    "The status the student ended with, once their row is committed."
 
 
 def grade_cohort(
@@ -185,7 +190,7 @@ def grade_cohort(
         finally:
             shutil.rmtree(run.workdir, ignore_errors=True)
         book.finish_run(run_id)
-        rows = write_reports(book, run_id, out, rules) if reports else book.results(run_id)
+        rows, problems = write_reports(book, run_id, out, rules) if reports else (book.results(run_id), [])
     counts = Counter(row["status"] for row in rows)
     return RunSummary(
         run_id=run_id,
@@ -198,6 +203,7 @@ def grade_cohort(
         workers_started=run.workers_started,
         seconds=time.monotonic() - started,
         counts={status: counts[status] for status in STATUSES if counts[status]},
+        problems=problems,
     )
 
 
@@ -277,7 +283,7 @@ class _Run:
             # others wait with nothing to do.
             jobs.sort(key=lambda job: -_cost(sharing[job.key][0].inspection))
             try:
-                scheduler.run(jobs, lambda outcome: self._record_outcome(sharing[outcome.key], outcome))
+                scheduler.run(jobs, lambda outcome: self._record_safely(sharing[outcome.key], outcome))
             finally:
                 self.workers_started = scheduler.started
 
@@ -431,6 +437,18 @@ class _Run:
             fresh=runs_code,
         )
 
+    def _record_safely(self, students: list[_Student], outcome: Outcome) -> None:
+        """Record an outcome; a failure of grader's own while marking it is those students' row, not the
+        end of the run (a gradebook that cannot be written still stops the run: nothing could be kept)."""
+        try:
+            self._record_outcome(students, outcome)
+        except sqlite3.Error:
+            raise
+        except Exception as error:
+            for student in students:
+                if not student.status:
+                    self._finish(student, "crashed", f"grader could not mark this file: {error!r}; please report this")
+
     def _record_outcome(self, students: list[_Student], outcome: Outcome) -> None:
         self.evaluated += 1
         student = students[0]
@@ -442,7 +460,6 @@ class _Run:
             outputs = np.frombuffer(raw, dtype=encoded["dtype"]).reshape(encoded["shape"])
         predictions = scoring.predicted_classes(outputs) if outputs is not None else None
         nonfinite = int((~np.isfinite(outputs)).any(axis=1).sum()) if outputs is not None else 0
-        shown = np.clip(outputs, -65504, 65504) if outputs is not None else None
         evaluation_id = self.book.add_evaluation(
             sha256=student.sha256,
             images_sha256=self.heldout.images_sha256,
@@ -452,8 +469,9 @@ class _Run:
             reason=outcome.reason,
             answer={**answer, "worker": outcome.worker} if answer is not None else {"worker": outcome.worker},
             predictions=predictions,
-            outputs=shown,
+            outputs=outputs,
             nonfinite=nonfinite,
+            ties=scoring.tied_top(outputs) if outputs is not None and outputs.ndim == 2 else None,
             seconds=outcome.seconds,
             isolation=outcome.isolation.detail,
             keep=outcome.status == "answered",
@@ -474,22 +492,29 @@ class _Run:
             status = FAILED_STAGES.get(answer.get("stage", ""), "load_failed")
             self._finish(student, status, _failure_reason(answer), detail)
             return
+        if answer.get("fallback_from") and self.rules.versions.legacy_loader_policy == "refuse":
+            self._finish(student, "load_failed", _legacy_refusal(answer, self.rules), detail)
+            return
+        # The evaluation states the output width; screening's guess from the config gives way to it.
+        student.checks = [check for check in student.checks if check.name != "outputs"]
         student.checks.extend(_evaluation_checks(answer, self.rules))
         assert evaluation.predictions is not None and evaluation.output_shape is not None
         labels = self.heldout.labels
         correct = scoring.count_correct(evaluation.predictions, labels)
         classes = self.rules.data.classes
         width = evaluation.output_shape[1]
-        if width != classes:
+        if width != classes and self.rules.evaluation.output_width_policy == "refuse":
             official = scoring.accuracy_percent(correct, labels.size)
             self._finish(
                 student,
                 "bad_output",
                 f"the model outputs {width} scores per image; this assignment has {classes} classes "
-                f"(end it with Dense({classes})); the official script would report {official}%",
+                f"(end it with Dense({classes})); the official script would report {official}% "
+                '(output_width_policy = "refuse")',
                 detail,
             )
             return
+        student.checks.append(_width_check(width, classes))
         if evaluation.nonfinite:
             message = (
                 f"{evaluation.nonfinite:,} of {labels.size:,} images gave NaN or infinite outputs "
@@ -499,6 +524,8 @@ class _Run:
                 self._finish(student, "bad_output", message, detail)
                 return
             student.checks.append(Check("outputs", WARN, message, "check the model for overflow or division by zero"))
+        if evaluation.ties and evaluation.ties["images"]:
+            student.checks.append(_ties_check(evaluation.ties, labels.size, self.rules.evaluation.tie_flag_share))
         result = scoring.mark(correct, labels.size, self.rules.bands)
         detail["mark"] = _mark_detail(result, self.rules)
         flagged = [check for check in student.checks if check.outcome == WARN]
@@ -540,9 +567,15 @@ class _Run:
             },
         }
         self.book.add_result(self.run_id, row)
+        student.status = status
         if self.reports is not None:
             stored = {**row, "detail": json.loads(json.dumps(row["detail"]))}
-            write_student_report(stored, self.run_info, self.book, self.heldout, self.rules, self.reports)
+            try:
+                notes = write_student_report(stored, self.run_info, self.book, self.heldout, self.rules, self.reports)
+            except Exception as error:  # a report that cannot be drawn is a note in the row, not a lost run
+                notes = [f"report: could not be written ({error!r})"]
+            if notes:
+                self.book.note_result(self.run_id, submission.student_id, notes)
         self.progress.advance(submission.student_id, status)
 
 
@@ -607,8 +640,8 @@ def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]
         if "margin" in batches:
             why = (
                 "the first, middle and last as probes, and every batch holding an image whose two top outputs "
-                f"are within {batches['margin']:.1e} of each other: {NEAR_TIE_SAFETY} times twice the largest "
-                f"difference measured between the two batch sizes ({batches['drift']:.1e}), and at least "
+                f"are within {batches['margin']:.2g} of each other: {NEAR_TIE_SAFETY} times twice the largest "
+                f"difference measured between the two batch sizes ({batches['drift']:.2g}), and at least "
                 f"{MIN_NEAR_TIE:.0e}"
             )
         else:
@@ -624,17 +657,14 @@ def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]
                 f"{', '.join(map(str, changed[:10]))})"
             )
         checks.append(Check("batch size", PASS, message))
-    failed = answer.get("fallback_from") or []
-    if failed:
-        checks.append(
-            Check(
-                "loader",
-                PASS,
-                f"Keras 3, the official script's loader, cannot use this Keras 2 file "
-                f"({_stage_failure(failed[0])}); graded with {answer['loader']}, TensorFlow "
-                f"{rules.versions.tensorflow}'s Keras 2 loader",
-            )
+    if answer.get("fallback_from"):
+        flag = rules.versions.legacy_loader_policy == "flag"
+        advice = (
+            f"save the model with TensorFlow {rules.versions.tensorflow} (Keras 3), which the official script uses"
+            if flag
+            else ""
         )
+        checks.append(Check("loader", WARN if flag else PASS, _legacy_message(answer, rules), advice))
     else:
         checks.append(Check("loader", PASS, f"loaded by {answer.get('loader')}, as the official script loads it"))
     if answer.get("official_load_error"):
@@ -671,6 +701,66 @@ def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]
             )
         )
     return checks
+
+
+def _legacy_message(answer: dict[str, Any], rules: Assignment) -> str:
+    """Why a file was graded with TensorFlow's Keras 2 loader: what the official script's loader did."""
+    tensorflow = rules.versions.tensorflow
+    return (
+        f"the official script would fail with this file (its loader under TensorFlow {tensorflow} is Keras 3: "
+        f"{_stage_failure(answer['fallback_from'][0])}); graded with TensorFlow {tensorflow}'s Keras 2 loader "
+        f"({answer.get('loader')}), as markers resolve older files"
+    )
+
+
+def _legacy_refusal(answer: dict[str, Any], rules: Assignment) -> str:
+    """The reason for a file only the Keras 2 loader reads, under legacy_loader_policy = 'refuse'."""
+    tensorflow = rules.versions.tensorflow
+    return (
+        f"the official script cannot use this file: its loader under TensorFlow {tensorflow} is Keras 3, and "
+        f"{_stage_failure(answer['fallback_from'][0])}; this assignment does not grade with TensorFlow "
+        f'{tensorflow}\'s Keras 2 loader ({answer.get("loader")}), which can (legacy_loader_policy = "refuse")'
+    )
+
+
+def _width_check(width: int, classes: int) -> Check:
+    """The output width the evaluation found, against the assignment's classes (output_width_policy 'flag')."""
+    if width == classes:
+        return Check("outputs", PASS, f"{width} outputs, one per class")
+    effect = (
+        f"its classes {classes} to {width - 1} never match a label"
+        if width > classes
+        else f"classes {width} to {classes - 1} are never predicted"
+    )
+    return Check(
+        "outputs",
+        WARN,
+        f"the model outputs {width} scores per image; this assignment has {classes} classes; graded as the "
+        f"official script grades it, by the argmax over all {width} ({effect})",
+        f"end the model with Dense({classes}, activation='softmax')",
+    )
+
+
+def _ties_check(ties: dict[str, Any], total: int, flag_share: float) -> Check:
+    """How many images the official script's tie rule decided, flagged above the assignment's share."""
+    given = ", ".join(f"class {cls} to {count:,}" for cls, count in sorted(ties["classes"].items(), key=_by_class))
+    message = (
+        f"{ties['images']:,} of {total:,} images had two or more classes with exactly the same top output; "
+        f"the official script's argmax gave each the first of them ({given})"
+    )
+    if ties["images"] > flag_share * total:
+        return Check(
+            "tied outputs",
+            WARN,
+            f"{message}: more than {flag_share * 100:g}% of the images, so the tie rule, not the model, decided them",
+            "a network that gives every class the same output is dead or broken (NaN weights, a saturated "
+            "ReLU, a collapsed softmax): check its training",
+        )
+    return Check("tied outputs", PASS, f"{message}; at most {flag_share * 100:g}% of the images, not flagged")
+
+
+def _by_class(item: tuple[str, int]) -> int:
+    return int(item[0])
 
 
 def _shape(shape: Any) -> str:

@@ -190,14 +190,18 @@ class _Chart:
 
 def coursework_figure(
     images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, outputs: np.ndarray, target: str
-) -> int:
+) -> list[tuple[int, int, int]]:
     """Seed 000's plotting script, line for line, with matplotlib: the first eight misclassified images over
-    their output bars, saved as the script saves it (misclassified.pdf). Returns how many it shows."""
+    their output bars, saved as the script saves it (misclassified.pdf). Returns what it shows: (image,
+    true class, predicted class) for each.
+
+    One departure: 'Pred:' gives the class the mark counted (the stored prediction), where the script
+    takes np.argmax of the one image predicted again alone, which on a near-tie can differ."""
     plt = _pyplot()
     misclassified_indices = np.where(predicted != labels)[0]
     n_plot = min(len(misclassified_indices), MISCLASSIFIED_SHOWN)
     if n_plot == 0:
-        return 0
+        return []
     # squeeze=False: the script as given indexes axes[0, i], which fails for a single misclassification.
     fig, axes = plt.subplots(2, n_plot, figsize=(12, 3), squeeze=False)
     fig.subplots_adjust(hspace=0.5)
@@ -210,7 +214,7 @@ def coursework_figure(
         output = outputs[idx, 0:]
         axes[1, i].bar(range(outputs.shape[1]), output)
         axes[1, i].set_xticks(range(outputs.shape[1]))
-        axes[1, i].set_title(f"Pred: {np.argmax(output)}", y=1.05)
+        axes[1, i].set_title(f"Pred: {predicted[idx]}", y=1.05)
         axes[1, i].get_yaxis().set_visible(False)
         if i == 0:
             axes[1, i].get_yaxis().set_visible(True)
@@ -220,4 +224,4 @@ def coursework_figure(
         fig.text(0.51, 0.05, "Classes", ha="center", va="center")
     fig.savefig(target)
     plt.close(fig)
-    return n_plot
+    return [(int(i), int(labels[i]), int(predicted[i])) for i in misclassified_indices[:n_plot]]

@@ -26,7 +26,14 @@ from grader.errors import GradebookBusy, GraderError
 
 FILE_NAME = "gradebook.sqlite"
 RECENT_EVALUATIONS = 16
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# How a gradebook of an older schema is brought up to this one, step by step (nothing is lost).
+MIGRATIONS = {
+    # 1 -> 2: outputs are stored exactly, in the model's own dtype (schema 1 kept float16, so a figure of
+    # a near-tie could show another class than the one graded); ties record the images the official
+    # script's argmax rule decided.
+    1: ("ALTER TABLE evaluations ADD COLUMN outputs_dtype TEXT", "ALTER TABLE evaluations ADD COLUMN ties TEXT"),
+}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -71,12 +78,14 @@ CREATE TABLE IF NOT EXISTS evaluations (
     reason TEXT NOT NULL,
     answer TEXT,                         -- JSON: the worker's answer without its outputs
     predictions BLOB,                    -- zlib(int16 argmax per image)
-    outputs BLOB,                        -- zlib(float16 outputs), for figures only
+    outputs BLOB,                        -- zlib(outputs as the model gave them, little-endian)
     output_shape TEXT,
     nonfinite INTEGER,                   -- images whose outputs hold NaN or inf
     seconds REAL,
     isolation TEXT,
     created_at TEXT NOT NULL,
+    outputs_dtype TEXT,                  -- numpy dtype of outputs ('<f4'); NULL in schema 1: float16
+    ties TEXT,                           -- JSON: images whose top outputs were exactly tied, by class given
     UNIQUE (sha256, images_sha256, evaluation_key, grader_version)
 );
 CREATE TABLE IF NOT EXISTS figures (
@@ -117,6 +126,8 @@ class Evaluation:
     nonfinite: int
     seconds: float
     isolation: str
+    ties: dict[str, Any] | None = None
+    "Images whose top outputs were exactly tied: {'images': n, 'classes': {class: n}} (see scoring.tied_top)."
 
 
 class Gradebook:
@@ -142,11 +153,23 @@ class Gradebook:
         stored = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if stored is None:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(stored[0]) != SCHEMA_VERSION:
+        else:
+            self._migrate(int(stored[0]))
+
+    def _migrate(self, schema: int) -> None:
+        """Bring a gradebook written by an older grader up to SCHEMA_VERSION, in one transaction."""
+        if schema > SCHEMA_VERSION or any(step not in MIGRATIONS for step in range(schema, SCHEMA_VERSION)):
             raise GraderError(
-                f"{self.path}: gradebook schema {stored[0]}, this grader writes {SCHEMA_VERSION}; "
-                "use another --out folder"
+                f"{self.path}: gradebook schema {schema}, this grader reads schema {SCHEMA_VERSION}; "
+                "use the grader that wrote it, or another --out folder"
             )
+        if schema == SCHEMA_VERSION:
+            return
+        with self.transaction() as db:
+            for step in range(schema, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    db.execute(statement)
+            db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self.db.close()
@@ -256,9 +279,12 @@ class Gradebook:
         seconds: float,
         isolation: str,
         keep: bool,
+        ties: dict[str, Any] | None = None,
     ) -> int:
         """Store an evaluation. `keep=False` (timeouts, crashes) records it for this run only: the next
-        run tries the file again instead of reusing a failure that may not recur."""
+        run tries the file again instead of reusing a failure that may not recur. Outputs are kept exactly
+        as the model gave them, so that their argmax is the stored predictions."""
+        exact = outputs.astype(outputs.dtype.newbyteorder("<")) if outputs is not None else None
         values = (
             sha256,
             images_sha256,
@@ -268,18 +294,20 @@ class Gradebook:
             reason,
             json.dumps(answer, sort_keys=True) if answer is not None else None,
             _pack(predictions.astype("<i2")) if predictions is not None else None,
-            _pack(outputs.astype("<f2")) if outputs is not None else None,
-            json.dumps(list(outputs.shape)) if outputs is not None else None,
+            _pack(exact) if exact is not None else None,
+            json.dumps(list(exact.shape)) if exact is not None else None,
             nonfinite,
             seconds,
             isolation,
             _now(),
+            exact.dtype.str if exact is not None else None,
+            json.dumps(ties, sort_keys=True) if ties is not None else None,
         )
         with self.transaction() as db:
             cursor = db.execute(
                 "INSERT OR REPLACE INTO evaluations (sha256, images_sha256, evaluation_key, grader_version, status, "
-                "reason, answer, predictions, outputs, output_shape, nonfinite, seconds, isolation, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "reason, answer, predictions, outputs, output_shape, nonfinite, seconds, isolation, created_at, "
+                "outputs_dtype, ties) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
             )
         return int(cursor.lastrowid or 0)
@@ -297,11 +325,14 @@ class Gradebook:
         return evaluation
 
     def outputs(self, evaluation_id: int) -> np.ndarray | None:
-        row = self.db.execute("SELECT outputs, output_shape FROM evaluations WHERE id=?", (evaluation_id,)).fetchone()
+        """The model's outputs as stored: exact, except in evaluations of schema 1 (float16)."""
+        row = self.db.execute(
+            "SELECT outputs, output_shape, outputs_dtype FROM evaluations WHERE id=?", (evaluation_id,)
+        ).fetchone()
         if row is None or row["outputs"] is None:
             return None
         shape = tuple(json.loads(row["output_shape"]))
-        return _unpack(row["outputs"], "<f2").reshape(shape)
+        return _unpack(row["outputs"], row["outputs_dtype"] or "<f2").reshape(shape)
 
     # Figures ----------------------------------------------------------------------------------------
 
@@ -322,6 +353,23 @@ class Gradebook:
         marks = ", ".join("?" * len(values))
         with self.transaction() as db:
             db.execute(f"INSERT OR REPLACE INTO results ({columns}) VALUES ({marks})", tuple(values.values()))
+
+    def note_result(self, run_id: int, student_id: str, notes: list[str]) -> None:
+        """Add notes to a committed result (a report that could not be written): appended to its reason,
+        so marks.csv shows them, and kept in its detail under 'notes'."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT reason, detail FROM results WHERE run_id=? AND student_id=?", (run_id, student_id)
+            ).fetchone()
+            if row is None:
+                return
+            detail = json.loads(row["detail"])
+            detail["notes"] = [*detail.get("notes", []), *notes]
+            reason = "; ".join([row["reason"], *notes] if row["reason"] else notes)
+            db.execute(
+                "UPDATE results SET reason=?, detail=? WHERE run_id=? AND student_id=?",
+                (reason, json.dumps(detail, sort_keys=True), run_id, student_id),
+            )
 
     def results(self, run_id: int) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT * FROM results WHERE run_id=? ORDER BY folder, student_id", (run_id,))
@@ -363,6 +411,7 @@ def _evaluation(row: sqlite3.Row) -> Evaluation:
         nonfinite=row["nonfinite"] or 0,
         seconds=row["seconds"] or 0.0,
         isolation=row["isolation"] or "",
+        ties=json.loads(row["ties"]) if row["ties"] else None,
     )
 
 

@@ -84,28 +84,48 @@ def marks_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def write_reports(book: Gradebook, run_id: int, out: Path, assignment: Assignment) -> list[dict[str, Any]]:
+def write_reports(
+    book: Gradebook, run_id: int, out: Path, assignment: Assignment
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Write marks.csv and index.html for a run whose students' reports are written (see
-    write_student_report); return the rows."""
-    _WRITES.wait()
+    write_student_report); return the rows and what could not be written.
+
+    A student's report that failed to reach the disk gets a note in that student's row first, so
+    marks.csv says so. marks.csv is written before index.html, whose failure is returned, never raised.
+    """
+    for student_id, problem in _WRITES.wait().items():
+        book.note_result(run_id, student_id, [f"report: could not be written ({problem})"])
     run = book.run(run_id)
     rows = book.results(run_id)
     _write(out / "marks.csv", marks_csv(rows))
-    _write(out / "index.html", index_html(rows, run, assignment))
-    return rows
+    try:
+        _write(out / "index.html", index_html(rows, run, assignment))
+    except Exception as error:  # the marks are written; the summary page is not worth the run
+        return rows, [f"index.html could not be written: {error!r}"]
+    return rows, []
 
 
 def write_student_report(
     row: dict[str, Any], run: dict[str, Any], book: Gradebook, heldout: HeldoutSet, assignment: Assignment, out: Path
-) -> None:
-    """Write one student's report.json, report.md and report.html."""
+) -> list[str]:
+    """Write one student's report.json, report.md and report.html; return notes on what could not be
+    drawn (the report is written without it). Writing happens in the background: see write_reports."""
     report = build_report(row, run, book, heldout, assignment)
+    notes = []
+    try:
+        drawn = _student_figures(row, book, heldout)
+    except Exception as error:  # a figure is not worth the report: leave it out and say so
+        drawn = {}
+        notes.append(f"figure: the misclassified images could not be drawn ({error!r})")
+    report["notes"] = notes
     folder = out / student_folder(row["student_id"])
     folder.mkdir(parents=True, exist_ok=True)
     # Compact JSON: the C encoder is ten times faster than the indented one (jq or any viewer indents it).
-    _write_report(folder / "report.json", json.dumps(report, sort_keys=True, ensure_ascii=False) + "\n")
-    _write_report(folder / "report.md", report_markdown(report))
-    _write_report(folder / "report.html", report_html(report, _student_figures(row, book, heldout)))
+    student = row["student_id"]
+    _WRITES.submit(folder / "report.json", json.dumps(report, sort_keys=True, ensure_ascii=False) + "\n", student)
+    _WRITES.submit(folder / "report.md", report_markdown(report), student)
+    _WRITES.submit(folder / "report.html", report_html(report, drawn), student)
+    return notes
 
 
 def build_report(
@@ -430,10 +450,12 @@ def plot_student(reports: Path, student_id: str, target: Path, heldout_path: Pat
     shown = figures.coursework_figure(
         heldout.images, heldout.labels, evaluation.predictions, outputs.astype("float32"), str(target)
     )
-    if shown == 0:
+    if not shown:
         return f"{student_id}: no misclassified samples found, no plot generated (as the script says)"
+    listed = "; ".join(f"image {index}: true {true}, predicted {pred}" for index, true, pred in shown)
     return (
-        f"wrote {target}: the first {shown} misclassified images of {student_id}, as the coursework's script draws them"
+        f"wrote {target}: the first {len(shown)} misclassified images of {student_id}, as the coursework's "
+        f"script draws them ({listed})"
     )
 
 
@@ -450,29 +472,30 @@ def _write(path: Path, text: str) -> None:
 
 class _Writes:
     """Students' reports are written on two threads while the next student is rendered: writing is system
-    calls, which run outside Python's lock. `wait` collects them and raises the first failure."""
+    calls, which run outside Python's lock. `wait` collects them and says which students' failed."""
 
     def __init__(self) -> None:
         self._pool: Any = None
-        self._pending: list[Any] = []
+        self._pending: list[tuple[str, Any]] = []
 
-    def submit(self, path: Path, text: str) -> None:
+    def submit(self, path: Path, text: str, student_id: str) -> None:
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="report-writer")
         # In place, not through a rename: a run killed mid-way rewrites the file on resume, and a rename
         # per file costs a re-mark of hundreds of students more than all the rest of the writing.
-        self._pending.append(self._pool.submit(path.write_text, text, encoding="utf-8"))
+        self._pending.append((student_id, self._pool.submit(path.write_text, text, encoding="utf-8")))
 
-    def wait(self) -> None:
+    def wait(self) -> dict[str, str]:
+        """Wait for every write; the first failure of each student whose report could not be written."""
         pending, self._pending = self._pending, []
-        for future in pending:
-            future.result()
+        failed: dict[str, str] = {}
+        for student_id, future in pending:
+            error = future.exception()
+            if error is not None:
+                failed.setdefault(student_id, repr(error))
+        return failed
 
 
 _WRITES = _Writes()
-
-
-def _write_report(path: Path, text: str) -> None:
-    _WRITES.submit(path, text)

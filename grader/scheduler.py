@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import threading
@@ -31,8 +32,14 @@ IMAGES_INSIDE = "/data/images.npy"
 INBOX_INSIDE = "/submission"
 MODEL_NAME = "model.h5"
 STARTUP_SECONDS = 180.0
+# A worker that fails to start is tried again this many times in all before its jobs are given up on.
+STARTUP_ATTEMPTS = 2
+# How the reason of a job no worker could take begins (grade check turns it into "the check could not run").
+NO_WORKER = "no worker could evaluate it"
 WATCH_INTERVAL = 0.2
 MAX_LINE_BYTES = 512 * 1024 * 1024
+# What TensorFlow, its libraries and fontconfig print on every start, which says nothing about a failure.
+LOG_NOISE = re.compile(r"cuda|absl::|fontconfig|^WARNING:tensorflow|^[IWE]\d{4} |oneDNN|computation placer", re.I)
 # A worker is about 0.6-0.8 GB once TensorFlow is in; one over this after a job is replaced.
 RECYCLE_BYTES = 1024**3
 
@@ -230,11 +237,7 @@ class ChildProcess:
             text = self.stderr_path.read_text(errors="replace")
         except OSError:
             return "no worker log"
-        useful = [
-            line.strip()
-            for line in text.splitlines()
-            if line.strip() and "cuda" not in line.lower() and "absl::" not in line
-        ]
+        useful = [line.strip() for line in text.splitlines() if line.strip() and not LOG_NOISE.search(line)]
         return " | ".join(useful[-lines:]) or "the worker log is empty"
 
     def close(self) -> None:
@@ -311,6 +314,7 @@ class Scheduler:
         self._pending: queue.Queue[Job | None] = queue.Queue()
         self._results: queue.Queue[Outcome | BaseException] = queue.Queue()
         self._threads: list[threading.Thread] = []
+        self._retired = 0
         self.started = 0
         "Worker processes started so far (one per worker, plus one for each replacement)."
 
@@ -348,29 +352,44 @@ class Scheduler:
                 thread.join(timeout=30)
 
     def _serve(self, index: int) -> None:
+        """One worker's thread: start a worker, then evaluate jobs until the queue says stop.
+
+        A worker that will not start (after STARTUP_ATTEMPTS tries) leaves its jobs to the other threads;
+        the last thread standing gives each job it takes the status crashed, with the reason, so that the
+        run always completes. A failure of grader's own while evaluating one job is that job's crash.
+        """
         pending, results = self._pending, self._results
         folder = self.workdir / f"worker-{index}"
         folder.mkdir(parents=True, exist_ok=True)
         worker: ChildProcess | None = None
+        broken = ""  # why workers would not start here
         try:
-            # Start at once, before any job: the import of TensorFlow overlaps the run's preparation. A
-            # first worker that cannot start means the run cannot grade anything: that stops the run.
+            # Start at once, before any job: the import of TensorFlow overlaps the run's preparation.
             try:
                 worker = self._start_worker(folder)
             except WorkerError as error:
-                results.put(error)
-                return
+                broken = str(error)
+                if self._retire():
+                    return
             while not self._stop.is_set():
                 job = pending.get()
                 if job is None:
                     break
-                if worker is None:
+                if worker is None and not broken:
                     try:
                         worker = self._start_worker(folder)
                     except WorkerError as error:
-                        results.put(self._failed(job, "crashed", str(error), 0.0, {}))
-                        continue
-                outcome = self._evaluate(worker, job)
+                        broken = str(error)
+                if worker is None:
+                    results.put(self._failed(job, "crashed", f"{NO_WORKER}: {broken}", 0.0, {}))
+                    if self._retire():
+                        return
+                    continue
+                try:
+                    outcome = self._evaluate(worker, job)
+                except Exception as error:  # grader's own failure (placing the file, a broken pipe): this job's
+                    worker.kill()
+                    outcome = self._failed(job, "crashed", f"grader could not evaluate the file: {error!r}", 0.0, {})
                 results.put(outcome)
                 # A worker that grew (a large model stays in TensorFlow's allocator) starts afresh, so
                 # that workers side by side stay small.
@@ -386,20 +405,33 @@ class Scheduler:
                 worker.close()
                 self._forget(worker)
 
-    def _start_worker(self, folder: Path) -> ChildProcess:
-        """A new worker, ready for requests (raises WorkerError when it does not start)."""
-        worker = ChildProcess.worker(
-            isolation=self.isolation, images=self.images, workdir=folder, threads=self.threads, limits=self.limits
-        )
+    def _retire(self) -> bool:
+        """Whether this thread, whose worker will not start, may stop and leave the jobs to the others
+        (False for the last thread standing, which must see every remaining job to its end)."""
         with self._lock:
-            self._live.add(worker)
-            self.started += 1
-        try:
-            worker.start()
-        except WorkerError:
-            self._forget(worker)
-            raise
-        return worker
+            if len(self._threads) - self._retired > 1:
+                self._retired += 1
+                return True
+            return False
+
+    def _start_worker(self, folder: Path) -> ChildProcess:
+        """A new worker, ready for requests; tried STARTUP_ATTEMPTS times (raises WorkerError after)."""
+        failures = []
+        for _ in range(STARTUP_ATTEMPTS):
+            worker = ChildProcess.worker(
+                isolation=self.isolation, images=self.images, workdir=folder, threads=self.threads, limits=self.limits
+            )
+            with self._lock:
+                self._live.add(worker)
+                self.started += 1
+            try:
+                worker.start()
+            except WorkerError as error:
+                self._forget(worker)
+                failures.append(str(error))
+                continue
+            return worker
+        raise WorkerError(f"the worker would not start ({len(failures)} attempts): {failures[-1]}")
 
     def _forget(self, worker: ChildProcess) -> None:
         with self._lock:

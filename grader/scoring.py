@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -148,3 +149,17 @@ def confusion_matrix(predicted: np.ndarray, labels: np.ndarray, classes: int) ->
     inside = (predicted >= 0) & (predicted < classes)
     np.add.at(matrix, (labels[inside], predicted[inside]), 1)
     return matrix
+
+
+def tied_top(outputs: np.ndarray) -> dict[str, Any]:
+    """The images whose largest output is shared by two or more classes, so that np.argmax (the official
+    script's rule) gave them the first of those classes: how many, and how many got each class.
+
+    A dead or NaN-poisoned network outputs one value for every class, and the tie rule then decides every
+    image. Rows holding NaN are left out: the nonfinite count reports them.
+    """
+    finite = np.isfinite(outputs).all(axis=1)
+    top = outputs.max(axis=1, initial=-np.inf, where=np.isfinite(outputs), keepdims=True)
+    tied = finite & ((outputs == top).sum(axis=1) >= 2)
+    given = np.bincount(np.argmax(outputs[tied], axis=1), minlength=0) if tied.any() else np.zeros(0, np.int64)
+    return {"images": int(tied.sum()), "classes": {str(c): int(n) for c, n in enumerate(given) if n}}

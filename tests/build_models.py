@@ -220,6 +220,11 @@ def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> Non
             np.repeat(x[..., None], 3, axis=-1),
         ),
         "nan": keras.Sequential([keras.Input((784,)), layers.Dense(10, activation="softmax")]),
+        # A dead network: its ReLU layer outputs 0 for every image, so every class gets the same score and the
+        # official script's argmax gives class 0 to every image.
+        "dead": keras.Sequential(
+            [keras.Input((784,)), layers.Dense(16, activation="relu"), layers.Dense(10, activation="softmax")]
+        ),
         # Normalises over the batch axis: each image's outputs depend on the other images in its batch.
         "batch_axis": fit(
             keras.Sequential(
@@ -264,6 +269,8 @@ def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> Non
     }
     linear = fit(keras.Sequential([keras.Input((784,)), layers.Dense(10, activation="softmax")]), flat)
     models["payload"].layers[-1].set_weights(linear.layers[-1].get_weights())
+    hidden = models["dead"].layers[0]
+    hidden.set_weights([hidden.get_weights()[0], np.full(16, -1e3, np.float32)])
     nan_layer = models["nan"].layers[-1]
     kernel, bias = nan_layer.get_weights()
     kernel[:, 3] = np.nan  # every image gets a NaN score for class 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -31,8 +32,64 @@ COHORT = {
     "Kim Example_200011_assignsubmission_file_": {},
     "Lia Example_200012_assignsubmission_file_": {"channels_first.h5": "lia.h5"},
     "Max Example_200013_assignsubmission_file_": {"batch_axis.h5": "max.h5"},
+    "Nia Example_200014_assignsubmission_file_": {"dead.h5": "nia_dead.h5"},
     "k9999999": {"nan.h5": "nan_model.h5"},
 }
+
+
+# Fixtures that build or grade real models: a test using any of them (directly or through another
+# fixture) starts TensorFlow, so it must carry the tensorflow marker ("pytest -m 'not tensorflow'" then
+# really runs in seconds). Checked at collection by pytest_collection_modifyitems below.
+TENSORFLOW_FIXTURES = {"models", "model_facts", "graded"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run a test that builds or grades models without the tensorflow marker."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if TENSORFLOW_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("tensorflow")
+    ]
+    if unmarked:
+        raise pytest.UsageError("these tests use real models but lack @pytest.mark.tensorflow: " + ", ".join(unmarked))
+
+
+@pytest.fixture(autouse=True)
+def _workers_only_under_the_tensorflow_marker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """A test without the tensorflow marker that would start a TensorFlow worker fails, saying so."""
+    if request.node.get_closest_marker("tensorflow"):
+        yield
+        return
+    from grader import scheduler
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a TensorFlow worker: mark it @pytest.mark.tensorflow")
+
+    monkeypatch.setattr(scheduler.ChildProcess, "worker", refuse)
+    yield
+
+
+def require(problem: str, what: str) -> None:
+    """Skip a test that needs `what` when it is missing here, saying why; under CI (CI=true), where .ci/run
+    installs it, fail instead: a sandbox or browser test must never pass by skipping there."""
+    if not problem:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{what} is required under CI and is missing: {problem}")
+    pytest.skip(f"needs {what}: {problem}")
+
+
+@pytest.fixture
+def bubblewrap() -> None:
+    """The test needs a working bubblewrap sandbox (see require)."""
+    from grader.sandbox import bubblewrap_problem
+
+    require(bubblewrap_problem(), "bubblewrap")
+
+
+CHROMIUM = next(
+    (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
+)
 
 
 @dataclass(frozen=True)

@@ -134,3 +134,13 @@ def test_check_agrees_with_the_official_script_on_real_files(name: str) -> None:
     code, result = check_json(str(path), "--data", str(mnist), "--reference")
     assert code == 0 and result["reference"]["agrees"] is True
     assert result["dataset"]["name"] == "MNIST test set (10,000 images)"
+
+
+def test_the_script_grade_check_runs_is_the_coursework_script_verbatim() -> None:
+    """`grade check --reference` runs grader.official's copy of the official script; it is the coursework's
+    script to the character (the tests' own verbatim copy, tests/fixtures)."""
+    from grader.official import OFFICIAL_SCRIPT
+
+    from .official import SCRIPT
+
+    assert SCRIPT.read_text() == OFFICIAL_SCRIPT

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,12 +34,52 @@ def test_help_does_not_import_tensorflow() -> None:
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["inspect"]])
-def test_every_command_has_help_with_an_example(command: list[str]) -> None:
-    """Each command's help carries a copy-paste example."""
-    result = invoke(*command, "--help")
+# Each command, and how the example in its help begins (`grade run` is what `grade SUBMISSIONS` runs).
+EXAMPLES = {
+    "run": "grade submissions/",
+    "check": "grade check ",
+    "inspect": "grade inspect ",
+    "export": "grade export ",
+    "plot": "grade plot ",
+}
+
+
+def test_the_commands_are_the_ones_tested() -> None:
+    """The commands whose help is tested are every command the CLI has (a new one must join them)."""
+    assert sorted(cli.commands) == sorted(EXAMPLES)
+
+
+@pytest.mark.parametrize("command", ["", *EXAMPLES])
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    """`grade --help` and each command's --help exit 0 and show a copy-paste example of that command."""
+    result = invoke(*([command] if command else []), "--help")
     assert result.exit_code == 0
-    assert "grade " in result.output and ("Example" in result.output or "grade submissions/" in result.output)
+    if command:
+        assert EXAMPLES[command] in result.output.split("Example", 1)[1]
+    else:
+        assert all(f"grade {name}" in result.output for name in ("submissions/", "inspect"))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["/no/such/folder"],
+        ["run", "/no/such/folder"],
+        ["submissions", "--no-such-option"],
+        ["run", "submissions", "--workers", "0"],
+        ["inspect"],
+        ["export", "pdf", "--out", "x.csv"],
+        ["plot"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    """A usage error (a path that does not exist, an unknown option, a bad value, a missing argument)
+    exits 2 with click's message, before anything is read."""
+    from .conftest import ROOT
+
+    result = CliRunner().invoke(cli, [a if a != "submissions" else str(ROOT / "submissions") for a in args])
+    assert result.exit_code == 2, result.output
+    assert "Error:" in result.output
 
 
 def test_python_dash_m_grader_is_the_grade_command() -> None:
@@ -167,3 +208,130 @@ def test_defaults_are_defined_once() -> None:
     assert re.search(rf"\| `--memory-limit GB` \| {defaults.MEMORY_LIMIT_GB:g} \|", readme)
     assert f"| `--out DIR` | `{defaults.OUT}/` |" in readme
     assert f"| `--heldout PATH` | `{defaults.HELDOUT}/` |" in readme
+
+
+def marks(out: Path) -> dict[str, dict]:
+    with open(out / "marks.csv", newline="", encoding="utf-8") as handle:
+        return {row["student_id"]: row for row in csv.DictReader(handle)}
+
+
+@pytest.mark.tensorflow
+def test_plot_draws_the_classes_the_mark_counted(graded, tmp_path: Path) -> None:
+    """`grade plot STUDENT` writes the coursework's figure of the first eight misclassified images, each
+    labelled with the true class and the predicted class stored with the mark."""
+    from grader.gradebook import Gradebook
+
+    target = tmp_path / "misclassified.png"
+    result = invoke("plot", "200001", "--reports", str(graded.out), "--out", str(target))
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    listed = re.findall(r"image (\d+): true (\d+), predicted (\d+)", result.output)
+    shown = [tuple(map(int, found)) for found in listed]
+    with Gradebook(graded.out) as book:
+        row = next(r for r in book.results(graded.run_id) if r["student_id"] == "200001")
+        evaluation = book.evaluation_by_id(row["evaluation_id"])
+    with np.load(DEMO_HELDOUT) as data:
+        labels = data["y"]
+    predicted = evaluation.predictions
+    wrong = np.nonzero(predicted != labels)[0][:8]
+    assert len(shown) == 8 and shown == [(int(i), int(labels[i]), int(predicted[i])) for i in wrong]
+
+
+@pytest.mark.tensorflow
+def test_plot_of_a_student_without_predictions_exits_1(graded, tmp_path: Path) -> None:
+    """A refused student has nothing to plot: exit 1 with the status and reason, nothing written."""
+    result = invoke("plot", "200006", "--reports", str(graded.out), "--out", str(tmp_path / "x.pdf"))
+    assert result.exit_code == 1
+    assert "student 200006 has no predictions (refused: layers: uses Lambda" in result.output
+    assert not (tmp_path / "x.pdf").exists()
+
+
+@pytest.mark.tensorflow
+def test_rehash_reads_every_file_again(tmp_path: Path, models: Path) -> None:
+    """Without --rehash an unchanged file (same inode, size and times) is not read again: its stored hash is
+    trusted, even a wrong one. With --rehash every file is read and hashed again."""
+    import sqlite3
+
+    subs = make_cohort(
+        tmp_path / "subs",
+        models,
+        {
+            "Ann Example_1_assignsubmission_file_": {"mlp.h5": "a.h5"},
+            "Bob Example_2_assignsubmission_file_": {"cnn.h5": "b.h5"},
+        },
+    )
+    out = tmp_path / "reports"
+    command = [str(subs), "--heldout", str(DEMO_HELDOUT), "--out", str(out), "--workers", "1"]
+    assert invoke(*command).exit_code == 0
+    first = marks(out)
+    with sqlite3.connect(out / "gradebook.sqlite") as db:  # as if the stored hash of a.h5 were wrong
+        db.execute("UPDATE fingerprints SET sha256=? WHERE path LIKE '%a.h5'", (first["2"]["sha256"],))
+    assert invoke(*command).exit_code == 0
+    trusted = marks(out)
+    assert (trusted["1"]["sha256"], trusted["1"]["accuracy"]) == (first["2"]["sha256"], first["2"]["accuracy"])
+    result = invoke(*command, "--rehash")
+    assert result.exit_code == 0
+    assert marks(out) == first
+
+
+@pytest.mark.tensorflow
+def test_time_and_memory_limits_from_the_command_line(tmp_path: Path, models: Path) -> None:
+    """--time-limit and --memory-limit reach the workers: a model computing for minutes times out at the
+    limit given, one needing gigabytes is stopped at the memory given; both rows say so."""
+    subs = make_cohort(
+        tmp_path / "subs",
+        models,
+        {
+            "Slow Model_1_assignsubmission_file_": {"slow.h5": "slow.h5"},
+            "Big Model_2_assignsubmission_file_": {"memory_hog.h5": "hog.h5"},
+        },
+    )
+    out = tmp_path / "reports"
+    result = invoke(
+        str(subs), "--heldout", str(DEMO_HELDOUT), "--out", str(out), "--time-limit", "8", "--memory-limit", "1.5"
+    )
+    assert result.exit_code == 0, result.output
+    rows = marks(out)
+    assert rows["1"]["status"] == "timeout" and rows["1"]["reason"].startswith("no answer within the 8 s limit")
+    assert rows["2"]["status"] == "over_limit"
+    assert rows["2"]["reason"].startswith("the model needed more than the 1.5 GB of memory a worker may use")
+
+
+@pytest.mark.tensorflow
+def test_ctrl_c_exits_130_and_the_same_command_resumes(tmp_path: Path, models: Path) -> None:
+    """Ctrl-C during an evaluation stops the run at once with exit 130, saying what is kept and how to go
+    on; no worker outlives it; the same command then finishes with marks.csv identical to an
+    uninterrupted run's."""
+    import signal
+    import time
+
+    from .test_resume import grade, orphans
+
+    subs = make_cohort(
+        tmp_path / "subs",
+        models,
+        {
+            "Ann Example_1_assignsubmission_file_": {"mlp.h5": "a.h5"},
+            "Bob Example_2_assignsubmission_file_": {"text.h5": "b.h5"},
+            "Sal Example_3_assignsubmission_file_": {"slow.h5": "s.h5"},
+        },
+    )
+    limits = ("--time-limit", "6", "--workers", "1")
+    whole = grade(subs, tmp_path / "whole", *limits)
+    assert whole.wait(timeout=600) == 0, whole.stdout.read()
+
+    cut = grade(subs, tmp_path / "cut", *limits)
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "cut" / ".work").glob("run-*/workers/*/inbox/model.h5")):
+        assert cut.poll() is None, "the run finished before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    cut.send_signal(signal.SIGINT)
+    output = cut.communicate(timeout=60)[0]
+    assert cut.returncode == 130, output
+    assert "Interrupted. Every result finished so far is kept in the gradebook" in output
+    assert not orphans(tmp_path / "cut", within=10), "workers outlived the interrupted run"
+
+    resumed = grade(subs, tmp_path / "cut", *limits)
+    assert resumed.wait(timeout=600) == 0, resumed.stdout.read()
+    assert (tmp_path / "cut" / "marks.csv").read_bytes() == (tmp_path / "whole" / "marks.csv").read_bytes()

@@ -12,7 +12,6 @@ import pytest
 
 from grader.assignment import builtin_assignments
 from grader.cohort import grade_cohort
-from grader.sandbox import bubblewrap_problem
 
 from . import hostile
 from .conftest import DEMO_HELDOUT, SHARED, make_cohort
@@ -79,16 +78,23 @@ def test_keras2_files_load_with_keras3_where_it_can(reference) -> None:
 
 
 def test_keras3_unreadable_files_fall_back_to_tf_keras(reference) -> None:
-    """A Keras <= 2.2 layout (bare-list Sequential) fails in Keras 3 and is graded with tf_keras, and the
-    report says which loader graded it and why."""
+    """A Keras <= 2.2 layout (bare-list Sequential) fails in Keras 3 and is graded with tf_keras, flagged
+    (legacy_loader_policy = "flag"), and the report says which loader graded it and why."""
     rows = by_id(reference)
-    assert rows["3"]["status"] == "graded"
+    assert rows["3"]["status"] == "flagged"
+    assert rows["3"]["reason"].startswith(
+        "loader: the official script would fail with this file (its loader under TensorFlow 2.18.0 is Keras 3: "
+        "Keras could not load the model: "
+    )
+    assert rows["3"]["reason"].endswith(
+        "graded with TensorFlow 2.18.0's Keras 2 loader (tf_keras 2.18.0), as markers resolve older files"
+    )
     versions = report(reference, "3")["versions"]
     assert versions["loader"] == "tf_keras 2.18.0"
     assert versions["saved_with"].startswith("standalone Keras 2.1.3")
     assert versions["graded_with"] == "TensorFlow 2.18.0 with tf_keras 2.18.0"
     loader = next(c for c in report(reference, "3")["checks"] if c["name"] == "loader")
-    assert "Keras 3, the official script's loader, cannot use this Keras 2 file" in loader["message"]
+    assert loader["outcome"] == "warn" and "(tf_keras 2.18.0), as markers resolve older files" in loader["message"]
 
 
 def test_fallback_accuracy_equals_tf218s_own_loader(reference, cohort: Path) -> None:
@@ -119,7 +125,7 @@ def test_keras2_lambda_never_reaches_the_keras2_loader(reference) -> None:
     assert report(reference, "5")["evaluation"] is None
 
 
-@pytest.mark.skipif(bool(bubblewrap_problem()), reason=f"needs bubblewrap: {bubblewrap_problem()}")
+@pytest.mark.usefixtures("bubblewrap")
 def test_tensorflow_ops_are_graded_by_tf_keras_when_the_instructor_allows_them(models: Path, tmp_path: Path) -> None:
     """A tf.keras functional model with TensorFlow ops on tensors (TFOpLambda layers, which name a
     TensorFlow function to call) is refused by default, with what to change; with --allow-lambda it is
@@ -201,9 +207,17 @@ def test_every_corpus_file_is_graded_or_refused_with_a_reason(tmp_path: Path) ->
         versions = report(summary, row["student_id"])["versions"]
         assert versions["saved_with"] and versions["graded_with"], row["folder"]
         if row["status"] in ("graded", "flagged"):
-            expected = keras3[folder] if not keras3[folder].startswith("error") else keras2[folder]
+            script_fails = keras3[folder].startswith("error")
+            expected = keras2[folder] if script_fails else keras3[folder]
             assert repr(row["accuracy"]) == expected, row["folder"]
-            assert versions["loader"], row["folder"]
+            legacy = versions["loader"].startswith("tf_keras")
+            assert legacy or versions["loader"].startswith("keras 3"), row["folder"]
+            # Graded with the Keras 2 loader: flagged, saying the official script would fail. Otherwise never.
+            assert ("loader: the official script would fail" in row["reason"]) == legacy, row["folder"]
+            # Wherever the official script fails, a marker is told why: the loader, or its compile step.
+            compile_fails = "official script: the official script's load_model(file) would fail" in row["reason"]
+            assert script_fails == (legacy or compile_fails), row["folder"]
+            assert row["status"] == "flagged" or not script_fails, row["folder"]
         else:
             assert row["reason"], row["folder"]
     assert sum(row["status"] in ("graded", "flagged") for row in summary.rows) == 13

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from grader.cohort import grade_cohort
-from grader.sandbox import bubblewrap_problem
 
 from . import hostile
 from .conftest import DEMO_HELDOUT, Traps
@@ -156,7 +155,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory, models: Path, traps: T
         ("slow", "timeout", "no answer within the 10 s limit"),
         ("memory_hog", "over_limit", "the model needed more than the 1.5 GB of memory a worker may use"),
         ("nan", "flagged", "outputs: 3,000 of 3,000 images gave NaN or infinite outputs"),
-        ("five_outputs", "bad_output", "the model outputs 5 scores per image; this assignment has 10 classes"),
+        ("five_outputs", "flagged", "outputs: the model outputs 5 scores per image; this assignment has 10 classes"),
         ("rgb32", "predict_failed", "the model takes input (None, 32, 32, 3) but the official script feeds"),
         ("Cy Link", "refused", "model.h5 is a symbolic link, which is never followed"),
         ("Ben Good", "flagged", "file choice: MODEL.H5: the official script only loads names ending in lower-case"),
@@ -200,7 +199,7 @@ def test_reports_record_the_isolation(hostile_run) -> None:
     assert report["evaluation"]["isolation"] == summary.isolation.detail
 
 
-@pytest.mark.skipif(bool(bubblewrap_problem()), reason=f"needs bubblewrap: {bubblewrap_problem()}")
+@pytest.mark.usefixtures("bubblewrap")
 def test_allowed_lambda_runs_only_inside_the_sandbox(tmp_path: Path, models: Path, traps: Traps, listener) -> None:
     """With --allow-lambda a payload runs (its predictions show it), but inside the sandbox: it leaves no
     canary on the host, reads neither the secret nor the labels, reaches no host port; a payload that

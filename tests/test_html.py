@@ -4,18 +4,14 @@ every figure loaded, and students' names shown as text, never run as markup."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from .conftest import DEMO_HELDOUT, make_cohort
+from .conftest import CHROMIUM, DEMO_HELDOUT, make_cohort, require
 
 pytestmark = pytest.mark.tensorflow
 
-CHROMIUM = next(
-    (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
-)
 XSS_NAME = "<img src=x onerror=alert(1)> Mallory"
 
 
@@ -37,8 +33,7 @@ def html_run(tmp_path_factory: pytest.TempPathFactory, models: Path):
 
 @pytest.fixture(scope="module")
 def browser():
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (Debian: apt install chromium); .ci/run installs it")
+    require("" if CHROMIUM else "Chromium is not installed (Debian: apt install chromium)", "Chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -17,6 +17,7 @@ RULES = load_assignment()
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "flat", "logits", "five_outputs", "channels_first", "rgb32"])
+@pytest.mark.tensorflow
 def test_inspection_agrees_with_keras(models: Path, model_facts: dict, name: str) -> None:
     """Input shape, output width and parameter count read statically equal what Keras reports."""
     inspection = inspect_h5(models / f"{name}.h5")
@@ -28,6 +29,7 @@ def test_inspection_agrees_with_keras(models: Path, model_facts: dict, name: str
     assert inspection.model_class == "Sequential"
 
 
+@pytest.mark.tensorflow
 def test_lambda_is_found_and_refused(models: Path) -> None:
     """A Lambda layer is seen in the config and refused unless the instructor allows it."""
     inspection = inspect_h5(models / "lambda.h5")
@@ -47,18 +49,21 @@ def test_lambda_is_found_and_refused(models: Path) -> None:
         ("weights_only.weights.h5", "the file holds weights only (save_weights), not a model"),
     ],
 )
+@pytest.mark.tensorflow
 def test_files_that_are_not_models_are_refused(models: Path, name: str, message: str) -> None:
     """Truncated, text, empty and weights-only files fail screening with a reason and a fix."""
     failed = [c for c in screen(inspect_h5(models / name), RULES) if c.outcome == "fail"]
     assert failed and message in failed[0].message and failed[0].advice
 
 
+@pytest.mark.tensorflow
 def test_wrong_output_width_is_flagged_before_running(models: Path) -> None:
     """A last layer of 5 units for 10 classes is a warning with the fix."""
     checks = {c.name: c for c in screen(inspect_h5(models / "five_outputs.h5"), RULES)}
     assert checks["outputs"].outcome == "warn" and "Dense(10" in checks["outputs"].advice
 
 
+@pytest.mark.tensorflow
 def test_inspect_one_runs_in_a_child(models: Path) -> None:
     """`grade inspect` reads the file in a sandboxed child and screens it."""
     inspection, checks = inspect_one(models / "cnn.h5", RULES)
@@ -84,6 +89,7 @@ def test_corpus_parameter_counts_match_the_manifest() -> None:
 
 
 @pytest.mark.parametrize("name", ["zoo_residual", "zoo_recurrent", "zoo_nested", "mlp", "cnn", "flat", "rgb32"])
+@pytest.mark.tensorflow
 def test_architecture_from_the_config_matches_keras(models: Path, model_facts: dict, name: str) -> None:
     """Shapes and parameter counts worked out from the config alone equal what Keras builds, for
     convolutions, separable and transposed convolutions, normalisation, merges, recurrent and wrapped

@@ -70,7 +70,7 @@ def listening_port():
     server.close()
 
 
-@pytest.mark.skipif(bool(sandbox.bubblewrap_problem()), reason=f"needs bubblewrap: {sandbox.bubblewrap_problem()}")
+@pytest.mark.usefixtures("bubblewrap")
 def test_bubblewrap_child_sees_only_what_it_is_given(
     tmp_path: Path, listening_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -140,7 +140,22 @@ except (ValueError, OSError):
 """
 
 
-@pytest.mark.skipif(bool(sandbox.bubblewrap_problem()), reason=f"needs bubblewrap: {sandbox.bubblewrap_problem()}")
+@pytest.mark.usefixtures("bubblewrap")
 def test_sandboxed_child_cannot_lift_its_limits(tmp_path: Path) -> None:
     """Hard limits are set before the sandbox starts, and its child has no capability to lift them."""
     assert run_in(sandbox.choose_isolation("bubblewrap"), tmp_path, ["-c", RAISE_LIMIT]).strip() == "kept"
+
+
+def test_a_missing_sandbox_fails_under_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under CI=true (as .ci/run sets it) a test that needs bubblewrap or Chromium fails with the reason when
+    it is missing; on a developer's machine it skips, saying why."""
+    from .conftest import require
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="bubblewrap is required under CI and is missing: not installed"):
+        require("not installed", "bubblewrap")
+    require("", "bubblewrap")  # present: nothing happens
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="needs Chromium: not installed"):
+        require("not installed", "Chromium")
+    assert 'CI="${CI:-true}"' in (ROOT / ".ci" / "run").read_text()

@@ -98,3 +98,22 @@ def test_per_class_accuracy_and_confusion() -> None:
         {"class": 2, "total": 1, "correct": 0},
     ]
     assert confusion_matrix(predicted, labels, 3).tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+
+
+def test_tied_top_outputs_are_counted_with_the_class_the_tie_rule_gave() -> None:
+    """Rows whose largest output is shared are counted, by the class np.argmax gave (the first tied);
+    rows with a clear winner and rows holding NaN are not."""
+    from grader.scoring import tied_top
+
+    outputs = np.array(
+        [
+            [0.1] * 4,  # dead: every class tied, argmax 0
+            [0.0, 0.4, 0.4, 0.2],  # two tied at the top: argmax 1
+            [0.0, 0.3, 0.3, 0.4],  # tie below the top: not decided by the rule
+            [np.nan, 0.5, 0.5, 0.0],  # NaN: reported as nonfinite instead
+            [0.25, 0.25, 0.25, 0.25],
+        ],
+        np.float32,
+    )
+    assert tied_top(outputs) == {"images": 3, "classes": {"0": 2, "1": 1}}
+    assert tied_top(np.eye(3, dtype=np.float32)) == {"images": 0, "classes": {}}

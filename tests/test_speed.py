@@ -244,3 +244,17 @@ def test_ties_everywhere_take_one_official_pass() -> None:
     assert facts["rechecked"] == 10 and len(facts["changed"]) == 300
     assert "batch_dependent" not in facts  # the outputs differ by rounding only
     assert (np.argmax(outputs, axis=1) == 0).all()
+
+
+def test_a_compile_check_that_cannot_be_made_is_a_warning_not_a_silence() -> None:
+    """When the worker cannot tell whether the official script's load_model(file) would compile the saved
+    training setup, the report says so as a warning instead of dropping the check."""
+    from grader.assignment import load_assignment
+    from grader.cohort import _evaluation_checks
+
+    checks = _evaluation_checks(
+        {"loader": "keras 3.15.1", "official_load_unchecked": "ImportError: x"}, load_assignment()
+    )
+    warned = [check for check in checks if check.name == "official script"]
+    assert len(warned) == 1 and warned[0].outcome == "warn"
+    assert "could not check whether the official script's load_model(file) would compile" in warned[0].message

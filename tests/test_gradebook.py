@@ -1,0 +1,117 @@
+"""The SQLite gradebook: outputs kept exactly, older gradebooks brought up to date, notes on results."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.errors import GraderError
+from grader.gradebook import SCHEMA_VERSION, Gradebook
+
+
+def store(book: Gradebook, outputs: np.ndarray) -> int:
+    return book.add_evaluation(
+        sha256="f" * 64,
+        images_sha256="i" * 64,
+        evaluation_key="k",
+        grader_version="v",
+        status="answered",
+        reason="",
+        answer={"ok": True},
+        predictions=np.argmax(outputs, axis=1),
+        outputs=outputs,
+        nonfinite=0,
+        seconds=1.0,
+        isolation="test",
+        keep=True,
+        ties={"images": 0, "classes": {}},
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_outputs_are_kept_exactly_so_their_argmax_is_the_mark(tmp_path: Path, dtype: str) -> None:
+    """A near-tie that float16 would merge (0.50001 against 0.50002) comes back bit for bit, in the model's
+    own dtype, so the class a figure or a TA derives from the stored outputs is the class graded."""
+    outputs = np.array([[0.50001, 0.50002, 0.0], [0.9, 0.05, 0.05]], dtype=dtype)
+    with Gradebook(tmp_path) as book:
+        evaluation = book.evaluation_by_id(store(book, outputs))
+        stored = book.outputs(evaluation.id)
+    assert stored.dtype == np.dtype(dtype) and np.array_equal(stored, outputs)
+    assert np.array_equal(np.argmax(stored, axis=1), evaluation.predictions)
+    assert evaluation.ties == {"images": 0, "classes": {}}
+
+
+def test_a_schema_1_gradebook_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
+    """A gradebook written by the previous schema (float16 outputs, no ties) is brought up to date on open:
+    its evaluations stay readable (as the float16 they were), and new ones are stored exactly."""
+    from grader.gradebook import MIGRATIONS, SCHEMA
+
+    added = ("outputs_dtype TEXT", "ties TEXT")  # the columns schema 2 added
+    old_schema = "\n".join(line for line in SCHEMA.splitlines() if not line.strip().startswith(added))
+    assert "outputs_dtype" not in old_schema and "ties TEXT" not in old_schema and 1 in MIGRATIONS
+    db = sqlite3.connect(tmp_path / "gradebook.sqlite")
+    db.executescript(old_schema)
+    db.execute("INSERT INTO meta VALUES ('schema', '1')")
+    import zlib
+
+    legacy = np.array([[0.25, 0.75]], dtype="<f2")
+    db.execute(
+        "INSERT INTO evaluations (sha256, images_sha256, evaluation_key, grader_version, status, reason, outputs, "
+        "output_shape, created_at) VALUES ('a', 'b', 'c', 'd', 'answered', '', ?, '[1, 2]', 'now')",
+        (zlib.compress(legacy.tobytes()),),
+    )
+    db.commit()
+    db.close()
+    with Gradebook(tmp_path) as book:
+        assert np.array_equal(book.outputs(1), legacy)
+        exact = np.array([[0.1, 0.7, 0.2]], np.float32)
+        assert np.array_equal(book.outputs(store(book, exact)), exact)
+        schema = book.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
+    assert int(schema) == SCHEMA_VERSION
+
+
+def test_a_gradebook_from_a_newer_grader_is_refused(tmp_path: Path) -> None:
+    """A gradebook of a schema this grader does not know stops with what to do, and is left untouched."""
+    with Gradebook(tmp_path) as book:
+        book.db.execute("UPDATE meta SET value='99' WHERE key='schema'")
+    with pytest.raises(GraderError, match="gradebook schema 99, this grader reads schema"):
+        Gradebook(tmp_path)
+
+
+def test_notes_are_appended_to_a_result(tmp_path: Path) -> None:
+    """A note on a committed result joins its reason (for marks.csv) and its detail's notes."""
+    with Gradebook(tmp_path) as book:
+        run = book.start_run(
+            grader_version="v",
+            assignment_name="a",
+            assignment_path="p",
+            assignment_sha256="s",
+            heldout_source="h",
+            heldout_sha256="h",
+            heldout_images_sha256="h",
+            heldout_size=1,
+            submissions="x",
+            isolation="process",
+            options={},
+        )
+        row = {
+            "student_id": "1",
+            "student_name": "",
+            "folder": "1",
+            "file": "m.h5",
+            "sha256": "",
+            "status": "graded",
+            "reason": "",
+            "detail": {},
+        }
+        book.add_result(run, row)
+        book.note_result(run, "1", ["report: could not be written (OSError())"])
+        book.note_result(run, "1", ["figure: x"])
+        result = book.results(run)[0]
+    assert result["reason"] == "report: could not be written (OSError()); figure: x"
+    assert result["detail"]["notes"] == ["report: could not be written (OSError())", "figure: x"]
+    assert json.dumps(result["detail"])
