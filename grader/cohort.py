@@ -526,6 +526,18 @@ class _Run:
             student.checks.append(Check("outputs", WARN, message, "check the model for overflow or division by zero"))
         if evaluation.ties and evaluation.ties["images"]:
             student.checks.append(_ties_check(evaluation.ties, labels.size, self.rules.evaluation.tie_flag_share))
+        if evaluation.ties and evaluation.ties.get("constant"):
+            given = int(evaluation.predictions[0])
+            student.checks.append(
+                Check(
+                    "constant outputs",
+                    WARN,
+                    f"every one of the {labels.size:,} images got exactly the same outputs, so the model gives "
+                    f"class {given} to all of them whatever the image shows: it does not use its input",
+                    "a network whose outputs do not depend on its input is dead or broken (NaN weights behind a "
+                    "ReLU, a saturated layer): check its training",
+                )
+            )
         result = scoring.mark(correct, labels.size, self.rules.bands)
         detail["mark"] = _mark_detail(result, self.rules)
         flagged = [check for check in student.checks if check.outcome == WARN]
@@ -728,17 +740,25 @@ def _width_check(width: int, classes: int) -> Check:
     if width == classes:
         return Check("outputs", PASS, f"{width} outputs, one per class")
     effect = (
-        f"its classes {classes} to {width - 1} never match a label"
+        f"an image given {_classes(classes, width - 1)} counts as wrong"
         if width > classes
-        else f"classes {width} to {classes - 1} are never predicted"
+        else f"{_classes(width, classes - 1)} can never be predicted"
     )
+    scores = "1 score" if width == 1 else f"{width} scores"
     return Check(
         "outputs",
         WARN,
-        f"the model outputs {width} scores per image; this assignment has {classes} classes; graded as the "
-        f"official script grades it, by the argmax over all {width} ({effect})",
+        f"the model outputs {scores} per image; this assignment has {classes} classes; graded as the official "
+        f"script grades it, by the argmax over {'its one output' if width == 1 else f'all {width}'} ({effect})",
         f"end the model with Dense({classes}, activation='softmax')",
     )
+
+
+def _classes(first: int, last: int) -> str:
+    """'class 9', 'classes 10 and 11', 'classes 5 to 9'."""
+    if first == last:
+        return f"class {first}"
+    return f"classes {first} {'and' if last == first + 1 else 'to'} {last}"
 
 
 def _ties_check(ties: dict[str, Any], total: int, flag_share: float) -> Check:

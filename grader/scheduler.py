@@ -181,7 +181,11 @@ class ChildProcess:
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
             raise WorkerCrashed(self._exit_description()) from None
-        return self._read_message(budget.wall_seconds, budget)
+        answer = self._read_message(budget.wall_seconds, budget)
+        # The watch samples the tree while waiting; an answer quicker than one sample must not slip past
+        # it: whatever the model started (processes, memory) is still there to count now.
+        self._watch(budget)
+        return answer
 
     def _read_message(self, timeout: float, budget: Budget) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -153,13 +153,20 @@ def confusion_matrix(predicted: np.ndarray, labels: np.ndarray, classes: int) ->
 
 def tied_top(outputs: np.ndarray) -> dict[str, Any]:
     """The images whose largest output is shared by two or more classes, so that np.argmax (the official
-    script's rule) gave them the first of those classes: how many, and how many got each class.
+    script's rule) gave them the first of those classes: how many, and how many got each class; and
+    whether every image got exactly the same outputs (the model does not use its input).
 
     A dead or NaN-poisoned network outputs one value for every class, and the tie rule then decides every
-    image. Rows holding NaN are left out: the nonfinite count reports them.
+    image; behind a bias it outputs one row for every image instead. Rows holding NaN are left out of the
+    ties: the nonfinite count reports them.
     """
     finite = np.isfinite(outputs).all(axis=1)
     top = outputs.max(axis=1, initial=-np.inf, where=np.isfinite(outputs), keepdims=True)
     tied = finite & ((outputs == top).sum(axis=1) >= 2)
     given = np.bincount(np.argmax(outputs[tied], axis=1), minlength=0) if tied.any() else np.zeros(0, np.int64)
-    return {"images": int(tied.sum()), "classes": {str(c): int(n) for c, n in enumerate(given) if n}}
+    constant = bool(len(outputs) > 1 and finite.all() and (outputs == outputs[0]).all())
+    return {
+        "images": int(tied.sum()),
+        "classes": {str(c): int(n) for c, n in enumerate(given) if n},
+        "constant": constant,
+    }

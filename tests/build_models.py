@@ -269,6 +269,26 @@ def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> Non
     }
     linear = fit(keras.Sequential([keras.Input((784,)), layers.Dense(10, activation="softmax")]), flat)
     models["payload"].layers[-1].set_weights(linear.layers[-1].get_weights())
+    # NaN weights behind a ReLU: TensorFlow's ReLU turns NaN into 0, so the trained output layer sees zeros
+    # and gives every image the same outputs (its bias), whatever the image.
+    models["nan_relu"] = fit(
+        keras.Sequential(
+            [keras.Input((784,)), layers.Dense(16, activation="relu"), layers.Dense(10, activation="softmax")]
+        ),
+        flat,
+    )
+    poisoned = models["nan_relu"].layers[0]
+    poisoned.set_weights([np.full_like(poisoned.get_weights()[0], np.nan), poisoned.get_weights()[1]])
+    # Classes 3 and 5 share their weights: an image either of them wins has both at the top, and the official
+    # script's argmax gives it class 3 (a tie on about a fifth of the images, yet the model uses its input).
+    models["tied_pair"] = fit(
+        keras.Sequential([keras.Input((784,)), layers.Dense(16, activation="relu"), layers.Dense(10)]),
+        flat,
+        logits=True,
+    )
+    kernel, bias = models["tied_pair"].layers[-1].get_weights()
+    kernel[:, 5], bias[5] = kernel[:, 3], bias[3]
+    models["tied_pair"].layers[-1].set_weights([kernel, bias])
     hidden = models["dead"].layers[0]
     hidden.set_weights([hidden.get_weights()[0], np.full(16, -1e3, np.float32)])
     nan_layer = models["nan"].layers[-1]

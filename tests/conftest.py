@@ -33,6 +33,7 @@ COHORT = {
     "Lia Example_200012_assignsubmission_file_": {"channels_first.h5": "lia.h5"},
     "Max Example_200013_assignsubmission_file_": {"batch_axis.h5": "max.h5"},
     "Nia Example_200014_assignsubmission_file_": {"dead.h5": "nia_dead.h5"},
+    "Oli Example_200015_assignsubmission_file_": {"nan_relu.h5": "oli.h5"},
     "k9999999": {"nan.h5": "nan_model.h5"},
 }
 

@@ -36,7 +36,7 @@ def test_every_folder_has_a_row(rows: dict) -> None:
             "200005",
             "flagged",
             "outputs: the model outputs 5 scores per image; this assignment has 10 classes; graded as the "
-            "official script grades it, by the argmax over all 5 (classes 5 to 9 are never predicted)",
+            "official script grades it, by the argmax over all 5 (classes 5 to 9 can never be predicted)",
         ),
         ("200006", "refused", "layers: uses Lambda"),
         ("200007", "refused", "HDF5 file: HDF5 cannot open it"),
@@ -55,6 +55,11 @@ def test_every_folder_has_a_row(rows: dict) -> None:
             "flagged",
             "tied outputs: 3,000 of 3,000 images had two or more classes with exactly the same top output; the "
             "official script's argmax gave each the first of them (class 0 to 3,000): more than 1% of the images",
+        ),
+        (
+            "200015",
+            "flagged",
+            "constant outputs: every one of the 3,000 images got exactly the same outputs, so the model gives class ",
         ),
         ("k9999999", "flagged", "outputs: 3,000 of 3,000 images gave NaN or infinite outputs"),
     ],
@@ -122,7 +127,7 @@ def test_gradebook_holds_the_run(graded) -> None:
     stored = db.execute("SELECT COUNT(*) FROM evaluations WHERE predictions IS NOT NULL").fetchone()[0]
     # Identical files (Ben's and Ivy's CNN) are evaluated once.
     predicted = {row["sha256"] for row in graded.rows if row["status"] in ("graded", "flagged", "bad_output")}
-    assert stored == len(predicted) == 9
+    assert stored == len(predicted) == 10
 
 
 def test_a_second_run_starts_no_worker(graded, cohort: Path) -> None:

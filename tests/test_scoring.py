@@ -115,5 +115,17 @@ def test_tied_top_outputs_are_counted_with_the_class_the_tie_rule_gave() -> None
         ],
         np.float32,
     )
-    assert tied_top(outputs) == {"images": 3, "classes": {"0": 2, "1": 1}}
-    assert tied_top(np.eye(3, dtype=np.float32)) == {"images": 0, "classes": {}}
+    assert tied_top(outputs) == {"images": 3, "classes": {"0": 2, "1": 1}, "constant": False}
+    assert tied_top(np.eye(3, dtype=np.float32)) == {"images": 0, "classes": {}, "constant": False}
+
+
+def test_outputs_the_same_for_every_image_are_called_constant() -> None:
+    """A network that gives every image the same outputs (NaN weights behind a ReLU, behind a bias) does
+    not use its input: tied_top says so, tie or no tie."""
+    from grader.scoring import tied_top
+
+    same = np.tile(np.array([[0.05, 0.6, 0.35]], np.float32), (5, 1))
+    assert tied_top(same) == {"images": 0, "classes": {}, "constant": True}
+    almost = same.copy()
+    almost[3, 0] = 0.0500001
+    assert tied_top(almost)["constant"] is False
