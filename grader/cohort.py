@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -527,17 +528,7 @@ class _Run:
         if evaluation.ties and evaluation.ties["images"]:
             student.checks.append(_ties_check(evaluation.ties, labels.size, self.rules.evaluation.tie_flag_share))
         if evaluation.ties and evaluation.ties.get("constant"):
-            given = int(evaluation.predictions[0])
-            student.checks.append(
-                Check(
-                    "constant outputs",
-                    WARN,
-                    f"every one of the {labels.size:,} images got exactly the same outputs, so the model gives "
-                    f"class {given} to all of them whatever the image shows: it does not use its input",
-                    "a network whose outputs do not depend on its input is dead or broken (NaN weights behind a "
-                    "ReLU, a saturated layer): check its training",
-                )
-            )
+            student.checks.append(_constant_check(int(evaluation.predictions[0]), labels.size))
         result = scoring.mark(correct, labels.size, self.rules.bands)
         detail["mark"] = _mark_detail(result, self.rules)
         flagged = [check for check in student.checks if check.outcome == WARN]
@@ -768,7 +759,8 @@ def _ties_check(ties: dict[str, Any], total: int, flag_share: float) -> Check:
         f"{ties['images']:,} of {total:,} images had two or more classes with exactly the same top output; "
         f"the official script's argmax gave each the first of them ({given})"
     )
-    if ties["images"] > flag_share * total:
+    # Exact: "more than 1%" of 12,000 images is 121 or more, never a float's rounding of 120.
+    if ties["images"] > Fraction(repr(flag_share)) * total:
         return Check(
             "tied outputs",
             WARN,
@@ -777,6 +769,18 @@ def _ties_check(ties: dict[str, Any], total: int, flag_share: float) -> Check:
             "ReLU, a collapsed softmax): check its training",
         )
     return Check("tied outputs", PASS, f"{message}; at most {flag_share * 100:g}% of the images, not flagged")
+
+
+def _constant_check(given: int, total: int) -> Check:
+    """A model whose outputs are the same for every image: it does not use its input."""
+    return Check(
+        "constant outputs",
+        WARN,
+        f"every one of the {total:,} images got exactly the same outputs, so the model gives class {given} to "
+        "all of them whatever the image shows: it does not use its input",
+        "a network whose outputs do not depend on its input is dead or broken (NaN weights behind a ReLU, a "
+        "saturated layer): check its training",
+    )
 
 
 def _by_class(item: tuple[str, int]) -> int:

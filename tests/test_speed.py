@@ -258,3 +258,15 @@ def test_a_compile_check_that_cannot_be_made_is_a_warning_not_a_silence() -> Non
     warned = [check for check in checks if check.name == "official script"]
     assert len(warned) == 1 and warned[0].outcome == "warn"
     assert "could not check whether the official script's load_model(file) would compile" in warned[0].message
+
+
+def test_the_tie_share_edge_is_exact() -> None:
+    """tie_flag_share = 0.01 of 12,000 images flags 121 tied images and not 120: the edge is the exact
+    share, never a float's rounding of it."""
+    from grader.cohort import _ties_check
+
+    at = _ties_check({"images": 120, "classes": {"0": 120}}, 12_000, 0.01)
+    over = _ties_check({"images": 121, "classes": {"0": 121}}, 12_000, 0.01)
+    assert (at.outcome, over.outcome) == ("pass", "warn")
+    # In floats 0.29 * 100 is 28.999999999999996, which 29 tied images would exceed: exactly 29% is not more.
+    assert _ties_check({"images": 29, "classes": {"0": 29}}, 100, 0.29).outcome == "pass"
