@@ -43,14 +43,29 @@ def _fail(error: Exception | str) -> click.ClickException:
     return _CannotRun(str(error))
 
 
-def assignment_option(function: Any) -> Any:
-    return click.option(
-        "--assignment",
-        "-a",
-        metavar="FILE|NAME",
-        default=None,
-        help="Assignment rules (TOML). Default: the built-in Coursework 1 (kcl-dnn-cw1).",
-    )(function)
+# Options several commands share, each defined once.
+assignment_option = click.option(
+    "--assignment",
+    "-a",
+    metavar="FILE|NAME",
+    default=None,
+    help="Assignment rules (TOML). Default: the built-in Coursework 1 (kcl-dnn-cw1).",
+)
+isolation_option = click.option(
+    "--isolation",
+    type=click.Choice(ISOLATIONS),
+    default=defaults.ISOLATION,
+    show_default=True,
+    help="Sandbox for workers: bubblewrap when it works, else a plain subprocess (the run says so).",
+)
+reports_option = click.option(
+    "--reports",
+    "-r",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=defaults.OUT,
+    show_default=True,
+    help="The output folder of a grade run.",
+)
 
 
 @click.group(cls=_DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,13 +108,7 @@ def cli() -> None:
     default=None,
     help=f"Warm TensorFlow workers in parallel. Default: {defaults.WORKERS}.",
 )
-@click.option(
-    "--isolation",
-    type=click.Choice(ISOLATIONS),
-    default=defaults.ISOLATION,
-    show_default=True,
-    help="Sandbox for workers: bubblewrap when it works, else a plain subprocess.",
-)
+@isolation_option
 @click.option(
     "--time-limit",
     type=click.FloatRange(min=1),
@@ -353,13 +362,7 @@ EXIT_NOT_GRADED = 3
 @assignment_option
 @click.option("--reference", is_flag=True, help="Also run the official test script itself and compare.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
-@click.option(
-    "--isolation",
-    type=click.Choice(ISOLATIONS),
-    default=defaults.ISOLATION,
-    show_default=True,
-    help="Sandbox for the worker (a plain subprocess where bubblewrap is missing).",
-)
+@isolation_option
 def check_command(
     file: Path, data: Path | None, assignment: str | None, reference: bool, as_json: bool, isolation: str
 ) -> None:
@@ -426,14 +429,7 @@ def _print_check(result: Any) -> None:
 
 @cli.command("plot")
 @click.argument("student_id")
-@click.option(
-    "--reports",
-    "-r",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=defaults.OUT,
-    show_default=True,
-    help="The output folder of a grade run.",
-)
+@reports_option
 @click.option(
     "--out",
     "-o",
@@ -468,14 +464,7 @@ def plot_command(student_id: str, reports: Path, out: Path, heldout: Path | None
 @click.argument(
     "fmt", metavar="FORMAT", type=click.Choice(["csv", "moodle", "moodle-worksheet", "canvas", "feedback-zip"])
 )
-@click.option(
-    "--reports",
-    "-r",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=defaults.OUT,
-    show_default=True,
-    help="The output folder of a grade run.",
-)
+@reports_option
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The file to write.")
 @click.option(
     "--roster",
