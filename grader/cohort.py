@@ -754,7 +754,7 @@ def _classes(first: int, last: int) -> str:
 
 def _ties_check(ties: dict[str, Any], total: int, flag_share: float) -> Check:
     """How many images the official script's tie rule decided, flagged above the assignment's share."""
-    given = ", ".join(f"class {cls} to {count:,}" for cls, count in sorted(ties["classes"].items(), key=_by_class))
+    given = ", ".join(f"{count:,} given class {cls}" for cls, count in sorted(ties["classes"].items(), key=_by_class))
     message = (
         f"{ties['images']:,} of {total:,} images had two or more classes with exactly the same top output; "
         f"the official script's argmax gave each the first of them ({given})"
@@ -765,8 +765,9 @@ def _ties_check(ties: dict[str, Any], total: int, flag_share: float) -> Check:
             "tied outputs",
             WARN,
             f"{message}: more than {flag_share * 100:g}% of the images, so the tie rule, not the model, decided them",
-            "a network that gives every class the same output is dead or broken (NaN weights, a saturated "
-            "ReLU, a collapsed softmax): check its training",
+            "classes with exactly the same output on many images share their weights (a copied layer or "
+            "column), or the network is dead and gives every class the same output (NaN weights, a saturated "
+            "ReLU): check its last layers and its training",
         )
     return Check("tied outputs", PASS, f"{message}; at most {flag_share * 100:g}% of the images, not flagged")
 
