@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.official import PREFIX, pointed_at  # noqa: E402
+from grader.courseworks.official import PREFIX, pointed_at  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 GRADE = [sys.executable, "-m", "grader"]

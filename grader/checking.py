@@ -11,16 +11,16 @@ from typing import Any
 
 import grader
 from grader import defaults
-from grader.assignment import Assignment, load_assignment
 from grader.cohort import grade_cohort
-from grader.datasets import public_mnist
+from grader.courseworks.assignment import Assignment, load_assignment
+from grader.courseworks.datasets import public_mnist
+from grader.courseworks.heldout import load_heldout
+from grader.courseworks.official import Reference, run_official
 from grader.errors import NotAnH5File, WorkerError
-from grader.heldout import load_heldout
+from grader.evaluation.sandbox import choose_isolation
+from grader.evaluation.scheduler import NO_WORKER, inspect_files
 from grader.inspection import Inspection
-from grader.official import Reference, run_official
-from grader.reports import number
-from grader.sandbox import choose_isolation
-from grader.scheduler import NO_WORKER, inspect_files
+from grader.outputs.reports import number
 from grader.screening import FAIL, PASS, WARN, Check, checks_from_json, screen, size_check
 from grader.status import MARKED
 from grader.versions import saved_with

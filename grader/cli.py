@@ -16,7 +16,7 @@ import click
 import grader
 from grader import defaults
 from grader.errors import GraderError, WorkerError
-from grader.sandbox import ISOLATIONS
+from grader.evaluation.sandbox import ISOLATIONS
 
 EXIT_OK = 0
 EXIT_CANNOT_RUN = 1
@@ -194,7 +194,7 @@ def _print_summary(summary: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from grader.reports import number
+    from grader.outputs.reports import number
 
     console = Console()
     # A long cohort lists only the students who need a look; marks.csv and index.html hold everyone.
@@ -297,8 +297,8 @@ def inspect_command(file: Path, assignment: str | None, as_json: bool) -> None:
     Example:
         grade inspect submissions/Alice*/model.h5
     """
-    from grader.assignment import load_assignment
     from grader.checking import inspect_one
+    from grader.courseworks.assignment import load_assignment
 
     try:
         rules = load_assignment(assignment)
@@ -397,7 +397,7 @@ def _print_check(result: Any) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
-    from grader.reports import number
+    from grader.outputs.reports import number
 
     console = Console()
     table = Table(title=f"{result.file}: checks", title_justify="left")
@@ -452,7 +452,7 @@ def plot_command(student_id: str, reports: Path, out: Path, heldout: Path | None
     Example:
         grade plot 123456 --out misclassified.pdf
     """
-    from grader.reports import plot_student
+    from grader.outputs.reports import plot_student
 
     try:
         click.echo(plot_student(reports, student_id, out, heldout))
@@ -507,7 +507,7 @@ def export_command(
         grade export canvas --roster gradebook.csv --column "Coursework 1 (4321)" --out canvas.csv
         grade export feedback-zip --out feedback.zip
     """
-    from grader.exports import export
+    from grader.outputs.exports import export
 
     try:
         click.echo(

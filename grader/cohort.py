@@ -21,23 +21,24 @@ from typing import Any, Protocol
 import numpy as np
 
 import grader
-from grader import defaults, scoring
-from grader.assignment import Assignment, load_assignment
+from grader import defaults
+from grader.courseworks.assignment import Assignment, load_assignment
+from grader.courseworks.heldout import HeldoutSet, load_heldout, write_images
 from grader.discovery import Submission, discover_submissions
 from grader.errors import GraderError
+from grader.evaluation.sandbox import Isolation, choose_isolation
+from grader.evaluation.scheduler import Budget, Job, Outcome, Scheduler, inspect_files
+from grader.evaluation.staging import Staged, StagingError, fingerprint, stage, stat_key
+from grader.evaluation.worker import MIN_NEAR_TIE, NEAR_TIE_SAFETY
+from grader.evaluation.worker import REVISION as WORKER_REVISION
 from grader.gradebook import Evaluation, Gradebook
-from grader.heldout import HeldoutSet, load_heldout, write_images
 from grader.inspection import REVISION as INSPECTOR_REVISION
 from grader.inspection import Inspection
-from grader.reports import write_reports, write_student_report
-from grader.sandbox import Isolation, choose_isolation
-from grader.scheduler import Budget, Job, Outcome, Scheduler, inspect_files
+from grader.marking import scoring
+from grader.outputs.reports import write_reports, write_student_report
 from grader.screening import CODE_LAYERS, FAIL, PASS, WARN, Check, refused, screen, size_check, summary
-from grader.staging import Staged, StagingError, fingerprint, stage, stat_key
 from grader.status import STATUSES
 from grader.versions import saved_with
-from grader.worker import MIN_NEAR_TIE, NEAR_TIE_SAFETY
-from grader.worker import REVISION as WORKER_REVISION
 
 FAILED_RUNS = {"timeout": "timeout", "crashed": "crashed", "memory": "over_limit", "processes": "over_limit"}
 FAILED_STAGES = {"load": "load_failed", "predict": "predict_failed", "output": "bad_output"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from grader.assignment import Assignment, Limit
+from grader.courseworks.assignment import Assignment, Limit
 from grader.inspection import Inspection
 from grader.versions import SavedWith, parse_release, saved_with, version_tag
 

@@ -61,7 +61,7 @@ def _workers_only_under_the_tensorflow_marker(request: pytest.FixtureRequest, mo
     if request.node.get_closest_marker("tensorflow"):
         yield
         return
-    from grader import scheduler
+    from grader.evaluation import scheduler
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"{request.node.nodeid} starts a TensorFlow worker: mark it @pytest.mark.tensorflow")
@@ -83,7 +83,7 @@ def require(problem: str, what: str) -> None:
 @pytest.fixture
 def bubblewrap() -> None:
     """The test needs a working bubblewrap sandbox (see require)."""
-    from grader.sandbox import bubblewrap_problem
+    from grader.evaluation.sandbox import bubblewrap_problem
 
     require(bubblewrap_problem(), "bubblewrap")
 

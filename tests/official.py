@@ -2,7 +2,7 @@
 each folder: the reference the tests hold grader's marks to.
 
 The script is tests/fixtures/official_test_script.txt, copied verbatim from the coursework document
-(seed 000), never built from grader.official, so that the reference and the code under test cannot drift
+(seed 000), never built from grader.courseworks.official, so that the reference and the code under test cannot drift
 together. Pointing it at a held-out set takes the two textual changes a marker would make, done here on
 their own: the line that calls mnist.load_data() loads an .npz instead, and the MLP reshape's
 hard-coded 10000 becomes the set's size.

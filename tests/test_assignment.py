@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import builtin_assignments, load_assignment, parse_interval
+from grader.courseworks.assignment import builtin_assignments, load_assignment, parse_interval
 from grader.errors import AssignmentError
 
 DEFAULT = builtin_assignments()["kcl-dnn-cw1"]

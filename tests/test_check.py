@@ -137,9 +137,9 @@ def test_check_agrees_with_the_official_script_on_real_files(name: str) -> None:
 
 
 def test_the_script_grade_check_runs_is_the_coursework_script_verbatim() -> None:
-    """`grade check --reference` runs grader.official's copy of the official script; it is the coursework's
+    """`grade check --reference` runs grader.courseworks.official's copy of the official script; it is the coursework's
     script to the character (the tests' own verbatim copy, tests/fixtures)."""
-    from grader.official import OFFICIAL_SCRIPT
+    from grader.courseworks.official import OFFICIAL_SCRIPT
 
     from .official import SCRIPT
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import load_assignment
-from grader.scoring import mark
+from grader.courseworks.assignment import load_assignment
+from grader.marking.scoring import mark
 
 from .conftest import COHORT, DEMO_HELDOUT
 from .official import run_official

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import builtin_assignments
 from grader.cohort import grade_cohort
+from grader.courseworks.assignment import builtin_assignments
 
 from . import hostile
 from .conftest import DEMO_HELDOUT, SHARED, make_cohort

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grader import exports
 from grader.cli import cli
-from grader.exports import ExportError, Marks
+from grader.outputs import exports
+from grader.outputs.exports import ExportError, Marks
 
 from .conftest import DEMO_HELDOUT, make_cohort
 
@@ -125,7 +125,7 @@ def test_canvas_csv_golden() -> None:
 
 def test_marks_csv_golden() -> None:
     """The csv format is marks.csv."""
-    from grader.reports import marks_csv
+    from grader.outputs.reports import marks_csv
 
     golden("marks.csv", marks_csv(ROWS))
 

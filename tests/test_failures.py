@@ -13,10 +13,10 @@ import numpy as np
 import psutil
 import pytest
 
-from grader import sandbox
 from grader.cohort import grade_cohort
 from grader.errors import WorkerError
-from grader.scheduler import NO_WORKER, STARTUP_ATTEMPTS, Budget, ChildProcess, Job, Outcome, Scheduler
+from grader.evaluation import sandbox
+from grader.evaluation.scheduler import NO_WORKER, STARTUP_ATTEMPTS, Budget, ChildProcess, Job, Outcome, Scheduler
 
 from .conftest import DEMO_HELDOUT, make_cohort
 
@@ -43,7 +43,7 @@ def test_a_worker_killed_mid_evaluation_is_crashed_and_the_run_goes_on(tmp_path:
             time.sleep(0.05)
         for process in psutil.Process().children(recursive=True):
             with contextlib.suppress(psutil.Error):
-                if "grader.worker" in " ".join(process.cmdline()):
+                if "grader.evaluation.worker" in " ".join(process.cmdline()):
                     process.kill()
                     killed.append(process.pid)
 

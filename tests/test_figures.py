@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader import figures
+from grader.outputs import figures
 
 
 def test_the_coursework_figure_labels_the_predicted_class_the_mark_counted(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.assignment import DataSpec
+from grader.courseworks.assignment import DataSpec
+from grader.courseworks.heldout import load_heldout, write_images
 from grader.errors import HeldoutError
-from grader.heldout import load_heldout, write_images
 
 from .conftest import DEMO_HELDOUT
 

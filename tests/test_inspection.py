@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import load_assignment
 from grader.checking import inspect_one
+from grader.courseworks.assignment import load_assignment
 from grader.inspection import inspect_h5
 from grader.screening import screen
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import builtin_assignments
 from grader.cohort import grade_cohort
+from grader.courseworks.assignment import builtin_assignments
 
 from .conftest import DEMO_HELDOUT, make_cohort
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import sandbox
 from grader.cohort import grade_cohort
 from grader.errors import GraderError, SandboxUnavailable
+from grader.evaluation import sandbox
 
 from .conftest import DEMO_HELDOUT, ROOT
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from grader.assignment import load_assignment
-from grader.scoring import accuracy_percent, confusion_matrix, images_needed, mark, per_class_accuracy
+from grader.courseworks.assignment import load_assignment
+from grader.marking.scoring import accuracy_percent, confusion_matrix, images_needed, mark, per_class_accuracy
 
 BANDS = load_assignment().bands
 
@@ -103,7 +103,7 @@ def test_per_class_accuracy_and_confusion() -> None:
 def test_tied_top_outputs_are_counted_with_the_class_the_tie_rule_gave() -> None:
     """Rows whose largest output is shared are counted, by the class np.argmax gave (the first tied);
     rows with a clear winner and rows holding NaN are not."""
-    from grader.scoring import tied_top
+    from grader.marking.scoring import tied_top
 
     outputs = np.array(
         [
@@ -122,7 +122,7 @@ def test_tied_top_outputs_are_counted_with_the_class_the_tie_rule_gave() -> None
 def test_outputs_the_same_for_every_image_are_called_constant() -> None:
     """A network that gives every image the same outputs (NaN weights behind a ReLU, behind a bias) does
     not use its input: tied_top says so, tie or no tie."""
-    from grader.scoring import tied_top
+    from grader.marking.scoring import tied_top
 
     same = np.tile(np.array([[0.05, 0.6, 0.35]], np.float32), (5, 1))
     assert tied_top(same) == {"images": 0, "classes": {}, "constant": True}

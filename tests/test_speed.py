@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.assignment import builtin_assignments
 from grader.cohort import grade_cohort
-from grader.worker import BATCH_DRIFT, MIN_NEAR_TIE, NEAR_TIE_SAFETY, _predict_as_official, near_tie_margin
+from grader.courseworks.assignment import builtin_assignments
+from grader.evaluation.worker import BATCH_DRIFT, MIN_NEAR_TIE, NEAR_TIE_SAFETY, _predict_as_official, near_tie_margin
 
 from .conftest import DEMO_HELDOUT, make_cohort
 
@@ -249,8 +249,8 @@ def test_ties_everywhere_take_one_official_pass() -> None:
 def test_a_compile_check_that_cannot_be_made_is_a_warning_not_a_silence() -> None:
     """When the worker cannot tell whether the official script's load_model(file) would compile the saved
     training setup, the report says so as a warning instead of dropping the check."""
-    from grader.assignment import load_assignment
     from grader.cohort import _evaluation_checks
+    from grader.courseworks.assignment import load_assignment
 
     checks = _evaluation_checks(
         {"loader": "keras 3.15.1", "official_load_unchecked": "ImportError: x"}, load_assignment()

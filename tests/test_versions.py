@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from grader.assignment import load_assignment
+from grader.courseworks.assignment import load_assignment
 from grader.inspection import Inspection
 from grader.screening import version_check
 from grader.versions import saved_with, version_tag

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.assignment import DataSpec
+from grader.courseworks.assignment import DataSpec
 from grader.errors import HeldoutError
 
 NPZ_KEYS = (("x", "y"), ("x_test", "y_test"))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from grader import sandbox
-from grader.heldout import HeldoutSet
+from grader.courseworks.heldout import HeldoutSet
+from grader.evaluation import sandbox
 
 OFFICIAL_SCRIPT = """\
 import numpy as np

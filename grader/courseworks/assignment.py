@@ -193,7 +193,7 @@ class Assignment:
 
 def builtin_assignments() -> dict[str, Path]:
     """The assignment files shipped with grader, by name (file name without .toml)."""
-    folder = resources.files("grader") / "assignments"
+    folder = resources.files("grader.courseworks")
     return {Path(str(entry)).stem: Path(str(entry)) for entry in folder.iterdir() if str(entry).endswith(".toml")}
 
 

@@ -1,6 +1,6 @@
 """The evaluation worker: the only module that imports TensorFlow.
 
-Run as `python -m grader.worker --images IMAGES.npy` in a child process (inside the sandbox when there
+Run as `python -m grader.evaluation.worker --images IMAGES.npy` in a child process (inside the sandbox when there
 is one). It memory-maps the held-out images once (it never sees a label), then answers requests, one
 JSON object per line on stdin, each naming a model file to load and predict on. Each answer is one JSON
 line on stdout carrying the model's raw outputs as bytes; the grading process takes the argmax and

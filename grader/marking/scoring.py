@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.assignment import Band
+from grader.courseworks.assignment import Band
 
 
 @dataclass(frozen=True)

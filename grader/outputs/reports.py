@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import grader
-from grader import figures, scoring
-from grader.assignment import Assignment
+from grader.courseworks.assignment import Assignment
+from grader.courseworks.heldout import HeldoutSet
 from grader.gradebook import Gradebook
-from grader.heldout import HeldoutSet
+from grader.marking import scoring
+from grader.outputs import figures
 from grader.status import MARKED, STATUSES
 from grader.versions import saved_with
 
@@ -333,14 +334,14 @@ def _templates() -> Any:
 
     # Autoescape: names, file names and error messages come from students and their files.
     environment = jinja2.Environment(
-        loader=jinja2.FunctionLoader(lambda name: (resources.files("grader") / "templates" / name).read_text()),
+        loader=jinja2.FunctionLoader(lambda name: (resources.files("grader.outputs") / "templates" / name).read_text()),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
     environment.globals["number"] = number
-    environment.globals["css"] = (resources.files("grader") / "templates" / "base.css").read_text()
+    environment.globals["css"] = (resources.files("grader.outputs") / "templates" / "base.css").read_text()
     return environment
 
 
@@ -426,9 +427,9 @@ def index_html(rows: list[dict[str, Any]], run: dict[str, Any], assignment: Assi
 def plot_student(reports: Path, student_id: str, target: Path, heldout_path: Path | None = None) -> str:
     """Draw a student's misclassified digits as the coursework's plotting script does (matplotlib, saved
     as PDF or PNG by the target's suffix), from the gradebook's stored outputs. Returns a summary line."""
-    from grader.assignment import load_assignment
+    from grader.courseworks.assignment import load_assignment
+    from grader.courseworks.heldout import load_heldout
     from grader.errors import GraderError
-    from grader.heldout import load_heldout
 
     with Gradebook(reports) as book:
         run = book.run()

@@ -28,7 +28,7 @@ from typing import Any
 from grader.discovery import MOODLE_FOLDER
 from grader.errors import ExportError
 from grader.gradebook import Gradebook
-from grader.reports import marks_csv, number, student_folder
+from grader.outputs.reports import marks_csv, number, student_folder
 from grader.status import MARKED
 
 FORMATS = ("csv", "moodle", "moodle-worksheet", "canvas", "feedback-zip")
@@ -61,7 +61,7 @@ def load_marks(reports: Path) -> Marks:
         rows = book.results(run["id"])
     options = run["options"]
     if "max_score" not in options:
-        from grader.assignment import load_assignment
+        from grader.courseworks.assignment import load_assignment
 
         rules = load_assignment(run["assignment_path"])
         options = {**options, "max_score": rules.max_score, "assignment_title": rules.title}

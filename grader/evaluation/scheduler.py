@@ -1,6 +1,6 @@
 """Feed submissions to sandboxed workers and bring back what each one answered.
 
-A worker (`grader.worker`) is started once and evaluates submissions in turn, each in a clean Keras
+A worker (`grader.evaluation.worker`) is started once and evaluates submissions in turn, each in a clean Keras
 session. Before each request the model file is placed alone in the worker's inbox (the one folder it
 can read besides the images), and removed after. A worker that fails, times out, crosses a limit, or
 served a file that screening flagged is killed with its whole process group and replaced.
@@ -24,9 +24,10 @@ from typing import Any
 
 import psutil
 
-from grader import defaults, sandbox
+from grader import defaults
 from grader.errors import WorkerCrashed, WorkerError, WorkerOverBudget, WorkerTimeout
-from grader.worker import PROTOCOL_VERSION as WORKER_PROTOCOL
+from grader.evaluation import sandbox
+from grader.evaluation.worker import PROTOCOL_VERSION as WORKER_PROTOCOL
 
 IMAGES_INSIDE = "/data/images.npy"
 INBOX_INSIDE = "/submission"
@@ -132,7 +133,7 @@ class ChildProcess:
         }
         child = cls(
             isolation=isolation,
-            module="grader.worker",
+            module="grader.evaluation.worker",
             readable=visible,
             workdir=workdir,
             limits=limits,

@@ -1,0 +1,1 @@
+"""Pure functions from predictions to marks: no I/O, no TensorFlow."""

@@ -1,0 +1,1 @@
+"""What a run writes for people and platforms: reports, figures and exports."""
