@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from html import escape
 from pathlib import Path
@@ -12,15 +13,16 @@ from typing import Any
 import grader
 from grader import defaults
 from grader.cohort import grade_cohort
-from grader.courseworks.assignment import Assignment, load_assignment
-from grader.courseworks.datasets import public_mnist
+from grader.courseworks.assignment import Assignment, Part, load_assignment
+from grader.courseworks.datasets import NAMES as PUBLIC_NAMES
+from grader.courseworks.datasets import public_dataset
 from grader.courseworks.heldout import load_heldout
 from grader.courseworks.official import Reference, run_official
-from grader.errors import NotAnH5File, WorkerError
+from grader.errors import GraderError, NotAnH5File, WorkerError
 from grader.evaluation.sandbox import choose_isolation
 from grader.evaluation.scheduler import NO_WORKER, inspect_files
 from grader.inspection import Inspection
-from grader.outputs.reports import number
+from grader.outputs.reports import marking_name, number
 from grader.screening import FAIL, PASS, WARN, Check, checks_from_json, screen, size_check
 from grader.status import MARKED
 from grader.versions import saved_with
@@ -75,12 +77,14 @@ class CheckResult:
     reason: str
     checks: tuple[Check, ...]
     accuracy: float | None
-    "Accuracy in percent on the data set (MNIST test unless --data says otherwise), as the official script prints it."
+    "Accuracy in percent on the data set (the part's public test set unless --data says otherwise), as the"
+    " official script prints it."
     correct: int | None
     total: int | None
     score: float | None
-    "The Table 1 score that accuracy would get, on this data set: not a mark on the hidden test set."
+    "The score the part's marking gives that accuracy, on this data set: not a mark on the hidden test set."
     band: str | None
+    "The band of a mark table, or None under a linear scale."
     max_score: float
     dataset: str
     "What the accuracy was measured on."
@@ -92,7 +96,17 @@ class CheckResult:
     reference: Reference | None = None
     "What the official script itself printed (with --reference)."
     assignment: str = ""
+    part: str = ""
+    "The part the file was checked as ('' for a one-part assignment)."
+    marking: str = "Table 1"
+    "What the part's marking is called ('Table 1', 'Mark table', 'Marking')."
     grader_version: str = grader.__version__
+
+    @property
+    def verdict(self) -> str:
+        """'Table 1 would give 18/20 (band [96.5, 97))': the score on this data set, in the marking's terms."""
+        band = f" (band {self.band})" if self.band else ""
+        return f"{self.marking} would give {number(self.score)}/{number(self.max_score)}{band}"
 
     @property
     def passed(self) -> bool:
@@ -112,7 +126,8 @@ class CheckResult:
         accuracy = f"{self.accuracy:.2f}% on {self.dataset}" if self.accuracy is not None else "not measured"
         return "\n".join(
             [
-                f"grader check receipt ({self.assignment}, grader {self.grader_version})",
+                f"grader check receipt ({self.assignment}{', part ' + self.part if self.part else ''}, grader "
+                f"{self.grader_version})",
                 f"file: {self.file}",
                 f"sha256: {self.sha256}",
                 f"size: {self.size:,} bytes",
@@ -135,7 +150,8 @@ class CheckResult:
             "score": self.score,
             "band": self.band,
             "max_score": self.max_score,
-            "score_note": "Table 1 applied to the accuracy on this data set, not to the hidden test set",
+            "score_note": f"{self.marking} applied to the accuracy on this data set, not to the hidden test set",
+            "part": self.part,
             "dataset": {"name": self.dataset, "sha256": self.dataset_sha256},
             "checks": [check.to_json() for check in self.checks],
             "versions": {"saved_with": self.saved_with, "graded_with": self.graded_with, "loader": self.loader},
@@ -160,9 +176,8 @@ class CheckResult:
             lines.append(f"  [{check.outcome}] {check.name}: {check.message}{advice}")
         if self.accuracy is not None:
             lines.append(
-                f"{self.dataset}: {_printed(self.accuracy)}% ({self.correct:,}/{self.total:,}); Table 1 "
-                f"would give {number(self.score)}/{number(self.max_score)} (band {self.band}) on this "
-                "data, not on the hidden test set"
+                f"{self.dataset}: {_printed(self.accuracy)}% ({self.correct:,}/{self.total:,}); {self.verdict} on "
+                "this data, not on the hidden test set"
             )
         if self.reference is not None:
             lines.append(f"official script: {reference_text(self.reference, self.agrees)}")
@@ -177,8 +192,7 @@ class CheckResult:
         )
         accuracy = (
             f"<p><b>{escape(self.dataset)}</b>: {_printed(self.accuracy)}% ({self.correct:,}/{self.total:,})"
-            f" &rarr; Table 1 would give {number(self.score)}/{number(self.max_score)} (band "
-            f"{escape(self.band or '')}) <i>on this data, not on the hidden test set</i></p>"
+            f" &rarr; {escape(self.verdict)} <i>on this data, not on the hidden test set</i></p>"
             if self.accuracy is not None
             else ""
         )
@@ -214,32 +228,49 @@ def _printed(accuracy: float | None) -> str:
 def check(
     path: str | Path,
     *,
-    data: str | Path | None = None,
+    data: str | Path | Mapping[str, str | Path] | None = None,
     assignment: Assignment | str | Path | None = None,
+    part: str | None = None,
     reference: bool = False,
     isolation: str = defaults.ISOLATION,
     allow_lambda: bool = False,
 ) -> CheckResult:
-    """Check one file as the instructor's run would, on the public MNIST test set (or `data`).
+    """Check one file as the instructor's run would, on the public test set of the part it is for (or
+    `data`: a path, or a mapping from part name to path).
 
+    The part is `part`, else the one the file's name says, else the one its declared input shape fits.
     The file is screened, loaded and predicted in a separate worker process, exactly as `grade` does for
-    a cohort; with `reference`, the official script itself also runs on it.
+    a cohort; with `reference`, Coursework 1's official script itself also runs on it.
     """
     path = Path(path)
     if not path.is_file():
         raise NotAnH5File(f"{path}: no such file")
     rules = assignment if isinstance(assignment, Assignment) else load_assignment(assignment)
-    source = Path(data) if data is not None else public_mnist()
-    dataset = load_heldout(source, rules.data)
-    known = data is None or dataset.sha256 == MNIST_TEST_SHA256
-    description = f"MNIST test set ({dataset.size:,} images)" if known else f"{source.name} ({dataset.size:,} images)"
+    chosen = _part_for(path, rules, part, isolation)
+    one = rules if rules.single else replace(rules, parts=(chosen,))
+    given = data.get(chosen.name) if isinstance(data, Mapping) else data
+    if isinstance(data, Mapping) and given is None and data:
+        raise GraderError(f"--data names {', '.join(data)}, but {path.name} is for part {chosen.name}")
+    source = Path(given) if given is not None else public_dataset(chosen.data.public)
+    dataset = load_heldout(source, chosen.data)
+    if given is None:
+        description = f"{PUBLIC_NAMES[chosen.data.public]} ({dataset.size:,} images)"
+    elif dataset.sha256 == MNIST_TEST_SHA256:
+        description = f"MNIST test set ({dataset.size:,} images)"
+    else:
+        description = f"{source.name} ({dataset.size:,} images)"
+    if reference and chosen.evaluation.feed != "official-kcl":
+        raise GraderError(
+            f"--reference runs Coursework 1's official test script; part {chosen.name} of {rules.name} is fed by "
+            f"the '{chosen.evaluation.feed}' rule, which has no script of its own to run"
+        )
     with tempfile.TemporaryDirectory(prefix="grader-check-") as work:
         folder = Path(work) / "submission" / "check"
         folder.mkdir(parents=True)
         shutil.copyfile(path, folder / path.name)
         summary = grade_cohort(
             folder.parent,
-            assignment=rules,
+            assignment=one,
             heldout=source,
             out=Path(work) / "out",
             isolation=isolation,
@@ -253,7 +284,7 @@ def check(
             raise WorkerError(row["reason"])
         official = None
         if reference:
-            timeout = rules.evaluation.time_limit_seconds * 2
+            timeout = chosen.evaluation.time_limit_seconds * 2
             official = run_official(path, dataset, isolation=summary.isolation, workdir=Path(work), timeout=timeout)
             keras_version = (row["detail"].get("inspection") or {}).get("keras_version")
             if official.accuracy is None and row["status"] in MARKED and saved_with(keras_version).keras_major != 3:
@@ -280,7 +311,7 @@ def check(
         total=row["total"],
         score=row["score"],
         band=row["band"],
-        max_score=rules.max_score,
+        max_score=chosen.max_score,
         dataset=description,
         dataset_sha256=dataset.sha256,
         saved_with=saved.description if saved else None,
@@ -289,4 +320,37 @@ def check(
         isolation=summary.isolation.detail,
         reference=official,
         assignment=rules.name,
+        part="" if rules.single else chosen.name,
+        marking=marking_name(chosen),
+    )
+
+
+def _part_for(path: Path, rules: Assignment, name: str | None, isolation: str) -> Part:
+    """The part a file is for: the one asked for, else the one its name fits, else the one its declared
+    input shape fits (read with h5py in the sandboxed inspector)."""
+    if name is not None:
+        try:
+            return rules.part(name)
+        except KeyError:
+            raise GraderError(
+                f"{rules.name} has no part {name!r}; its parts are {', '.join(p.name for p in rules.parts)}"
+            ) from None
+    if rules.single:
+        return rules.parts[0]
+    by_name = [part for part in rules.parts if part.files and part.name_matches(path.name)]
+    if len(by_name) == 1:
+        return by_name[0]
+    inspection, _ = inspect_one(path, rules, isolation=isolation)
+    declared = (inspection or {}).get("input_shape")
+    shape = (
+        tuple(declared[1:]) if isinstance(declared, list) and declared and not isinstance(declared[0], list) else None
+    )
+    fitting = [part for part in (by_name or rules.parts) if part.shape_matches(shape)]
+    if len(fitting) == 1:
+        return fitting[0]
+    names = ", ".join(part.name for part in rules.parts)
+    raise GraderError(
+        f"cannot tell which part of {rules.name} {path.name} is for (its name fits "
+        f"{', '.join(p.name for p in by_name) or 'no part'}, its input shape {shape} fits "
+        f"{', '.join(p.name for p in fitting) or 'no part'}): pass --part, one of {names}"
     )

@@ -33,6 +33,25 @@ class _DefaultToRun(click.Group):
         return super().parse_args(ctx, args)
 
 
+def part_paths(values: tuple[str, ...], option: str) -> Path | dict[str, Path] | None:
+    """Repeated `--heldout`/`--data` values: one PATH, or PART=PATH for each part (None when none given)."""
+    if not values:
+        return None
+    named: dict[str, Path] = {}
+    plain: list[Path] = []
+    for value in values:
+        name, separator, path = value.partition("=")
+        if separator and name.isidentifier() and name.islower():
+            named[name] = Path(path)
+        else:
+            plain.append(Path(value))
+    if plain and (named or len(plain) > 1):
+        raise click.BadParameter(
+            f"give one PATH, or PART=PATH for each part, not {', '.join(values)}", param_hint=option
+        )
+    return plain[0] if plain else named
+
+
 class _CannotRun(click.ClickException):
     "The command could not do its work (printed as one line, exit code 1)"
 
@@ -87,10 +106,12 @@ def cli() -> None:
 @click.option(
     "--heldout",
     "-d",
-    type=click.Path(path_type=Path),
-    default=defaults.HELDOUT,
-    show_default=True,
-    help="Held-out set: an .npz (x/y or x_test/y_test), MNIST IDX files, or a folder with one of them.",
+    "heldout",
+    multiple=True,
+    metavar="[PART=]PATH",
+    help=f"Held-out set: an .npz (x/y or x_test/y_test), MNIST IDX files, CIFAR-10's test_batch, or a folder "
+    f"with one of them. For an assignment with parts, PART=PATH, once per part. Default: {defaults.HELDOUT}/ "
+    f"({defaults.HELDOUT}/PART/ for each part).",
 )
 @assignment_option
 @click.option(
@@ -137,7 +158,7 @@ def cli() -> None:
 )
 def run_command(
     submissions: Path,
-    heldout: Path,
+    heldout: tuple[str, ...],
     assignment: str | None,
     out: Path,
     workers: int | None,
@@ -151,8 +172,9 @@ def run_command(
     """Grade every student in SUBMISSIONS and write marks.csv and reports.
 
     \b
-    Example:
+    Examples:
         grade submissions/ --heldout heldout/ --out reports/
+        grade submissions/ --assignment uva-lab1 --heldout mnist=mnist_test.npz --heldout cifar10=test_batch
     """
     from rich.console import Console
 
@@ -165,7 +187,7 @@ def run_command(
             summary = grade_cohort(
                 submissions,
                 assignment=assignment,
-                heldout=heldout,
+                heldout=part_paths(heldout, "--heldout") or defaults.HELDOUT,
                 out=out,
                 isolation=isolation,
                 workers=workers,
@@ -212,19 +234,23 @@ def _print_summary(summary: Any) -> None:
     table.add_column("student", no_wrap=True)
     table.add_column("name")
     table.add_column("status", no_wrap=True)
-    table.add_column("accuracy %", justify="right", no_wrap=True)
-    table.add_column("score", justify="right", no_wrap=True)
+    # Several parts: each part's accuracy, then the total; one part: its accuracy and score.
+    parts = list(summary.rows[0]["parts"]) if summary.rows and "parts" in summary.rows[0] else []
+    for name in parts or ["accuracy"]:
+        table.add_column(f"{name} %" if parts else "accuracy %", justify="right", no_wrap=True)
+    table.add_column("total" if parts else "score", justify="right", no_wrap=True)
     table.add_column("reason", overflow="fold", ratio=1)
     for row in shown:
         style = {"graded": "green", "flagged": "yellow"}.get(row["status"], "red")
-        accuracy = f"{row['accuracy']:.2f}" if row["accuracy"] is not None else ""
+        accuracies = [row["parts"][name] for name in parts] if parts else [row]
+        cells = [f"{one['accuracy']:.2f}" if one and one["accuracy"] is not None else "" for one in accuracies]
         table.add_row(
-            row["student_id"],
-            row["student_name"],
+            escape(row["student_id"]),
+            escape(row["student_name"]),
             f"[{style}]{row['status']}[/]",
-            accuracy,
+            *cells,
             number(row["score"]),
-            row["reason"],
+            escape(row["reason"]),
         )
     if shown:
         console.print(table)
@@ -355,31 +381,53 @@ EXIT_NOT_GRADED = 3
 @click.option(
     "--data",
     "-d",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="MNIST test set to use instead of keras's download: mnist.npz, an .npz with x/y, or IDX files.",
+    "data",
+    multiple=True,
+    metavar="[PART=]PATH",
+    help="Public test set to use instead of keras's download (the part's: MNIST, CIFAR-10): an .npz "
+    "(keras's, or x/y), MNIST IDX files or CIFAR-10's test_batch; PART=PATH for an assignment with parts.",
 )
 @assignment_option
-@click.option("--reference", is_flag=True, help="Also run the official test script itself and compare.")
+@click.option(
+    "--part",
+    "-p",
+    default=None,
+    help="The part of the assignment the file is for (default: by its name, then by its input shape).",
+)
+@click.option("--reference", is_flag=True, help="Also run Coursework 1's official test script itself and compare.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
 @isolation_option
 def check_command(
-    file: Path, data: Path | None, assignment: str | None, reference: bool, as_json: bool, isolation: str
+    file: Path,
+    data: tuple[str, ...],
+    assignment: str | None,
+    part: str | None,
+    reference: bool,
+    as_json: bool,
+    isolation: str,
 ) -> None:
     """Check your model before you upload it: every check the marking run makes, and its accuracy on the
-    public MNIST test set (the hidden test set scores a few points lower).
+    part's public test set (MNIST, CIFAR-10; the hidden test set usually scores lower).
 
     \b
     Example:
         grade check my_model_tf213.h5
         grade check model.h5 --data mnist.npz --reference --json
+        grade check cifar_model.h5 --assignment uva-lab1 --data cifar10=test_batch
 
     Exit codes: 0 the file would be graded; 3 it would not (see the failed checks); 1 the check could not run.
     """
     from grader.checking import check
 
     try:
-        result = check(file, data=data, assignment=assignment, reference=reference, isolation=isolation)
+        result = check(
+            file,
+            data=part_paths(data, "--data"),
+            assignment=assignment,
+            part=part,
+            reference=reference,
+            isolation=isolation,
+        )
     except GraderError as error:
         raise _fail(error) from None
     except WorkerError as error:
@@ -394,12 +442,12 @@ def check_command(
 
 def _print_check(result: Any) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
 
-    from grader.outputs.reports import number
-
     console = Console()
+    part = f" (part {result.part})" if result.part else ""
     table = Table(title=f"{result.file}: checks", title_justify="left")
     for column in ("check", "outcome", "found", "what to do"):
         table.add_column(column, overflow="fold")
@@ -414,10 +462,9 @@ def _print_check(result: Any) -> None:
     console.print(f"Status: {verdict}" + (f": {result.reason}" if result.reason else ""))
     if result.accuracy is not None:
         console.print(
-            f"Accuracy on the [bold]{result.dataset}[/]: [bold]{result.accuracy!r}%[/] "
-            f"({result.correct:,} of {result.total:,}). Table 1 would give {number(result.score)}/"
-            f"{number(result.max_score)} (band {result.band}) [bold]on MNIST[/], not on the hidden "
-            "test set, whose digits come from other writers and usually score a few points lower."
+            f"Accuracy on the [bold]{escape(result.dataset)}[/]{escape(part)}: [bold]{result.accuracy!r}%[/] "
+            f"({result.correct:,} of {result.total:,}). {escape(result.verdict)} [bold]on this public set[/], "
+            "not on the hidden test set, whose images come from elsewhere and usually score lower."
         )
     if result.reference is not None:
         from grader.checking import reference_text
@@ -445,17 +492,19 @@ def _print_check(result: Any) -> None:
     default=None,
     help="The held-out set the run used, when it has moved since.",
 )
-def plot_command(student_id: str, reports: Path, out: Path, heldout: Path | None) -> None:
-    """Draw a student's misclassified digits exactly as the coursework's plotting script does (matplotlib).
+@click.option("--part", "-p", default=None, help="The part to draw, for an assignment with parts.")
+def plot_command(student_id: str, reports: Path, out: Path, heldout: Path | None, part: str | None) -> None:
+    """Draw a student's misclassified images exactly as the coursework's plotting script does (matplotlib).
 
     \b
     Example:
         grade plot 123456 --out misclassified.pdf
+        grade plot 123456 --part cifar10 --out cifar.png
     """
     from grader.outputs.reports import plot_student
 
     try:
-        click.echo(plot_student(reports, student_id, out, heldout))
+        click.echo(plot_student(reports, student_id, out, heldout, part))
     except GraderError as error:
         raise _fail(error) from None
 
@@ -524,6 +573,35 @@ def export_command(
         )
     except GraderError as error:
         raise _fail(error) from None
+
+
+@cli.command("assignments")
+def assignments_command() -> None:
+    """List the assignment files shipped with grader, with what each one grades.
+
+    \b
+    Example:
+        grade assignments
+        grade submissions/ --assignment uva-lab1
+    """
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from grader.courseworks.assignment import builtin_assignments, load_assignment
+
+    table = Table(title="assignments (pass one with --assignment NAME)", title_justify="left")
+    table.add_column("name", no_wrap=True)
+    table.add_column("parts")
+    table.add_column("description", overflow="fold", ratio=1)
+    for name in sorted(builtin_assignments()):
+        try:
+            rules = load_assignment(name)
+        except GraderError as error:
+            raise _fail(error) from None
+        parts = ", ".join(part.name for part in rules.parts) if not rules.single else "one model"
+        table.add_row(escape(name), escape(parts), escape(rules.description))
+    Console().print(table)
 
 
 def main() -> None:

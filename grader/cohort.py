@@ -8,12 +8,14 @@ marks.csv and the reports are rendered from the gradebook at the end.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import sqlite3
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,10 +24,10 @@ import numpy as np
 
 import grader
 from grader import defaults
-from grader.courseworks.assignment import Assignment, load_assignment
-from grader.courseworks.heldout import HeldoutSet, load_heldout, write_images
-from grader.discovery import Submission, discover_submissions
-from grader.errors import GraderError
+from grader.courseworks.assignment import Assignment, Part, load_assignment
+from grader.courseworks.heldout import HeldoutSet, heldout_paths, load_heldout, write_images
+from grader.discovery import Submission, SubmittedFile, choose_for_part, discover_submissions, model_files
+from grader.errors import GraderError, HeldoutError
 from grader.evaluation.sandbox import Isolation, choose_isolation
 from grader.evaluation.scheduler import Budget, Job, Outcome, Scheduler, inspect_files
 from grader.evaluation.staging import Staged, StagingError, fingerprint, stage, stat_key
@@ -35,6 +37,7 @@ from grader.gradebook import Evaluation, Gradebook
 from grader.inspection import REVISION as INSPECTOR_REVISION
 from grader.inspection import Inspection
 from grader.marking import scoring
+from grader.marking.totals import student_rows
 from grader.outputs.reports import write_reports, write_student_report
 from grader.screening import CODE_LAYERS, FAIL, PASS, WARN, Check, refused, screen, size_check, summary
 from grader.status import STATUSES
@@ -96,10 +99,12 @@ class RunSummary:
 
 
 @dataclass
-class _Student:
-    """One student's way through the run."""
+class _Unit:
+    """One model a student hands in for one part of the assignment: its way through the run."""
 
     submission: Submission
+    "The student's entry, with the file chosen for this part."
+    part: Part
     checks: list[Check] = field(default_factory=list)
     sha256: str = ""
     size: int | None = None
@@ -109,14 +114,14 @@ class _Student:
     inspection_json: dict[str, Any] | None = None
     "The inspection as stored (kept, so that a re-mark does not serialise it again)."
     status: str = ""
-    "The status the student ended with, once their row is committed."
+    "The status the unit ended with, once its row is committed."
 
 
 def grade_cohort(
     submissions: str | Path,
     *,
     assignment: Assignment | str | Path | None = None,
-    heldout: str | Path = defaults.HELDOUT,
+    heldout: str | Path | Mapping[str, str | Path] = defaults.HELDOUT,
     out: str | Path = defaults.OUT,
     isolation: str = defaults.ISOLATION,
     workers: int | None = None,
@@ -130,6 +135,8 @@ def grade_cohort(
 ) -> RunSummary:
     """Grade every student under `submissions` (a folder or Moodle zip) and write marks and reports to `out`.
 
+    `heldout` is the held-out set of a one-part assignment, or for several parts a mapping from part name
+    to its set (a part left out is looked for in heldout/<part>/), or a folder holding <part>/ folders.
     `reports=False` keeps the results in the gradebook only (`grade check` needs no pages). `rehash=True`
     reads every file again even when its stat says it is unchanged since the last run.
     """
@@ -137,8 +144,8 @@ def grade_cohort(
     progress = progress or _Silent()
     rules = assignment if isinstance(assignment, Assignment) else load_assignment(assignment)
     rules = rules.with_overrides(time_limit_seconds=time_limit)
-    heldout_set = load_heldout(heldout, rules.data)
-    students = [_Student(s) for s in discover_submissions(submissions)]
+    heldouts = load_heldouts(rules, heldout)
+    found = discover_submissions(submissions)
     chosen_isolation = choose_isolation(isolation)
     if allow_lambda and chosen_isolation.kind != "bubblewrap":
         # A Lambda's code must only ever run in the sandbox: without one, --allow-lambda would run
@@ -154,10 +161,7 @@ def grade_cohort(
             assignment_name=rules.name,
             assignment_path=rules.path,
             assignment_sha256=rules.sha256,
-            heldout_source=heldout_set.source,
-            heldout_sha256=heldout_set.sha256,
-            heldout_images_sha256=heldout_set.images_sha256,
-            heldout_size=heldout_set.size,
+            **_heldout_fields(rules, heldouts),
             submissions=str(Path(submissions).resolve()),
             isolation=chosen_isolation.kind,
             options={
@@ -166,19 +170,20 @@ def grade_cohort(
                 "workers": workers,
                 "fresh_workers": fresh_workers,
                 "allow_lambda": allow_lambda,
-                "time_limit_seconds": rules.evaluation.time_limit_seconds,
+                "time_limit_seconds": max(part.evaluation.time_limit_seconds for part in rules.parts),
                 "memory_limit_gb": memory_limit_gb,
+                **({} if rules.single else {"heldout": _heldout_record(heldouts)}),
             },
         )
         budget = Budget(
-            wall_seconds=rules.evaluation.time_limit_seconds,
+            wall_seconds=max(part.evaluation.time_limit_seconds for part in rules.parts),
             memory_bytes=int(memory_limit_gb * 1024**3),
         )
         run = _Run(
             book,
             run_id,
             rules,
-            heldout_set,
+            heldouts,
             chosen_isolation,
             (out / WORK_FOLDER / f"run-{run_id}").resolve(),
             progress,
@@ -188,11 +193,14 @@ def grade_cohort(
             rehash,
         )
         try:
-            run.grade(students, workers=workers, fresh_workers=fresh_workers)
+            run.grade(found, workers=workers, fresh_workers=fresh_workers)
         finally:
             shutil.rmtree(run.workdir, ignore_errors=True)
         book.finish_run(run_id)
-        rows, problems = write_reports(book, run_id, out, rules) if reports else (book.results(run_id), [])
+        if reports:
+            rows, problems = write_reports(book, run_id, out, rules)
+        else:
+            rows, problems = student_rows(book.results(run_id), rules), []
     counts = Counter(row["status"] for row in rows)
     return RunSummary(
         run_id=run_id,
@@ -209,6 +217,51 @@ def grade_cohort(
     )
 
 
+def load_heldouts(rules: Assignment, given: str | Path | Mapping[str, str | Path]) -> dict[str, HeldoutSet]:
+    """Each part's held-out set, read and checked against the part's data spec."""
+    paths = heldout_paths([part.name for part in rules.parts], given, rules.single)
+    sets = {}
+    for part in rules.parts:
+        try:
+            sets[part.name] = load_heldout(paths[part.name], part.data)
+        except HeldoutError as error:
+            if rules.single:
+                raise
+            raise HeldoutError(
+                f"part {part.name} ({part.data.describe()}): {error}; pass --heldout {part.name}=PATH"
+            ) from None
+    return sets
+
+
+def _heldout_fields(rules: Assignment, heldouts: dict[str, HeldoutSet]) -> dict[str, Any]:
+    """The run's held-out columns: the one set's, or for several parts each part's joined in part order."""
+    if rules.single:
+        only = next(iter(heldouts.values()))
+        return {
+            "heldout_source": only.source,
+            "heldout_sha256": only.sha256,
+            "heldout_images_sha256": only.images_sha256,
+            "heldout_size": only.size,
+        }
+
+    def joined(field_name: str) -> str:
+        return "; ".join(f"{name}={getattr(heldouts[name], field_name)}" for name in heldouts)
+
+    return {
+        "heldout_source": joined("source"),
+        "heldout_sha256": hashlib.sha256(joined("sha256").encode()).hexdigest(),
+        "heldout_images_sha256": hashlib.sha256(joined("images_sha256").encode()).hexdigest(),
+        "heldout_size": sum(each.size for each in heldouts.values()),
+    }
+
+
+def _heldout_record(heldouts: dict[str, HeldoutSet]) -> dict[str, Any]:
+    return {
+        name: {"source": each.source, "sha256": each.sha256, "images_sha256": each.images_sha256, "size": each.size}
+        for name, each in heldouts.items()
+    }
+
+
 def _clear_stale_work(out: Path) -> None:
     """Remove work folders left by runs that were killed (the gradebook lock says none is running)."""
     shutil.rmtree(out / WORK_FOLDER, ignore_errors=True)
@@ -220,7 +273,7 @@ class _Run:
         book: Gradebook,
         run_id: int,
         rules: Assignment,
-        heldout: HeldoutSet,
+        heldouts: dict[str, HeldoutSet],
         isolation: Isolation,
         workdir: Path,
         progress: Progress,
@@ -229,8 +282,8 @@ class _Run:
         reports: Path | None,
         rehash: bool = False,
     ) -> None:
-        self.book, self.run_id, self.rules, self.heldout = book, run_id, rules, heldout
-        # Each student's report is written as soon as the result is known (while workers evaluate others).
+        self.book, self.run_id, self.rules, self.heldouts = book, run_id, rules, heldouts
+        # Each student's report is written as soon as their results are known (while workers evaluate others).
         self.reports = reports
         self.run_info = book.run(run_id)
         self.isolation, self.workdir, self.progress = isolation, workdir, progress
@@ -241,27 +294,28 @@ class _Run:
         self.reused = 0
         self.workers_started = 0
         self._staged = 0
+        self._waiting: dict[str, list[dict[str, Any]]] = {}
+        "Each student's finished part rows, until every part is finished and the report can be written."
 
-    def grade(self, students: list[_Student], *, workers: int | None, fresh_workers: bool) -> None:
-        self.progress.start(len(students))
+    def grade(self, submissions: list[Submission], *, workers: int | None, fresh_workers: bool) -> None:
         self.staging = self.workdir / "staging"
         self.staging.mkdir(parents=True)
-        identified = [student for student in students if self._identify(student)]
+        units = self._units(submissions)
+        self.progress.start(len(units))
+        identified = [unit for unit in units if self._identify(unit)]
         todo = self._stored_inspections(identified)
         # Files that will need a worker (no stored evaluation, and not refused by what is already known of
         # them): start the workers now, so that TensorFlow imports while the rest are inspected.
-        key = self.rules.evaluation_key()
         unseen = {
-            s.sha256
-            for s in identified
-            if not self._refused_already(s)
-            and self.book.evaluation_id(s.sha256, self.heldout.images_sha256, key, EVALUATOR) is None
+            (unit.sha256, unit.part.name)
+            for unit in identified
+            if not self._refused_already(unit) and self._stored_evaluation_id(unit) is None
         }
         scheduler = None
         if unseen:
             scheduler = Scheduler(
                 isolation=self.isolation,
-                images=write_images(self.heldout, self.workdir),
+                images={name: write_images(each, self.workdir, name) for name, each in self.heldouts.items()},
                 workdir=self.workdir / "workers",
                 workers=workers or defaults.worker_count(),
                 fresh_each=fresh_workers,
@@ -269,17 +323,17 @@ class _Run:
             )
             scheduler.start(len(unseen))
         read = self._inspect(todo)
-        waiting = [student for student in identified if student.inspection is not None or id(student) in read]
-        # Identical files (a resubmission, a shared model) are evaluated once and marked for each student.
-        sharing: dict[str, list[_Student]] = {}
+        waiting = [unit for unit in identified if unit.inspection is not None or id(unit) in read]
+        # Identical files (a resubmission, a shared model) are evaluated once per part and marked for each.
+        sharing: dict[str, list[_Unit]] = {}
         jobs = []
-        for student in waiting:
-            job = self._screen_or_reuse(student)
+        for unit in waiting:
+            job = self._screen_or_reuse(unit)
             if job is None:
                 continue
             if job.key not in sharing:
                 jobs.append(job)
-            sharing.setdefault(job.key, []).append(student)
+            sharing.setdefault(job.key, []).append(unit)
         if scheduler is not None:
             # The costliest models first: a large one left to the end would keep one worker busy while the
             # others wait with nothing to do.
@@ -291,87 +345,176 @@ class _Run:
 
     # Steps -----------------------------------------------------------------------------------------
 
-    def _identify(self, student: _Student) -> bool:
-        """Check the listing and hash the chosen file where it lies. False when the student is decided."""
-        submission = student.submission
+    def _units(self, submissions: list[Submission]) -> list[_Unit]:
+        """A unit per student and part. One part takes the file discovery chose, as Coursework 1's script
+        does; several take each model file to the part its name says, else to the part its declared input
+        shape fits (read by the sandboxed inspector), and each part grades the last of its files by name."""
+        parts = self.rules.parts
+        if self.rules.single and not parts[0].files and not parts[0].input_shapes:
+            return [_Unit(submission, parts[0]) for submission in submissions]
+        named = {
+            id(submission): {
+                f.name: [p for p in parts if p.name_matches(f.name)] for f in model_files(submission.files)
+            }
+            for submission in submissions
+        }
+        undecided = [
+            (submission, file)
+            for submission in submissions
+            if not submission.problem
+            for file in model_files(submission.files)
+            if len([p for p in named[id(submission)][file.name] if p.files]) != 1
+        ]
+        shapes = self._declared_shapes(undecided)
+        units = []
+        for submission in submissions:
+            assigned: dict[str, list[SubmittedFile]] = {part.name: [] for part in parts}
+            went: list[str] = []
+            matched_by_shape: dict[str, list[str]] = {part.name: [] for part in parts}
+            for file in model_files(submission.files):
+                by_name = named[id(submission)][file.name]
+                patterned = [p for p in by_name if p.files]
+                if len(patterned) == 1:
+                    assigned[patterned[0].name].append(file)
+                    went.append(f"{file.name} is for part {patterned[0].name} by its name")
+                    continue
+                shape = shapes.get(file.location)
+                fitting = [p for p in (patterned or by_name) if p.shape_matches(shape)]
+                if len(fitting) == 1:
+                    assigned[fitting[0].name].append(file)
+                    matched_by_shape[fitting[0].name].append(file.name)
+                    went.append(f"{file.name} is for part {fitting[0].name} by its input shape {_shape_text(shape)}")
+                else:
+                    went.append(_unmatched(file.name, shape, fitting))
+            for part in parts:
+                chosen = choose_for_part(submission, assigned[part.name], part=part.name, elsewhere=went)
+                unit = _Unit(chosen, part)
+                for name in matched_by_shape[part.name]:
+                    if chosen.chosen is not None and chosen.chosen.name == name and part.files:
+                        unit.checks.append(
+                            Check(
+                                "file choice",
+                                PASS,
+                                f"{name}: its name fits no part's pattern ({', '.join(part.files)}); its input "
+                                f"shape {_shape_text(shapes.get(chosen.chosen.location))} is this part's",
+                            )
+                        )
+                units.append(unit)
+        return units
+
+    def _declared_shapes(self, files: list[tuple[Submission, SubmittedFile]]) -> dict[str, tuple | None]:
+        """The input shape (without the batch axis) each file's model declares, read by the sandboxed
+        inspector (stored inspections reused); None when it cannot be read."""
+        probes = [
+            (file, _Unit(replace(submission, chosen=file, notes=()), self.rules.parts[0])) for submission, file in files
+        ]
+        readable = [unit for file, unit in probes if file.kind == "file" and self._hash(unit) is None]
+        self._inspect(self._stored_inspections(readable), quiet=True)
+        shapes: dict[str, tuple | None] = {}
+        for file, unit in probes:
+            declared = unit.inspection.input_shape if unit.inspection is not None else None
+            single = isinstance(declared, list) and len(declared) > 1 and not isinstance(declared[0], list)
+            shapes[file.location] = tuple(declared[1:]) if single and declared is not None else None
+        return shapes
+
+    def _identify(self, unit: _Unit) -> bool:
+        """Check the listing and hash the chosen file where it lies. False when the unit is decided."""
+        submission = unit.submission
         if submission.chosen is None:
-            self._finish(student, submission.problem_status, submission.problem)
+            self._finish(unit, submission.problem_status, submission.problem)
             return False
         chosen = submission.chosen
         if chosen.kind == "link":
             self._finish(
-                student, "refused", f"{chosen.name} is a symbolic link, which is never followed; upload the file itself"
+                unit, "refused", f"{chosen.name} is a symbolic link, which is never followed; upload the file itself"
             )
             return False
         if chosen.kind == "special":
-            self._finish(student, "unreadable", f"{chosen.name} is not a regular file (a FIFO, socket or device)")
+            self._finish(unit, "unreadable", f"{chosen.name} is not a regular file (a FIFO, socket or device)")
             return False
         size = size_check(chosen.size, self.rules)
-        student.checks.append(size)
+        unit.checks.append(size)
         if size.outcome == FAIL:
-            self._finish(student, "refused", f"file size: {size.message}")
+            self._finish(unit, "refused", f"file size: {size.message}")
             return False
+        problem = self._hash(unit)
+        if problem is not None:
+            self._finish(unit, "unreadable", problem)
+            return False
+        return True
+
+    def _hash(self, unit: _Unit) -> str | None:
+        """Set the unit's sha256 and size from the gradebook (a file unchanged since it was hashed) or by
+        reading it; the reason when it cannot be read."""
+        submission = unit.submission
+        chosen = submission.chosen
+        assert chosen is not None
         key = stat_key(submission) if not self.rehash else None
         known = self.book.fingerprint(chosen.location, key) if key else None
         if known is not None:
             # Unchanged since it was hashed: a re-mark reads no file. (Anything that must read the file
             # copies it and checks this sha256 against the copy.)
-            student.sha256, student.size = known, chosen.size
-            return True
+            unit.sha256, unit.size = known, chosen.size
+            return None
         try:
-            student.sha256, student.size = fingerprint(submission)
+            unit.sha256, unit.size = fingerprint(submission)
         except StagingError as error:
-            self._finish(student, "unreadable", str(error))
-            return False
-        self.book.add_file(student.sha256, student.size)
+            return str(error)
+        self.book.add_file(unit.sha256, unit.size)
         if key and key == stat_key(submission):
-            self.book.add_fingerprint(chosen.location, key, student.sha256)
-        return True
+            self.book.add_fingerprint(chosen.location, key, unit.sha256)
+        return None
 
-    def _copy(self, student: _Student) -> Path | None:
-        """The private copy of the student's file, made on first need; None (student finished) if it fails."""
-        if student.staged is None:
+    def _copy(self, unit: _Unit, *, quiet: bool = False) -> Path | None:
+        """The private copy of the unit's file, made on first need; None (unit finished, unless quiet) if
+        it fails."""
+        if unit.staged is None:
             try:
-                student.staged = stage(student.submission, self.staging / f"{self._staged}.h5", student.sha256)
+                unit.staged = stage(unit.submission, self.staging / f"{self._staged}.h5", unit.sha256)
                 self._staged += 1
             except StagingError as error:
-                self._finish(student, "unreadable", str(error))
+                if not quiet:
+                    self._finish(unit, "unreadable", str(error))
                 return None
-        return student.staged.path
+        return unit.staged.path
 
-    def _stored_inspections(self, students: list[_Student]) -> list[_Student]:
-        """Take inspections from the gradebook; return the students whose file must still be inspected."""
+    def _stored_inspections(self, units: list[_Unit]) -> list[_Unit]:
+        """Take inspections from the gradebook; return the units whose file must still be inspected."""
         todo = []
-        for student in students:
-            cached = self.book.inspection(student.sha256, INSPECTOR)
+        for unit in units:
+            cached = self.book.inspection(unit.sha256, INSPECTOR)
             if cached is not None:
-                student.inspection, student.inspection_json = Inspection.from_json(cached), cached
+                unit.inspection, unit.inspection_json = Inspection.from_json(cached), cached
             else:
-                todo.append(student)
+                todo.append(unit)
         return todo
 
-    def _refused_already(self, student: _Student) -> bool:
+    def _refused_already(self, unit: _Unit) -> bool:
         """Whether a stored inspection already says screening will refuse the file (no worker needed)."""
-        if student.inspection is None:
+        if unit.inspection is None:
             return False
-        return refused(screen(student.inspection, self.rules, allow_lambda=self.allow_lambda))
+        return refused(screen(unit.inspection, self.rules, part=unit.part, allow_lambda=self.allow_lambda))
 
-    def _inspect(self, students: list[_Student]) -> set[int]:
+    def _stored_evaluation_id(self, unit: _Unit) -> int | None:
+        heldout = self.heldouts[unit.part.name]
+        return self.book.evaluation_id(unit.sha256, heldout.images_sha256, unit.part.evaluation_key(), EVALUATOR)
+
+    def _inspect(self, units: list[_Unit], *, quiet: bool = False) -> set[int]:
         """Inspect files in the sandboxed reader (copying each first), and store what it read. Returns the
-        ids of the students it read (the others could not be copied, and are finished)."""
-        todo: dict[Path, _Student] = {}
-        for student in students:
-            if (path := self._copy(student)) is not None:
-                todo[path] = student
+        ids of the units it read (the others could not be copied, and are finished unless quiet)."""
+        todo: dict[Path, _Unit] = {}
+        for unit in units:
+            if (path := self._copy(unit, quiet=quiet)) is not None:
+                todo[path] = unit
 
         def collect(path: Path, answer: dict[str, Any]) -> None:
-            student = todo[path]
+            unit = todo[path]
             if answer.get("ok"):
-                student.inspection = Inspection.from_json(answer["inspection"])
-                student.inspection_json = answer["inspection"]
-                self.book.add_inspection(student.sha256, INSPECTOR, answer["inspection"])
+                unit.inspection = Inspection.from_json(answer["inspection"])
+                unit.inspection_json = answer["inspection"]
+                self.book.add_inspection(unit.sha256, INSPECTOR, answer["inspection"])
             else:
-                student.checks.append(
+                unit.checks.append(
                     Check(
                         "HDF5 file",
                         FAIL,
@@ -382,34 +525,34 @@ class _Run:
 
         if todo:
             inspect_files(list(todo), isolation=self.isolation, workdir=self.workdir / "inspector", on_result=collect)
-        return {id(student) for student in todo.values()}
+        return {id(unit) for unit in todo.values()}
 
-    def _screen_or_reuse(self, student: _Student) -> Job | None:
+    def _screen_or_reuse(self, unit: _Unit) -> Job | None:
         """Screen a staged file; finish it now (refused, or a stored evaluation) or return its job."""
-        submission = student.submission
-        if student.inspection is not None:
+        submission, part = unit.submission, unit.part
+        if unit.inspection is not None:
             name = Path(submission.chosen.name).name if submission.chosen else ""
-            student.checks.extend(
-                screen(student.inspection, self.rules, file_name=name, allow_lambda=self.allow_lambda)
+            unit.checks.extend(
+                screen(unit.inspection, self.rules, part=part, file_name=name, allow_lambda=self.allow_lambda)
             )
         for note in submission.notes:
-            student.checks.append(Check("file choice", WARN, note, "leave only the model to be marked in the folder"))
-        if refused(student.checks):
-            self._finish(student, "refused", summary(student.checks, FAIL))
+            unit.checks.append(Check("file choice", WARN, note, "leave only the model to be marked in the folder"))
+        if refused(unit.checks):
+            self._finish(unit, "refused", summary(unit.checks, FAIL))
             return None
-        stored = self.book.evaluation(
-            student.sha256, self.heldout.images_sha256, self.rules.evaluation_key(), EVALUATOR
-        )
-        if stored is not None:
+        stored_id = self._stored_evaluation_id(unit)
+        if stored_id is not None:
+            stored = self.book.evaluation_by_id(stored_id)
+            assert stored is not None
             self.reused += 1
-            self._mark(student, stored, reused=True)
+            self._mark(unit, stored, reused=True)
             return None
         assert submission.chosen is not None
-        path = self._copy(student)
+        path = self._copy(unit)
         if path is None:
             return None
-        runs_code = any(c.name in ("layers", "config") and c.outcome == WARN for c in student.checks)
-        inspection = student.inspection
+        runs_code = any(c.name in ("layers", "config") and c.outcome == WARN for c in unit.checks)
+        inspection = unit.inspection
         # A Keras 2 file that Keras 3 cannot use is tried with tf_keras, TF 2.18's Keras 2 loader. That
         # loader runs Lambda bytecode whatever safe_mode says, so screening must have found no code in
         # the file, or the instructor must have allowed it.
@@ -418,42 +561,46 @@ class _Run:
             inspection.code_objects or set(inspection.layer_classes) & CODE_LAYERS
         )
         loaders = ["keras3", "tf_keras"] if keras2 and (self.allow_lambda or not carries_code) else ["keras3"]
+        evaluation, data = part.evaluation, part.data
         return Job(
-            key=student.sha256,
+            key=f"{part.name}:{unit.sha256}",
             model_path=path,
             name=Path(submission.chosen.name).name,
             request={
                 # Keras refuses a Lambda's bytecode in safe mode: only an instructor's --allow-lambda
                 # lets it load, and then only in a worker of its own, inside the sandbox.
                 "safe_mode": not runs_code,
-                "scale": self.rules.data.scale,
-                "batch_size": self.rules.evaluation.batch_size,
-                "fast_batch_size": fast_batch_size(inspection, self.rules.evaluation.batch_size),
-                "mlp_input": list(self.rules.evaluation.mlp_input),
-                "cnn_input": list(self.rules.evaluation.cnn_input),
-                "input_mode": self.rules.evaluation.input_mode,
-                "image_shape": list(self.rules.data.image_shape),
+                "images": part.name,
+                "data": {"scale": data.scale, "mean": list(data.mean), "std": list(data.std), "layout": data.layout},
+                "image_shape": list(data.image_shape),
+                "feed": evaluation.feed,
+                "batch_size": evaluation.batch_size,
+                "fast_batch_size": fast_batch_size(inspection, evaluation.batch_size),
+                "mlp_input": list(evaluation.mlp_input),
+                "cnn_input": list(evaluation.cnn_input),
+                "input_mode": evaluation.input_mode,
                 "loaders": loaders,
             },
             # A file that runs code gets a worker of its own, thrown away afterwards.
             fresh=runs_code,
+            wall_seconds=evaluation.time_limit_seconds,
         )
 
-    def _record_safely(self, students: list[_Student], outcome: Outcome) -> None:
-        """Record an outcome; a failure of grader's own while marking it is those students' row, not the
-        end of the run (a gradebook that cannot be written still stops the run: nothing could be kept)."""
+    def _record_safely(self, units: list[_Unit], outcome: Outcome) -> None:
+        """Record an outcome; a failure of grader's own while marking it is those units' row, not the end
+        of the run (a gradebook that cannot be written still stops the run: nothing could be kept)."""
         try:
-            self._record_outcome(students, outcome)
+            self._record_outcome(units, outcome)
         except sqlite3.Error:
             raise
         except Exception as error:
-            for student in students:
-                if not student.status:
-                    self._finish(student, "crashed", f"grader could not mark this file: {error!r}; please report this")
+            for unit in units:
+                if not unit.status:
+                    self._finish(unit, "crashed", f"grader could not mark this file: {error!r}; please report this")
 
-    def _record_outcome(self, students: list[_Student], outcome: Outcome) -> None:
+    def _record_outcome(self, units: list[_Unit], outcome: Outcome) -> None:
         self.evaluated += 1
-        student = students[0]
+        unit = units[0]
         answer = outcome.answer
         outputs = None
         if answer is not None and answer.get("ok"):
@@ -463,9 +610,9 @@ class _Run:
         predictions = scoring.predicted_classes(outputs) if outputs is not None else None
         nonfinite = int((~np.isfinite(outputs)).any(axis=1).sum()) if outputs is not None else 0
         evaluation_id = self.book.add_evaluation(
-            sha256=student.sha256,
-            images_sha256=self.heldout.images_sha256,
-            evaluation_key=self.rules.evaluation_key(),
+            sha256=unit.sha256,
+            images_sha256=self.heldouts[unit.part.name].images_sha256,
+            evaluation_key=unit.part.evaluation_key(),
             grader_version=EVALUATOR,
             status=outcome.status,
             reason=outcome.reason,
@@ -480,35 +627,36 @@ class _Run:
         )
         stored = self.book.evaluation_by_id(evaluation_id)
         assert stored is not None
-        for each in students:
+        for each in units:
             self._mark(each, stored, reused=False)
 
-    def _mark(self, student: _Student, evaluation: Evaluation, *, reused: bool) -> None:
+    def _mark(self, unit: _Unit, evaluation: Evaluation, *, reused: bool) -> None:
         """Turn an evaluation into a status, a reason and (when it can be marked) a mark."""
+        part = unit.part
         detail = {"evaluation": _evaluation_detail(evaluation, reused)}
         if evaluation.status != "answered":
-            self._finish(student, FAILED_RUNS.get(evaluation.status, "crashed"), evaluation.reason, detail)
+            self._finish(unit, FAILED_RUNS.get(evaluation.status, "crashed"), evaluation.reason, detail)
             return
         answer = evaluation.answer or {}
         if not answer.get("ok"):
             status = FAILED_STAGES.get(answer.get("stage", ""), "load_failed")
-            self._finish(student, status, _failure_reason(answer), detail)
+            self._finish(unit, status, _failure_reason(answer), detail)
             return
         if answer.get("fallback_from") and self.rules.versions.legacy_loader_policy == "refuse":
-            self._finish(student, "load_failed", _legacy_refusal(answer, self.rules), detail)
+            self._finish(unit, "load_failed", _legacy_refusal(answer, self.rules), detail)
             return
         # The evaluation states the output width; screening's guess from the config gives way to it.
-        student.checks = [check for check in student.checks if check.name != "outputs"]
-        student.checks.extend(_evaluation_checks(answer, self.rules))
+        unit.checks = [check for check in unit.checks if check.name != "outputs"]
+        unit.checks.extend(_evaluation_checks(answer, self.rules))
         assert evaluation.predictions is not None and evaluation.output_shape is not None
-        labels = self.heldout.labels
+        labels = self.heldouts[part.name].labels
         correct = scoring.count_correct(evaluation.predictions, labels)
-        classes = self.rules.data.classes
+        classes = part.data.classes
         width = evaluation.output_shape[1]
-        if width != classes and self.rules.evaluation.output_width_policy == "refuse":
+        if width != classes and part.evaluation.output_width_policy == "refuse":
             official = scoring.accuracy_percent(correct, labels.size)
             self._finish(
-                student,
+                unit,
                 "bad_output",
                 f"the model outputs {width} scores per image; this assignment has {classes} classes "
                 f"(end it with Dense({classes})); the official script would report {official}% "
@@ -516,71 +664,91 @@ class _Run:
                 detail,
             )
             return
-        student.checks.append(_width_check(width, classes))
+        unit.checks.append(_width_check(width, classes))
         if evaluation.nonfinite:
             message = (
                 f"{evaluation.nonfinite:,} of {labels.size:,} images gave NaN or infinite outputs "
                 "(the official script's argmax counts those as the class of the first NaN)"
             )
-            if self.rules.evaluation.nonfinite_policy == "refuse":
-                self._finish(student, "bad_output", message, detail)
+            if part.evaluation.nonfinite_policy == "refuse":
+                self._finish(unit, "bad_output", message, detail)
                 return
-            student.checks.append(Check("outputs", WARN, message, "check the model for overflow or division by zero"))
+            unit.checks.append(Check("outputs", WARN, message, "check the model for overflow or division by zero"))
         if evaluation.ties and evaluation.ties["images"]:
-            student.checks.append(_ties_check(evaluation.ties, labels.size, self.rules.evaluation.tie_flag_share))
+            unit.checks.append(_ties_check(evaluation.ties, labels.size, part.evaluation.tie_flag_share))
         if evaluation.ties and evaluation.ties.get("constant"):
-            student.checks.append(_constant_check(int(evaluation.predictions[0]), labels.size))
-        result = scoring.mark(correct, labels.size, self.rules.bands)
-        detail["mark"] = _mark_detail(result, self.rules)
-        flagged = [check for check in student.checks if check.outcome == WARN]
+            unit.checks.append(_constant_check(int(evaluation.predictions[0]), labels.size))
+        result = scoring.mark(correct, labels.size, part.marking)
+        detail["mark"] = _mark_detail(result, part)
+        flagged = [check for check in unit.checks if check.outcome == WARN]
         status = "flagged" if flagged else "graded"
-        self._finish(student, status, summary(student.checks, WARN), detail, result, evaluation.id)
+        self._finish(unit, status, summary(unit.checks, WARN), detail, result, evaluation.id)
 
     def _finish(
         self,
-        student: _Student,
+        unit: _Unit,
         status: str,
         reason: str,
         detail: dict[str, Any] | None = None,
         result: scoring.Mark | None = None,
         evaluation_id: int | None = None,
     ) -> None:
-        submission = student.submission
+        submission = unit.submission
         row = {
             "student_id": submission.student_id,
+            "part": unit.part.name,
             "student_name": submission.student_name,
             "folder": submission.folder,
             "file": submission.chosen.name if submission.chosen else "",
-            "sha256": student.sha256,
+            "sha256": unit.sha256,
             "status": status,
             "reason": reason,
             "correct": result.correct if result else None,
             "total": result.total if result else None,
             "accuracy": result.accuracy if result else None,
             "score": result.score if result else None,
-            "band": result.band.text if result else None,
+            "band": result.band.text if result and result.band else None,
             "evaluation_id": evaluation_id,
             "detail": {
                 "files": [{"name": f.name, "size": f.size} for f in submission.files],
-                "size": student.size
-                if student.size is not None
-                else (submission.chosen.size if submission.chosen else None),
-                "checks": [check.to_json() for check in student.checks],
-                "inspection": student.inspection_json,
+                "size": unit.size if unit.size is not None else (submission.chosen.size if submission.chosen else None),
+                "checks": [check.to_json() for check in unit.checks],
+                "inspection": unit.inspection_json,
                 **(detail or {}),
             },
         }
         self.book.add_result(self.run_id, row)
-        student.status = status
-        if self.reports is not None:
-            stored = {**row, "detail": json.loads(json.dumps(row["detail"]))}
-            try:
-                notes = write_student_report(stored, self.run_info, self.book, self.heldout, self.rules, self.reports)
-            except Exception as error:  # a report that cannot be drawn is a note in the row, not a lost run
-                notes = [f"report: could not be written ({error!r})"]
-            if notes:
-                self.book.note_result(self.run_id, submission.student_id, notes)
+        unit.status = status
         self.progress.advance(submission.student_id, status)
+        if self.reports is None:
+            return
+        finished = self._waiting.setdefault(submission.student_id, [])
+        finished.append({**row, "detail": json.loads(json.dumps(row["detail"]))})
+        if len(finished) < len(self.rules.parts):
+            return
+        del self._waiting[submission.student_id]
+        try:
+            notes = write_student_report(finished, self.run_info, self.book, self.heldouts, self.rules, self.reports)
+        except Exception as error:  # a report that cannot be drawn is a note in the row, not a lost run
+            notes = [f"report: could not be written ({error!r})"]
+        if notes:
+            self.book.note_result(self.run_id, submission.student_id, notes)
+
+
+def _shape_text(shape: tuple | None) -> str:
+    return "unknown" if shape is None else "(" + ", ".join(str(size) for size in shape) + ")"
+
+
+def _unmatched(name: str, shape: tuple | None, candidates: list[Part]) -> str:
+    """Why a model file went to no part (`candidates`: the parts both its name and its shape fit)."""
+    if len(candidates) > 1:
+        return (
+            f"{name} fits several parts ({', '.join(p.name for p in candidates)}) by its name and input shape "
+            f"{_shape_text(shape)}, so it was not graded: name it for one part"
+        )
+    if shape is None:
+        return f"{name}: its name fits no part and its input shape could not be read"
+    return f"{name}: neither its name nor its input shape {_shape_text(shape)} fits a part"
 
 
 def _cost(inspection: Inspection | None) -> int:
@@ -827,17 +995,18 @@ def _evaluation_detail(evaluation: Evaluation, reused: bool) -> dict[str, Any]:
     }
 
 
-def _mark_detail(result: scoring.Mark, rules: Assignment) -> dict[str, Any]:
+def _mark_detail(result: scoring.Mark, part: Part) -> dict[str, Any]:
     percent = result.exact_percent
     return {
         "correct": result.correct,
         "total": result.total,
         "accuracy": result.accuracy,
         "accuracy_exact": f"{percent.numerator}/{percent.denominator}",
-        "band": result.band.text,
+        "band": result.band.text if result.band else None,
         "score": result.score,
-        "max_score": rules.max_score,
-        "next_band": result.next_band.text if result.next_band else None,
-        "next_score": result.next_band.score if result.next_band else None,
-        "images_to_next_band": result.images_to_next_band,
+        "max_score": part.max_score,
+        "scheme": part.marking.describe(),
+        "next_band": result.next_label,
+        "next_score": result.next_score,
+        "images_to_next_band": result.images_to_next,
     }

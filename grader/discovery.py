@@ -18,7 +18,7 @@ import re
 import stat
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -259,10 +259,38 @@ def _choose(student_id: str, group: list[_Entry], zip_path: str) -> Submission:
     }
     if problems:
         return Submission(**base, chosen=None, problem=problems[0].problem, problem_status=problems[0].status)
-    top_level = [f for f in files if "/" not in f.name]
-    models = sorted((f for f in top_level if f.name.lower().endswith(".h5")), key=lambda f: f.name)
+    models = model_files(files)
     if not models:
         return Submission(**base, chosen=None, problem=_why_no_model(files))
+    chosen, notes = _last(models)
+    return Submission(**base, chosen=chosen, notes=notes)
+
+
+def model_files(files: tuple[SubmittedFile, ...]) -> list[SubmittedFile]:
+    """The files a model may be graded from: at the top of the folder, named .h5 (any case), by name."""
+    return sorted((f for f in files if "/" not in f.name and f.name.lower().endswith(".h5")), key=lambda f: f.name)
+
+
+def choose_for_part(
+    submission: Submission, files: list[SubmittedFile], *, part: str, elsewhere: list[str]
+) -> Submission:
+    """The student's entry with the file chosen for one part of a several-part assignment: the last in
+    name order of the files matched to it, or a problem saying why there is none (`elsewhere` says where
+    each of the student's other model files went, and why)."""
+    if submission.problem:
+        return submission
+    if files:
+        chosen, notes = _last(sorted(files, key=lambda f: f.name))
+        return replace(submission, chosen=chosen, notes=notes)
+    if not model_files(submission.files):
+        problem = _why_no_model(submission.files)
+    else:
+        problem = f"no .h5 file for part {part}: {'; '.join(elsewhere)}"
+    return replace(submission, chosen=None, problem=problem, problem_status="no_file", notes=())
+
+
+def _last(models: list[SubmittedFile]) -> tuple[SubmittedFile, tuple[str, ...]]:
+    """The official script's "last if more than one", in name order, and what a marker should know of it."""
     chosen = models[-1]
     notes = []
     if len(models) > 1:
@@ -270,7 +298,7 @@ def _choose(student_id: str, group: list[_Entry], zip_path: str) -> Submission:
         notes.append(f"{len(models)} .h5 files: graded {chosen.name} (last in name order), not {others}")
     if not chosen.name.endswith(".h5"):
         notes.append(f"{chosen.name}: the official script only loads names ending in lower-case .h5")
-    return Submission(**base, chosen=chosen, notes=tuple(notes))
+    return chosen, tuple(notes)
 
 
 def _why_no_model(files: tuple[SubmittedFile, ...]) -> str:

@@ -26,13 +26,47 @@ from grader.errors import GradebookBusy, GraderError
 
 FILE_NAME = "gradebook.sqlite"
 RECENT_EVALUATIONS = 16
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# One result per student and part of the assignment ('main' when it has one part).
+RESULTS = """
+CREATE TABLE IF NOT EXISTS {table} (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    student_id TEXT NOT NULL,
+    part TEXT NOT NULL DEFAULT 'main',
+    student_name TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    file TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    correct INTEGER,
+    total INTEGER,
+    accuracy REAL,
+    score REAL,
+    band TEXT,
+    evaluation_id INTEGER REFERENCES evaluations(id),
+    detail TEXT NOT NULL,                -- JSON: checks, inspection, evaluation, mark (report.json)
+    PRIMARY KEY (run_id, student_id, part)
+);
+"""
+_RESULT_COLUMNS = (
+    "run_id, student_id, student_name, folder, file, sha256, status, reason, correct, total, accuracy, score, "
+    "band, evaluation_id, detail"
+)
 # How a gradebook of an older schema is brought up to this one, step by step (nothing is lost).
 MIGRATIONS = {
     # 1 -> 2: outputs are stored exactly, in the model's own dtype (schema 1 kept float16, so a figure of
     # a near-tie could show another class than the one graded); ties record the images the official
     # script's argmax rule decided.
     1: ("ALTER TABLE evaluations ADD COLUMN outputs_dtype TEXT", "ALTER TABLE evaluations ADD COLUMN ties TEXT"),
+    # 2 -> 3: a result per student and part (an assignment may ask for several models); the results of a
+    # one-part assignment become its part 'main'.
+    2: (
+        RESULTS.format(table="results_by_part"),
+        f"INSERT INTO results_by_part ({_RESULT_COLUMNS}, part) SELECT {_RESULT_COLUMNS}, 'main' FROM results",
+        "DROP TABLE results",
+        "ALTER TABLE results_by_part RENAME TO results",
+    ),
 }
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -92,25 +126,7 @@ CREATE TABLE IF NOT EXISTS figures (
     key TEXT PRIMARY KEY,                -- evaluation id, held-out sha256 and figure name
     png BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS results (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    student_id TEXT NOT NULL,
-    student_name TEXT NOT NULL,
-    folder TEXT NOT NULL,
-    file TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    status TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    correct INTEGER,
-    total INTEGER,
-    accuracy REAL,
-    score REAL,
-    band TEXT,
-    evaluation_id INTEGER REFERENCES evaluations(id),
-    detail TEXT NOT NULL,                -- JSON: checks, inspection, evaluation, mark (report.json)
-    PRIMARY KEY (run_id, student_id)
-);
-"""
+""" + RESULTS.format(table="results")
 
 
 @dataclass(frozen=True)
@@ -354,25 +370,27 @@ class Gradebook:
         with self.transaction() as db:
             db.execute(f"INSERT OR REPLACE INTO results ({columns}) VALUES ({marks})", tuple(values.values()))
 
-    def note_result(self, run_id: int, student_id: str, notes: list[str]) -> None:
+    def note_result(self, run_id: int, student_id: str, notes: list[str], part: str | None = None) -> None:
         """Add notes to a committed result (a report that could not be written): appended to its reason,
-        so marks.csv shows them, and kept in its detail under 'notes'."""
+        so marks.csv shows them, and kept in its detail under 'notes'. Without `part`, to each of the
+        student's parts."""
         with self.transaction() as db:
-            row = db.execute(
-                "SELECT reason, detail FROM results WHERE run_id=? AND student_id=?", (run_id, student_id)
-            ).fetchone()
-            if row is None:
-                return
-            detail = json.loads(row["detail"])
-            detail["notes"] = [*detail.get("notes", []), *notes]
-            reason = "; ".join([row["reason"], *notes] if row["reason"] else notes)
-            db.execute(
-                "UPDATE results SET reason=?, detail=? WHERE run_id=? AND student_id=?",
-                (reason, json.dumps(detail, sort_keys=True), run_id, student_id),
-            )
+            rows = db.execute(
+                "SELECT part, reason, detail FROM results WHERE run_id=? AND student_id=? AND part=COALESCE(?, part)",
+                (run_id, student_id, part),
+            ).fetchall()
+            for row in rows:
+                detail = json.loads(row["detail"])
+                detail["notes"] = [*detail.get("notes", []), *notes]
+                reason = "; ".join([row["reason"], *notes] if row["reason"] else notes)
+                db.execute(
+                    "UPDATE results SET reason=?, detail=? WHERE run_id=? AND student_id=? AND part=?",
+                    (reason, json.dumps(detail, sort_keys=True), run_id, student_id, row["part"]),
+                )
 
     def results(self, run_id: int) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT * FROM results WHERE run_id=? ORDER BY folder, student_id", (run_id,))
+        """A run's results, one per student and part, in folder order."""
+        rows = self.db.execute("SELECT * FROM results WHERE run_id=? ORDER BY folder, student_id, part", (run_id,))
         out = []
         for row in rows:
             item = dict(row)

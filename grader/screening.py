@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from grader.courseworks.assignment import Assignment, Limit
+from grader.courseworks.assignment import Assignment, Limit, Part
 from grader.inspection import Inspection
 from grader.versions import SavedWith, parse_release, saved_with, version_tag
 
@@ -110,9 +110,16 @@ def size_check(size: int, assignment: Assignment) -> Check:
 
 
 def screen(
-    inspection: Inspection, assignment: Assignment, *, file_name: str = "", allow_lambda: bool = False
+    inspection: Inspection,
+    assignment: Assignment,
+    *,
+    part: Part | None = None,
+    file_name: str = "",
+    allow_lambda: bool = False,
 ) -> list[Check]:
-    """Every check that can be made from the file alone, in the order a TA reads them."""
+    """Every check that can be made from the file alone, in the order a TA reads them (against `part`, the
+    assignment's first part when not given)."""
+    part = part or assignment.parts[0]
     checks = [_format_check(inspection)]
     if checks[0].outcome == FAIL:
         return checks
@@ -124,7 +131,7 @@ def screen(
     checks.append(_layers_check(inspection, assignment, allow_lambda))
     checks.append(_code_check(inspection, allow_lambda))
     checks.append(_parameters_check(inspection, assignment))
-    checks.append(_output_check(inspection, assignment))
+    checks.append(_output_check(inspection, part.data.classes))
     checks.append(version_check(inspection, assignment, file_name))
     return checks
 
@@ -310,8 +317,7 @@ def _parameters_check(inspection: Inspection, assignment: Assignment) -> Check:
     return check
 
 
-def _output_check(inspection: Inspection, assignment: Assignment) -> Check:
-    classes = assignment.data.classes
+def _output_check(inspection: Inspection, classes: int) -> Check:
     units = inspection.output_units
     if units is None:
         return Check("outputs", PASS, "output width not stated in the config; checked after prediction")

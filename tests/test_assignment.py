@@ -27,13 +27,16 @@ def test_default_assignment_holds_coursework_1() -> None:
     """The shipped default is Coursework 1: Table 1, 500 MB, TF 2.18.0, the official script's feeding."""
     rules = load_assignment()
     assert rules.name == "kcl-dnn-cw1"
-    assert [band.score for band in reversed(rules.bands)] == [20, 18, 16, 14, 13, 12, 10, 9, 8, 7, 6, 5, 4, 3, 0]
+    part = rules.parts[0]
+    assert rules.single and part.marking.name == "bands" and part.marking_title == "Table 1"
+    assert [band.score for band in reversed(part.marking.bands)] == [20, 18, 16, 14, 13, 12, 10, 9, 8, 7, 6, 5, 4, 3, 0]
     assert rules.limits.file_bytes.maximum == 500 * 1024 * 1024
     assert rules.limits.file_bytes.policy == "refuse"
     assert rules.limits.parameters.policy == "flag"
     assert rules.versions.tensorflow == "2.18.0"
-    assert rules.evaluation.mlp_input == (784,) and rules.evaluation.cnn_input == (28, 28, 1)
-    assert rules.evaluation.batch_size == 32
+    assert part.evaluation.feed == "official-kcl"
+    assert part.evaluation.mlp_input == (784,) and part.evaluation.cnn_input == (28, 28, 1)
+    assert part.evaluation.batch_size == 32 and part.data.scale == 255 and part.data.public == "mnist"
     assert "Lambda" not in rules.screening.allowed_layers and "Dense" in rules.screening.allowed_layers
     assert len(rules.sha256) == 64
 
@@ -103,13 +106,23 @@ def test_evaluation_key_ignores_marking_rules(tmp_path: Path) -> None:
     """Changing bands or limits keeps stored predictions usable; changing how images are fed does not."""
     base = load_assignment()
     rebanded = load_assignment(variant(tmp_path, "score = 18", "score = 17"))
-    assert rebanded.evaluation_key() == base.evaluation_key()
+    assert rebanded.parts[0].evaluation_key() == base.parts[0].evaluation_key()
     assert rebanded.sha256 != base.sha256
     refed = load_assignment(variant(tmp_path, "batch_size = 32", "batch_size = 64"))
-    assert refed.evaluation_key() != base.evaluation_key()
+    assert refed.parts[0].evaluation_key() != base.parts[0].evaluation_key()
 
 
 def test_shipped_toml_is_valid_toml_with_documented_sections() -> None:
     """The shipped file parses with the standard library, and holds every section the schema reads."""
     document = tomllib.loads(DEFAULT.read_text())
-    assert set(document) == {"schema", "assignment", "data", "evaluation", "limits", "versions", "screening", "bands"}
+    assert set(document) == {
+        "schema",
+        "assignment",
+        "data",
+        "evaluation",
+        "marking",
+        "limits",
+        "versions",
+        "screening",
+        "bands",
+    }

@@ -37,6 +37,7 @@ def test_help_does_not_import_tensorflow() -> None:
 # Each command, and how the example in its help begins (`grade run` is what `grade SUBMISSIONS` runs).
 EXAMPLES = {
     "run": "grade submissions/",
+    "assignments": "grade assignments",
     "check": "grade check ",
     "inspect": "grade inspect ",
     "export": "grade export ",
@@ -188,8 +189,9 @@ def test_defaults_are_defined_once() -> None:
 
     library = inspect.signature(grade_cohort).parameters
     options = {param.name: param for param in cli.commands["run"].params}
+    # --heldout repeats (one per part): left out, the library's default applies, and the help says which.
+    assert library["heldout"].default == defaults.HELDOUT and options["heldout"].multiple
     for name, option, value in (
-        ("heldout", "heldout", defaults.HELDOUT),
         ("out", "out", defaults.OUT),
         ("isolation", "isolation", defaults.ISOLATION),
         ("memory_limit_gb", "memory_limit", defaults.MEMORY_LIMIT_GB),
@@ -202,6 +204,7 @@ def test_defaults_are_defined_once() -> None:
         assert {param.name: param.default for param in cli.commands[command].params}["reports"] == defaults.OUT
     help_text = " ".join(invoke("run", "--help").output.split())
     assert f"Default: {defaults.WORKERS}." in help_text
+    assert f"Default: {defaults.HELDOUT}/ ({defaults.HELDOUT}/PART/ for each part)." in help_text
     assert f"[default: {defaults.MEMORY_LIMIT_GB};" in help_text
     readme = (ROOT / "README.md").read_text()
     assert f"| `--workers N` | {defaults.WORKERS} |" in readme

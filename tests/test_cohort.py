@@ -86,7 +86,7 @@ def test_marks_equal_the_official_script(cohort: Path, rows: dict) -> None:
         (folder / row["file"]).write_bytes((cohort / row["folder"] / row["file"]).read_bytes())
         folders[student] = folder
     official = run_official(list(folders.values()), DEMO_HELDOUT)
-    bands = load_assignment().bands
+    bands = load_assignment().parts[0].marking
     for student, row in graded.items():
         assert row["accuracy"] == official[folders[student]], student
         assert int(row["score"]) == mark(int(row["correct"]), int(row["total"]), bands).score

@@ -81,7 +81,7 @@ def test_workers_that_cannot_start_are_retried_then_their_jobs_crash(tmp_path: P
     images.write_bytes(b"not a numpy file")
     scheduler = Scheduler(
         isolation=sandbox.choose_isolation(),
-        images=images,
+        images={"main": images},
         workdir=tmp_path / "workers",
         budget=Budget(wall_seconds=60),
         workers=2,
@@ -103,7 +103,7 @@ def test_a_worker_of_another_protocol_is_never_read(tmp_path: Path) -> None:
     np.save(images, np.zeros((4, 28, 28), np.uint8))
     isolation = sandbox.choose_isolation()
     child = ChildProcess.worker(
-        isolation=isolation, images=images, workdir=tmp_path / "w", threads=1, limits=sandbox.Limits()
+        isolation=isolation, images={"main": images}, workdir=tmp_path / "w", threads=1, limits=sandbox.Limits()
     )
     child.protocol = -1
     with pytest.raises(WorkerError, match="this grader reads protocol -1: install the same grader release"):

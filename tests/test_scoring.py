@@ -1,4 +1,4 @@
-"""Marks from Table 1: exact at every band edge, and the accuracy the official script prints."""
+"""Marks from Table 1 and from linear scales: exact at every edge, and the accuracy the official script prints."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from grader.courseworks.assignment import load_assignment
 from grader.marking.scoring import accuracy_percent, confusion_matrix, images_needed, mark, per_class_accuracy
 
-BANDS = load_assignment().bands
+BANDS = load_assignment().parts[0].marking
 
 
 @pytest.mark.parametrize(
@@ -74,17 +74,17 @@ def test_accuracy_equals_the_official_scripts_number(pair: tuple[int, int]) -> N
 def test_next_band_counts_the_images_it_needs() -> None:
     """The mark says how many more correct images reach the band above."""
     result = mark(9449, 10000, BANDS)
-    assert (result.score, result.next_band.score, result.images_to_next_band) == (10, 12, 1)
-    assert mark(10000, 10000, BANDS).next_band is None
-    assert mark(0, 12000, BANDS).images_to_next_band == 1  # one correct image reaches (0, 50)
+    assert (result.score, result.next_score, result.next_label, result.images_to_next) == (10, 12, "[94.5, 95)", 1)
+    assert mark(10000, 10000, BANDS).next_label is None
+    assert mark(0, 12000, BANDS).images_to_next == 1  # one correct image reaches (0, 50)
 
 
 def test_images_needed_respects_an_open_edge() -> None:
     """(0, 50) starts above 0: zero correct images is not enough, one is."""
-    open_band = next(band for band in BANDS if band.text == "(0, 50)")
-    assert images_needed(0, 100, open_band) == 1
-    top = BANDS[-1]
-    assert images_needed(11639, 12000, top) == 1
+    open_band = next(band for band in BANDS.bands if band.text == "(0, 50)")
+    assert images_needed(0, 100, open_band.low, open_band.low_closed) == 1
+    top = BANDS.bands[-1]
+    assert images_needed(11639, 12000, top.low, top.low_closed) == 1
     assert Fraction(100 * 11640, 12000) == top.low
 
 

@@ -1,14 +1,23 @@
 """A coursework's rules, read from a TOML file into frozen dataclasses.
 
-Adding a coursework means adding a TOML file: the mark bands, the limits and their policies, the data
-layout and the way images are fed to a model all live there. Every error names the file, the key and
-the fix. Precedence is command line > assignment file > the defaults below.
+Adding a coursework means adding a TOML file: the parts a student hands in, their data and preprocessing,
+the way each model is fed, the marking scheme, the limits and their policies all live there. Every error
+names the file, the key and the fix. Precedence is command line > assignment file > the defaults below;
+in a file with parts, a part's own table > the file's top-level table of the same name > the defaults.
+
+Two layouts:
+- one part (Coursework 1): top-level [data], [evaluation], [marking] and [[bands]];
+- several parts (SYDE 522 A4, UvA Lab 1): [[parts]], each with its name, title, file-name patterns,
+  declared input shapes, weight and its own [parts.data], [parts.evaluation], [parts.marking] and
+  [[parts.bands]]. Top-level [data] and [evaluation] then hold what the parts share.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
@@ -18,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import AssignmentError
+from grader.marking.schemes import ROUNDINGS, Band, Bands, Linear, Scheme, as_score, coverage_problem, parse_interval
 
 SCHEMA_VERSION = 1
 DEFAULT_ASSIGNMENT = "kcl-dnn-cw1"
@@ -25,42 +35,14 @@ POLICIES = ("refuse", "flag")
 # A file only TensorFlow's Keras 2 loader (tf_keras) can read: refused, graded and flagged, or graded.
 LEGACY_LOADER_POLICIES = ("refuse", "flag", "grade")
 INPUT_MODES = ("reference", "adapt")
-
-# One number: an integer or a decimal written out (no exponent), so that a band edge such as 96.5 is
-# read as the exact fraction 193/2 and no float ever decides which side of an edge a mark falls.
-_NUMBER = r"\d+(?:\.\d+)?"
-_INTERVAL = re.compile(rf"^\s*([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])\s*$")
-_POINT = re.compile(rf"^\s*({_NUMBER})\s*$")
-
-
-@dataclass(frozen=True)
-class Band:
-    """One row of a mark table: accuracies (in percent) inside the interval get `score`."""
-
-    low: Fraction
-    "Lower edge, in percent."
-    high: Fraction
-    "Upper edge, in percent."
-    low_closed: bool
-    "Whether an accuracy equal to `low` is inside the band."
-    high_closed: bool
-    "Whether an accuracy equal to `high` is inside the band."
-    score: int | float
-    "The mark given for an accuracy in this band."
-    text: str
-    "The interval as the assignment file writes it, e.g. '[96.5, 97)'."
-
-    def overlaps(self, low: Fraction, high: Fraction) -> bool:
-        """Whether any accuracy in the closed range [low, high] lies inside this band."""
-        below_end = self.low < high or (self.low_closed and self.low == high)
-        above_start = self.high > low or (self.high_closed and self.high == low)
-        return below_end and above_start
-
-    def contains(self, percent: Fraction) -> bool:
-        """Whether an exact accuracy in percent lies inside this band."""
-        above = percent > self.low or (self.low_closed and percent == self.low)
-        below = percent < self.high or (self.high_closed and percent == self.high)
-        return above and below
+# How a model is fed its images (see EvaluationSpec.feed).
+FEEDS = ("official-kcl", "declared")
+# How images are laid out for the model: NHWC (Keras, TensorFlow) or NCHW (PyTorch exports).
+LAYOUTS = ("nhwc", "nchw")
+SCHEMES = ("bands", "linear")
+# The name of the one part of a single-part assignment (never shown: its columns are the plain ones).
+SINGLE_PART = "main"
+_PART_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -68,19 +50,53 @@ class DataSpec:
     """What the held-out images look like and how they are turned into model inputs."""
 
     image_shape: tuple[int, ...] = (28, 28)
-    "Shape of one stored image: (height, width) for grey digits, (height, width, channels) for colour."
+    "Shape of one stored image: (height, width) for grey images, (height, width, channels) for colour."
     classes: int = 10
     "Number of classes; labels are 0 .. classes-1 and a model must output one score per class."
-    scale: int = 255
+    class_names: tuple[str, ...] = ()
+    "A name per class, for reports (CIFAR-10's 'airplane', 'automobile', ...); () names them by number."
+    scale: int | float = 255
     "Images are fed as x.astype('float32') / scale, as the official script does."
+    mean: tuple[float, ...] = ()
+    "Per-channel means subtracted after scaling, as PyTorch's Normalize(mean, std) does; () for none."
+    std: tuple[float, ...] = ()
+    "Per-channel standard deviations divided by after subtracting the mean; () for none."
+    layout: str = "nhwc"
+    "'nhwc' (channels last, as Keras) or 'nchw' (channels first, as PyTorch exports)."
+    public: str = ""
+    "The public test set `grade check` fetches for this data with keras's loader ('mnist', 'cifar10')."
+
+    @property
+    def channels(self) -> int:
+        return self.image_shape[2] if len(self.image_shape) == 3 else 1
+
+    @property
+    def values(self) -> int:
+        """How many values one image holds."""
+        return math.prod(self.image_shape)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """A name for every class: the given names, else the class numbers."""
+        return self.class_names or tuple(str(index) for index in range(self.classes))
+
+    def describe(self) -> str:
+        """'28x28 grey images, 10 classes' or '32x32 colour images (3 channels), 10 classes'."""
+        size = "x".join(map(str, self.image_shape[:2]))
+        kind = "grey" if self.channels == 1 else f"colour ({self.channels} channels)"
+        return f"{size} {kind} images, {self.classes} classes"
 
 
 @dataclass(frozen=True)
 class EvaluationSpec:
     """How a model is fed and how long it may take."""
 
+    feed: str = "official-kcl"
+    "'official-kcl': Coursework 1's test script ('CNN' if len(net.input_shape) > 2 else 'MLP', reshaped to"
+    " mlp_input or cnn_input). 'declared': the images reshaped to the input shape the model declares."
     input_mode: str = "reference"
-    "'reference': feed exactly as the official script does. 'adapt': feed the shape the model declares."
+    "Under 'official-kcl': 'reference' gives predict_failed where the script's feed fails; 'adapt' then"
+    " feeds the shape the model declares, and flags it."
     mlp_input: tuple[int, ...] = (784,)
     "Shape of one image for a model the official rule calls an MLP (input rank 2)."
     cnn_input: tuple[int, ...] = (28, 28, 1)
@@ -100,7 +116,7 @@ class EvaluationSpec:
 
 
 # Evaluation settings that change how a result is marked, never the predictions: a stored evaluation is
-# reused across changes to these (see Assignment.evaluation_key).
+# reused across changes to these (see Part.evaluation_key).
 MARKING_ONLY = ("time_limit_seconds", "nonfinite_policy", "output_width_policy", "tie_flag_share")
 
 
@@ -147,6 +163,59 @@ class VersionRules:
 
 
 @dataclass(frozen=True)
+class Part:
+    """One model a student hands in, and how it is judged."""
+
+    name: str
+    "Short identifier ('mnist', 'cifar10'); prefixes this part's columns in marks.csv."
+    title: str
+    "What the coursework calls it ('Q16-17: the CIFAR-10 network')."
+    data: DataSpec
+    evaluation: EvaluationSpec
+    marking: Scheme
+    weight: Fraction = Fraction(1)
+    "The part's score counts this many times in the student's total."
+    files: tuple[str, ...] = ()
+    "File-name patterns (shell style, any case) that say a file is for this part; () matches any."
+    input_shapes: tuple[tuple[int, ...], ...] = ()
+    "Input shapes (without the batch axis) a model for this part declares, used to tell parts apart when"
+    " the file name does not; () accepts any shape holding one image's values."
+    heldout: str = ""
+    "Where this part's held-out set is, when the assignment says (else heldout/<part>/)."
+    marking_title: str = ""
+    "What the coursework calls its mark table ('Table 1'), for reports."
+
+    @property
+    def max_score(self) -> int | float:
+        return self.marking.max_score
+
+    def evaluation_key(self) -> str:
+        """A hash of every rule that changes a model's predictions for this part (not its mark).
+
+        Two runs with the same key may share stored predictions: changing only the marking, the limits
+        or the policies re-marks a cohort without running a model again.
+        """
+        rules = {"data": asdict(self.data), "evaluation": asdict(self.evaluation)}
+        for marking_only in MARKING_ONLY:
+            rules["evaluation"].pop(marking_only)
+        blob = json.dumps(rules, sort_keys=True, default=list).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def name_matches(self, file_name: str) -> bool:
+        """Whether a file name fits one of this part's patterns (any case); True when it has none."""
+        name = file_name.lower()
+        return not self.files or any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in self.files)
+
+    def shape_matches(self, declared: tuple[int | None, ...] | None) -> bool:
+        """Whether a model declaring this input shape (without the batch axis) fits this part."""
+        if declared is None or any(size is None for size in declared):
+            return False
+        if self.input_shapes:
+            return tuple(declared) in self.input_shapes
+        return math.prod(size for size in declared if size is not None) == self.data.values
+
+
+@dataclass(frozen=True)
 class Assignment:
     """A coursework's rules, validated."""
 
@@ -156,39 +225,43 @@ class Assignment:
     "Title as the coursework document gives it."
     source: str
     "Where these rules come from (the coursework document)."
-    max_score: int | float
-    "The highest mark; exports refuse any mark above it."
-    data: DataSpec
-    evaluation: EvaluationSpec
+    description: str
+    "One line for `grade assignments`."
+    parts: tuple[Part, ...]
+    "What each student hands in: one part (Coursework 1) or several (a model per question)."
     limits: Limits
     versions: VersionRules
     screening: ScreeningSpec
-    bands: tuple[Band, ...]
-    "The mark table, ordered from the lowest band to the highest."
     path: str
     "The file these rules were read from."
     sha256: str
     "sha256 of that file's bytes, recorded with every mark."
 
-    def evaluation_key(self) -> str:
-        """A hash of every rule that changes a model's predictions (not its mark).
+    @property
+    def single(self) -> bool:
+        """One part: marks.csv, reports and exports keep the plain one-model layout."""
+        return len(self.parts) == 1
 
-        Two runs with the same key may share stored predictions: changing only the bands, the limits
-        or the policies re-marks a cohort without running a model again.
-        """
-        rules = {"data": asdict(self.data), "evaluation": asdict(self.evaluation)}
-        for marking_only in MARKING_ONLY:
-            rules["evaluation"].pop(marking_only)
-        blob = json.dumps(rules, sort_keys=True, default=list).encode()
-        return hashlib.sha256(blob).hexdigest()
+    @property
+    def max_score(self) -> int | float:
+        """The highest total: each part's maximum times its weight."""
+        return as_score(sum((Fraction(part.max_score) * part.weight for part in self.parts), Fraction(0)))
+
+    def part(self, name: str) -> Part:
+        for part in self.parts:
+            if part.name == name:
+                return part
+        raise KeyError(name)
 
     def with_overrides(self, **evaluation: Any) -> Assignment:
-        """A copy with some evaluation settings replaced (the command line outranks the file)."""
+        """A copy with some evaluation settings replaced in every part (the command line outranks the file)."""
         values = {key: value for key, value in evaluation.items() if value is not None}
         if not values:
             return self
-        merged = {**asdict(self.evaluation), **values}
-        return replace(self, evaluation=EvaluationSpec(**merged))
+        parts = tuple(
+            replace(part, evaluation=EvaluationSpec(**{**asdict(part.evaluation), **values})) for part in self.parts
+        )
+        return replace(self, parts=parts)
 
 
 def builtin_assignments() -> dict[str, Path]:
@@ -226,47 +299,33 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
     schema = reader.get("schema", int, required=True)
     if schema != SCHEMA_VERSION:
         reader.fail("schema", f"is {schema}, but this grader reads schema {SCHEMA_VERSION}")
-
     info = _Reader(reader.table("assignment", required=True), path, "assignment")
-    data = _Reader(reader.table("data"), path, "data")
-    evaluation = _Reader(reader.table("evaluation"), path, "evaluation")
     limits = _Reader(reader.table("limits"), path, "limits")
     versions = _Reader(reader.table("versions"), path, "versions")
     screening = _Reader(reader.table("screening", required=True), path, "screening")
-    defaults_data, defaults_eval = DataSpec(), EvaluationSpec()
     defaults_limits, defaults_versions = Limits(), VersionRules()
 
-    data_spec = DataSpec(
-        image_shape=data.shape("image_shape", defaults_data.image_shape),
-        classes=data.positive_int("classes", defaults_data.classes),
-        scale=data.positive_int("scale", defaults_data.scale),
-    )
-    if len(data_spec.image_shape) not in (2, 3):
-        data.fail("image_shape", "must be [height, width] or [height, width, channels]")
-    if data_spec.classes < 2:
-        data.fail("classes", "must be at least 2")
+    name = info.get("name", str, required=True)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        info.fail("name", "may hold only letters, digits, '.', '_' and '-'")
+    title = info.get("title", str) or name
+    declared_max = info.get("max_score", (int, float))
 
-    evaluation_spec = EvaluationSpec(
-        input_mode=evaluation.choice("input_mode", INPUT_MODES, defaults_eval.input_mode),
-        mlp_input=evaluation.shape("mlp_input", defaults_eval.mlp_input),
-        cnn_input=evaluation.shape("cnn_input", defaults_eval.cnn_input),
-        batch_size=evaluation.positive_int("batch_size", defaults_eval.batch_size),
-        time_limit_seconds=evaluation.positive_number("time_limit_seconds", defaults_eval.time_limit_seconds),
-        nonfinite_policy=evaluation.choice("nonfinite_policy", POLICIES, defaults_eval.nonfinite_policy),
-        output_width_policy=evaluation.choice("output_width_policy", POLICIES, defaults_eval.output_width_policy),
-        tie_flag_share=evaluation.share("tie_flag_share", defaults_eval.tie_flag_share),
-    )
-    pixels = 1
-    for size in data_spec.image_shape:
-        pixels *= size
-    for key in ("mlp_input", "cnn_input"):
-        shape = getattr(evaluation_spec, key)
-        if _product(shape) != pixels:
-            evaluation.fail(
-                key,
-                f"{list(shape)} holds {_product(shape)} values but one image of "
-                f"{list(data_spec.image_shape)} holds {pixels}",
-            )
+    if "parts" in document:
+        for key in ("bands", "marking"):
+            if key in document:
+                reader.fail(key, "belongs to each part in an assignment with [[parts]]: move it into the part")
+        raw_parts = reader.get("parts", list)
+        if not raw_parts or not all(isinstance(entry, dict) for entry in raw_parts):
+            reader.fail("parts", "must be an array of tables: [[parts]] name = 'mnist' ...")
+        parts = tuple(_parse_part(reader, document, entry, index, path) for index, entry in enumerate(raw_parts))
+        seen = [part.name for part in parts]
+        if len(set(seen)) != len(seen):
+            reader.fail("parts", f"names repeat ({', '.join(seen)}): give each part its own name")
+    else:
+        if declared_max is None:
+            info.fail("max_score", "is missing")
+        parts = (_parse_single_part(reader, document, title, declared_max, path),)
 
     limits_spec = Limits(
         file_bytes=Limit(
@@ -287,119 +346,243 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
             "legacy_loader_policy", LEGACY_LOADER_POLICIES, defaults_versions.legacy_loader_policy
         ),
     )
-
     allowed = screening.get("allowed_layers", list, required=True)
-    if not allowed or not all(isinstance(name, str) and name.isidentifier() for name in allowed):
+    if not allowed or not all(isinstance(layer, str) and layer.isidentifier() for layer in allowed):
         screening.fail("allowed_layers", "must be a list of layer class names, such as ['Dense', 'Conv2D']")
-    screening_spec = ScreeningSpec(allowed_layers=frozenset(allowed))
 
-    max_score = info.get("max_score", (int, float), required=True)
-    bands = _parse_bands(reader, document.get("bands"), max_score)
-    known = {"schema", "assignment", "data", "evaluation", "limits", "versions", "screening", "bands"}
-    reader.reject_unknown(known)
-    info.reject_unknown({"name", "title", "source", "max_score"})
-    data.reject_unknown({"image_shape", "classes", "scale"})
-    evaluation.reject_unknown(set(EvaluationSpec.__dataclass_fields__))
+    reader.reject_unknown(
+        {"schema", "assignment", "data", "evaluation", "marking", "limits", "versions", "screening", "bands", "parts"}
+    )
+    info.reject_unknown({"name", "title", "source", "description", "max_score"})
     limits.reject_unknown({"max_file_bytes", "file_size_policy", "max_parameters", "parameters_policy"})
     versions.reject_unknown(set(VersionRules.__dataclass_fields__))
     screening.reject_unknown({"allowed_layers"})
-
-    name = info.get("name", str, required=True)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        info.fail("name", "may hold only letters, digits, '.', '_' and '-'")
-    return Assignment(
+    assignment = Assignment(
         name=name,
-        title=info.get("title", str) or name,
+        title=title,
         source=info.get("source", str) or "",
-        max_score=max_score,
-        data=data_spec,
-        evaluation=evaluation_spec,
+        description=info.get("description", str) or title,
+        parts=parts,
         limits=limits_spec,
         versions=version_rules,
-        screening=screening_spec,
-        bands=bands,
+        screening=ScreeningSpec(allowed_layers=frozenset(allowed)),
         path=path,
         sha256=sha256,
     )
-
-
-def parse_interval(text: str) -> tuple[Fraction, Fraction, bool, bool]:
-    """Parse '[96.5, 97)', '(0, 50)' or '0' into exact edges and closedness.
-
-    Raises ValueError with a message that says what is wrong.
-    """
-    point = _POINT.match(text)
-    if point:
-        value = Fraction(point.group(1))
-        return value, value, True, True
-    interval = _INTERVAL.match(text)
-    if not interval:
-        raise ValueError(
-            f"{text!r} is not an interval: write it as in the mark table, e.g. '[96.5, 97)', '(0, 50)' or '0'"
+    if declared_max is not None and Fraction(str(declared_max)) != Fraction(str(assignment.max_score)):
+        info.fail(
+            "max_score",
+            f"is {declared_max}, but the parts' maximum scores times their weights add up to "
+            f"{assignment.max_score}: correct one or the other",
         )
-    opening, low, high, closing = interval.groups()
-    low_value, high_value = Fraction(low), Fraction(high)
-    if low_value >= high_value:
-        raise ValueError(f"{text!r}: the lower edge must be below the upper edge")
-    return low_value, high_value, opening == "[", closing == "]"
+    return assignment
 
 
-def _parse_bands(reader: _Reader, raw: Any, max_score: int | float) -> tuple[Band, ...]:
+def _parse_single_part(reader: _Reader, document: dict[str, Any], title: str, max_score: Any, path: str) -> Part:
+    """Coursework 1's layout: the one part's rules at the top of the file."""
+    data = _parse_data(_Reader(reader.table("data"), path, "data"))
+    evaluation = _parse_evaluation(_Reader(reader.table("evaluation"), path, "evaluation"), data)
+    marking_reader = _Reader(reader.table("marking"), path, "marking")
+    marking = _parse_marking(marking_reader, reader, document.get("bands"), "bands", max_score)
+    return Part(
+        name=SINGLE_PART,
+        title=title,
+        data=data,
+        evaluation=evaluation,
+        marking=marking,
+        marking_title=marking_reader.get("name", str) or "",
+    )
+
+
+def _parse_part(reader: _Reader, document: dict[str, Any], entry: dict[str, Any], index: int, path: str) -> Part:
+    where = f"parts[{index}]"
+    part = _Reader(entry, path, where)
+    name = part.get("name", str, required=True)
+    if not _PART_NAME.match(name) or name == SINGLE_PART:
+        part.fail("name", f"is {name!r}: use lower-case letters, digits and '_', starting with a letter")
+    # A part's own table outranks the file's top-level one of the same name, key by key.
+    data_table = {**reader.table("data"), **part.table("data")}
+    evaluation_table = {**reader.table("evaluation"), **part.table("evaluation")}
+    data = _parse_data(_Reader(data_table, path, f"{where}.data"))
+    evaluation = _parse_evaluation(_Reader(evaluation_table, path, f"{where}.evaluation"), data)
+    marking_reader = _Reader(part.table("marking", required=True), path, f"{where}.marking")
+    marking = _parse_marking(marking_reader, part, entry.get("bands"), "bands", None)
+    weight = part.get("weight", (int, float))
+    if weight is not None and weight <= 0:
+        part.fail("weight", f"must be positive, not {weight}")
+    files = part.get("files", list) or []
+    if not all(isinstance(pattern, str) and pattern.strip() for pattern in files):
+        part.fail("files", "must be a list of file-name patterns, such as ['*cifar*', '*q16*']")
+    shapes = part.get("input_shapes", list) or []
+    parsed_shapes = []
+    for number, shape in enumerate(shapes):
+        if not isinstance(shape, list) or not shape or not all(_positive_int(size) for size in shape):
+            part.fail(f"input_shapes[{number}]", f"must be a shape such as [28, 28, 1], not {shape!r}")
+        if math.prod(shape) != data.values:
+            part.fail(
+                f"input_shapes[{number}]",
+                f"{shape} holds {math.prod(shape)} values but one image of {list(data.image_shape)} holds "
+                f"{data.values}",
+            )
+        parsed_shapes.append(tuple(shape))
+    part.reject_unknown(
+        {"name", "title", "files", "input_shapes", "weight", "heldout", "data", "evaluation", "marking", "bands"}
+    )
+    return Part(
+        name=name,
+        title=part.get("title", str) or name,
+        data=data,
+        evaluation=evaluation,
+        marking=marking,
+        weight=Fraction(str(weight)) if weight is not None else Fraction(1),
+        files=tuple(files),
+        input_shapes=tuple(parsed_shapes),
+        heldout=part.get("heldout", str) or "",
+        marking_title=marking_reader.get("name", str) or "",
+    )
+
+
+def _parse_data(data: _Reader) -> DataSpec:
+    defaults = DataSpec()
+    shape = data.shape("image_shape", defaults.image_shape)
+    if len(shape) not in (2, 3):
+        data.fail("image_shape", "must be [height, width] or [height, width, channels]")
+    classes = data.positive_int("classes", defaults.classes)
+    if classes < 2:
+        data.fail("classes", "must be at least 2")
+    names = data.get("class_names", list) or []
+    if names and (len(names) != classes or not all(isinstance(n, str) and n for n in names)):
+        data.fail("class_names", f"must be {classes} names, one per class, in label order")
+    if len(set(names)) != len(names):
+        data.fail("class_names", "repeat a name: give each class its own")
+    scale = data.get("scale", (int, float))
+    if scale is not None and scale <= 0:
+        data.fail("scale", f"must be positive, not {scale}")
+    channels = shape[2] if len(shape) == 3 else 1
+    mean, std = data.numbers("mean"), data.numbers("std")
+    if bool(mean) != bool(std):
+        data.fail("mean" if not mean else "std", "must be given with the other (as Normalize(mean, std) takes both)")
+    for key, values in (("mean", mean), ("std", std)):
+        if values and len(values) != channels:
+            data.fail(key, f"needs one number per channel ({channels}), not {len(values)}")
+    if any(value <= 0 for value in std):
+        data.fail("std", "must be positive")
+    public = data.get("public", str) or ""
+    if public and public not in PUBLIC_SETS:
+        data.fail("public", f"is {public!r}; choose one of: {', '.join(PUBLIC_SETS)}")
+    data.reject_unknown(set(DataSpec.__dataclass_fields__))
+    return DataSpec(
+        image_shape=shape,
+        classes=classes,
+        class_names=tuple(names),
+        scale=scale if scale is not None else defaults.scale,
+        mean=mean,
+        std=std,
+        layout=data.choice("layout", LAYOUTS, defaults.layout),
+        public=public,
+    )
+
+
+# The public test sets keras's loader can fetch for `grade check` (see grader.courseworks.datasets).
+PUBLIC_SETS = ("mnist", "cifar10")
+
+
+def _parse_evaluation(evaluation: _Reader, data: DataSpec) -> EvaluationSpec:
+    defaults = EvaluationSpec()
+    spec = EvaluationSpec(
+        feed=evaluation.choice("feed", FEEDS, defaults.feed),
+        input_mode=evaluation.choice("input_mode", INPUT_MODES, defaults.input_mode),
+        mlp_input=evaluation.shape("mlp_input", defaults.mlp_input),
+        cnn_input=evaluation.shape("cnn_input", defaults.cnn_input),
+        batch_size=evaluation.positive_int("batch_size", defaults.batch_size),
+        time_limit_seconds=evaluation.positive_number("time_limit_seconds", defaults.time_limit_seconds),
+        nonfinite_policy=evaluation.choice("nonfinite_policy", POLICIES, defaults.nonfinite_policy),
+        output_width_policy=evaluation.choice("output_width_policy", POLICIES, defaults.output_width_policy),
+        tie_flag_share=evaluation.share("tie_flag_share", defaults.tie_flag_share),
+    )
+    if spec.feed == "official-kcl":
+        for key in ("mlp_input", "cnn_input"):
+            shape = getattr(spec, key)
+            if math.prod(shape) != data.values:
+                evaluation.fail(
+                    key,
+                    f"{list(shape)} holds {math.prod(shape)} values but one image of {list(data.image_shape)} "
+                    f"holds {data.values}",
+                )
+    evaluation.reject_unknown(set(EvaluationSpec.__dataclass_fields__))
+    return spec
+
+
+def _parse_marking(
+    marking: _Reader, owner: _Reader, raw_bands: Any, bands_key: str, max_score: int | float | None
+) -> Scheme:
+    """A part's marking: [marking] scheme = 'bands' with [[bands]] (the default when bands are given), or
+    scheme = 'linear' with min_accuracy, full_accuracy, rounding and step."""
+    scheme = marking.choice("scheme", SCHEMES, "bands" if raw_bands is not None or not marking.values else "")
+    given_max = marking.get("max_score", (int, float))
+    if given_max is not None:
+        max_score = given_max
+    if max_score is None:
+        marking.fail("max_score", "is missing: give the most this part can score")
+    assert max_score is not None
+    if max_score <= 0:
+        marking.fail("max_score", f"must be positive, not {max_score}")
+    if scheme == "bands":
+        marking.reject_unknown({"scheme", "max_score", "name"})
+        return Bands(_parse_bands(owner, raw_bands, max_score, bands_key), max_score)
+    if raw_bands is not None:
+        owner.fail(bands_key, "are for scheme = 'bands'; this part's marking is linear")
+    low, high = marking.percent("min_accuracy"), marking.percent("full_accuracy")
+    if low >= high:
+        marking.fail("full_accuracy", f"must be above min_accuracy ({float(low):g}%)")
+    rounding = marking.choice("rounding", ROUNDINGS, "none")
+    step_value = marking.get("step", (int, float))
+    step = Fraction(str(step_value)) if step_value is not None else None
+    if rounding != "none":
+        if step is None or step <= 0:
+            marking.fail("step", f"is needed with rounding = {rounding!r}: the score's smallest step, such as 0.5")
+        assert step is not None
+        if (Fraction(str(max_score)) / step).denominator != 1:
+            marking.fail("step", f"must divide max_score ({max_score}) into whole steps")
+    elif step is not None:
+        marking.fail("step", "needs a rounding ('down', 'up' or 'nearest')")
+    marking.reject_unknown({"scheme", "name", "max_score", "min_accuracy", "full_accuracy", "rounding", "step"})
+    return Linear(low, high, max_score, rounding, step)
+
+
+def _parse_bands(owner: _Reader, raw: Any, max_score: int | float, key: str) -> tuple[Band, ...]:
     if raw is None:
-        reader.fail("bands", "is missing: give the mark table as [[bands]] entries with range and score")
+        owner.fail(key, "is missing: give the mark table as [[bands]] entries with range and score")
     if not isinstance(raw, list) or not raw:
-        reader.fail("bands", "must be a non-empty array of tables: [[bands]] range = '[97, 100]' score = 20")
+        owner.fail(key, "must be a non-empty array of tables: [[bands]] range = '[97, 100]' score = 20")
     bands = []
     for index, entry in enumerate(raw):
-        key = f"bands[{index}]"
+        where = f"{key}[{index}]"
         if not isinstance(entry, dict) or set(entry) != {"range", "score"}:
-            reader.fail(key, "must have exactly two keys: range (a string) and score (a number)")
+            owner.fail(where, "must have exactly two keys: range (a string) and score (a number)")
         text, score = entry["range"], entry["score"]
         if not isinstance(text, str):
-            reader.fail(f"{key}.range", "must be a string such as '[96.5, 97)'")
+            owner.fail(f"{where}.range", "must be a string such as '[96.5, 97)'")
         if isinstance(score, bool) or not isinstance(score, int | float):
-            reader.fail(f"{key}.score", "must be a number")
+            owner.fail(f"{where}.score", "must be a number")
         if not 0 <= score <= max_score:
-            reader.fail(f"{key}.score", f"is {score}, outside 0 .. max_score ({max_score})")
+            owner.fail(f"{where}.score", f"is {score}, outside 0 .. max_score ({max_score})")
         try:
             low, high, low_closed, high_closed = parse_interval(text)
         except ValueError as error:
-            reader.fail(f"{key}.range", str(error))
+            owner.fail(f"{where}.range", str(error))
         if low < 0 or high > 100:
-            reader.fail(f"{key}.range", f"{text!r} reaches outside 0 .. 100 percent")
+            owner.fail(f"{where}.range", f"{text!r} reaches outside 0 .. 100 percent")
         bands.append(Band(low, high, low_closed, high_closed, score, text.strip()))
     bands.sort(key=lambda band: (band.low, not band.low_closed, band.high))
-    _check_coverage(reader, bands)
+    problem = coverage_problem(bands)
+    if problem:
+        owner.fail(key, problem)
     return tuple(bands)
 
 
-def _check_coverage(reader: _Reader, bands: list[Band]) -> None:
-    """Every accuracy from 0 to 100 percent must fall in exactly one band."""
-    first, last = bands[0], bands[-1]
-    if first.low != 0 or not first.low_closed:
-        reader.fail("bands", "leave 0% without a mark: the lowest band must start at '[0' or be '0'")
-    for before, after in zip(bands, bands[1:], strict=False):
-        if after.low < before.high or (after.low == before.high and before.high_closed and after.low_closed):
-            reader.fail("bands", f"{before.text!r} and {after.text!r} overlap")
-        if after.low > before.high or not (before.high_closed or after.low_closed):
-            edge = _percent(before.high)
-            reader.fail("bands", f"leave {edge}% without a mark, between {before.text!r} and {after.text!r}")
-    if last.high != 100 or not last.high_closed:
-        reader.fail(
-            "bands",
-            f"leave 100% without a mark: close the top band with ']' (e.g. '[{_percent(last.low)}, 100]')",
-        )
-
-
-def _percent(value: Fraction) -> str:
-    return str(value.numerator) if value.denominator == 1 else str(float(value))
-
-
-def _product(shape: tuple[int, ...]) -> int:
-    total = 1
-    for size in shape:
-        total *= size
-    return total
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 class _Reader:
@@ -451,9 +634,26 @@ class _Reader:
             self.fail(key, f"must be a share between 0 and 1 (0.01 is 1%), not {value}")
         return float(value)
 
+    def percent(self, key: str) -> Fraction:
+        """A required accuracy in percent, read exactly as written (96.5 is 193/2)."""
+        value = self.get(key, (int, float), required=True)
+        if not 0 <= value <= 100:
+            self.fail(key, f"must be a percentage from 0 to 100, not {value}")
+        return Fraction(str(value))
+
+    def numbers(self, key: str) -> tuple[float, ...]:
+        value = self.get(key, list)
+        if value is None:
+            return ()
+        if not value or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            self.fail(key, f"must be a list of numbers, such as [0.1307], not {value!r}")
+        return tuple(float(v) for v in value)
+
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
         value = self.get(key, str)
         if value is None:
+            if not default:
+                self.fail(key, f"is missing; choose one of: {', '.join(choices)}")
             return default
         if value not in choices:
             self.fail(key, f"is {value!r}; choose one of: {', '.join(choices)}")
@@ -463,7 +663,7 @@ class _Reader:
         value = self.get(key, list)
         if value is None:
             return default
-        if not value or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        if not value or not all(_positive_int(v) for v in value):
             self.fail(key, f"must be a list of positive integers, such as [28, 28, 1], not {value!r}")
         return tuple(value)
 

@@ -1,18 +1,25 @@
 """The held-out set: read it, check it against the assignment, hash it, and split images from labels.
 
-Labels never leave the grading process: `write_images` gives a worker a file with the images alone.
+Formats: an .npz (x/y, or keras's x_test/y_test), MNIST's IDX files (gzipped or not), and CIFAR-10's
+python batches (`test_batch`, a pickle: read with an unpickler that builds nothing but dicts, lists,
+bytes, strings, numbers and plain numeric numpy arrays). Labels never leave the grading process:
+`write_images` gives a worker a file with the images alone.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import pickle
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from grader import defaults
 from grader.courseworks.assignment import DataSpec
 from grader.errors import HeldoutError
 
@@ -55,30 +62,125 @@ def load_heldout(path: str | Path, data: DataSpec) -> HeldoutSet:
     if "idx" in path.name:
         images_path, labels_path = _idx_pair(path)
         return _checked(_read_idx(images_path), _read_idx(labels_path), _pair_name(images_path, labels_path), data)
-    raise HeldoutError(f"{path}: not a held-out set; give an .npz file, MNIST IDX files or a folder")
+    if _is_pickle(path):
+        images, labels = _read_python_batch(path)
+        return _checked(images, labels, str(path), data)
+    raise HeldoutError(
+        f"{path}: not a held-out set; give an .npz file, MNIST IDX files, CIFAR-10's test_batch or a folder"
+    )
 
 
-def write_images(heldout: HeldoutSet, folder: Path) -> Path:
+def write_images(heldout: HeldoutSet, folder: Path, name: str = "images") -> Path:
     """Write the images alone (no labels) as .npy, for workers to memory-map."""
-    target = folder / "images.npy"
+    target = folder / f"{name}.npy"
     np.save(target, np.ascontiguousarray(heldout.images, dtype=np.uint8))
     return target
+
+
+def heldout_paths(parts: list[str], given: str | Path | Mapping[str, str | Path], single: bool) -> dict[str, Path]:
+    """Where each part's held-out set is: for one part, `given` itself (a path); for several, `given[part]`
+    where the mapping names the part, else `<root>/<part>/` under a given root folder (default heldout/)."""
+    if single:
+        if isinstance(given, Mapping):
+            if len(given) != 1:
+                raise HeldoutError("this assignment has one part: give one --heldout PATH")
+            given = next(iter(given.values()))
+        return {parts[0]: Path(given)}
+    if isinstance(given, Mapping):
+        unknown = sorted(set(given) - set(parts))
+        if unknown:
+            raise HeldoutError(
+                f"--heldout names {', '.join(unknown)}, which this assignment has no part of; its parts are "
+                f"{', '.join(parts)}"
+            )
+        return {part: Path(given[part]) if part in given else Path(defaults.HELDOUT) / part for part in parts}
+    return {part: Path(given) / part for part in parts}
 
 
 def _load_from_folder(folder: Path, data: DataSpec) -> HeldoutSet:
     npz = sorted(folder.glob("*.npz"))
     idx_images = sorted(p for p in folder.iterdir() if "idx3" in p.name or "images-idx" in p.name)
-    found = [str(p.name) for p in npz] + [str(p.name) for p in idx_images]
+    batches = sorted(p for p in folder.iterdir() if p.name == "test_batch")
+    found = [str(p.name) for p in npz] + [str(p.name) for p in idx_images] + [str(p.name) for p in batches]
     if not found:
         raise HeldoutError(
-            f"{folder}: holds no held-out set (.npz with x/y, or MNIST IDX files); add one or pass --heldout"
+            f"{folder}: holds no held-out set (.npz with x/y, MNIST IDX files or CIFAR-10's test_batch); add "
+            "one or pass --heldout"
         )
     if len(found) > 1:
         raise HeldoutError(
             f"{folder}: holds {len(found)} held-out sets ({', '.join(found)}); keep one there "
             "(remove the demo set when you add your own) or pass --heldout FILE"
         )
-    return load_heldout(npz[0] if npz else idx_images[0], data)
+    return load_heldout((npz or idx_images or batches)[0], data)
+
+
+# What a CIFAR-10 python batch may build while it is unpickled: numpy's own array reconstruction, and
+# the codec Python uses for bytes in old pickle protocols. Nothing else: a pickle naming any other
+# callable is refused before it is called.
+_SAFE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
+# numpy array kinds a batch may hold: booleans, integers, unsigned integers and floats (never objects).
+_PLAIN_KINDS = "biuf"
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler for CIFAR-10's python batches that builds no arbitrary object."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _SAFE_GLOBALS:
+            raise pickle.UnpicklingError(f"it asks to build {module}.{name}, which a data batch never needs")
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1
+        if name == "dtype":
+            return _plain_dtype
+        return super().find_class(module, name)
+
+
+def _latin1(text: str, encoding: str = "latin1") -> bytes:
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("it encodes text in an unexpected way")
+    return text.encode("latin1")
+
+
+def _plain_dtype(spec: Any, *args: Any) -> np.dtype:
+    dtype = np.dtype(spec.decode() if isinstance(spec, bytes) else spec)
+    if dtype.kind not in _PLAIN_KINDS:
+        raise pickle.UnpicklingError(f"it holds an array of {dtype}, not numbers")
+    return dtype
+
+
+def _is_pickle(path: Path) -> bool:
+    with open(path, "rb") as stream:
+        head = stream.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def _read_python_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10's `test_batch` (a dict with b'data', N x 3072 bytes in R, G, B planes, and b'labels'), as
+    keras's cifar10.load_data reads it: images (N, 32, 32, 3), labels (N,)."""
+    try:
+        with open(path, "rb") as stream:
+            batch = _BatchUnpickler(stream, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
+        raise HeldoutError(f"{path}: not a CIFAR-10 python batch that can be read safely ({error})") from None
+    if not isinstance(batch, dict):
+        raise HeldoutError(f"{path}: a CIFAR-10 python batch is a dict, this pickle holds a {type(batch).__name__}")
+    entries = {key.decode() if isinstance(key, bytes) else str(key): value for key, value in batch.items()}
+    data = entries.get("data")
+    labels = entries.get("labels", entries.get("fine_labels"))
+    if not isinstance(data, np.ndarray) or labels is None:
+        raise HeldoutError(f"{path}: needs 'data' (an array) and 'labels'; it holds {', '.join(sorted(entries))}")
+    if data.ndim != 2 or data.shape[1] % 3 or int(round((data.shape[1] // 3) ** 0.5)) ** 2 != data.shape[1] // 3:
+        raise HeldoutError(f"{path}: 'data' has shape {data.shape}; CIFAR batches hold N x (3 x side x side) bytes")
+    side = int(round((data.shape[1] // 3) ** 0.5))
+    images = data.reshape(data.shape[0], 3, side, side).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), np.asarray(labels)
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:

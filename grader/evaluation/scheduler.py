@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from grader.errors import WorkerCrashed, WorkerError, WorkerOverBudget, WorkerTi
 from grader.evaluation import sandbox
 from grader.evaluation.worker import PROTOCOL_VERSION as WORKER_PROTOCOL
 
-IMAGES_INSIDE = "/data/images.npy"
+IMAGES_INSIDE = "/data"
 INBOX_INSIDE = "/submission"
 MODEL_NAME = "model.h5"
 STARTUP_SECONDS = 180.0
@@ -71,6 +71,8 @@ class Job:
     "Evaluation settings passed to the worker (scale, batch size, input shapes)."
     fresh: bool = False
     "Evaluate in a worker that is discarded afterwards."
+    wall_seconds: float | None = None
+    "This job's own time limit (its part's), when it differs from the scheduler's budget."
 
 
 @dataclass(frozen=True)
@@ -120,12 +122,19 @@ class ChildProcess:
 
     @classmethod
     def worker(
-        cls, *, isolation: sandbox.Isolation, images: Path, workdir: Path, threads: int, limits: sandbox.Limits
+        cls,
+        *,
+        isolation: sandbox.Isolation,
+        images: dict[str, Path],
+        workdir: Path,
+        threads: int,
+        limits: sandbox.Limits,
     ) -> ChildProcess:
-        """A TensorFlow worker that reads the images and, one at a time, the model in its inbox."""
+        """A TensorFlow worker that reads each part's images and, one at a time, the model in its inbox."""
         inbox = workdir / "inbox"
         inbox.mkdir(parents=True, exist_ok=True)
-        visible = sandbox.visible_paths(isolation, {str(images): IMAGES_INSIDE, str(inbox): INBOX_INSIDE})
+        inside = {str(path): f"{IMAGES_INSIDE}/{name}.npy" for name, path in images.items()}
+        visible = sandbox.visible_paths(isolation, {**inside, str(inbox): INBOX_INSIDE})
         env = {
             "OMP_NUM_THREADS": str(threads),
             "TF_NUM_INTRAOP_THREADS": str(threads),
@@ -138,7 +147,11 @@ class ChildProcess:
             workdir=workdir,
             limits=limits,
             env=env,
-            args=["--images", visible[str(images)], "--threads", str(threads)],
+            args=[
+                *(f"--images={name}={visible[str(path)]}" for name, path in images.items()),
+                "--threads",
+                str(threads),
+            ],
         )
         child.inbox = inbox
         child.model_inside = f"{visible[str(inbox)]}/{MODEL_NAME}"
@@ -295,7 +308,7 @@ class Scheduler:
         self,
         *,
         isolation: sandbox.Isolation,
-        images: Path,
+        images: dict[str, Path],
         workdir: Path,
         budget: Budget,
         workers: int = 1,
@@ -447,15 +460,16 @@ class Scheduler:
         _place(job.model_path, staged)
         info = {"versions": worker.ready.get("versions", {}), "startup_seconds": worker.ready.get("startup_seconds")}
         started = time.monotonic()
+        budget = replace(self.budget, wall_seconds=job.wall_seconds) if job.wall_seconds else self.budget
         try:
             request = {**job.request, "id": job.key, "model": worker.model_inside, "name": job.name}
-            answer = worker.ask(request, self.budget)
+            answer = worker.ask(request, budget)
         except WorkerTimeout:
             worker.kill()
             return self._failed(
                 job,
                 "timeout",
-                f"no answer within the {self.budget.wall_seconds:g} s limit (the model is too slow to load or predict)",
+                f"no answer within the {budget.wall_seconds:g} s limit (the model is too slow to load or predict)",
                 time.monotonic() - started,
                 info,
             )

@@ -1,12 +1,14 @@
 """The evaluation worker: the only module that imports TensorFlow.
 
-Run as `python -m grader.evaluation.worker --images IMAGES.npy` in a child process (inside the sandbox when there
-is one). It memory-maps the held-out images once (it never sees a label), then answers requests, one
-JSON object per line on stdin, each naming a model file to load and predict on. Each answer is one JSON
-line on stdout carrying the model's raw outputs as bytes; the grading process takes the argmax and
-computes the accuracy. Nothing is pickled across the boundary.
+Run as `python -m grader.evaluation.worker --images NAME=IMAGES.npy ...` in a child process (inside the
+sandbox when there is one). It memory-maps each part's held-out images once (it never sees a label), then
+answers requests, one JSON object per line on stdin, each naming a model file and the image set to
+predict on. Each answer is one JSON line on stdout carrying the model's raw outputs as bytes; the grading
+process takes the argmax and computes the accuracy. Nothing is pickled across the boundary.
 
-The reference path is the official test script's, step for step:
+Images are prepared as the part's data spec says (x / scale, then per-channel mean and std, then the
+layout) and fed by the part's rule. Coursework 1's rule ('official-kcl') is its official script's, step
+for step:
 
     net = load_model(file)                       # here: safe_mode=True, compile=False
     netType = 'CNN' if len(net.input_shape) > 2 else 'MLP'
@@ -14,9 +16,10 @@ The reference path is the official test script's, step for step:
     x_test = x_test.reshape(N, 784) or x_test.reshape(N, 28, 28, 1)
     outputs = net.predict(x_test)                # batch size 32
 
-Two departures, each recorded in the answer: a Keras 2 file that Keras 3 (the official script's
-loader) cannot load or run is tried again with tf_keras, TensorFlow 2.18's Keras 2 loader; and under an
-assignment's 'adapt' input mode a model the reference feed fails on is fed the shape it declares.
+The 'declared' rule reshapes the images to the input shape the model declares. Two departures, each
+recorded in the answer: a Keras 2 file that Keras 3 (the official script's loader) cannot load or run is
+tried again with tf_keras, TensorFlow 2.18's Keras 2 loader; and under an assignment's 'adapt' input mode a
+model the reference feed fails on is fed the shape it declares.
 """
 
 from __future__ import annotations
@@ -102,10 +105,10 @@ def adapted_shape(declared: Any, image_shape: tuple[int, ...]) -> tuple[tuple[in
 
 
 class Worker:
-    """Holds the images and answers evaluation requests."""
+    """Holds the held-out images (one set per part, by name) and answers evaluation requests."""
 
-    def __init__(self, images_path: str) -> None:
-        self.images = np.load(images_path, mmap_mode="r", allow_pickle=False)
+    def __init__(self, images: dict[str, str]) -> None:
+        self.images = {name: np.load(path, mmap_mode="r", allow_pickle=False) for name, path in images.items()}
         import keras  # imports TensorFlow through its backend
         import tensorflow as tf
 
@@ -118,7 +121,7 @@ class Worker:
             "python": sys.version.split()[0],
         }
         self._tf_keras: Any = None
-        self._scaled: tuple[int, np.ndarray] | None = None
+        self._prepared: dict[str, tuple[str, np.ndarray]] = {}
 
     def loader(self, name: str) -> Any:
         """The Keras module a loader name stands for; tf_keras is imported the first time it is needed."""
@@ -162,28 +165,33 @@ class Worker:
             return {**answer, "ok": False, "stage": "load", "error": one_line(error, path=path, name=name)}
         answer["load_seconds"] = round(time.perf_counter() - started, 3)
         try:
-            input_shape = net.input_shape
-            kind = net_type(input_shape)
+            input_shape = _plain(net.input_shape)
         except BaseException as error:
             return {**answer, "ok": False, "stage": "load", "error": one_line(error, path=path, name=name)}
-        answer.update(input_shape=_plain(input_shape), net_type=kind, summary=_summary(net), parameters=_count(net))
+        answer.update(input_shape=input_shape, summary=_summary(net), parameters=_count(net))
         if loader == "keras3":
             answer.update(_official_compile_problem(net, path, name))
-        count = self.images.shape[0]
-        shape = tuple(request["mlp_input"] if kind == "MLP" else request["cnn_input"])
+        x = self._prepared_images(request)
+        count = x.shape[0]
+        if request.get("feed", "official-kcl") == "declared":
+            shape, problem = declared_feed(input_shape, x.shape[1:])
+            answer["net_type"] = None
+            if shape is None:
+                return {**answer, "ok": False, "stage": "predict", "error": problem, "declared_mismatch": True}
+        else:
+            answer["net_type"] = net_type(input_shape)
+            shape = tuple(request["mlp_input"] if answer["net_type"] == "MLP" else request["cnn_input"])
         answer["fed_shape"] = [count, *shape]
         started = time.perf_counter()
         try:
-            x = self._batch(shape, 1, request)
-            outputs, answer["batches"] = _predict_as_official(net, x, request)
+            outputs, answer["batches"] = _predict_as_official(net, x.reshape(count, *shape), request)
         except BaseException as error:
             failure = one_line(error, path=path, name=name)
-            adapted = adapted_shape(_plain(input_shape), tuple(request.get("image_shape", (28, 28))))
+            adapted = adapted_shape(input_shape, tuple(request["image_shape"]))
             if request.get("input_mode") != "adapt" or adapted is None or adapted[0] == shape:
                 return {**answer, "ok": False, "stage": "predict", "error": failure}
             try:
-                x = self._batch(*adapted, request)
-                outputs, answer["batches"] = _predict_as_official(net, x, request)
+                outputs, answer["batches"] = _predict_as_official(net, _repeated(x, *adapted), request)
             except BaseException as again:
                 return {
                     **answer,
@@ -207,20 +215,71 @@ class Worker:
         if self._tf_keras is not None:
             self._tf_keras.backend.clear_session()
 
-    def _batch(self, shape: tuple[int, ...], repeat: int, request: dict[str, Any]) -> np.ndarray:
-        """The images as the official script prepares them: float32 / scale, reshaped; a grey channel
-        repeated when a model takes three. Scaled once per worker: every model reads the same array."""
-        scale = request["scale"]
-        if self._scaled is None or self._scaled[0] != scale:
-            scaled = np.asarray(self.images).astype("float32") / scale
-            scaled.setflags(write=False)  # a model must not change what the next one reads
-            self._scaled = (scale, scaled)
-        x = self._scaled[1]
-        count = x.shape[0]
-        if repeat == 1:
-            return x.reshape(count, *shape)
-        axis = -1 if shape[-1] == repeat else 1
-        return np.repeat(np.expand_dims(x, axis), repeat, axis=axis).reshape(count, *shape)
+    def _prepared_images(self, request: dict[str, Any]) -> np.ndarray:
+        """A part's images as its data spec prepares them (see prepare); done once per worker and set, so
+        every model reads the same array."""
+        images = request.get("images", "main")
+        recipe = json.dumps(request.get("data", {}), sort_keys=True)
+        cached = self._prepared.get(images)
+        if cached is None or cached[0] != recipe:
+            prepared = prepare(np.asarray(self.images[images]), request.get("data", {}))
+            prepared.setflags(write=False)  # a model must not change what the next one reads
+            self._prepared[images] = (recipe, prepared)
+        return self._prepared[images][1]
+
+
+def prepare(images: np.ndarray, data: dict[str, Any]) -> np.ndarray:
+    """Stored uint8 images as a model gets them, in float32: x / scale (Coursework 1's
+    x.astype('float32') / 255); then (x - mean) / std per channel when the data spec gives them (PyTorch's
+    Normalize); then, for layout 'nchw', channels moved before the rows and columns."""
+    x = images.astype(np.float32) / np.float32(data.get("scale", 255))
+    if data.get("mean"):
+        mean = np.asarray(data["mean"], np.float32)
+        std = np.asarray(data["std"], np.float32)
+        # Grey images have no channel axis: their one mean and std are scalars.
+        x = (x - (mean if x.ndim == 4 else mean[0])) / (std if x.ndim == 4 else std[0])
+    if data.get("layout") == "nchw" and x.ndim == 4:
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return x
+
+
+def declared_feed(declared: Any, image: tuple[int, ...]) -> tuple[tuple[int, ...] | None, str]:
+    """The per-image shape to feed a model under the 'declared' rule: the input shape it declares, when
+    that holds exactly one image's values; else None and a reason a TA can act on. A dimension the model
+    leaves open (None) is taken from the image's own shape."""
+    values = math.prod(image)
+    described = "x".join(map(str, image)) + f" ({values:,} values)"
+    if not isinstance(declared, list) or not declared or isinstance(declared[0], list):
+        return None, f"the model takes {_inputs(declared)}; this part feeds one input of {described} per image"
+    wanted = list(declared[1:])
+    if None in wanted:
+        if len(wanted) == len(image):
+            wanted = [size if size is not None else image[i] for i, size in enumerate(wanted)]
+        elif len(wanted) == len(image) + 1 and wanted[-1] == 1:
+            wanted = [size if size is not None else ([*image, 1])[i] for i, size in enumerate(wanted)]
+    if None in wanted or math.prod(wanted) != values:
+        shape = "(" + ", ".join("None" if s is None else str(s) for s in declared) + ")"
+        held = f"{math.prod(s for s in declared[1:] if s is not None):,} values" if None not in wanted else "open sizes"
+        return None, (
+            f"the model declares input {shape} ({held} per image), but this part's images are {described}: "
+            "train the model on this part's images"
+        )
+    return tuple(int(size) for size in wanted), ""
+
+
+def _inputs(declared: Any) -> str:
+    if isinstance(declared, list) and declared and isinstance(declared[0], list):
+        return f"{len(declared)} inputs"
+    return f"input {declared}"
+
+
+def _repeated(x: np.ndarray, shape: tuple[int, ...], repeat: int) -> np.ndarray:
+    """The images reshaped to `shape`, a grey channel repeated when a model takes three."""
+    count = x.shape[0]
+    if repeat == 1:
+        return x.reshape(count, *shape)
+    axis = -1 if shape[-1] == repeat else 1
+    return np.repeat(np.expand_dims(x, axis), repeat, axis=axis).reshape(count, *shape)
 
 
 def _predict_as_official(net: Any, x: np.ndarray, request: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -408,7 +467,7 @@ def _installed(distribution: str) -> str | None:
         return None
 
 
-def serve(images_path: str, threads: int) -> None:
+def serve(images: dict[str, str], threads: int) -> None:
     """Answer requests on stdin until it closes. The protocol has stdout to itself."""
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
     # Whatever Keras, TensorFlow or a model prints must not corrupt the protocol: send it to stderr.
@@ -421,13 +480,13 @@ def serve(images_path: str, threads: int) -> None:
 
     started = time.perf_counter()
     _limit_threads(threads)
-    worker = Worker(images_path)
+    worker = Worker(images)
     send(
         {
             "event": "ready",
             "protocol": PROTOCOL_VERSION,
             "versions": worker.versions,
-            "images": list(worker.images.shape),
+            "images": {name: list(array.shape) for name, array in worker.images.items()},
             "startup_seconds": round(time.perf_counter() - started, 3),
         }
     )
@@ -455,10 +514,17 @@ def _limit_threads(threads: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", required=True, help="the held-out images as .npy (no labels)")
+    parser.add_argument(
+        "--images",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="a held-out set's images as .npy (no labels), by the name requests give it; repeatable",
+    )
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads for this worker")
     args = parser.parse_args()
-    serve(args.images, args.threads)
+    images = dict(item.split("=", 1) for item in args.images)
+    serve(images, args.threads)
 
 
 if __name__ == "__main__":

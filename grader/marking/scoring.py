@@ -1,7 +1,8 @@
 """From predicted classes and labels to a mark. Pure functions: no I/O, no TensorFlow.
 
-Accuracy is kept as an exact fraction for every band decision; the float the official script prints
-(100 * correct / total) is only for display, and equals the script's number bit for bit.
+Accuracy is kept as an exact fraction for every scoring decision; the float the official script prints
+(100 * correct / total) is only for display, and equals the script's number bit for bit. The marking
+scheme (a mark table, or a linear scale) is in grader.marking.schemes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.courseworks.assignment import Band
+from grader.marking.schemes import Band, Bands, Scheme, Score
 
 
 @dataclass(frozen=True)
@@ -26,14 +27,17 @@ class Mark:
     "Images in the held-out set."
     accuracy: float
     "100 * correct / total, the number the official test script prints."
-    band: Band
-    "The mark-table row the exact accuracy falls in."
-    score: int | float
-    "The band's score."
-    next_band: Band | None
-    "The band above, or None at the top."
-    images_to_next_band: int | None
-    "How many more correct images the next band needs, or None at the top."
+    score: Score
+    "What the marking scheme gives that accuracy."
+    scheme: str
+    "'bands' or 'linear'."
+    band: Band | None
+    "The mark-table row the exact accuracy falls in (bands only)."
+    next_label: str | None
+    "The next higher score's band ('[97, 100]') or name ('score 1.5'); None at the top."
+    next_score: Score | None
+    images_to_next: int | None
+    "How many more correct images the next higher score needs, or None at the top."
 
     @property
     def exact_percent(self) -> Fraction:
@@ -56,40 +60,32 @@ def accuracy_percent(correct: int, total: int) -> float:
     return 100 * correct / total
 
 
-def find_band(percent: Fraction, bands: tuple[Band, ...]) -> Band:
-    """The band an exact accuracy falls in (the assignment guarantees exactly one)."""
-    for band in bands:
-        if band.contains(percent):
-            return band
-    raise ValueError(f"no band holds {percent}%: the mark table does not cover 0-100%")
-
-
-def images_needed(correct: int, total: int, band: Band) -> int:
-    """How many more correct images bring an accuracy into `band` (0 if it is already at or above)."""
-    # Smallest c with 100*c/total >= low (or > low for an open edge), by integer arithmetic.
-    target = band.low * total / 100
+def images_needed(correct: int, total: int, edge: Fraction, closed: bool) -> int:
+    """How many more correct images bring an accuracy to `edge` percent (past it when the edge is open)."""
+    # Smallest c with 100*c/total >= edge (or > edge for an open edge), by exact arithmetic.
+    target = edge * total / 100
     needed = math.ceil(target)
-    if not band.low_closed and needed == target:
+    if not closed and needed == target:
         needed += 1
     return max(0, needed - correct)
 
 
-def mark(correct: int, total: int, bands: tuple[Band, ...]) -> Mark:
-    """Mark `correct` out of `total` on the given mark table."""
+def mark(correct: int, total: int, scheme: Scheme) -> Mark:
+    """Mark `correct` out of `total` on the given marking scheme."""
     if not 0 <= correct <= total:
         raise ValueError(f"correct ({correct}) must lie between 0 and total ({total})")
     percent = exact_percent(correct, total)
-    band = find_band(percent, bands)
-    above = [other for other in bands if other.score > band.score and other.low >= band.high]
-    next_band = min(above, key=lambda other: other.low) if above else None
+    step = scheme.next_step(percent)
     return Mark(
         correct=correct,
         total=total,
         accuracy=accuracy_percent(correct, total),
-        band=band,
-        score=band.score,
-        next_band=next_band,
-        images_to_next_band=images_needed(correct, total, next_band) if next_band else None,
+        score=scheme.score(percent),
+        scheme=scheme.name,
+        band=scheme.band(percent) if isinstance(scheme, Bands) else None,
+        next_label=step.label if step else None,
+        next_score=step.score if step else None,
+        images_to_next=images_needed(correct, total, step.edge, step.closed) if step else None,
     )
 
 
@@ -98,30 +94,34 @@ Z_95 = 1.959963984540054  # the two-sided 95% point of the standard normal
 
 @dataclass(frozen=True)
 class Interval:
-    """A 95% confidence interval of an accuracy, and the bands it spans."""
+    """A 95% confidence interval of an accuracy, and what it spans."""
 
     low: float
     "Lower end, in percent."
     high: float
     "Upper end, in percent."
     bands: tuple[Band, ...]
-    "Every band the interval reaches into, lowest first: more than one means it crosses a band edge."
+    "Under a mark table, every band the interval reaches into, lowest first."
+    scores: tuple[Score, Score]
+    "The scores at the interval's two ends."
 
     @property
     def crosses_edge(self) -> bool:
-        return len(self.bands) > 1
+        """Whether another sample of images could give another score."""
+        return self.scores[0] != self.scores[1] or len(self.bands) > 1
 
 
-def confidence_interval(correct: int, total: int, bands: tuple[Band, ...], z: float = Z_95) -> Interval:
-    """Wilson's score interval for the accuracy: how far another sample of digits from the same writers
-    could move it. Used to flag marks that sit within noise of a band edge; never to change a mark."""
+def confidence_interval(correct: int, total: int, scheme: Scheme, z: float = Z_95) -> Interval:
+    """Wilson's score interval for the accuracy: how far another sample of images from the same source
+    could move it. Used to flag marks that sit within noise of a score's edge; never to change a mark."""
     p = correct / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
     low, high = max(0.0, centre - half) * 100, min(1.0, centre + half) * 100
-    # The ends are floats; compare their exact values with the bands' exact edges.
-    spanned = tuple(band for band in bands if band.overlaps(Fraction(low), Fraction(high)))
-    return Interval(low=low, high=high, bands=spanned)
+    # The ends are floats; compare their exact values with the scheme's exact edges.
+    exact_low, exact_high = Fraction(low), Fraction(high)
+    spanned = scheme.spanned(exact_low, exact_high) if isinstance(scheme, Bands) else ()
+    return Interval(low=low, high=high, bands=spanned, scores=(scheme.score(exact_low), scheme.score(exact_high)))
 
 
 def count_correct(predicted: np.ndarray, labels: np.ndarray) -> int:

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grader.courseworks.assignment import SINGLE_PART, Assignment, load_assignment
 from grader.discovery import MOODLE_FOLDER
-from grader.errors import ExportError
+from grader.errors import AssignmentError, ExportError
 from grader.gradebook import Gradebook
+from grader.marking.totals import student_rows
 from grader.outputs.reports import marks_csv, number, student_folder
 from grader.status import MARKED
 
@@ -44,12 +46,14 @@ _CANVAS_COLUMN = re.compile(r"^(?P<title>.+) \((?P<id>\d+)\)$")
 
 @dataclass(frozen=True)
 class Marks:
-    """A completed run's results, as the exports need them."""
+    """A completed run's results, as the exports need them: one row per student."""
 
     rows: list[dict[str, Any]]
     title: str
     max_score: float
     reports: Path
+    assignment: Assignment | None = None
+    "The assignment, for one with several parts (its rows carry each part under 'parts')."
 
 
 def load_marks(reports: Path) -> Marks:
@@ -58,14 +62,23 @@ def load_marks(reports: Path) -> Marks:
         raise ExportError(f"{reports}: no gradebook here; run `grade SUBMISSIONS --out {reports}` first")
     with Gradebook(reports) as book:
         run = book.run()
-        rows = book.results(run["id"])
+        results = book.results(run["id"])
     options = run["options"]
-    if "max_score" not in options:
-        from grader.courseworks.assignment import load_assignment
-
-        rules = load_assignment(run["assignment_path"])
+    rules = None
+    if "max_score" not in options or any(row["part"] != SINGLE_PART for row in results):
+        try:
+            rules = load_assignment(run["assignment_path"])
+        except AssignmentError as error:
+            raise ExportError(f"the run's assignment file cannot be read again ({error})") from None
         options = {**options, "max_score": rules.max_score, "assignment_title": rules.title}
-    return Marks(rows=rows, title=options["assignment_title"], max_score=options["max_score"], reports=reports)
+    rows = student_rows(results, rules) if rules is not None and not rules.single else results
+    return Marks(
+        rows=rows,
+        title=options["assignment_title"],
+        max_score=options["max_score"],
+        reports=reports,
+        assignment=rules if rules is not None and not rules.single else None,
+    )
 
 
 def export(
@@ -85,7 +98,7 @@ def export(
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     marks = load_marks(reports)
     if fmt == "csv":
-        text = marks_csv(marks.rows)
+        text = marks_csv(marks.rows, marks.assignment)
         _raise(check_marks_csv(text, marks.max_score), fmt)
         return _write_text(out, text, f"{len(marks.rows)} rows")
     if fmt == "feedback-zip":
@@ -117,7 +130,18 @@ def grade_of(row: dict[str, Any], ungraded: str) -> str | None:
 
 
 def feedback_text(row: dict[str, Any], max_score: float) -> str:
-    """One line of feedback for the learning platform."""
+    """One line of feedback for the learning platform: the accuracy and mark, or each part's."""
+    if "parts" in row:
+        parts = []
+        for name, part in row["parts"].items():
+            if part is not None and part["status"] in MARKED:
+                most = part["detail"].get("mark", {}).get("max_score")
+                parts.append(f"{name}: accuracy {part['accuracy']:.2f}%, {number(part['score'])}/{number(most)}")
+            elif part is not None:
+                parts.append(f"{name}: not graded ({part['status']}): {part['reason']}")
+        total = f"Total {number(row['score'])}/{number(max_score)}. " if row["score"] is not None else ""
+        flagged = f" Flagged for review: {row['reason']}" if row["status"] == "flagged" else ""
+        return f"{total}{'; '.join(parts)}.{flagged}"
     if row["status"] in MARKED:
         text = (
             f"Accuracy {row['accuracy']:.2f}% on the held-out set ({row['correct']:,} of {row['total']:,} "

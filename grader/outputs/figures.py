@@ -13,6 +13,7 @@ import base64
 import io
 import math
 from collections.abc import Sequence
+from html import escape
 from typing import Any
 
 import numpy as np
@@ -30,15 +31,22 @@ def _pyplot() -> Any:
 
 
 def misclassified(
-    images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, outputs: np.ndarray | None
+    images: np.ndarray,
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    outputs: np.ndarray | None,
+    names: tuple[str, ...] | None = None,
 ) -> str | None:
     """The coursework's own figure (seed 000's plotting script) as inline SVG: the first eight
-    misclassified digits ('True: 7' above each), each over a bar chart of the model's outputs for it
-    ('Pred: 2' above, classes below, 'Probability' on the first). None when nothing was misclassified.
+    misclassified images ('True: 7', or the class's name, above each), each over a bar chart of the
+    model's outputs for it ('Pred: 2' above, classes below, 'Probability' on the first). Grey images are
+    drawn as the script draws them (dark ink on white), colour images in their colours. None when nothing
+    was misclassified.
 
     SVG rather than matplotlib: the same picture, drawn by the browser, for a millisecond of work per
     student instead of a sixth of a second, which on a busy marking machine is time taken from the
-    workers. Only numbers and PNG data go into it, never text from a student's file.
+    workers. Only numbers, PNG data and the assignment's class names (escaped) go into it, never text from
+    a student's file.
     """
     wrong = np.where(predicted != labels)[0][:MISCLASSIFIED_SHOWN]
     if len(wrong) == 0:
@@ -66,14 +74,17 @@ def misclassified(
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="10">{tick:g}</text>')
     for slot, index in enumerate(wrong):
         x0 = left + slot * column
-        parts.append(f'<text x="{x0 + column / 2 - 10}" y="16" text-anchor="middle">True: {int(labels[index])}</text>')
+        parts.append(
+            f'<text x="{x0 + column / 2 - 10}" y="16" text-anchor="middle">True: '
+            f"{escape(_name(names, int(labels[index])))}</text>"
+        )
         parts.append(
             f'<image x="{x0 + (column - 20 - digit) / 2}" y="24" width="{digit}" height="{digit}" '
-            f'style="image-rendering: pixelated" href="data:image/png;base64,{_digit_png(images[index])}"/>'
+            f'style="image-rendering: pixelated" href="data:image/png;base64,{_image_png(images[index])}"/>'
         )
         parts.append(
             f'<text x="{x0 + column / 2 - 10}" y="{bar_top - 8}" text-anchor="middle">'
-            f"Pred: {int(predicted[index])}</text>"
+            f"Pred: {escape(_name(names, int(predicted[index])))}</text>"
         )
         step = (column - 30) / classes
         parts.append(
@@ -85,7 +96,8 @@ def misclassified(
             top = baseline - max(value, 0) * scale
             parts.append(
                 f'<rect x="{x0 + 3 + cls * step:.1f}" y="{top:.1f}" width="{step * 0.8:.1f}" '
-                f'height="{abs(value) * scale:.1f}" fill="#1f77b4"/>'
+                f'height="{abs(value) * scale:.1f}" fill="#1f77b4"><title>{escape(_name(names, cls))}: '
+                f"{value:.3g}</title></rect>"
             )
             parts.append(
                 f'<text x="{x0 + 3 + (cls + 0.4) * step:.1f}" y="{bar_top + bar_height + 14}" '
@@ -95,13 +107,24 @@ def misclassified(
     return "".join(parts)
 
 
-def _digit_png(image: np.ndarray) -> str:
-    """One digit as a base64 PNG, dark ink on white, as the script's cmap='gray_r' shows it."""
+def _name(names: tuple[str, ...] | None, cls: int) -> str:
+    """A class's name, or its number (an output beyond the assignment's classes has no name)."""
+    return names[cls] if names and 0 <= cls < len(names) else str(cls)
+
+
+def _image_png(image: np.ndarray) -> str:
+    """One image as a base64 PNG: a grey image dark ink on white, as the script's cmap='gray_r' shows it;
+    a colour image as it is."""
     from PIL import Image
 
-    pixels = np.asarray(image).reshape(image.shape[0], image.shape[1], -1)[..., 0]
+    pixels = np.asarray(image).astype(np.uint8)
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        picture = Image.fromarray(np.ascontiguousarray(pixels), mode="RGB")
+    else:
+        grey = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)[..., 0]
+        picture = Image.fromarray(255 - grey, mode="L")
     buffer = io.BytesIO()
-    Image.fromarray((255 - pixels).astype(np.uint8), mode="L").save(buffer, format="PNG")
+    picture.save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -189,7 +212,12 @@ class _Chart:
 
 
 def coursework_figure(
-    images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, outputs: np.ndarray, target: str
+    images: np.ndarray,
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    outputs: np.ndarray,
+    target: str,
+    names: tuple[str, ...] | None = None,
 ) -> list[tuple[int, int, int]]:
     """Seed 000's plotting script, line for line, with matplotlib: the first eight misclassified images over
     their output bars, saved as the script saves it (misclassified.pdf). Returns what it shows: (image,
@@ -207,14 +235,17 @@ def coursework_figure(
     fig.subplots_adjust(hspace=0.5)
     for i in range(n_plot):
         idx = misclassified_indices[i]
-        axes[0, i].imshow(images[idx].reshape(images.shape[1], images.shape[2]), cmap="gray_r")
-        axes[0, i].set_title(f"True: {labels[idx]}", y=1.05)
+        if images.ndim == 4:  # colour: shown in its colours
+            axes[0, i].imshow(images[idx])
+        else:
+            axes[0, i].imshow(images[idx].reshape(images.shape[1], images.shape[2]), cmap="gray_r")
+        axes[0, i].set_title(f"True: {_name(names, int(labels[idx]))}", y=1.05)
         axes[0, i].get_xaxis().set_visible(False)
         axes[0, i].get_yaxis().set_visible(False)
         output = outputs[idx, 0:]
         axes[1, i].bar(range(outputs.shape[1]), output)
         axes[1, i].set_xticks(range(outputs.shape[1]))
-        axes[1, i].set_title(f"Pred: {predicted[idx]}", y=1.05)
+        axes[1, i].set_title(f"Pred: {_name(names, int(predicted[idx]))}", y=1.05)
         axes[1, i].get_yaxis().set_visible(False)
         if i == 0:
             axes[1, i].get_yaxis().set_visible(True)

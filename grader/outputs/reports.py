@@ -22,14 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import grader
-from grader.courseworks.assignment import Assignment
+from grader.courseworks.assignment import Assignment, Part
 from grader.courseworks.heldout import HeldoutSet
 from grader.gradebook import Gradebook
 from grader.marking import scoring
+from grader.marking.schemes import Bands, as_score
+from grader.marking.totals import PART_COLUMNS, student_rows
 from grader.outputs import figures
 from grader.status import MARKED, STATUSES
 from grader.versions import saved_with
 
+# A several-part marks.csv: these, then PART_COLUMNS for each part.
+MULTI_COLUMNS = ("student_id", "student_name", "folder", "status", "score", "reason")
 MARKS_COLUMNS = (
     "student_id",
     "student_name",
@@ -61,44 +65,79 @@ def number(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def marks_csv(rows: list[dict[str, Any]]) -> str:
-    """marks.csv as text: one row per student folder, failures included."""
+def marks_csv(rows: list[dict[str, Any]], assignment: Assignment | None = None) -> str:
+    """marks.csv as text: one row per student folder, failures included. One part: the columns above.
+    Several: the student's total, status and reason, then each part's columns prefixed '<part>_'."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(MARKS_COLUMNS)
+    if assignment is None or assignment.single:
+        writer.writerow(MARKS_COLUMNS)
+        for row in rows:
+            writer.writerow(_single_cells(row))
+        return buffer.getvalue()
+    names = [part.name for part in assignment.parts]
+    writer.writerow([*MULTI_COLUMNS, *(f"{name}_{column}" for name in names for column in PART_COLUMNS)])
     for row in rows:
-        writer.writerow(
-            [
-                row["student_id"],
-                row["student_name"],
-                row["folder"],
-                row["file"],
-                row["status"],
-                repr(row["accuracy"]) if row["accuracy"] is not None else "",
-                number(row["correct"]),
-                number(row["total"]),
-                number(row["score"]),
-                row["reason"],
-                row["sha256"],
-            ]
-        )
+        cells = [
+            row["student_id"],
+            row["student_name"],
+            row["folder"],
+            row["status"],
+            number(row["score"]),
+            row["reason"],
+        ]
+        for name in names:
+            cells += _part_cells(row["parts"].get(name))
+        writer.writerow(cells)
     return buffer.getvalue()
+
+
+def _single_cells(row: dict[str, Any]) -> list[str]:
+    return [
+        row["student_id"],
+        row["student_name"],
+        row["folder"],
+        row["file"],
+        row["status"],
+        repr(row["accuracy"]) if row["accuracy"] is not None else "",
+        number(row["correct"]),
+        number(row["total"]),
+        number(row["score"]),
+        row["reason"],
+        row["sha256"],
+    ]
+
+
+def _part_cells(row: dict[str, Any] | None) -> list[str]:
+    """One part's columns (PART_COLUMNS) in a several-part marks.csv."""
+    if row is None:
+        return [""] * len(PART_COLUMNS)
+    return [
+        row["file"],
+        row["status"],
+        repr(row["accuracy"]) if row["accuracy"] is not None else "",
+        number(row["correct"]),
+        number(row["total"]),
+        number(row["score"]),
+        row["reason"],
+        row["sha256"],
+    ]
 
 
 def write_reports(
     book: Gradebook, run_id: int, out: Path, assignment: Assignment
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Write marks.csv and index.html for a run whose students' reports are written (see
-    write_student_report); return the rows and what could not be written.
+    write_student_report); return the student rows and what could not be written.
 
-    A student's report that failed to reach the disk gets a note in that student's row first, so
+    A student's report that failed to reach the disk gets a note in that student's rows first, so
     marks.csv says so. marks.csv is written before index.html, whose failure is returned, never raised.
     """
     for student_id, problem in _WRITES.wait().items():
         book.note_result(run_id, student_id, [f"report: could not be written ({problem})"])
     run = book.run(run_id)
-    rows = book.results(run_id)
-    _write(out / "marks.csv", marks_csv(rows))
+    rows = student_rows(book.results(run_id), assignment)
+    _write(out / "marks.csv", marks_csv(rows, assignment))
     try:
         _write(out / "index.html", index_html(rows, run, assignment))
     except Exception as error:  # the marks are written; the summary page is not worth the run
@@ -107,33 +146,68 @@ def write_reports(
 
 
 def write_student_report(
-    row: dict[str, Any], run: dict[str, Any], book: Gradebook, heldout: HeldoutSet, assignment: Assignment, out: Path
+    rows: list[dict[str, Any]],
+    run: dict[str, Any],
+    book: Gradebook,
+    heldouts: dict[str, HeldoutSet],
+    assignment: Assignment,
+    out: Path,
 ) -> list[str]:
-    """Write one student's report.json, report.md and report.html; return notes on what could not be
-    drawn (the report is written without it). Writing happens in the background: see write_reports."""
-    report = build_report(row, run, book, heldout, assignment)
-    notes = []
-    try:
-        drawn = _student_figures(row, book, heldout)
-    except Exception as error:  # a figure is not worth the report: leave it out and say so
-        drawn = {}
-        notes.append(f"figure: the misclassified images could not be drawn ({error!r})")
-    report["notes"] = notes
-    folder = out / student_folder(row["student_id"])
+    """Write one student's report.json, report.md and report.html from their part rows; return notes on
+    what could not be drawn (the report is written without it). Writing happens in the background: see
+    write_reports."""
+    notes: list[str] = []
+    sections = []
+    for row in sorted(rows, key=lambda r: [p.name for p in assignment.parts].index(r["part"])):
+        part = assignment.part(row["part"])
+        heldout = heldouts[part.name]
+        report = build_report(row, run, book, heldout, assignment, part)
+        try:
+            drawn = _student_figures(row, book, heldout, part.data.names)
+        except Exception as error:  # a figure is not worth the report: leave it out and say so
+            drawn = {}
+            notes.append(f"figure: the misclassified images could not be drawn ({error!r})")
+        sections.append((report, drawn))
+    if assignment.single:
+        report, drawn = sections[0]
+        report["notes"] = notes
+        html = report_html(report, drawn)
+    else:
+        total = student_rows(rows, assignment)[0]
+        report = {
+            "student": sections[0][0]["student"],
+            "status": total["status"],
+            "reason": total["reason"],
+            "total": {"score": total["score"], "max_score": total["max_score"]},
+            "parts": [section for section, _ in sections],
+            "assignment": sections[0][0]["assignment"],
+            "grader": sections[0][0]["grader"],
+            "run": sections[0][0]["run"],
+            "notes": notes,
+        }
+        html = report_html(report, {}, sections)
+    folder = out / student_folder(rows[0]["student_id"])
     folder.mkdir(parents=True, exist_ok=True)
     # Compact JSON: the C encoder is ten times faster than the indented one (jq or any viewer indents it).
-    student = row["student_id"]
+    student = rows[0]["student_id"]
     _WRITES.submit(folder / "report.json", json.dumps(report, sort_keys=True, ensure_ascii=False) + "\n", student)
     _WRITES.submit(folder / "report.md", report_markdown(report), student)
-    _WRITES.submit(folder / "report.html", report_html(report, drawn), student)
+    _WRITES.submit(folder / "report.html", html, student)
     return notes
 
 
 def build_report(
-    row: dict[str, Any], run: dict[str, Any], book: Gradebook, heldout: HeldoutSet, assignment: Assignment
+    row: dict[str, Any],
+    run: dict[str, Any],
+    book: Gradebook,
+    heldout: HeldoutSet,
+    assignment: Assignment,
+    part: Part | None = None,
 ) -> dict[str, Any]:
-    """The report.json document for one student (its schema is documented in README.md)."""
+    """The report.json document for one student's part (its schema is documented in README.md)."""
+    part = part or assignment.parts[0]
     detail = row["detail"]
+    marking = part.marking
     report: dict[str, Any] = {
         "student": {"id": row["student_id"], "name": row["student_name"], "folder": row["folder"]},
         "file": {
@@ -156,18 +230,33 @@ def build_report(
             "images_sha256": heldout.images_sha256,
             "size": heldout.size,
         },
+        "marking": {
+            "scheme": marking.name,
+            "name": marking_name(part),
+            "description": marking.describe(),
+            "bands": [{"range": b.text, "score": b.score} for b in reversed(marking.bands)]
+            if isinstance(marking, Bands)
+            else None,
+        },
+        "class_names": list(part.data.names),
         "assignment": {
             "name": assignment.name,
             "title": assignment.title,
             "path": assignment.path,
             "sha256": assignment.sha256,
-            "bands": [{"range": b.text, "score": b.score} for b in reversed(assignment.bands)],
+            **(
+                {"bands": [{"range": b.text, "score": b.score} for b in reversed(marking.bands)]}
+                if isinstance(marking, Bands)
+                else {}
+            ),
         },
         "grader": {"version": grader.__version__},
         "run": {"id": run["id"], "started_at": run["started_at"], "isolation": run["isolation"]},
     }
+    if not assignment.single:
+        report["part"] = {"name": part.name, "title": part.title, "weight": number(as_score(part.weight))}
     if row["correct"] is not None:
-        interval = scoring.confidence_interval(row["correct"], row["total"], assignment.bands)
+        interval = scoring.confidence_interval(row["correct"], row["total"], marking)
         report["confidence"] = {
             "low": interval.low,
             "high": interval.high,
@@ -176,10 +265,16 @@ def build_report(
         }
     predictions = _predictions(row, book)
     if predictions is not None:
-        classes = assignment.data.classes
-        report["per_class"] = scoring.per_class_accuracy(predictions, heldout.labels, classes)
+        classes = part.data.classes
+        per_class = scoring.per_class_accuracy(predictions, heldout.labels, classes)
+        report["per_class"] = [{**item, "name": part.data.names[item["class"]]} for item in per_class]
         report["confusion"] = scoring.confusion_matrix(predictions, heldout.labels, classes).tolist()
     return report
+
+
+def marking_name(part: Part) -> str:
+    """What reports call the part's marking: the mark table's own name ('Table 1'), or the scheme's."""
+    return part.marking_title or ("Mark table" if isinstance(part.marking, Bands) else "Marking")
 
 
 def _predictions(row: dict[str, Any], book: Gradebook) -> Any:
@@ -189,18 +284,20 @@ def _predictions(row: dict[str, Any], book: Gradebook) -> Any:
     return evaluation.predictions if evaluation is not None else None
 
 
-def _student_figures(row: dict[str, Any], book: Gradebook, heldout: HeldoutSet) -> dict[str, str]:
+def _student_figures(
+    row: dict[str, Any], book: Gradebook, heldout: HeldoutSet, names: tuple[str, ...]
+) -> dict[str, str]:
     """The student's figures (inline SVG), drawn once per evaluation and held-out set, then cached."""
     if row["evaluation_id"] is None or row["status"] not in MARKED:
         return {}
-    key = f"v{FIGURE_VERSION}:{row['evaluation_id']}:{heldout.sha256}:misclassified"
+    key = f"v{FIGURE_VERSION}:{row['evaluation_id']}:{heldout.sha256}:{','.join(names)}:misclassified"
     svg = book.figure(key)
     if svg is None:
         evaluation = book.evaluation_by_id(row["evaluation_id"])
         if evaluation is None or evaluation.predictions is None:
             return {}
         drawn = figures.misclassified(
-            heldout.images, heldout.labels, evaluation.predictions, book.outputs(evaluation.id)
+            heldout.images, heldout.labels, evaluation.predictions, book.outputs(evaluation.id), names
         )
         svg = (drawn or "").encode()
         book.add_figure(key, svg)
@@ -261,21 +358,37 @@ def _who(student: dict[str, Any]) -> str:
 
 
 def report_markdown(report: dict[str, Any]) -> str:
-    """A readable report for the student and the TA."""
-    lines = [f"# {_who(report['student'])}", ""]
+    """A readable report for the student and the TA: one part, or the total and each part in turn."""
+    lines = [f"# {_who(report['student'])}", "", f"**Status:** {report['status']}"]
+    if "parts" in report:
+        total = report["total"]
+        shown = number(total["score"]) if total["score"] is not None else "-"
+        lines.append(f"**Total:** {shown} / {number(total['max_score'])}")
+        if report["reason"]:
+            lines.append(f"**Reason:** {report['reason']}")
+        for part in report["parts"]:
+            name = part["part"]
+            lines += ["", f"## Part {name['name']}: {name['title']}", "", f"**Status:** {part['status']}"]
+            lines += _part_markdown(part, "###")
+        return "\n".join([*lines, ""])
+    return "\n".join([*lines, *_part_markdown(report, "##")])
+
+
+def _part_markdown(report: dict[str, Any], heading: str) -> list[str]:
+    lines = []
     mark = report.get("mark")
-    lines.append(f"**Status:** {report['status']}")
     if mark:
         lines.append(f"**Accuracy:** {mark['accuracy']}% ({mark['correct']:,} of {mark['total']:,} images)")
-        lines.append(f"**Score:** {number(mark['score'])} / {number(mark['max_score'])} (band {mark['band']})")
+        band = f" (band {mark['band']})" if mark.get("band") else f" ({report['marking']['description']})"
+        lines.append(f"**Score:** {number(mark['score'])} / {number(mark['max_score'])}{band}")
         if mark.get("next_band"):
             lines.append(
-                f"**Next band:** {mark['next_band']} (score {number(mark['next_score'])}) needs "
-                f"{mark['images_to_next_band']:,} more correct images"
+                f"**Next {'band' if mark.get('band') else 'step'}:** {mark['next_band']} (score "
+                f"{number(mark['next_score'])}) needs {mark['images_to_next_band']:,} more correct images"
             )
     confidence = report.get("confidence")
     if confidence:
-        crossing = " (crosses a band edge)" if confidence["crosses_edge"] else ""
+        crossing = " (crosses an edge of the marking)" if confidence["crosses_edge"] else ""
         lines.append(f"**95% interval:** {confidence['low']:.2f}% to {confidence['high']:.2f}%{crossing}")
     if report["reason"]:
         lines.append(f"**Reason:** {report['reason']}")
@@ -285,17 +398,21 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines.append(f"Saved with: {versions['saved_with']}; graded with: {versions['graded_with']}")
     if report["file"]["sha256"]:
         lines.append(f"sha256: `{report['file']['sha256']}`")
-    lines += ["", "## Checks", "", "| check | outcome | found | what to do |", "|---|---|---|---|"]
+    lines += ["", f"{heading} Checks", "", "| check | outcome | found | what to do |", "|---|---|---|---|"]
     for check in report["checks"]:
         lines.append(f"| {check['name']} | {check['outcome']} | {_cell(check['message'])} | {_cell(check['advice'])} |")
     evaluation = report.get("evaluation") or {}
-    if evaluation.get("net_type"):
+    if evaluation.get("fed_shape"):
+        rule = (
+            f"so the official rule says **{evaluation['net_type']}** and feeds {evaluation.get('fed_shape')}"
+            if evaluation.get("net_type")
+            else f"fed {evaluation.get('fed_shape')} as the model declares"
+        )
         lines += [
             "",
-            "## Evaluation",
+            f"{heading} Evaluation",
             "",
-            f"- declared input shape: {evaluation.get('input_shape')}, so the official rule says "
-            f"**{evaluation['net_type']}** and feeds {evaluation.get('fed_shape')}",
+            f"- declared input shape: {evaluation.get('input_shape')}, {rule}",
             f"- loaded with: {evaluation.get('loader')}",
             f"- isolation: {evaluation.get('isolation')}",
         ]
@@ -304,20 +421,26 @@ def report_markdown(report: dict[str, Any]) -> str:
             lines.append("- graded with: " + ", ".join(f"{k} {v}" for k, v in sorted(used.items()) if v))
     summary = evaluation.get("summary") or []
     if summary:
-        lines += ["", "## Model", "", "| layer | class | output shape | parameters |", "|---|---|---|---|"]
+        lines += ["", f"{heading} Model", "", "| layer | class | output shape | parameters |", "|---|---|---|---|"]
         for layer in summary:
             lines.append(
                 f"| {layer['name']} | {layer['class_name']} | {layer['output_shape']} | {number(layer['parameters'])} |"
             )
     if report.get("per_class"):
-        lines += ["", "## Accuracy per class", "", "| class | correct | images | accuracy |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"{heading} Accuracy per class",
+            "",
+            "| class | correct | images | accuracy |",
+            "|---|---|---|---|",
+        ]
         for item in report["per_class"]:
             share = f"{100 * item['correct'] / item['total']:.2f}%" if item["total"] else "-"
-            lines.append(f"| {item['class']} | {item['correct']:,} | {item['total']:,} | {share} |")
+            lines.append(f"| {item['name']} | {item['correct']:,} | {item['total']:,} | {share} |")
     held = report["heldout"]
     lines += [
         "",
-        "## Reproduce",
+        f"{heading} Reproduce",
         "",
         f"- held-out set: {held['source']} ({held['size']:,} images), sha256 `{held['sha256']}`",
         f"- assignment: {report['assignment']['name']} (`{report['assignment']['path']}`), "
@@ -325,7 +448,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"- grader {report['grader']['version']}, run {report['run']['id']}",
         "",
     ]
-    return "\n".join(lines)
+    return lines
 
 
 @cache
@@ -350,28 +473,43 @@ def _template(name: str) -> Any:
     return _templates().get_template(name)
 
 
-def report_html(report: dict[str, Any], drawn: dict[str, str]) -> str:
-    """The student's self-contained HTML report."""
-    status = report["status"]
-    status_class = {"graded": "status-graded", "flagged": "status-flagged"}.get(status, "status-other")
+def report_html(
+    report: dict[str, Any], drawn: dict[str, str], sections: list[tuple[dict[str, Any], dict[str, str]]] | None = None
+) -> str:
+    """The student's self-contained HTML report: one part, or the total and a section per part."""
     return _template("report.html.j2").render(
         report=report,
         who=_who(report["student"]),
         mark=report.get("mark") or {},
         figures=drawn,
-        status_class=status_class,
-        confusion=_shaded(report.get("confusion")),
+        status_class=_status_class(report["status"]),
+        confusion=_shaded(report.get("confusion"), report.get("class_names")),
+        sections=[
+            {
+                "report": part,
+                "figures": figures_drawn,
+                "status_class": _status_class(part["status"]),
+                "confusion": _shaded(part.get("confusion"), part.get("class_names")),
+            }
+            for part, figures_drawn in (sections or [])
+        ],
     )
 
 
-def _shaded(matrix: list[list[int]] | None) -> Any:
+def _status_class(status: str) -> str:
+    return {"graded": "status-graded", "flagged": "status-flagged"}.get(status, "status-other")
+
+
+def _shaded(matrix: list[list[int]] | None, names: list[str] | None = None) -> Any:
     """The confusion matrix's rows as HTML, each cell shaded by its count (log scale, so a few mistakes
-    still show). Built here rather than in the template: it holds numbers only, and escaping a hundred
-    numbers per student is most of a re-mark's rendering time."""
-    from markupsafe import Markup
+    still show), each row headed by its class's name. Built here rather than in the template: it holds
+    numbers only (the names are escaped), and escaping a hundred numbers per student is most of a
+    re-mark's rendering time."""
+    from markupsafe import Markup, escape
 
     if not matrix:
         return Markup("")
+    names = names or [str(index) for index in range(len(matrix))]
     top = math.log1p(max(max(row) for row in matrix)) or 1.0
     rows = []
     for i, row in enumerate(matrix):
@@ -380,52 +518,80 @@ def _shaded(matrix: list[list[int]] | None) -> Any:
             f'{0.85 * math.log1p(count) / top:.2f})">{count or ""}</td>'
             for j, count in enumerate(row)
         )
-        rows.append(f'<tr><th class="num">{i}</th>{cells}</tr>')
+        rows.append(f'<tr><th class="num">{escape(names[i])}</th>{cells}</tr>')
     return Markup("\n".join(rows))
 
 
-def attention(row: dict[str, Any], bands: Any) -> str:
+def attention(row: dict[str, Any], assignment: Assignment) -> str:
     """Why a student needs a person to look (empty when nothing does)."""
     if row["status"] not in MARKED:
         return f"{row['status']}: {row['reason']}"
     if row["status"] == "flagged":
         return row["reason"]
-    interval = scoring.confidence_interval(row["correct"], row["total"], bands)
-    if interval.crosses_edge:
-        return (
-            f"near a band edge: the 95% interval {interval.low:.2f}%-{interval.high:.2f}% reaches "
-            f"{', '.join(band.text for band in interval.bands)}"
-        )
-    return ""
+    parts = row["parts"] if "parts" in row else {assignment.parts[0].name: row}
+    near = []
+    for name, part_row in parts.items():
+        if part_row is None or part_row["correct"] is None:
+            continue
+        scheme = assignment.part(name).marking
+        interval = scoring.confidence_interval(part_row["correct"], part_row["total"], scheme)
+        if interval.crosses_edge:
+            reaches = (
+                f"reaches {', '.join(band.text for band in interval.bands)}"
+                if interval.bands
+                else f"spans the scores {number(interval.scores[0])} to {number(interval.scores[1])}"
+            )
+            where = "" if assignment.single else f"{name}: "
+            edge = "a band edge" if interval.bands else "a score's edge"
+            near.append(f"{where}near {edge}: the 95% interval {interval.low:.2f}%-{interval.high:.2f}% {reaches}")
+    return "; ".join(near)
 
 
 def index_html(rows: list[dict[str, Any]], run: dict[str, Any], assignment: Assignment) -> str:
-    """The instructor's summary of a run."""
+    """The instructor's summary of a run: the totals, and for each part its spread of accuracies and marks."""
     marked = [row for row in rows if row["status"] in MARKED]
-    accuracies = [row["accuracy"] for row in marked]
-    scores = [row["score"] for row in marked]
-    possible = sorted({band.score for band in assignment.bands})
-    edges = sorted({float(band.low) for band in assignment.bands if band.low > 0})
-    per_band = Counter(row["band"] for row in marked)
     linked = [{**row, "link": f"{student_folder(row['student_id'])}/report.html"} for row in rows]
-    flagged = [(row, why) for row in linked if (why := attention(row, assignment.bands))]
+    flagged = [(row, why) for row in linked if (why := attention(row, assignment))]
     counts = Counter(row["status"] for row in rows)
-    drawn = {"accuracies": figures.accuracy_histogram(accuracies, edges), "marks": figures.marks_bar(scores, possible)}
+    sections = []
+    for part in assignment.parts:
+        part_rows = [row if assignment.single else row["parts"].get(part.name) for row in rows]
+        part_marked = [r for r in part_rows if r is not None and r["status"] in MARKED]
+        accuracies = [r["accuracy"] for r in part_marked]
+        scores = [r["score"] for r in part_marked]
+        per_band = Counter(r["band"] for r in part_marked)
+        scheme = part.marking
+        sections.append(
+            {
+                "part": part,
+                "name": marking_name(part),
+                "description": scheme.describe(),
+                "figures": {
+                    "accuracies": figures.accuracy_histogram(accuracies, scheme.edges()),
+                    "marks": figures.marks_bar(scores, scheme.possible_scores()),
+                },
+                "per_band": [(band, per_band[band.text]) for band in reversed(scheme.bands)]
+                if isinstance(scheme, Bands)
+                else None,
+                "mean": statistics.fmean(accuracies) if accuracies else None,
+            }
+        )
+    totals = [row["score"] for row in marked if row["score"] is not None]
     return _template("index.html.j2").render(
         rows=linked,
         run=run,
         assignment=assignment,
-        figures=drawn,
+        sections=sections,
         attention=flagged,
         counts=[(status, counts[status]) for status in STATUSES if counts[status]],
-        per_band=[(band, per_band[band.text]) for band in reversed(assignment.bands)],
-        mean=statistics.fmean(accuracies) if accuracies else None,
-        median=statistics.median(scores) if scores else None,
+        median=statistics.median(totals) if totals else None,
     )
 
 
-def plot_student(reports: Path, student_id: str, target: Path, heldout_path: Path | None = None) -> str:
-    """Draw a student's misclassified digits as the coursework's plotting script does (matplotlib, saved
+def plot_student(
+    reports: Path, student_id: str, target: Path, heldout_path: Path | None = None, part_name: str | None = None
+) -> str:
+    """Draw a student's misclassified images as the coursework's plotting script does (matplotlib, saved
     as PDF or PNG by the target's suffix), from the gradebook's stored outputs. Returns a summary line."""
     from grader.courseworks.assignment import load_assignment
     from grader.courseworks.heldout import load_heldout
@@ -433,7 +599,11 @@ def plot_student(reports: Path, student_id: str, target: Path, heldout_path: Pat
 
     with Gradebook(reports) as book:
         run = book.run()
-        rows = {row["student_id"]: row for row in book.results(run["id"])}
+        rules = load_assignment(run["assignment_path"])
+        if part_name is None and not rules.single:
+            raise GraderError(f"this assignment has parts ({', '.join(p.name for p in rules.parts)}): pass --part")
+        part = rules.part(part_name) if part_name else rules.parts[0]
+        rows = {row["student_id"]: row for row in book.results(run["id"]) if row["part"] == part.name}
         if student_id not in rows:
             raise GraderError(f"{reports}: no student {student_id!r} in the latest run")
         row = rows[student_id]
@@ -441,19 +611,24 @@ def plot_student(reports: Path, student_id: str, target: Path, heldout_path: Pat
         outputs = book.outputs(evaluation.id) if evaluation is not None else None
     if evaluation is None or evaluation.predictions is None or outputs is None:
         raise GraderError(f"student {student_id} has no predictions ({row['status']}: {row['reason']})")
-    rules = load_assignment(run["assignment_path"])
-    source = heldout_path or Path(run["heldout_source"].split(" + ")[0])
-    heldout = load_heldout(source, rules.data)
-    if heldout.sha256 != run["heldout_sha256"]:
+    recorded = run["options"].get("heldout", {}).get(part.name) if not rules.single else None
+    source = heldout_path or Path((recorded or {}).get("source") or run["heldout_source"].split(" + ")[0])
+    expected = recorded["sha256"] if recorded else run["heldout_sha256"]
+    heldout = load_heldout(source, part.data)
+    if heldout.sha256 != expected:
         raise GraderError(
             f"{source} is not the held-out set this run graded with (sha256 differs); pass --heldout with that set"
         )
     shown = figures.coursework_figure(
-        heldout.images, heldout.labels, evaluation.predictions, outputs.astype("float32"), str(target)
+        heldout.images, heldout.labels, evaluation.predictions, outputs.astype("float32"), str(target), part.data.names
     )
     if not shown:
         return f"{student_id}: no misclassified samples found, no plot generated (as the script says)"
-    listed = "; ".join(f"image {index}: true {true}, predicted {pred}" for index, true, pred in shown)
+    names = part.data.names
+    listed = "; ".join(
+        f"image {index}: true {names[true]}, predicted {names[pred] if pred < len(names) else pred}"
+        for index, true, pred in shown
+    )
     return (
         f"wrote {target}: the first {len(shown)} misclassified images of {student_id}, as the coursework's "
         f"script draws them ({listed})"
