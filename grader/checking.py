@@ -22,7 +22,7 @@ from grader.errors import GraderError, NotAnH5File, WorkerError
 from grader.evaluation.sandbox import choose_isolation
 from grader.evaluation.scheduler import NO_WORKER, inspect_files
 from grader.inspection import Inspection
-from grader.outputs.reports import marking_name, number
+from grader.outputs.reports import number
 from grader.screening import FAIL, PASS, WARN, Check, checks_from_json, screen, size_check
 from grader.status import MARKED
 from grader.versions import saved_with
@@ -321,7 +321,7 @@ def check(
         reference=official,
         assignment=rules.name,
         part="" if rules.single else chosen.name,
-        marking=marking_name(chosen),
+        marking=chosen.marking_name,
     )
 
 

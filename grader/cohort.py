@@ -218,19 +218,28 @@ def grade_cohort(
 
 
 def load_heldouts(rules: Assignment, given: str | Path | Mapping[str, str | Path]) -> dict[str, HeldoutSet]:
-    """Each part's held-out set, read and checked against the part's data spec."""
-    paths = heldout_paths([part.name for part in rules.parts], given, rules.single)
-    sets = {}
+    """Each part's held-out set, read and checked against the part's data spec (a set several parts share
+    is read once)."""
+    paths = heldout_paths(list(rules.parts), given, rules.single)
+    sets: dict[str, HeldoutSet] = {}
+    read: dict[tuple[Path, str], HeldoutSet] = {}
     for part in rules.parts:
+        key = (paths[part.name].resolve(), repr(part.data))
         try:
-            sets[part.name] = load_heldout(paths[part.name], part.data)
+            if key not in read:
+                read[key] = load_heldout(paths[part.name], part.data)
         except HeldoutError as error:
             if rules.single:
                 raise
-            raise HeldoutError(
-                f"part {part.name} ({part.data.describe()}): {error}; pass --heldout {part.name}=PATH"
-            ) from None
+            where = f"{part.name}=PATH" + (f" or {part.data.public}=PATH" if part.data.public else "")
+            raise HeldoutError(f"part {part.name} ({part.data.describe()}): {error}; pass --heldout {where}") from None
+        sets[part.name] = read[key]
     return sets
+
+
+def image_set(heldout: HeldoutSet) -> str:
+    """The name a worker knows a held-out set's images by: parts judged on the same images share one copy."""
+    return f"images-{heldout.images_sha256[:16]}"
 
 
 def _heldout_fields(rules: Assignment, heldouts: dict[str, HeldoutSet]) -> dict[str, Any]:
@@ -315,7 +324,10 @@ class _Run:
         if unseen:
             scheduler = Scheduler(
                 isolation=self.isolation,
-                images={name: write_images(each, self.workdir, name) for name, each in self.heldouts.items()},
+                images={
+                    image_set(each): write_images(each, self.workdir, image_set(each))
+                    for each in self.heldouts.values()
+                },
                 workdir=self.workdir / "workers",
                 workers=workers or defaults.worker_count(),
                 fresh_each=fresh_workers,
@@ -378,8 +390,9 @@ class _Run:
                     assigned[patterned[0].name].append(file)
                     went.append(f"{file.name} is for part {patterned[0].name} by its name")
                     continue
+                # The name fits several parts' patterns (those decide between them by shape), or none (all do).
                 shape = shapes.get(file.location)
-                fitting = [p for p in (patterned or by_name) if p.shape_matches(shape)]
+                fitting = [p for p in (patterned or parts) if p.shape_matches(shape)]
                 if len(fitting) == 1:
                     assigned[fitting[0].name].append(file)
                     matched_by_shape[fitting[0].name].append(file.name)
@@ -412,9 +425,7 @@ class _Run:
         self._inspect(self._stored_inspections(readable), quiet=True)
         shapes: dict[str, tuple | None] = {}
         for file, unit in probes:
-            declared = unit.inspection.input_shape if unit.inspection is not None else None
-            single = isinstance(declared, list) and len(declared) > 1 and not isinstance(declared[0], list)
-            shapes[file.location] = tuple(declared[1:]) if single and declared is not None else None
+            shapes[file.location] = _declared(unit.inspection)
         return shapes
 
     def _identify(self, unit: _Unit) -> bool:
@@ -537,6 +548,17 @@ class _Run:
             )
         for note in submission.notes:
             unit.checks.append(Check("file choice", WARN, note, "leave only the model to be marked in the folder"))
+        declared = _declared(unit.inspection)
+        if part.input_shapes and declared is not None and declared not in part.input_shapes:
+            wanted = " or ".join(_shape_text(shape) for shape in part.input_shapes)
+            unit.checks.append(
+                Check(
+                    "input shape",
+                    WARN,
+                    f"the model declares input {_shape_text(declared)}; part {part.name}'s models take {wanted}",
+                    f"build the model for this part's input {wanted}, as the coursework asks",
+                )
+            )
         if refused(unit.checks):
             self._finish(unit, "refused", summary(unit.checks, FAIL))
             return None
@@ -570,7 +592,7 @@ class _Run:
                 # Keras refuses a Lambda's bytecode in safe mode: only an instructor's --allow-lambda
                 # lets it load, and then only in a worker of its own, inside the sandbox.
                 "safe_mode": not runs_code,
-                "images": part.name,
+                "images": image_set(self.heldouts[part.name]),
                 "data": {"scale": data.scale, "mean": list(data.mean), "std": list(data.std), "layout": data.layout},
                 "image_shape": list(data.image_shape),
                 "feed": evaluation.feed,
@@ -735,8 +757,19 @@ class _Run:
             self.book.note_result(self.run_id, submission.student_id, notes)
 
 
+def _declared(inspection: Inspection | None) -> tuple | None:
+    """The input shape (without the batch axis) a model's config declares, when it has one input."""
+    declared = inspection.input_shape if inspection is not None else None
+    if isinstance(declared, list) and len(declared) > 1 and not isinstance(declared[0], list):
+        return tuple(declared[1:])
+    return None
+
+
 def _shape_text(shape: tuple | None) -> str:
-    return "unknown" if shape is None else "(" + ", ".join(str(size) for size in shape) + ")"
+    """(784,), (28, 28, 1): a shape as Python writes it."""
+    if shape is None:
+        return "unknown"
+    return "(" + ", ".join(str(size) for size in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _unmatched(name: str, shape: tuple | None, candidates: list[Part]) -> str:
@@ -1005,7 +1038,7 @@ def _mark_detail(result: scoring.Mark, part: Part) -> dict[str, Any]:
         "band": result.band.text if result.band else None,
         "score": result.score,
         "max_score": part.max_score,
-        "scheme": part.marking.describe(),
+        "scheme": f"{part.marking_name}: {part.marking.describe()}",
         "next_band": result.next_label,
         "next_score": result.next_score,
         "images_to_next_band": result.images_to_next,

@@ -146,6 +146,88 @@ def keras2_models(out: Path, x: np.ndarray, y: np.ndarray) -> None:
         handle.attrs["keras_version"] = "2.1.3"
 
 
+# Ten colours, one per class, for the synthetic colour images that stand in for CIFAR-10 (whose images the
+# tests may not ship): each image is its class's colour with noise and a square of another colour.
+PALETTE = np.array(
+    [
+        [230, 25, 75],
+        [60, 180, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+        [210, 245, 60],
+        [128, 128, 128],
+    ],
+    dtype=np.float32,
+)
+COLOUR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def colour_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """32x32 RGB images of ten classes a small network can learn: uint8 (count, 32, 32, 3) and labels."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=count)
+    images = PALETTE[labels][:, None, None, :] + rng.normal(0, 40, size=(count, 32, 32, 3))
+    for index in range(count):
+        row, column = rng.integers(0, 24, size=2)
+        images[index, row : row + 8, column : column + 8] = PALETTE[rng.integers(0, 10)]
+    return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)
+
+
+def write_python_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """The images as CIFAR-10's python batch (`test_batch`): a pickled dict whose b'data' holds each image's
+    red, green and blue planes in turn (N x 3072 bytes)."""
+    import pickle
+
+    planes = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+    batch = {
+        b"batch_label": b"testing batch 1 of 1",
+        b"labels": [int(label) for label in labels],
+        b"data": np.ascontiguousarray(planes),
+        b"filenames": [f"image_{index:05d}.png".encode() for index in range(len(images))],
+    }
+    path.write_bytes(pickle.dumps(batch, protocol=2))
+
+
+def colour_models(out: Path) -> dict:  # type: ignore[type-arg]
+    """Models on the synthetic colour images: a CNN taking (32, 32, 3) and an MLP flattening it (as SYDE's
+    question 8 asks), trained briefly; and the held-out images as an .npz and as a python batch."""
+    import keras
+    from keras import layers
+
+    train_x, train_y = colour_images(1200, seed=11)
+    test_x, test_y = colour_images(400, seed=12)
+    np.savez(out / "colour_heldout.npz", x=test_x, y=test_y)
+    write_python_batch(out / "colour_test_batch", test_x, test_y)
+    scaled = train_x.astype("float32") / 255
+    models = {
+        "colour_cnn": keras.Sequential(
+            [
+                keras.Input((32, 32, 3)),
+                layers.Conv2D(4, 3, activation="relu"),
+                layers.MaxPooling2D(4),
+                layers.Flatten(),
+                layers.Dense(10, activation="softmax"),
+            ]
+        ),
+        "colour_flat": keras.Sequential(
+            [
+                keras.Input((32, 32, 3)),
+                layers.Flatten(),
+                layers.Dense(16, activation="relu"),
+                layers.Dense(10, activation="softmax"),
+            ]
+        ),
+    }
+    for model in models.values():
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(scaled, train_y, epochs=3, batch_size=64, verbose=0)
+    return models
+
+
 def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> None:
     import keras
     from keras import layers
@@ -297,6 +379,7 @@ def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> Non
     nan_layer.set_weights([kernel, bias])
 
     models.update(zoo(keras, layers))
+    models.update(colour_models(out))
     facts = {}
     for name, model in models.items():
         path = out / f"{name}.h5"

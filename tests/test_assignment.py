@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,109 @@ def test_shipped_toml_is_valid_toml_with_documented_sections() -> None:
         "screening",
         "bands",
     }
+
+
+def test_the_shipped_courseworks_load_with_their_parts() -> None:
+    """SYDE 522 A4 has an MNIST and a CIFAR-10 part, each linear over 2 marks; UvA Lab 1 three parts with
+    the input shapes its questions prescribe; every shipped file names its seed's source."""
+    syde = load_assignment("syde522-a4")
+    assert [part.name for part in syde.parts] == ["mnist", "cifar10"] and syde.max_score == 4
+    assert syde.part("cifar10").data.image_shape == (32, 32, 3) and syde.part("cifar10").data.names[9] == "truck"
+    assert {part.marking.name for part in syde.parts} == {"linear"}
+    assert all(part.evaluation.feed == "declared" for part in syde.parts)
+    uva = load_assignment("uva-lab1")
+    assert {part.name: part.input_shapes for part in uva.parts} == {
+        "mlp": ((784,),),
+        "cnn": ((28, 28, 1),),
+        "cifar10": ((32, 32, 3),),
+    }
+    assert uva.max_score == 6 and {part.data.public for part in uva.parts} == {"mnist", "cifar10"}
+    for name in ("kcl-dnn-cw1", "syde522-a4", "uva-lab1"):
+        rules = load_assignment(name)
+        assert "seed" in rules.source.lower() or "Coursework 1" in rules.source
+        assert rules.description
+
+
+PARTS = """
+schema = 1
+[assignment]
+name = "two"
+max_score = 3
+[data]
+scale = 255
+[evaluation]
+feed = "declared"
+batch_size = 32
+[[parts]]
+name = "digits"
+files = ["*digit*"]
+[parts.marking]
+scheme = "linear"
+max_score = 2
+min_accuracy = 50
+full_accuracy = 90
+[[parts]]
+name = "colour"
+weight = 0.5
+[parts.data]
+image_shape = [32, 32, 3]
+mean = [0.5, 0.5, 0.5]
+std = [0.25, 0.25, 0.25]
+layout = "nchw"
+[parts.evaluation]
+batch_size = 64
+[parts.marking]
+max_score = 2
+[[parts.bands]]
+range = "[0, 50)"
+score = 0
+[[parts.bands]]
+range = "[50, 100]"
+score = 2
+"""
+
+
+def test_a_part_inherits_the_files_shared_tables_and_outranks_them(tmp_path: Path) -> None:
+    """A part's own [parts.data] and [parts.evaluation] keys outrank the file's top-level ones, which fill in
+    the rest; the total maximum is each part's maximum times its weight."""
+    path = tmp_path / "two.toml"
+    path.write_text(PARTS)
+    rules = load_assignment(path)
+    digits, colour = rules.parts
+    assert (digits.evaluation.feed, digits.evaluation.batch_size) == ("declared", 32)
+    assert (colour.evaluation.feed, colour.evaluation.batch_size) == ("declared", 64)
+    assert colour.data.layout == "nchw" and colour.data.mean == (0.5, 0.5, 0.5) and colour.weight == Fraction(1, 2)
+    assert rules.max_score == 3 and not rules.single
+    assert digits.name_matches("My_DIGITS.h5") and not colour.files and colour.name_matches("anything.h5")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("max_score = 3", "max_score = 4", "assignment.max_score is 4, but the parts' maximum scores times their"),
+        ('name = "colour"', 'name = "digits"', "parts names repeat (digits, digits)"),
+        ("mean = [0.5, 0.5, 0.5]", "mean = [0.5]", "parts[1].data.mean needs one number per channel (3), not 1"),
+        ("std = [0.25, 0.25, 0.25]\n", "", "parts[1].data.std is missing: give it with mean, as PyTorch's Normalize"),
+        ("full_accuracy = 90", "full_accuracy = 40", "parts[0].marking.full_accuracy must be above min_accuracy (50%)"),
+        (
+            "full_accuracy = 90",
+            'full_accuracy = 90\nrounding = "down"',
+            "parts[0].marking.step is needed with rounding",
+        ),
+        (
+            'files = ["*digit*"]',
+            'files = ["*digit*"]\ninput_shapes = [[28, 27]]',
+            "parts[0].input_shapes[0] [28, 27] holds 756 values but one image of [28, 28] holds 784",
+        ),
+        ('layout = "nchw"', 'layout = "hwcn"', "parts[1].data.layout is 'hwcn'; choose one of: nhwc, nchw"),
+        ("weight = 0.5", "weight = 0", "parts[1].weight must be positive, not 0"),
+        ('[evaluation]\nfeed = "declared"', '[evaluation]\nfeed = "guess"', "feed is 'guess'; choose one of"),
+        ("schema = 1\n", 'schema = 1\n[[bands]]\nrange = "0"\nscore = 0\n', "bands belongs to each part"),
+    ],
+)
+def test_part_errors_name_the_file_the_key_and_the_fix(tmp_path: Path, old: str, new: str, message: str) -> None:
+    path = tmp_path / "two.toml"
+    assert PARTS.count(old) == 1, old
+    path.write_text(PARTS.replace(old, new))
+    with pytest.raises(AssignmentError, match=re.escape(f"{path}: ") + ".*" + re.escape(message)):
+        load_assignment(path)

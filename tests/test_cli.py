@@ -104,7 +104,7 @@ def test_bad_assignment_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "subs").mkdir()
     result = invoke(str(tmp_path / "subs"), "--assignment", str(bad), "--heldout", str(DEMO_HELDOUT))
     assert result.exit_code == 1
-    assert f"{bad}: screening is missing" in result.output
+    assert f"{bad}: assignment.max_score is missing" in result.output
 
 
 @pytest.mark.tensorflow
@@ -210,7 +210,7 @@ def test_defaults_are_defined_once() -> None:
     assert f"| `--workers N` | {defaults.WORKERS} |" in readme
     assert re.search(rf"\| `--memory-limit GB` \| {defaults.MEMORY_LIMIT_GB:g} \|", readme)
     assert f"| `--out DIR` | `{defaults.OUT}/` |" in readme
-    assert f"| `--heldout PATH` | `{defaults.HELDOUT}/` |" in readme
+    assert f"| `--heldout [PART=]PATH` | `{defaults.HELDOUT}/` (`{defaults.HELDOUT}/PART/` for each part) |" in readme
 
 
 def marks(out: Path) -> dict[str, dict]:

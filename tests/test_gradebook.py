@@ -46,16 +46,27 @@ def test_outputs_are_kept_exactly_so_their_argmax_is_the_mark(tmp_path: Path, dt
 
 
 def test_a_schema_1_gradebook_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
-    """A gradebook written by the previous schema (float16 outputs, no ties) is brought up to date on open:
-    its evaluations stay readable (as the float16 they were), and new ones are stored exactly."""
+    """A gradebook written by the first schema (float16 outputs, no ties, a result per student) is brought up
+    to date on open: its evaluations stay readable (as the float16 they were), its results become part
+    'main' of their students, and new evaluations are stored exactly."""
     from grader.gradebook import MIGRATIONS, SCHEMA
 
-    added = ("outputs_dtype TEXT", "ties TEXT")  # the columns schema 2 added
+    added = ("outputs_dtype TEXT", "ties TEXT", "part TEXT")  # the columns schemas 2 and 3 added
     old_schema = "\n".join(line for line in SCHEMA.splitlines() if not line.strip().startswith(added))
-    assert "outputs_dtype" not in old_schema and "ties TEXT" not in old_schema and 1 in MIGRATIONS
+    old_schema = old_schema.replace("PRIMARY KEY (run_id, student_id, part)", "PRIMARY KEY (run_id, student_id)")
+    assert "outputs_dtype" not in old_schema and "part TEXT" not in old_schema and {1, 2} <= set(MIGRATIONS)
     db = sqlite3.connect(tmp_path / "gradebook.sqlite")
     db.executescript(old_schema)
     db.execute("INSERT INTO meta VALUES ('schema', '1')")
+    db.execute(
+        "INSERT INTO runs (started_at, status, grader_version, assignment_name, assignment_path, assignment_sha256, "
+        "heldout_source, heldout_sha256, heldout_images_sha256, heldout_size, submissions, isolation, options) "
+        "VALUES ('then', 'completed', '0.1.0', 'kcl-dnn-cw1', 'p', 's', 'h', 'h', 'h', 1, 'x', 'process', '{}')"
+    )
+    db.execute(
+        "INSERT INTO results (run_id, student_id, student_name, folder, file, sha256, status, reason, score, "
+        "detail) VALUES (1, '42', 'Ada', 'Ada_42', 'm.h5', 'f', 'graded', '', 18, '{}')"
+    )
     import zlib
 
     legacy = np.array([[0.25, 0.75]], dtype="<f2")
@@ -71,7 +82,9 @@ def test_a_schema_1_gradebook_is_migrated_and_keeps_its_runs(tmp_path: Path) -> 
         exact = np.array([[0.1, 0.7, 0.2]], np.float32)
         assert np.array_equal(book.outputs(store(book, exact)), exact)
         schema = book.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
+        results = book.results(1)
     assert int(schema) == SCHEMA_VERSION
+    assert [(row["student_id"], row["part"], row["score"]) for row in results] == [("42", "main", 18)]
 
 
 def test_a_gradebook_from_a_newer_grader_is_refused(tmp_path: Path) -> None:

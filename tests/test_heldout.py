@@ -107,3 +107,102 @@ def test_folder_must_hold_exactly_one_set(tmp_path: Path) -> None:
         load_heldout(tmp_path, SPEC)
     with pytest.raises(HeldoutError, match="no held-out set here"):
         load_heldout(tmp_path / "missing.npz", SPEC)
+
+
+COLOUR = DataSpec(image_shape=(32, 32, 3), classes=10)
+
+
+def python_batch(path: Path, images: np.ndarray, labels: np.ndarray, protocol: int = 2) -> None:
+    """CIFAR-10's python batch layout: a pickled dict, each image's red, green and blue planes in turn."""
+    import pickle
+
+    planes = np.ascontiguousarray(images.transpose(0, 3, 1, 2).reshape(len(images), -1))
+    batch = {b"batch_label": b"testing batch 1 of 1", b"labels": [int(v) for v in labels], b"data": planes}
+    path.write_bytes(pickle.dumps(batch, protocol=protocol))
+
+
+def colour_sample(count: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    return rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, count)
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_cifar_python_batch_reads_as_keras_does(tmp_path: Path, protocol: int) -> None:
+    """A `test_batch` (the dict of R, G, B planes keras's cifar10.load_data reads) gives (N, 32, 32, 3) images
+    in keras's channel order, equal to the same set as an .npz, in a folder or as the file itself."""
+    images, labels = colour_sample()
+    python_batch(tmp_path / "test_batch", images, labels, protocol)
+    np.savez(tmp_path / "same.npz", x=images, y=labels)
+    batch = load_heldout(tmp_path / "test_batch", COLOUR)
+    assert np.array_equal(batch.images, images) and np.array_equal(batch.labels, labels)
+    assert batch.sha256 == load_heldout(tmp_path / "same.npz", COLOUR).sha256
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "test_batch").write_bytes((tmp_path / "test_batch").read_bytes())
+    assert load_heldout(folder, COLOUR).sha256 == batch.sha256
+
+
+class Payload:
+    """What a hostile pickle builds: a call to os.system, which a data batch never needs."""
+
+    def __init__(self, canary: Path) -> None:
+        self.canary = canary
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import os
+
+        return (os.system, (f"touch {self.canary}",))
+
+
+def test_a_pickle_that_builds_an_object_is_refused_and_nothing_runs(tmp_path: Path) -> None:
+    """A 'test_batch' that asks the unpickler to call os.system is refused before the call: the error names
+    what it asked for, and the canary the call would have made is never there."""
+    import pickle
+
+    canary = tmp_path / "canary"
+    images, labels = colour_sample()
+    hostile = {b"data": Payload(canary), b"labels": [int(v) for v in labels]}
+    (tmp_path / "test_batch").write_bytes(pickle.dumps(hostile, protocol=2))
+    with pytest.raises(
+        HeldoutError,
+        match=r"not a CIFAR-10 python batch that can be read safely \(it asks to build "
+        r"(posix|os)\.system",
+    ):
+        load_heldout(tmp_path / "test_batch", COLOUR)
+    assert not canary.exists()
+
+
+def test_a_batch_of_objects_or_the_wrong_shape_is_refused(tmp_path: Path) -> None:
+    """An array of Python objects (not numbers) is refused while unpickling; data of the wrong size and a
+    grey set for a colour part are refused with what was expected and what was found."""
+    import pickle
+
+    objects = {b"data": np.array([[1, "two"]], dtype=object), b"labels": [0]}
+    (tmp_path / "test_batch").write_bytes(pickle.dumps(objects, protocol=2))
+    with pytest.raises(HeldoutError, match="holds an array of object, not numbers"):
+        load_heldout(tmp_path / "test_batch", COLOUR)
+    odd = {b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}
+    (tmp_path / "test_batch").write_bytes(pickle.dumps(odd, protocol=2))
+    with pytest.raises(HeldoutError, match=r"'data' has shape \(2, 100\); CIFAR batches hold N x \(3 x side x side\)"):
+        load_heldout(tmp_path / "test_batch", COLOUR)
+    with pytest.raises(
+        HeldoutError, match=r"images have shape \(3000, 28, 28\); this assignment needs \(N, 32, 32, 3\)"
+    ):
+        load_heldout(DEMO_HELDOUT, COLOUR)
+
+
+def test_each_part_finds_its_held_out_set(tmp_path: Path) -> None:
+    """With parts: a set named for a part serves it, one named for a data set serves every part judged on
+    it, and a part left out is looked for in <root>/<part>/, else <root>/<data set>/."""
+    from grader.courseworks.assignment import load_assignment
+    from grader.courseworks.heldout import heldout_paths
+
+    parts = list(load_assignment("uva-lab1").parts)  # mlp and cnn judged on mnist, cifar10 on cifar10
+    given = heldout_paths(parts, {"mnist": "m.npz", "cnn": "c.npz", "cifar10": "b"}, single=False)
+    assert given == {"mlp": Path("m.npz"), "cnn": Path("c.npz"), "cifar10": Path("b")}
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "cnn").mkdir()
+    found = heldout_paths(parts, tmp_path, single=False)
+    assert found == {"mlp": tmp_path / "mnist", "cnn": tmp_path / "cnn", "cifar10": tmp_path / "cifar10"}
+    with pytest.raises(HeldoutError, match="--heldout names svhn, which this assignment has no part or data set"):
+        heldout_paths(parts, {"svhn": "x.npz"}, single=False)

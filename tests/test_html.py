@@ -147,3 +147,28 @@ def test_names_are_text_not_markup(html_run, browser) -> None:
     assert_clean(seen, path)
     assert XSS_NAME in seen["text"]
     assert "<img src=x" not in path.read_text()
+
+
+def test_a_report_with_parts_renders_each_part_with_colour_images(tmp_path: Path, models: Path, browser) -> None:
+    """An assignment with parts: the student's page shows the total and a section per part, the colour part's
+    misclassified images decode, labelled by class name, and the summary page lists every part; both pages
+    load cleanly and offline."""
+    from grader.cohort import grade_cohort
+
+    root = make_cohort(
+        tmp_path / "submissions",
+        models,
+        {"Ada Lovelace_1_assignsubmission_file_": {"mlp.h5": "q5.h5", "cnn.h5": "q12.h5", "colour_cnn.h5": "q16.h5"}},
+    )
+    heldout = {"mnist": DEMO_HELDOUT, "cifar10": models / "colour_test_batch"}
+    summary = grade_cohort(root, assignment="uva-lab1", heldout=heldout, out=tmp_path / "reports")
+    path = summary.out / "1" / "report.html"
+    seen = open_page(browser, path)
+    assert_clean(seen, path)
+    assert len(seen["svg_images"]) == 3 * 8  # eight misclassified images per part
+    for text in ("total", "Part mlp: Question 5", "Part cifar10: Questions 16-17", "True: ", "truck"):
+        assert text in seen["text"], text
+    index = summary.out / "index.html"
+    page = open_page(browser, index)
+    assert_clean(page, index)
+    assert "Part cnn: Question 12" in page["text"] and len(page["charts"]) == 6

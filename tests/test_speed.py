@@ -270,3 +270,50 @@ def test_the_tie_share_edge_is_exact() -> None:
     assert (at.outcome, over.outcome) == ("pass", "warn")
     # In floats 0.29 * 100 is 28.999999999999996, which 29 tied images would exceed: exactly 29% is not more.
     assert _ties_check({"images": 29, "classes": {"0": 29}}, 100, 0.29).outcome == "pass"
+
+
+@pytest.mark.parametrize(
+    ("declared", "image", "fed"),
+    [
+        ([None, 28, 28], (28, 28), (28, 28)),  # SYDE's Flatten(input_shape=(28, 28))
+        ([None, 784], (28, 28), (784,)),  # UvA's MLP
+        ([None, 28, 28, 1], (28, 28), (28, 28, 1)),  # UvA's CNN
+        ([None, 32, 32, 3], (32, 32, 3), (32, 32, 3)),  # a CIFAR-10 CNN
+        ([None, None, None, 1], (28, 28), (28, 28, 1)),  # a fully convolutional model: sizes from the images
+        ([None, 3, 32, 32], (3, 32, 32), (3, 32, 32)),  # channels first, for images laid out NCHW
+    ],
+)
+def test_the_declared_rule_feeds_the_shape_the_model_declares(declared: list, image: tuple, fed: tuple) -> None:
+    from grader.evaluation.worker import declared_feed
+
+    assert declared_feed(declared, image) == (fed, "")
+
+
+def test_the_declared_rule_says_why_a_model_cannot_be_fed() -> None:
+    """A model whose input holds another number of values than one image, or that takes several inputs,
+    gets a reason naming both."""
+    from grader.evaluation.worker import declared_feed
+
+    shape, reason = declared_feed([None, 32, 32, 3], (28, 28))
+    assert shape is None
+    assert reason == (
+        "the model declares input (None, 32, 32, 3) (3,072 values per image), but this part's images are 28x28 "
+        "(784 values): train the model on this part's images"
+    )
+    assert declared_feed([[None, 784], [None, 10]], (28, 28))[1].startswith("the model takes 2 inputs")
+
+
+def test_images_are_prepared_as_the_data_spec_says() -> None:
+    """x / scale in float32 (Coursework 1's x.astype('float32') / 255, bit for bit), then per-channel
+    (x - mean) / std as PyTorch's Normalize, then channels first for 'nchw'."""
+    from grader.evaluation.worker import prepare
+
+    grey = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    assert np.array_equal(prepare(grey, {"scale": 255}), grey.astype("float32") / 255)
+    colour = np.full((2, 4, 4, 3), 255, np.uint8)
+    colour[..., 1] = 0
+    x = prepare(colour, {"scale": 255, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.5, 0.25], "layout": "nchw"})
+    assert x.shape == (2, 3, 4, 4) and x.dtype == np.float32
+    assert (x[:, 0] == 2.0).all() and (x[:, 1] == -1.0).all() and (x[:, 2] == 2.0).all()
+    normalised = prepare(grey, {"scale": 255, "mean": [0.1307], "std": [0.3081]})
+    assert np.array_equal(normalised, (grey.astype("float32") / 255 - np.float32(0.1307)) / np.float32(0.3081))

@@ -40,6 +40,172 @@ FEEDS = ("official-kcl", "declared")
 # How images are laid out for the model: NHWC (Keras, TensorFlow) or NCHW (PyTorch exports).
 LAYOUTS = ("nhwc", "nchw")
 SCHEMES = ("bands", "linear")
+# The layer classes a model may use unless an assignment says otherwise: Keras's own layers (Keras 2 and 3
+# names), which compute from their inputs and weights alone. Everything else (Lambda and TFOpLambda: Python
+# code; TFSMLayer, TorchModuleWrapper: other files or frameworks; StringLookup, IntegerLookup,
+# TextVectorization: vocabulary files; custom classes) is refused before anything loads the file.
+KERAS_LAYERS = frozenset(
+    (
+        "Activation",
+        "ActivityRegularization",
+        "AdaptiveAveragePooling1D",
+        "AdaptiveAveragePooling2D",
+        "AdaptiveAveragePooling3D",
+        "AdaptiveMaxPooling1D",
+        "AdaptiveMaxPooling2D",
+        "AdaptiveMaxPooling3D",
+        "Add",
+        "AdditiveAttention",
+        "AlphaDropout",
+        "Attention",
+        "AugMix",
+        "AutoContrast",
+        "Average",
+        "AveragePooling1D",
+        "AveragePooling2D",
+        "AveragePooling3D",
+        "AvgPool1D",
+        "AvgPool2D",
+        "AvgPool3D",
+        "BatchNormalization",
+        "Bidirectional",
+        "CategoryEncoding",
+        "CenterCrop",
+        "Concatenate",
+        "ContrastLimitedAdaptiveHistogramEqualization",
+        "Conv1D",
+        "Conv1DTranspose",
+        "Conv2D",
+        "Conv2DTranspose",
+        "Conv3D",
+        "Conv3DTranspose",
+        "ConvLSTM1D",
+        "ConvLSTM2D",
+        "ConvLSTM3D",
+        "Convolution1D",
+        "Convolution1DTranspose",
+        "Convolution2D",
+        "Convolution2DTranspose",
+        "Convolution3D",
+        "Convolution3DTranspose",
+        "Cropping1D",
+        "Cropping2D",
+        "Cropping3D",
+        "CutMix",
+        "Dense",
+        "DepthwiseConv1D",
+        "DepthwiseConv2D",
+        "Discretization",
+        "Dot",
+        "Dropout",
+        "ELU",
+        "EinsumDense",
+        "Embedding",
+        "Equalization",
+        "Flatten",
+        "GRU",
+        "GRUCell",
+        "GaussianDropout",
+        "GaussianNoise",
+        "GlobalAveragePooling1D",
+        "GlobalAveragePooling2D",
+        "GlobalAveragePooling3D",
+        "GlobalAvgPool1D",
+        "GlobalAvgPool2D",
+        "GlobalAvgPool3D",
+        "GlobalMaxPool1D",
+        "GlobalMaxPool2D",
+        "GlobalMaxPool3D",
+        "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D",
+        "GlobalMaxPooling3D",
+        "GroupNormalization",
+        "GroupQueryAttention",
+        "HashedCrossing",
+        "Hashing",
+        "Identity",
+        "InputLayer",
+        "LSTM",
+        "LSTMCell",
+        "LayerNormalization",
+        "LeakyReLU",
+        "Masking",
+        "MaxPool1D",
+        "MaxPool2D",
+        "MaxPool3D",
+        "MaxPooling1D",
+        "MaxPooling2D",
+        "MaxPooling3D",
+        "Maximum",
+        "MelSpectrogram",
+        "Minimum",
+        "MixUp",
+        "MultiHeadAttention",
+        "Multiply",
+        "Normalization",
+        "PReLU",
+        "Permute",
+        "RMSNormalization",
+        "RNN",
+        "RandAugment",
+        "RandomBrightness",
+        "RandomColorDegeneration",
+        "RandomColorJitter",
+        "RandomContrast",
+        "RandomCrop",
+        "RandomElasticTransform",
+        "RandomErasing",
+        "RandomFlip",
+        "RandomGaussianBlur",
+        "RandomGrayscale",
+        "RandomHue",
+        "RandomInvert",
+        "RandomPerspective",
+        "RandomPosterization",
+        "RandomRotation",
+        "RandomSaturation",
+        "RandomSharpness",
+        "RandomShear",
+        "RandomTranslation",
+        "RandomZoom",
+        "ReLU",
+        "RepeatVector",
+        "Rescaling",
+        "Reshape",
+        "Resizing",
+        "STFTSpectrogram",
+        "SeparableConv1D",
+        "SeparableConv2D",
+        "SeparableConvolution1D",
+        "SeparableConvolution2D",
+        "SimpleRNN",
+        "SimpleRNNCell",
+        "Softmax",
+        "Solarization",
+        "SpatialDropout1D",
+        "SpatialDropout2D",
+        "SpatialDropout3D",
+        "SpectralNormalization",
+        "StackedRNNCells",
+        "Subtract",
+        "TimeDistributed",
+        "UnitNormalization",
+        "UpSampling1D",
+        "UpSampling2D",
+        "UpSampling3D",
+        "ZeroPadding1D",
+        "ZeroPadding2D",
+        "ZeroPadding3D",
+        "LocallyConnected1D",
+        "LocallyConnected2D",
+        "RandomHeight",
+        "RandomWidth",
+        "ThresholdedReLU",
+        "Sequential",
+        "Functional",
+        "Model",
+    )
+)
 # The name of the one part of a single-part assignment (never shown: its columns are the plain ones).
 SINGLE_PART = "main"
 _PART_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -189,6 +355,11 @@ class Part:
     def max_score(self) -> int | float:
         return self.marking.max_score
 
+    @property
+    def marking_name(self) -> str:
+        """What reports call this part's marking: the mark table's own name ('Table 1'), or the scheme's."""
+        return self.marking_title or ("Mark table" if isinstance(self.marking, Bands) else "Marking")
+
     def evaluation_key(self) -> str:
         """A hash of every rule that changes a model's predictions for this part (not its mark).
 
@@ -302,7 +473,7 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
     info = _Reader(reader.table("assignment", required=True), path, "assignment")
     limits = _Reader(reader.table("limits"), path, "limits")
     versions = _Reader(reader.table("versions"), path, "versions")
-    screening = _Reader(reader.table("screening", required=True), path, "screening")
+    screening = _Reader(reader.table("screening"), path, "screening")
     defaults_limits, defaults_versions = Limits(), VersionRules()
 
     name = info.get("name", str, required=True)
@@ -346,7 +517,9 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
             "legacy_loader_policy", LEGACY_LOADER_POLICIES, defaults_versions.legacy_loader_policy
         ),
     )
-    allowed = screening.get("allowed_layers", list, required=True)
+    allowed = screening.get("allowed_layers", list)
+    if allowed is None:
+        allowed = sorted(KERAS_LAYERS)
     if not allowed or not all(isinstance(layer, str) and layer.isidentifier() for layer in allowed):
         screening.fail("allowed_layers", "must be a list of layer class names, such as ['Dense', 'Conv2D']")
 
@@ -461,7 +634,8 @@ def _parse_data(data: _Reader) -> DataSpec:
     channels = shape[2] if len(shape) == 3 else 1
     mean, std = data.numbers("mean"), data.numbers("std")
     if bool(mean) != bool(std):
-        data.fail("mean" if not mean else "std", "must be given with the other (as Normalize(mean, std) takes both)")
+        given, missing = ("std", "mean") if std else ("mean", "std")
+        data.fail(missing, f"is missing: give it with {given}, as PyTorch's Normalize(mean, std) takes both")
     for key, values in (("mean", mean), ("std", std)):
         if values and len(values) != channels:
             data.fail(key, f"needs one number per channel ({channels}), not {len(values)}")

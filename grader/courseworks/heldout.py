@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from grader import defaults
-from grader.courseworks.assignment import DataSpec
+from grader.courseworks.assignment import DataSpec, Part
 from grader.errors import HeldoutError
 
 NPZ_KEYS = (("x", "y"), ("x_test", "y_test"))
@@ -77,24 +77,37 @@ def write_images(heldout: HeldoutSet, folder: Path, name: str = "images") -> Pat
     return target
 
 
-def heldout_paths(parts: list[str], given: str | Path | Mapping[str, str | Path], single: bool) -> dict[str, Path]:
-    """Where each part's held-out set is: for one part, `given` itself (a path); for several, `given[part]`
-    where the mapping names the part, else `<root>/<part>/` under a given root folder (default heldout/)."""
+def heldout_paths(parts: list[Part], given: str | Path | Mapping[str, str | Path], single: bool) -> dict[str, Path]:
+    """Where each part's held-out set is. One part: `given` itself (a path). Several: `given` maps a part's
+    name, or the data set it is judged on (its public set, such as 'mnist', which serves every part judged
+    on MNIST), to a path; a part it leaves out is looked for in heldout/<part>/, else heldout/<data set>/.
+    A plain path is a folder holding those <part>/ or <data set>/ folders."""
     if single:
         if isinstance(given, Mapping):
             if len(given) != 1:
                 raise HeldoutError("this assignment has one part: give one --heldout PATH")
             given = next(iter(given.values()))
-        return {parts[0]: Path(given)}
-    if isinstance(given, Mapping):
-        unknown = sorted(set(given) - set(parts))
-        if unknown:
-            raise HeldoutError(
-                f"--heldout names {', '.join(unknown)}, which this assignment has no part of; its parts are "
-                f"{', '.join(parts)}"
-            )
-        return {part: Path(given[part]) if part in given else Path(defaults.HELDOUT) / part for part in parts}
-    return {part: Path(given) / part for part in parts}
+        return {parts[0].name: Path(given)}
+    mapping = given if isinstance(given, Mapping) else {}
+    root = Path(defaults.HELDOUT) if isinstance(given, Mapping) else Path(given)
+    keys = {part.name for part in parts} | {part.data.public for part in parts if part.data.public}
+    unknown = sorted(set(mapping) - keys)
+    if unknown:
+        raise HeldoutError(
+            f"--heldout names {', '.join(unknown)}, which this assignment has no part or data set of; its parts "
+            f"are {', '.join(part.name for part in parts)}, judged on "
+            f"{', '.join(sorted({part.data.public for part in parts if part.data.public})) or 'their own sets'}"
+        )
+    paths = {}
+    for part in parts:
+        named = mapping.get(part.name) or (mapping.get(part.data.public) if part.data.public else None)
+        if named is not None:
+            paths[part.name] = Path(named)
+        elif not (root / part.name).exists() and part.data.public and (root / part.data.public).exists():
+            paths[part.name] = root / part.data.public
+        else:
+            paths[part.name] = root / part.name
+    return paths
 
 
 def _load_from_folder(folder: Path, data: DataSpec) -> HeldoutSet:

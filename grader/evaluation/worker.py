@@ -121,7 +121,7 @@ class Worker:
             "python": sys.version.split()[0],
         }
         self._tf_keras: Any = None
-        self._prepared: dict[str, tuple[str, np.ndarray]] = {}
+        self._prepared: dict[tuple[str, str], np.ndarray] = {}
 
     def loader(self, name: str) -> Any:
         """The Keras module a loader name stands for; tf_keras is imported the first time it is needed."""
@@ -218,14 +218,12 @@ class Worker:
     def _prepared_images(self, request: dict[str, Any]) -> np.ndarray:
         """A part's images as its data spec prepares them (see prepare); done once per worker and set, so
         every model reads the same array."""
-        images = request.get("images", "main")
-        recipe = json.dumps(request.get("data", {}), sort_keys=True)
-        cached = self._prepared.get(images)
-        if cached is None or cached[0] != recipe:
-            prepared = prepare(np.asarray(self.images[images]), request.get("data", {}))
+        key = (request["images"], json.dumps(request.get("data", {}), sort_keys=True))
+        if key not in self._prepared:
+            prepared = prepare(np.asarray(self.images[key[0]]), request.get("data", {}))
             prepared.setflags(write=False)  # a model must not change what the next one reads
-            self._prepared[images] = (recipe, prepared)
-        return self._prepared[images][1]
+            self._prepared[key] = prepared
+        return self._prepared[key]
 
 
 def prepare(images: np.ndarray, data: dict[str, Any]) -> np.ndarray:

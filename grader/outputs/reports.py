@@ -232,7 +232,7 @@ def build_report(
         },
         "marking": {
             "scheme": marking.name,
-            "name": marking_name(part),
+            "name": part.marking_name,
             "description": marking.describe(),
             "bands": [{"range": b.text, "score": b.score} for b in reversed(marking.bands)]
             if isinstance(marking, Bands)
@@ -270,11 +270,6 @@ def build_report(
         report["per_class"] = [{**item, "name": part.data.names[item["class"]]} for item in per_class]
         report["confusion"] = scoring.confusion_matrix(predictions, heldout.labels, classes).tolist()
     return report
-
-
-def marking_name(part: Part) -> str:
-    """What reports call the part's marking: the mark table's own name ('Table 1'), or the scheme's."""
-    return part.marking_title or ("Mark table" if isinstance(part.marking, Bands) else "Marking")
 
 
 def _predictions(row: dict[str, Any], book: Gradebook) -> Any:
@@ -564,7 +559,7 @@ def index_html(rows: list[dict[str, Any]], run: dict[str, Any], assignment: Assi
         sections.append(
             {
                 "part": part,
-                "name": marking_name(part),
+                "name": part.marking_name,
                 "description": scheme.describe(),
                 "figures": {
                     "accuracies": figures.accuracy_histogram(accuracies, scheme.edges()),

@@ -1,0 +1,57 @@
+"""The evaluation code of the SYDE 522 and UvA courseworks, as their documents write it, run in a child
+process (the test process never imports TensorFlow): the reference the tests hold each part's accuracy to.
+
+- SYDE 522 A4 (seed 003, lines 35, 107-108): x_test = x_test / 255.0; output = model.predict(x_test);
+  category = np.argmax(output, axis=1). Its accuracy is the share of categories equal to the labels.
+- UvA Lab 1 (seed 004, lines 87-91, 116-117, 144, 179, 243): x_test reshaped as the question prepares it
+  and divided by 255, y_test = keras.utils.to_categorical(y, 10), model.compile(loss='categorical_crossentropy',
+  optimizer=keras.optimizers.RMSprop(), metrics='accuracy'); loss, accuracy = model.evaluate(x_test, y_test,
+  verbose=0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+RUNNER = """
+import json, os, sys
+import numpy as np
+from tensorflow import keras
+
+results = []
+for job in json.loads(sys.argv[1]):
+    with np.load(job["heldout"]) as data:
+        x_test, y = data["x"], data["y"]
+    model = keras.models.load_model(job["model"])
+    if job["seed"] == "syde":
+        x_test = x_test / 255.0
+        output = model.predict(x_test, verbose=0)
+        category = np.argmax(output, axis=1)
+        results.append({"correct": int(np.sum(category == y))})
+    else:
+        shape = {"mlp": (784,), "cnn": (28, 28, 1), "cifar10": (32, 32, 3)}[job["question"]]
+        x_test = x_test.reshape(x_test.shape[0], *shape)
+        x_test = x_test / 255
+        y_test = keras.utils.to_categorical(y, 10)
+        model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.RMSprop(), metrics=["accuracy"])
+        loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
+        results.append({"accuracy": float(accuracy), "total": int(y.size)})
+print("RESULTS=" + json.dumps(results))
+"""
+
+
+def run_seed_evaluations(jobs: list[dict[str, str]]) -> list[dict[str, float]]:
+    """Each job: {"seed": "syde" | "uva", "model": path, "heldout": .npz with x/y, "question": UvA part}."""
+    done = subprocess.run(
+        [sys.executable, "-c", RUNNER, json.dumps(jobs)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=900,
+        check=True,
+    )
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULTS="))
+    return list(json.loads(line[len("RESULTS=") :]))
