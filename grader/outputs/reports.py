@@ -93,35 +93,23 @@ def marks_csv(rows: list[dict[str, Any]], assignment: Assignment | None = None) 
 
 
 def _single_cells(row: dict[str, Any]) -> list[str]:
-    return [
-        row["student_id"],
-        row["student_name"],
-        row["folder"],
-        row["file"],
-        row["status"],
-        repr(row["accuracy"]) if row["accuracy"] is not None else "",
-        number(row["correct"]),
-        number(row["total"]),
-        number(row["score"]),
-        row["reason"],
-        row["sha256"],
-    ]
+    return [_cell_text(row, column) for column in MARKS_COLUMNS]
 
 
 def _part_cells(row: dict[str, Any] | None) -> list[str]:
     """One part's columns (PART_COLUMNS) in a several-part marks.csv."""
-    if row is None:
-        return [""] * len(PART_COLUMNS)
-    return [
-        row["file"],
-        row["status"],
-        repr(row["accuracy"]) if row["accuracy"] is not None else "",
-        number(row["correct"]),
-        number(row["total"]),
-        number(row["score"]),
-        row["reason"],
-        row["sha256"],
-    ]
+    return [_cell_text(row, column) if row is not None else "" for column in PART_COLUMNS]
+
+
+def _cell_text(row: dict[str, Any], column: str) -> str:
+    """A result's value as marks.csv writes it: accuracy as the official script prints it, numbers without
+    a trailing '.0', nothing for none."""
+    value = row[column]
+    if column == "accuracy":
+        return repr(value) if value is not None else ""
+    if column in ("correct", "total", "score"):
+        return number(value)
+    return str(value)
 
 
 def write_reports(
