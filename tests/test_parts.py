@@ -269,3 +269,30 @@ def test_python_batch_and_npz_give_the_same_images(models: Path) -> None:
     batch = load_heldout(models / "colour_test_batch", data)
     plain = load_heldout(models / "colour_heldout.npz", data)
     assert batch.sha256 == plain.sha256 and np.array_equal(batch.images, plain.images)
+
+
+def test_the_command_line_grades_parts_with_a_held_out_set_per_data_set(tmp_path: Path, models: Path) -> None:
+    """`grade SUBMISSIONS --assignment uva-lab1 --heldout mnist=A --heldout cifar10=B` grades every part and
+    prints each part's accuracy and the total."""
+    root = make_cohort(tmp_path / "subs", models, {"Ann Anders_1_assignsubmission_file_": UVA[next(iter(UVA))]})
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(root),
+            "--assignment",
+            "uva-lab1",
+            "--heldout",
+            f"mnist={DEMO_HELDOUT}",
+            "--heldout",
+            f"cifar10={models / 'colour_test_batch'}",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "mlp %" in text and "cifar10 %" in text and "total" in text and "1 graded" in text
+    with open(tmp_path / "out" / "marks.csv", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert [row[f"{part}_status"] for part in ("mlp", "cnn", "cifar10")] == ["graded"] * 3
