@@ -112,13 +112,36 @@ def test_folder_must_hold_exactly_one_set(tmp_path: Path) -> None:
 COLOUR = DataSpec(image_shape=(32, 32, 3), classes=10)
 
 
-def python_batch(path: Path, images: np.ndarray, labels: np.ndarray, protocol: int = 2) -> None:
-    """CIFAR-10's python batch layout: a pickled dict, each image's red, green and blue planes in turn."""
+def python_batch(path: Path, images: np.ndarray, labels: np.ndarray, protocol: int | str = 2) -> None:
+    """CIFAR-10's python batch layout: a pickled dict, each image's red, green and blue planes in turn.
+    protocol 'python2' writes it as the real files were written, by Python 2's cPickle: byte strings as
+    Python 2 str opcodes, and numpy's old module path numpy.core.multiarray."""
+    import io
     import pickle
+    import struct
 
     planes = np.ascontiguousarray(images.transpose(0, 3, 1, 2).reshape(len(images), -1))
     batch = {b"batch_label": b"testing batch 1 of 1", b"labels": [int(v) for v in labels], b"data": planes}
-    path.write_bytes(pickle.dumps(batch, protocol=protocol))
+    if protocol != "python2":
+        path.write_bytes(pickle.dumps(batch, protocol=int(protocol)))
+        return
+
+    class Python2Pickler(pickle._Pickler):  # type: ignore[misc,name-defined]
+        dispatch = dict(pickle._Pickler.dispatch)  # type: ignore[attr-defined]
+
+        def save_str(self, obj: bytes) -> None:
+            size = len(obj)
+            opcode = (
+                pickle.SHORT_BINSTRING + bytes([size]) if size < 256 else pickle.BINSTRING + struct.pack("<i", size)
+            )
+            self.write(opcode + obj)
+            self.memoize(obj)
+
+        dispatch[bytes] = save_str
+
+    buffer = io.BytesIO()
+    Python2Pickler(buffer, protocol=2).dump(batch)
+    path.write_bytes(buffer.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n"))
 
 
 def colour_sample(count: int = 12) -> tuple[np.ndarray, np.ndarray]:
@@ -126,8 +149,8 @@ def colour_sample(count: int = 12) -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, count)
 
 
-@pytest.mark.parametrize("protocol", [2, 4])
-def test_cifar_python_batch_reads_as_keras_does(tmp_path: Path, protocol: int) -> None:
+@pytest.mark.parametrize("protocol", ["python2", 2, 4])
+def test_cifar_python_batch_reads_as_keras_does(tmp_path: Path, protocol: int | str) -> None:
     """A `test_batch` (the dict of R, G, B planes keras's cifar10.load_data reads) gives (N, 32, 32, 3) images
     in keras's channel order, equal to the same set as an .npz, in a folder or as the file itself."""
     images, labels = colour_sample()
