@@ -12,6 +12,7 @@ from typing import Any
 
 import grader
 from grader import defaults
+from grader.checks.screening import FAIL, PASS, WARN, Check, checks_from_json, screen, size_check
 from grader.cohort import grade_cohort
 from grader.courseworks.assignment import Assignment, Part, load_assignment
 from grader.courseworks.datasets import NAMES as PUBLIC_NAMES
@@ -23,7 +24,6 @@ from grader.evaluation.sandbox import choose_isolation
 from grader.evaluation.scheduler import NO_WORKER, inspect_files
 from grader.inspection import Inspection
 from grader.outputs.reports import number
-from grader.screening import FAIL, PASS, WARN, Check, checks_from_json, screen, size_check
 from grader.status import MARKED
 from grader.versions import saved_with
 

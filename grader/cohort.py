@@ -24,6 +24,7 @@ import numpy as np
 
 import grader
 from grader import defaults
+from grader.checks.screening import CODE_LAYERS, FAIL, PASS, WARN, Check, refused, screen, size_check, summary
 from grader.courseworks.assignment import Assignment, Part, load_assignment
 from grader.courseworks.heldout import HeldoutSet, heldout_paths, load_heldout, write_images
 from grader.discovery import Submission, SubmittedFile, choose_for_part, discover_submissions, model_files
@@ -39,7 +40,6 @@ from grader.inspection import Inspection
 from grader.marking import scoring
 from grader.marking.totals import student_rows
 from grader.outputs.reports import write_reports, write_student_report
-from grader.screening import CODE_LAYERS, FAIL, PASS, WARN, Check, refused, screen, size_check, summary
 from grader.status import STATUSES
 from grader.versions import saved_with
 

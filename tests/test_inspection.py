@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from grader.checking import inspect_one
+from grader.checks.screening import screen
 from grader.courseworks.assignment import load_assignment
 from grader.inspection import inspect_h5
-from grader.screening import screen
 
 from .conftest import SHARED
 

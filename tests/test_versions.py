@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from grader.checks.screening import version_check
 from grader.courseworks.assignment import load_assignment
 from grader.inspection import Inspection
-from grader.screening import version_check
 from grader.versions import saved_with, version_tag
 
 RULES = load_assignment()
