@@ -71,6 +71,8 @@ class Architecture:
 
     parameters: int = 0
     "Parameters of every layer understood (all of them when `complete`)."
+    non_trainable: int = 0
+    "Of those, the ones training leaves alone: BatchNormalization's moving statistics, frozen layers."
     multiply_adds: int = 0
     "Roughly how many multiply-adds one image costs: each layer's weights times the positions it slides over."
     complete: bool = True
@@ -79,7 +81,12 @@ class Architecture:
     unknown: list[str] = field(default_factory=list)
     "Layer classes whose shapes or parameters were not understood."
     layers: list[dict[str, Any]] = field(default_factory=list)
-    "Per layer: name, class_name, output_shape, parameters."
+    "Per layer: name, class_name, input_shape, output_shape, parameters, non_trainable, formula (how the"
+    " count comes about, e.g. '(3x3x1 + 1) x 32 = 320') and attributes (see `attributes`)."
+
+    @property
+    def trainable(self) -> int:
+        return self.parameters - self.non_trainable
 
 
 def analyse(model: dict[str, Any]) -> Architecture:
@@ -154,6 +161,9 @@ def _layer(layer: dict[str, Any], inputs: list[Shape] | None, result: Architectu
         result.complete = False
         result.unknown.append(kind)
     result.parameters += params or 0
+    given = inputs[0] if inputs else None
+    frozen = _non_trainable(kind, config, params)
+    result.non_trainable += frozen
     if params and shape is not None:
         channels_first = config.get("data_format") == "channels_first"
         positions = shape[2:] if channels_first else shape[1:-1]
@@ -162,8 +172,12 @@ def _layer(layer: dict[str, Any], inputs: list[Shape] | None, result: Architectu
         {
             "name": f"{prefix}{name}",
             "class_name": kind,
+            "input_shape": list(given) if given else None,
             "output_shape": list(shape) if shape else None,
             "parameters": params,
+            "non_trainable": frozen,
+            "formula": formula(kind, config, given, params),
+            "attributes": _attributes_or_none(kind, config),
         }
     )
     return shape
@@ -252,10 +266,10 @@ def _rule(
         return sequence, params
     if kind == "Bidirectional":
         inner = config["layer"]
-        before = result.parameters
+        before, frozen_before = result.parameters, result.non_trainable
         out = _layer(inner, [shape], result, prefix)
         params = 2 * (result.parameters - before)
-        result.parameters = before
+        result.parameters, result.non_trainable = before, frozen_before
         result.layers.pop()
         if out is None:
             return None, None
@@ -264,10 +278,10 @@ def _rule(
         return out, params
     if kind == "TimeDistributed":
         inner = config["layer"]
-        before = result.parameters
+        before, frozen_before = result.parameters, result.non_trainable
         out = _layer(inner, [(shape[0], *shape[2:])], result, prefix)
         params = result.parameters - before
-        result.parameters = before
+        result.parameters, result.non_trainable = before, frozen_before
         result.layers.pop()
         return (None if out is None else (shape[0], shape[1], *out[1:])), params
     return None, None
@@ -341,6 +355,186 @@ def _resample(kind: str, config: dict[str, Any], shape: Shape, channels_first: b
     if channels_first:
         return (shape[0], shape[1], *sizes)
     return (shape[0], *sizes, shape[-1])
+
+
+# Other spellings of the same layer class (Keras aliases, older names): compared as the first name.
+ALIASES = {
+    "Convolution1D": "Conv1D",
+    "Convolution2D": "Conv2D",
+    "Convolution3D": "Conv3D",
+    "Convolution1DTranspose": "Conv1DTranspose",
+    "Convolution2DTranspose": "Conv2DTranspose",
+    "Convolution3DTranspose": "Conv3DTranspose",
+    "SeparableConvolution1D": "SeparableConv1D",
+    "SeparableConvolution2D": "SeparableConv2D",
+    "MaxPool1D": "MaxPooling1D",
+    "MaxPool2D": "MaxPooling2D",
+    "MaxPool3D": "MaxPooling3D",
+    "AvgPool1D": "AveragePooling1D",
+    "AvgPool2D": "AveragePooling2D",
+    "AvgPool3D": "AveragePooling3D",
+    "GlobalMaxPool1D": "GlobalMaxPooling1D",
+    "GlobalMaxPool2D": "GlobalMaxPooling2D",
+    "GlobalMaxPool3D": "GlobalMaxPooling3D",
+    "GlobalAvgPool1D": "GlobalAveragePooling1D",
+    "GlobalAvgPool2D": "GlobalAveragePooling2D",
+    "GlobalAvgPool3D": "GlobalAveragePooling3D",
+}
+# Layers whose only job is an activation function, and the function each applies (see `attributes`).
+ACTIVATION_LAYERS = {"Activation", "ReLU", "Softmax", "LeakyReLU", "ELU", "ThresholdedReLU"}
+
+
+def canonical_kind(kind: str) -> str:
+    """A layer class under its first name: 'Convolution2D' -> 'Conv2D', 'MaxPool2D' -> 'MaxPooling2D'."""
+    return ALIASES.get(kind, kind)
+
+
+def attributes(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a layer that an architecture spec can ask about, with Keras's defaults filled in
+    and sizes as lists (kernel_size 3 -> [3, 3] for a 2D layer); activations by name ('linear' for none)."""
+    kind = canonical_kind(kind)
+    dims = _dims(kind)
+    found: dict[str, Any] = {}
+    if config.get("trainable") is False:
+        found["trainable"] = False
+    if kind.startswith(("Conv", "SeparableConv", "DepthwiseConv")) and dims:
+        if "filters" in config:
+            found["filters"] = config["filters"]
+        for key, default in (("kernel_size", None), ("strides", 1), ("dilation_rate", 1)):
+            value = config.get(key, default)
+            if value is not None:
+                found[key] = list(_tuple(value, dims))
+        found["padding"] = str(config.get("padding", "valid")).lower()
+        found["activation"] = activation_name(config.get("activation"))
+        found["use_bias"] = bool(config.get("use_bias", True))
+    elif kind in ("Dense", "EinsumDense"):
+        if "units" in config:
+            found["units"] = config["units"]
+        found["activation"] = activation_name(config.get("activation"))
+        found["use_bias"] = bool(config.get("use_bias", True))
+    elif "Dropout" in kind:
+        if "rate" in config:
+            found["rate"] = config["rate"]
+    elif kind.startswith(("MaxPooling", "AveragePooling")) and dims:
+        pool = _tuple(config.get("pool_size", 2), dims)
+        found["pool_size"] = list(pool)
+        found["strides"] = list(_tuple(config.get("strides") or pool, dims))
+        found["padding"] = str(config.get("padding", "valid")).lower()
+    elif kind.startswith("ZeroPadding") and dims:
+        found["padding"] = [list(pair) for pair in _pairs(config.get("padding", 1), dims)]
+    elif kind in ACTIVATION_LAYERS:
+        found["activation"] = _layer_activation(kind, config)
+    return found
+
+
+def _attributes_or_none(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """`attributes`, or {} for settings of a type no Keras writes (a hostile config): never a crash."""
+    try:
+        return attributes(kind, config)
+    except (ArithmeticError, TypeError, ValueError, KeyError, IndexError):
+        return {}
+
+
+def activation_name(value: Any) -> str:
+    """An activation as a config gives it (a name, None, or Keras 3's serialised function) as a name."""
+    if value is None:
+        return "linear"
+    if isinstance(value, dict):
+        inner = value.get("config")
+        value = inner if isinstance(inner, str) else value.get("class_name", "custom")
+    return str(value).lower()
+
+
+def _layer_activation(kind: str, config: dict[str, Any]) -> str:
+    if kind == "Activation":
+        return activation_name(config.get("activation"))
+    if kind == "ReLU":
+        changed = {
+            key: config.get(key)
+            for key in ("max_value", "negative_slope", "threshold")
+            if config.get(key) not in (None, 0, 0.0)
+        }
+        if not changed:
+            return "relu"
+        return "relu(" + ", ".join(f"{key}={value}" for key, value in changed.items()) + ")"
+    return {"Softmax": "softmax", "LeakyReLU": "leaky_relu", "ELU": "elu", "ThresholdedReLU": "thresholded_relu"}[kind]
+
+
+def _dims(kind: str) -> int:
+    digits = [char for char in kind if char.isdigit()]
+    return int(digits[0]) if digits else 0
+
+
+def _non_trainable(kind: str, config: dict[str, Any], params: int | None) -> int:
+    """How many of a layer's parameters training leaves alone: all of a frozen layer's, and
+    BatchNormalization's moving mean and variance."""
+    if not params:
+        return 0
+    if config.get("trainable") is False:
+        return params
+    if canonical_kind(kind) == "BatchNormalization":
+        vectors = int(bool(config.get("center", True))) + int(bool(config.get("scale", True))) + 2
+        return 2 * (params // vectors)
+    return 0
+
+
+def formula(kind: str, config: dict[str, Any], given: Shape | None, params: int | None) -> str:
+    """How a layer's parameter count comes about: 'Conv2D: (3x3x1 + 1) x 32 = 320',
+    'Dense: (1024 + 1) x 10 = 10,250'; '' when the count is not known."""
+    if params is None:
+        return ""
+    kind = canonical_kind(kind)
+    if params == 0:
+        return "0 (no weights)"
+    total = f"{params:,}"
+    try:
+        text = _formula_terms(kind, config, given, params)
+    except (ArithmeticError, TypeError, ValueError, KeyError, IndexError):
+        text = ""
+    note = ""
+    if config.get("trainable") is False:
+        note = " (frozen: all non-trainable)"
+    elif kind == "BatchNormalization":
+        frozen = _non_trainable(kind, config, params)
+        note = f" ({params - frozen:,} trainable: gamma, beta; {frozen:,} non-trainable: moving mean, variance)"
+    return f"{text} = {total}{note}" if text else f"{total}{note}"
+
+
+def _formula_terms(kind: str, config: dict[str, Any], given: Shape | None, params: int) -> str:
+    bias = bool(config.get("use_bias", True))
+    channels_first = config.get("data_format") == "channels_first"
+    if kind == "Dense" and given is not None:
+        width, units = _known(given[-1]), int(config["units"])
+        return f"({width} + 1) x {units}" if bias else f"{width} x {units}"
+    if kind.startswith(("Conv", "DepthwiseConv", "SeparableConv")) and given is not None and "LSTM" not in kind:
+        dims = _dims(kind)
+        kernel = "x".join(map(str, _tuple(config["kernel_size"], dims)))
+        channels = _known(given[1] if channels_first else given[-1])
+        if kind.startswith("DepthwiseConv"):
+            multiplier = int(config.get("depth_multiplier", 1))
+            weights = f"{kernel}x{channels}x{multiplier}"
+            return f"{weights} + {channels * multiplier}" if bias else weights
+        if kind.startswith("SeparableConv"):
+            multiplier, filters = int(config.get("depth_multiplier", 1)), int(config["filters"])
+            depthwise = f"{kernel}x{channels}x{multiplier}"
+            pointwise = f"({channels * multiplier} + 1) x {filters}" if bias else f"{channels * multiplier} x {filters}"
+            return f"{depthwise} + {pointwise}"
+        groups = int(config.get("groups", 1) or 1)
+        filters = int(config["filters"])
+        inner = f"{kernel}x{channels // groups}"
+        return f"({inner} + 1) x {filters}" if bias else f"{inner} x {filters}"
+    if kind in ("BatchNormalization", "LayerNormalization", "GroupNormalization"):
+        learned = [name for name, key in (("gamma", "scale"), ("beta", "center")) if config.get(key, True)]
+        vectors = len(learned) + (2 if kind == "BatchNormalization" else 0)
+        return f"{vectors} x {params // vectors}"
+    if kind == "Embedding":
+        return f"{int(config['input_dim'])} x {int(config['output_dim'])}"
+    if kind in ("SimpleRNN", "GRU", "LSTM") and given is not None:
+        units, width = int(config["units"]), _known(given[-1])
+        gates = {"SimpleRNN": 1, "GRU": 3, "LSTM": 4}[kind]
+        biases = (2 if kind == "GRU" and config.get("reset_after", True) else 1) if bias else 0
+        return f"{gates} x ({width} x {units} + {units} x {units}{f' + {biases} x {units}' if biases else ''})"
+    return ""
 
 
 def _input_free_parameters(kind: str, config: dict[str, Any]) -> int | None:
@@ -452,3 +646,69 @@ def _known(value: int | None) -> int:
     if value is None:
         raise ValueError("an unknown dimension")
     return int(value)
+
+
+def explain_parameters(
+    layers: list[dict[str, Any]] | tuple[dict[str, Any], ...],
+    stored_by_layer: dict[str, int],
+    stored_total: int,
+) -> dict[str, Any]:
+    """Where a model's parameter count comes from: each layer's formula (from `analyse`), the trainable and
+    non-trainable totals, and the check against the weights the file stores, layer by layer.
+
+    Returns {"layers": [...], "trainable", "non_trainable", "total", "stored", "complete", "differing"}, where
+    "differing" lists the layers whose config and stored weights disagree (nothing when they agree).
+    """
+    rows: list[dict[str, Any]] = []
+    declared_by_group: dict[str, int] = {}
+    complete = bool(layers)
+    for number, layer in enumerate(layers, 1):
+        params = layer.get("parameters")
+        complete = complete and params is not None
+        group = layer["name"].split("/")[0]
+        declared_by_group[group] = declared_by_group.get(group, 0) + (params or 0)
+        rows.append(
+            {
+                "number": number,
+                "name": layer["name"],
+                "class_name": layer["class_name"],
+                "output_shape": layer.get("output_shape"),
+                "parameters": params,
+                "non_trainable": layer.get("non_trainable", 0),
+                "formula": layer.get("formula") or "",
+            }
+        )
+    differing = [
+        {"layer": group, "config": declared_by_group.get(group, 0), "stored": stored_by_layer.get(group, 0)}
+        for group in dict.fromkeys([*declared_by_group, *stored_by_layer])
+        if declared_by_group.get(group, 0) != stored_by_layer.get(group, 0)
+    ]
+    total = sum(row["parameters"] or 0 for row in rows)
+    non_trainable = sum(row["non_trainable"] or 0 for row in rows)
+    return {
+        "layers": rows,
+        "trainable": total - non_trainable,
+        "non_trainable": non_trainable,
+        "total": total,
+        "stored": stored_total,
+        "complete": complete,
+        "differing": differing,
+    }
+
+
+def parameters_sentence(explained: dict[str, Any]) -> str:
+    """'trainable 1,103,539 + non-trainable 0 = 1,103,539 parameters; the stored weights hold 1,103,539,
+    layer by layer the same.'"""
+    total = explained["total"]
+    counted = (
+        f"trainable {explained['trainable']:,} + non-trainable {explained['non_trainable']:,} = {total:,} parameters"
+    )
+    if not explained["complete"]:
+        counted += " (some layers not understood: a lower bound)"
+    stored = explained["stored"]
+    if not explained["differing"]:
+        return f"{counted}; the stored weights hold {stored:,}, layer by layer the same"
+    where = ", ".join(
+        f"{item['layer']} (config {item['config']:,}, stored {item['stored']:,})" for item in explained["differing"][:5]
+    )
+    return f"{counted}; the stored weights hold {stored:,}: they differ at {where}"

@@ -12,14 +12,14 @@ import json
 import math
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grader.architecture import analyse, config_of, declared_input, endpoints, inbound_names
 
 # Bump when what the inspector reports changes: stored inspections of another revision are read again.
-REVISION = 4
+REVISION = 5
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # HDF5 looks for its superblock at 0 and then at every power of two from 512 (after a user block).
 SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
@@ -98,6 +98,15 @@ class Inspection:
     "Distinct layer class names, in order of first use."
     parameter_count: int = 0
     "Sum of the sizes of the stored weight arrays (from their shapes; nothing is read)."
+    stored_by_layer: dict[str, int] = field(default_factory=dict)
+    "Stored weight values per top-level layer (the HDF5 group Keras writes a layer's weights to)."
+    layer_table: tuple[dict[str, Any], ...] = ()
+    "Each layer as the config builds it: shapes in and out, parameters and the formula behind them,"
+    " attributes (see `architecture.analyse`)."
+    trainable_parameters: int | None = None
+    "Parameters training updates, worked out from the config (when every layer was understood)."
+    non_trainable_parameters: int | None = None
+    "Parameters training leaves alone (BatchNormalization's moving statistics, frozen layers)."
     weight_arrays: int = 0
     config_bytes: int = 0
     config_depth: int = 0
@@ -137,6 +146,7 @@ class Inspection:
             "virtual_datasets",
             "unbacked_datasets",
             "code_objects",
+            "layer_table",
         ):
             values[key] = tuple(values.get(key, ()))
         return cls(**values)
@@ -205,6 +215,7 @@ def _walk_storage(handle: Any) -> dict[str, Any]:
     virtual: list[str] = []
     unbacked: list[str] = []
     weights = {"parameter_count": 0, "weight_arrays": 0, "largest_declared_bytes": 0}
+    by_layer: dict[str, int] = {}
     state = {"objects": 0, "truncated": False}
 
     def visit(name: str) -> Any:
@@ -221,7 +232,10 @@ def _walk_storage(handle: Any) -> dict[str, Any]:
             return None
         obj = handle.get(name)
         if isinstance(obj, h5py.Dataset):
-            _check_dataset(name, obj, external, virtual, unbacked, weights)
+            counted = _check_dataset(name, obj, external, virtual, unbacked, weights)
+            if counted:
+                group = _weights_group(name)
+                by_layer[group] = by_layer.get(group, 0) + counted
         return None
 
     handle.visit_links(visit)
@@ -232,22 +246,31 @@ def _walk_storage(handle: Any) -> dict[str, Any]:
         "unbacked_datasets": tuple(unbacked),
         "objects": state["objects"],
         "truncated_walk": state["truncated"],
+        "stored_by_layer": by_layer,
         **weights,
     }
 
 
+def _weights_group(name: str) -> str:
+    """The top-level layer a weight array belongs to: Keras writes model_weights/<layer>/... in a full
+    model file and <layer>/... in a weights file."""
+    parts = name.split("/")
+    return parts[1] if parts[0] == "model_weights" and len(parts) > 2 else parts[0]
+
+
 def _check_dataset(
     name: str, dataset: Any, external: list[str], virtual: list[str], unbacked: list[str], weights: dict[str, int]
-) -> None:
+) -> int:
+    """Record a dataset's storage facts; returns how many parameters it holds (0 for anything else)."""
     import h5py
 
     plist = dataset.id.get_create_plist()
     if plist.get_layout() == h5py.h5d.VIRTUAL:
         virtual.append(f"/{name}")
-        return
+        return 0
     if plist.get_external_count() > 0:
         external.append(f"/{name} -> {plist.get_external(0)[0].decode(errors='replace')}")
-        return
+        return 0
     shape = dataset.shape or ()
     count = 1
     for size in shape:
@@ -257,11 +280,13 @@ def _check_dataset(
     stored = dataset.id.get_storage_size()
     if declared > SHAPE_BOMB_BYTES and declared > SHAPE_BOMB_RATIO * max(stored, 1):
         unbacked.append(f"/{name} declares {declared:,} bytes, stores {stored:,}")
-        return
+        return 0
     # Optimizer state is saved beside the weights; only the model's own arrays are parameters.
-    if not name.startswith("optimizer"):
-        weights["parameter_count"] += count
-        weights["weight_arrays"] += 1
+    if name.startswith("optimizer"):
+        return 0
+    weights["parameter_count"] += count
+    weights["weight_arrays"] += 1
+    return count
 
 
 def _read_config(attrs: Any) -> dict[str, Any]:
@@ -304,6 +329,10 @@ def _read_config(attrs: Any) -> dict[str, Any]:
     ]
     facts["largest_activation"] = max(sizes) if declared.complete and sizes else None
     facts["multiply_adds"] = declared.multiply_adds if declared.complete else None
+    facts["layer_table"] = tuple(declared.layers)
+    if declared.complete:
+        facts["trainable_parameters"] = declared.trainable
+        facts["non_trainable_parameters"] = declared.non_trainable
     if declared.complete and declared.output_shape is not None:
         facts["output_shape"] = list(declared.output_shape)
         width = declared.output_shape[-1]

@@ -390,6 +390,8 @@ def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> Non
             "output_units": int(model.output_shape[-1]),
             "output_shape": list(model.output_shape),
             "layers": {layer.name: [list(layer.output.shape), layer.count_params()] for layer in model.layers},
+            "trainable": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+            "non_trainable": int(sum(np.prod(w.shape) for w in model.non_trainable_weights)),
         }
     keras2_models(out, x, y)
     models["mlp"].save_weights(out / "weights_only.weights.h5")

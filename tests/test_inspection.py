@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.architecture import explain_parameters
 from grader.checking import inspect_one
 from grader.checks.screening import screen
 from grader.courseworks.assignment import load_assignment
@@ -73,7 +74,8 @@ def test_inspect_one_runs_in_a_child(models: Path) -> None:
 
 @pytest.mark.corpus
 def test_corpus_parameter_counts_match_the_manifest() -> None:
-    """On the real corpus, the static parameter count equals the manifest's for every file."""
+    """On the real corpus, the static parameter count equals the manifest's for every file, and the config's
+    layer-by-layer formulas agree with the stored weights of each layer."""
     import csv
 
     manifest = SHARED / "corpus" / "manifest.csv"
@@ -86,6 +88,10 @@ def test_corpus_parameter_counts_match_the_manifest() -> None:
         assert inspection.parameter_count == int(row["param_count"]), row["file"]
         assert inspection.keras_version == row["keras_version"], row["file"]
         assert inspection.model_class == row["model_class"], row["file"]
+        # Every layer's formula from the config adds up to what the file stores for it.
+        explained = explain_parameters(inspection.layer_table, inspection.stored_by_layer, inspection.parameter_count)
+        assert explained["complete"] and not explained["differing"], row["file"]
+        assert explained["total"] == inspection.parameter_count, row["file"]
 
 
 @pytest.mark.parametrize("name", ["zoo_residual", "zoo_recurrent", "zoo_nested", "mlp", "cnn", "flat", "rgb32"])
@@ -93,12 +99,20 @@ def test_corpus_parameter_counts_match_the_manifest() -> None:
 def test_architecture_from_the_config_matches_keras(models: Path, model_facts: dict, name: str) -> None:
     """Shapes and parameter counts worked out from the config alone equal what Keras builds, for
     convolutions, separable and transposed convolutions, normalisation, merges, recurrent and wrapped
-    layers and nested models; and such ordinary models pass every check."""
+    layers and nested models, split into trainable and non-trainable as Keras splits them, and agreeing
+    with the stored weights layer by layer; and such ordinary models pass every check."""
     inspection = inspect_h5(models / f"{name}.h5")
     facts = model_facts[name]
     assert inspection.config_complete
     assert inspection.config_parameters == facts["parameters"] == inspection.parameter_count
     assert inspection.output_shape == facts["output_shape"]
+    assert (inspection.trainable_parameters, inspection.non_trainable_parameters) == (
+        facts["trainable"],
+        facts["non_trainable"],
+    )
+    assert not explain_parameters(inspection.layer_table, inspection.stored_by_layer, inspection.parameter_count)[
+        "differing"
+    ]
     assert {c.name: c.outcome for c in screen(inspection, RULES)} == dict.fromkeys(
         ["HDF5 file", "HDF5 structure", "model", "layers", "config", "parameters", "outputs", "TF version"], "pass"
     )
