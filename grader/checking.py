@@ -12,16 +12,17 @@ from typing import Any
 
 import grader
 from grader import defaults
-from grader.checks.screening import FAIL, PASS, WARN, Check, checks_from_json, screen, size_check
+from grader.checks.screening import FAIL, INFO, OUTCOMES, PASS, WARN, Check, checks_from_json, screen, size_check
 from grader.cohort import grade_cohort
 from grader.courseworks.assignment import Assignment, Part, load_assignment
 from grader.courseworks.datasets import NAMES as PUBLIC_NAMES
 from grader.courseworks.datasets import public_dataset
-from grader.courseworks.heldout import load_heldout
+from grader.courseworks.heldout import HeldoutSet, load_heldout
 from grader.courseworks.official import Reference, run_official
 from grader.errors import GraderError, NotAnH5File, WorkerError
 from grader.evaluation.sandbox import choose_isolation
 from grader.evaluation.scheduler import NO_WORKER, inspect_files
+from grader.gradebook import Gradebook
 from grader.inspection import Inspection
 from grader.outputs.reports import number
 from grader.status import MARKED
@@ -99,14 +100,29 @@ class CheckResult:
     part: str = ""
     "The part the file was checked as ('' for a one-part assignment)."
     marking: str = "Table 1"
-    "What the part's marking is called ('Table 1', 'Mark table', 'Marking')."
+    "What the part's marking is called ('Table 1', 'Mark table', 'Marking', 'Sign-off')."
+    label: str | None = None
+    "The sign-off label ('S+') a sign-off scheme would give, on this data set."
+    images: tuple[dict[str, Any], ...] = ()
+    "For a folder of images: each image's name, label and predicted class (as apply.py prints them)."
+    data_notes: tuple[str, ...] = ()
+    "What the images need (a light background, resized images)."
+    public: bool = True
+    "Whether the data set is the part's public test set (else data the student gave)."
     grader_version: str = grader.__version__
 
     @property
     def verdict(self) -> str:
         """'Table 1 would give 18/20 (band [96.5, 97))': the score on this data set, in the marking's terms."""
+        if self.label:
+            return f"{self.marking} would give {self.label} ({number(self.score)}/{number(self.max_score)})"
         band = f" (band {self.band})" if self.band else ""
         return f"{self.marking} would give {number(self.score)}/{number(self.max_score)}{band}"
+
+    @property
+    def misclassified(self) -> list[dict[str, Any]]:
+        """The images of a folder the model got wrong, with the class it predicted."""
+        return [image for image in self.images if image["predicted"] != image["label"]]
 
     @property
     def passed(self) -> bool:
@@ -122,7 +138,7 @@ class CheckResult:
 
     def receipt(self) -> str:
         """A few lines to keep and quote: the instructor can confirm the upload is the file checked."""
-        counts = {outcome: sum(check.outcome == outcome for check in self.checks) for outcome in (PASS, WARN, FAIL)}
+        counts = {outcome: sum(check.outcome == outcome for check in self.checks) for outcome in OUTCOMES}
         accuracy = f"{self.accuracy:.2f}% on {self.dataset}" if self.accuracy is not None else "not measured"
         return "\n".join(
             [
@@ -132,7 +148,9 @@ class CheckResult:
                 f"sha256: {self.sha256}",
                 f"size: {self.size:,} bytes",
                 f"saved with: {self.saved_with or 'unknown'}",
-                f"checks: {counts[PASS]} passed, {counts[WARN]} warnings, {counts[FAIL]} failed; status {self.status}",
+                f"checks: {counts[PASS]} passed, {counts[WARN]} warnings, {counts[FAIL]} failed"
+                + (f", {counts[INFO]} for information" if counts[INFO] else "")
+                + f"; status {self.status}",
                 f"accuracy: {accuracy}",
             ]
         )
@@ -152,7 +170,9 @@ class CheckResult:
             "max_score": self.max_score,
             "score_note": f"{self.marking} applied to the accuracy on this data set, not to the hidden test set",
             "part": self.part,
-            "dataset": {"name": self.dataset, "sha256": self.dataset_sha256},
+            "label": self.label,
+            "dataset": {"name": self.dataset, "sha256": self.dataset_sha256, "notes": list(self.data_notes)},
+            "images": [dict(image) for image in self.images],
             "checks": [check.to_json() for check in self.checks],
             "versions": {"saved_with": self.saved_with, "graded_with": self.graded_with, "loader": self.loader},
             "isolation": self.isolation,
@@ -179,6 +199,11 @@ class CheckResult:
                 f"{self.dataset}: {_printed(self.accuracy)}% ({self.correct:,}/{self.total:,}); {self.verdict} on "
                 "this data, not on the hidden test set"
             )
+        lines += [f"note: {note}" for note in self.data_notes]
+        if self.images:
+            wrong = self.misclassified
+            lines.append(f"misclassified: {len(wrong)} of {len(self.images)} images")
+            lines += [f"  {image['name']}: {image['label']} predicted as {image['predicted']}" for image in wrong]
         if self.reference is not None:
             lines.append(f"official script: {reference_text(self.reference, self.agrees)}")
         return "\n".join([*lines, "", self.receipt()])
@@ -203,7 +228,7 @@ class CheckResult:
         )
 
 
-_COLOURS = {PASS: "#14532d", WARN: "#8a5a00", FAIL: "#991b1b"}
+_COLOURS = {PASS: "#14532d", INFO: "#1e40af", WARN: "#8a5a00", FAIL: "#991b1b"}
 # grader's hash (images and labels as arrays) of MNIST's 10,000 test digits, however the .npz is packed.
 MNIST_TEST_SHA256 = "66ba650019d0f594d63207c3c6b940d40244c1186c582a0dff452097bb3a75ab"
 
@@ -282,6 +307,7 @@ def check(
         if row["status"] == "crashed" and row["reason"].startswith(NO_WORKER):
             # Not a fact about the student's file: this machine could not run the check.
             raise WorkerError(row["reason"])
+        images = _per_image(Path(work) / "out", row, dataset, chosen) if dataset.names else ()
         official = None
         if reference:
             timeout = chosen.evaluation.time_limit_seconds * 2
@@ -322,6 +348,29 @@ def check(
         assignment=rules.name,
         part="" if rules.single else chosen.name,
         marking=chosen.marking_name,
+        label=((detail.get("mark") or {}).get("label")) if row["status"] in MARKED else None,
+        images=images,
+        data_notes=dataset.notes,
+        public=given is None,
+    )
+
+
+def _per_image(out: Path, row: dict[str, Any], dataset: HeldoutSet, part: Part) -> tuple[dict[str, Any], ...]:
+    """Each image of a folder with its label and the class the model predicted (from the check's gradebook)."""
+    if row["evaluation_id"] is None or row["status"] not in MARKED:
+        return ()
+    with Gradebook(out) as book:
+        evaluation = book.evaluation_by_id(row["evaluation_id"])
+    if evaluation is None or evaluation.predictions is None:
+        return ()
+    names = part.data.names
+    return tuple(
+        {
+            "name": name,
+            "label": names[int(label)],
+            "predicted": names[int(predicted)] if 0 <= int(predicted) < len(names) else str(int(predicted)),
+        }
+        for name, label, predicted in zip(dataset.names, dataset.labels, evaluation.predictions, strict=True)
     )
 
 

@@ -87,6 +87,10 @@ reports_option = click.option(
 )
 
 
+# How `grade inspect` and `grade check` colour a check's outcome.
+OUTCOME_STYLES = {"pass": "green", "info": "blue", "warn": "yellow", "fail": "red"}
+
+
 @click.group(cls=_DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(grader.__version__, prog_name="grader")
 def cli() -> None:
@@ -216,7 +220,7 @@ def _print_summary(summary: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from grader.outputs.reports import number
+    from grader.outputs.reports import label_of, number
 
     console = Console()
     # A long cohort lists only the students who need a look; marks.csv and index.html hold everyone.
@@ -239,6 +243,9 @@ def _print_summary(summary: Any) -> None:
     for name in parts or ["accuracy"]:
         table.add_column(f"{name} %" if parts else "accuracy %", justify="right", no_wrap=True)
     table.add_column("total" if parts else "score", justify="right", no_wrap=True)
+    signed = not parts and any(label_of(row) for row in summary.rows)
+    if signed:
+        table.add_column("label", no_wrap=True)
     table.add_column("reason", overflow="fold", ratio=1)
     for row in shown:
         style = {"graded": "green", "flagged": "yellow"}.get(row["status"], "red")
@@ -250,6 +257,7 @@ def _print_summary(summary: Any) -> None:
             f"[{style}]{row['status']}[/]",
             *cells,
             number(row["score"]),
+            *([escape(label_of(row))] if signed else []),
             escape(row["reason"]),
         )
     if shown:
@@ -364,16 +372,45 @@ def _print_inspection(file: Path, inspection: dict[str, Any] | None, checks: lis
         lambdas = [layer["path"] for layer in inspection.get("layers", []) if layer["class_name"] == "Lambda"]
         facts.add_row("Lambda layers", ", ".join(lambdas) or "none")
     console.print(facts)
+    if inspection and inspection.get("layer_table"):
+        _print_parameters(console, inspection)
     table = Table(title="checks", title_justify="left")
     for column in ("check", "outcome", "found", "what to do"):
         table.add_column(column, overflow="fold")
     for check in checks:
-        style = {"pass": "green", "warn": "yellow", "fail": "red"}[check.outcome]
+        style = OUTCOME_STYLES[check.outcome]
         table.add_row(check.name, f"[{style}]{check.outcome}[/]", check.message, check.advice)
     console.print(table)
 
 
+def _print_parameters(console: Any, inspection: dict[str, Any]) -> None:
+    """Each layer's parameter count and the formula behind it, with the totals and the stored weights."""
+    from rich.table import Table
+
+    from grader.architecture import explain_parameters, parameters_sentence
+
+    explained = explain_parameters(
+        inspection["layer_table"], inspection.get("stored_by_layer") or {}, inspection.get("parameter_count", 0)
+    )
+    table = Table(title="parameters, layer by layer (from the config)", title_justify="left")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("layer (class)", overflow="fold")
+    table.add_column("output shape")
+    table.add_column("parameters", justify="right", no_wrap=True)
+    table.add_column("how", overflow="fold", ratio=2)
+    for row in explained["layers"]:
+        shape = row["output_shape"]
+        shown = "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")" if shape else "?"
+        count = f"{row['parameters']:,}" if row["parameters"] is not None else "?"
+        how = row["formula"] if row["parameters"] else ""
+        table.add_row(str(row["number"]), f"{row['name']} ({row['class_name']})", shown, count, how)
+    console.print(table)
+    console.print(parameters_sentence(explained))
+
+
 EXIT_NOT_GRADED = 3
+# How many misclassified images of a folder `grade check` lists (--json lists them all).
+MAX_LISTED_IMAGES = 50
 
 
 @cli.command("check")
@@ -384,8 +421,9 @@ EXIT_NOT_GRADED = 3
     "data",
     multiple=True,
     metavar="[PART=]PATH",
-    help="Public test set to use instead of keras's download (the part's: MNIST, CIFAR-10): an .npz "
-    "(keras's, or x/y), MNIST IDX files or CIFAR-10's test_batch; PART=PATH for an assignment with parts.",
+    help="Data to measure the model on instead of keras's download of the part's public test set: an .npz "
+    "(keras's, or x/y), MNIST IDX files, CIFAR-10's test_batch, or a folder of PNG/JPEG images in one folder "
+    "per class (3/mine.png), such as your own handwriting; PART=PATH for an assignment with parts.",
 )
 @assignment_option
 @click.option(
@@ -414,6 +452,7 @@ def check_command(
         grade check my_model_tf213.h5
         grade check model.h5 --data mnist.npz --reference --json
         grade check cifar_model.h5 --assignment uva-lab1 --data cifar10=test_batch
+        grade check model.h5 --assignment kit-ex9 --data my_digits/
 
     Exit codes: 0 the file would be graded; 3 it would not (see the failed checks); 1 the check could not run.
     """
@@ -452,7 +491,7 @@ def _print_check(result: Any) -> None:
     for column in ("check", "outcome", "found", "what to do"):
         table.add_column(column, overflow="fold")
     for item in result.checks:
-        style = {"pass": "green", "warn": "yellow", "fail": "red"}[item.outcome]
+        style = OUTCOME_STYLES[item.outcome]
         table.add_row(item.name, f"[{style}]{item.outcome}[/]", item.message, item.advice)
     console.print(table)
     verdict = {
@@ -463,9 +502,21 @@ def _print_check(result: Any) -> None:
     if result.accuracy is not None:
         console.print(
             f"Accuracy on the [bold]{escape(result.dataset)}[/]{escape(part)}: [bold]{result.accuracy!r}%[/] "
-            f"({result.correct:,} of {result.total:,}). {escape(result.verdict)} [bold]on this public set[/], "
-            "not on the hidden test set, whose images come from elsewhere and usually score lower."
+            f"({result.correct:,} of {result.total:,}). {escape(result.verdict)} [bold]on "
+            f"{'this public set' if result.public else 'these images'}[/], not on the hidden test set"
+            + (", whose images come from elsewhere and usually score lower." if result.public else ".")
         )
+    for note in result.data_notes:
+        console.print(f"[yellow]Note:[/] {escape(note)}")
+    if result.images:
+        wrong = result.misclassified
+        console.print(f"Misclassified: {len(wrong)} of {len(result.images)} images")
+        for image in wrong[:MAX_LISTED_IMAGES]:
+            console.print(
+                f"  {escape(image['name'])}: {escape(image['label'])} predicted as {escape(image['predicted'])}"
+            )
+        if len(wrong) > MAX_LISTED_IMAGES:
+            console.print(f"  ... and {len(wrong) - MAX_LISTED_IMAGES} more (--json lists every image)")
     if result.reference is not None:
         from grader.checking import reference_text
 
@@ -535,7 +586,15 @@ def plot_command(student_id: str, reports: Path, out: Path, heldout: Path | None
     type=click.Choice(["skip", "zero"]),
     default="skip",
     show_default=True,
-    help="Students without a mark: leave them out, or give them 0.",
+    help="Students without a mark: leave them out, or give them 0 (the last label, under --grade-as label).",
+)
+@click.option(
+    "--grade-as",
+    type=click.Choice(["score", "label"]),
+    default="score",
+    show_default=True,
+    help="What the grade column holds: the score, or a sign-off assignment's label (S+, S) for a Moodle "
+    "scale or a Canvas letter-grade or complete/incomplete assignment.",
 )
 def export_command(
     fmt: str,
@@ -546,6 +605,7 @@ def export_command(
     item: str | None,
     column: str | None,
     ungraded: str,
+    grade_as: str,
 ) -> None:
     """Write marks in a format Moodle or Canvas imports, checked against the importer's rules first.
 
@@ -555,6 +615,7 @@ def export_command(
         grade export moodle --roster worksheet.csv --identifier email --out grades.csv
         grade export canvas --roster gradebook.csv --column "Coursework 1 (4321)" --out canvas.csv
         grade export feedback-zip --out feedback.zip
+        grade export moodle-worksheet --grade-as label --out signoff.csv
     """
     from grader.outputs.exports import export
 
@@ -569,6 +630,7 @@ def export_command(
                 item=item,
                 column=column,
                 ungraded=ungraded,
+                grade_as=grade_as,
             )
         )
     except GraderError as error:

@@ -24,6 +24,7 @@ import numpy as np
 
 import grader
 from grader import defaults
+from grader.checks.architecture_spec import Comparison, compare
 from grader.checks.screening import CODE_LAYERS, FAIL, PASS, WARN, Check, refused, screen, size_check, summary
 from grader.courseworks.assignment import Assignment, Part, load_assignment
 from grader.courseworks.heldout import HeldoutSet, heldout_paths, load_heldout, write_images
@@ -700,11 +701,26 @@ class _Run:
             unit.checks.append(_ties_check(evaluation.ties, labels.size, part.evaluation.tie_flag_share))
         if evaluation.ties and evaluation.ties.get("constant"):
             unit.checks.append(_constant_check(int(evaluation.predictions[0]), labels.size))
-        result = scoring.mark(correct, labels.size, part.marking)
+        comparison = self._architecture(unit)
+        result = scoring.mark(
+            correct,
+            labels.size,
+            part.marking,
+            comparison.status if comparison else None,
+            "; ".join(comparison.problems[:3]) + ("; ..." if len(comparison.problems) > 3 else "")
+            if comparison
+            else "",
+        )
         detail["mark"] = _mark_detail(result, part)
         flagged = [check for check in unit.checks if check.outcome == WARN]
         status = "flagged" if flagged else "graded"
         self._finish(unit, status, summary(unit.checks, WARN), detail, result, evaluation.id)
+
+    def _architecture(self, unit: _Unit) -> Comparison | None:
+        """The file's layers against the part's required architecture (None when the part has none)."""
+        if unit.part.architecture is None or unit.inspection is None:
+            return None
+        return compare(unit.inspection.layer_table, unit.part.architecture)
 
     def _finish(
         self,
@@ -716,6 +732,9 @@ class _Run:
         evaluation_id: int | None = None,
     ) -> None:
         submission = unit.submission
+        comparison = self._architecture(unit)
+        if comparison is not None:
+            detail = {**(detail or {}), "architecture": comparison.to_json()}
         row = {
             "student_id": submission.student_id,
             "part": unit.part.name,
@@ -1042,4 +1061,13 @@ def _mark_detail(result: scoring.Mark, part: Part) -> dict[str, Any]:
         "next_band": result.next_label,
         "next_score": result.next_score,
         "images_to_next_band": result.images_to_next,
+        **(
+            {
+                "label": result.label,
+                "rule": result.rule,
+                "passed_over": [{"label": label, "reasons": list(why)} for label, why in result.passed_over],
+            }
+            if result.label is not None
+            else {}
+        ),
     }

@@ -43,7 +43,7 @@ def load(path: str | None, loader: str, split: str) -> tuple[np.ndarray, np.ndar
 
 def models(keras):  # type: ignore[no-untyped-def]
     """The three models the lab asks for, small enough to train in a minute: Q5's MLP on 784 values, Q12's
-    CNN on 28x28x1, Q16's CNN on 32x32x3 (fewer filters than the lab's, the same kind of network)."""
+    CNN on 28x28x1, Q16's CNN on 32x32x3 as the lab prescribes it."""
     layers = keras.layers
     mlp = keras.Sequential(
         [keras.Input((784,)), layers.Dense(128, activation="relu"), layers.Dense(10, activation="softmax")]
@@ -58,16 +58,21 @@ def models(keras):  # type: ignore[no-untyped-def]
             layers.Dense(10, activation="softmax"),
         ]
     )
+    # Question 16's network (seed 004, lines 245-258), which the assignment file's architecture checks.
     cifar = keras.Sequential(
         [
             keras.Input((32, 32, 3)),
             layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.Conv2D(32, 3, activation="relu"),
             layers.MaxPooling2D(2),
+            layers.Dropout(0.25),
             layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.Conv2D(64, 3, activation="relu"),
             layers.MaxPooling2D(2),
+            layers.Dropout(0.25),
             layers.Flatten(),
-            layers.Dropout(0.3),
-            layers.Dense(128, activation="relu"),
+            layers.Dense(512, activation="relu"),
+            layers.Dropout(0.5),
             layers.Dense(10, activation="softmax"),
         ]
     )

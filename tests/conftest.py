@@ -41,7 +41,7 @@ COHORT = {
 # Fixtures that build or grade real models: a test using any of them (directly or through another
 # fixture) starts TensorFlow, so it must carry the tensorflow marker ("pytest -m 'not tensorflow'" then
 # really runs in seconds). Checked at collection by pytest_collection_modifyitems below.
-TENSORFLOW_FIXTURES = {"models", "model_facts", "graded"}
+TENSORFLOW_FIXTURES = {"models", "model_facts", "graded", "architecture_models", "oxford_graded"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -151,6 +151,18 @@ def make_cohort(root: Path, models: Path, layout: dict[str, dict[str, str]]) -> 
         for source, target in files.items():
             shutil.copyfile(models / source, root / folder / target)
     return root
+
+
+@pytest.fixture(scope="session")
+def architecture_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The prescribed networks of Oxford, UvA Q16 and SYDE Q9, exact and varied (tests/build_architectures.py)."""
+    out = tmp_path_factory.mktemp("architectures")
+    subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "build_architectures.py"), str(out), str(DEMO_HELDOUT)],
+        check=True,
+        timeout=600,
+    )
+    return out
 
 
 @pytest.fixture(scope="session")

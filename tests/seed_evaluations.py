@@ -3,6 +3,9 @@ process (the test process never imports TensorFlow): the reference the tests hol
 
 - SYDE 522 A4 (seed 003, lines 35, 107-108): x_test = x_test / 255.0; output = model.predict(x_test);
   category = np.argmax(output, axis=1). Its accuracy is the share of categories equal to the labels.
+- KIT exercise 9 (seed 001, lines 40, 46): apply.py on PNGs of 28x28 grey digits; its code is not in the seed,
+  so this reads each image as Keras's examples do: the grey pixels / 255 in the model's input shape, predict,
+  argmax. Labels are the class folders the images sit in.
 - UvA Lab 1 (seed 004, lines 87-91, 116-117, 144, 179, 243): x_test reshaped as the question prepares it
   and divided by 255, y_test = keras.utils.to_categorical(y, 10), model.compile(loss='categorical_crossentropy',
   optimizer=keras.optimizers.RMSprop(), metrics='accuracy'); loss, accuracy = model.evaluate(x_test, y_test,
@@ -15,17 +18,31 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 RUNNER = """
 import json, os, sys
+from pathlib import Path
 import numpy as np
+from PIL import Image
 from tensorflow import keras
 
 results = []
 for job in json.loads(sys.argv[1]):
+    model = keras.models.load_model(job["model"])
+    if job["seed"] == "kit":
+        folder = Path(job["folder"])
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        x = np.stack([np.asarray(Image.open(p).convert("L"), dtype="float32") for p in files]) / 255
+        x = x.reshape(len(files), *model.input_shape[1:])
+        predicted = np.argmax(model.predict(x, verbose=0), axis=1)
+        y = np.array([int(p.relative_to(folder).parts[0]) for p in files])
+        names = [p.relative_to(folder).as_posix() for p in files]
+        results.append({"correct": int(np.sum(predicted == y)), "total": len(files),
+                        "predicted": dict(zip(names, map(int, predicted)))})
+        continue
     with np.load(job["heldout"]) as data:
         x_test, y = data["x"], data["y"]
-    model = keras.models.load_model(job["model"])
     if job["seed"] == "syde":
         x_test = x_test / 255.0
         output = model.predict(x_test, verbose=0)
@@ -43,8 +60,9 @@ print("RESULTS=" + json.dumps(results))
 """
 
 
-def run_seed_evaluations(jobs: list[dict[str, str]]) -> list[dict[str, float]]:
-    """Each job: {"seed": "syde" | "uva", "model": path, "heldout": .npz with x/y, "question": UvA part}."""
+def run_seed_evaluations(jobs: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Each job: {"seed": "syde" | "uva", "model": path, "heldout": .npz with x/y, "question": UvA part}, or
+    {"seed": "kit", "model": path, "folder": a folder of class folders of PNG/JPEG digits}."""
     done = subprocess.run(
         [sys.executable, "-c", RUNNER, json.dumps(jobs)],
         capture_output=True,

@@ -229,3 +229,98 @@ def test_each_part_finds_its_held_out_set(tmp_path: Path) -> None:
     assert found == {"mlp": tmp_path / "mnist", "cnn": tmp_path / "cnn", "cifar10": tmp_path / "cifar10"}
     with pytest.raises(HeldoutError, match="--heldout names svhn, which this assignment has no part or data set"):
         heldout_paths(parts, {"svhn": "x.npz"}, single=False)
+
+
+def digits(count: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(DEMO_HELDOUT) as data:
+        return data["x"][:count], data["y"][:count]
+
+
+def save(image: np.ndarray, path: Path, mode: str | None = None) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture = Image.fromarray(image)
+    (picture.convert(mode) if mode else picture).save(path)
+
+
+def test_a_folder_of_class_folders_reads_as_the_pixels_and_labels(tmp_path: Path) -> None:
+    """PNG (grey, RGB, RGBA) and JPEG digits in class folders: grey 28x28 images in path order, each labelled by
+    its folder, the PNGs' pixels exactly as saved; names kept for reports; hidden files left out."""
+    images, labels = digits()
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        mode = (None, "RGB", "RGBA")[index % 3]
+        save(image, tmp_path / str(label) / f"d{index:02d}.png", mode)
+    save(images[0], tmp_path / str(labels[0]) / ".hidden.png")
+    heldout = load_heldout(tmp_path, DataSpec())
+    order = sorted(range(len(labels)), key=lambda i: f"{labels[i]}/d{i:02d}.png")
+    assert heldout.names == tuple(f"{labels[i]}/d{i:02d}.png" for i in order)
+    assert np.array_equal(heldout.labels, labels[order])
+    assert np.array_equal(heldout.images, images[order])
+    assert len(heldout.notes) == 1 and heldout.notes[0].startswith("6 images had transparency, laid over black")
+
+
+def test_labels_from_a_file_name_pattern(tmp_path: Path) -> None:
+    """With [data] label_pattern, the class comes from the file name ('7_mine.png'), folders or not."""
+    images, labels = digits(5)
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        save(image, tmp_path / ("sub" if index % 2 else ".") / f"{label}_mine_{index}.png")
+    heldout = load_heldout(tmp_path, DataSpec(label_pattern=r"^(?P<label>[0-9])_"))
+    assert sorted(heldout.labels.tolist()) == sorted(labels.tolist())
+    with pytest.raises(HeldoutError, match=r"does not match \[data\] label_pattern"):
+        save(images[0], tmp_path / "unnamed.png")
+        load_heldout(tmp_path, DataSpec(label_pattern=r"^(?P<label>[0-9])_"))
+
+
+def test_class_names_label_colour_images(tmp_path: Path) -> None:
+    """Colour images in folders named for CIFAR-10's classes are read as RGB with those labels."""
+    rng = np.random.default_rng(0)
+    names = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    for name in ("cat", "ship"):
+        save(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), tmp_path / name / "a.png")
+    heldout = load_heldout(tmp_path, DataSpec(image_shape=(32, 32, 3), class_names=names))
+    assert heldout.images.shape == (2, 32, 32, 3) and heldout.labels.tolist() == [3, 8]
+
+
+def test_images_of_another_size_are_an_error_unless_resizing_is_asked(tmp_path: Path) -> None:
+    """A 32x32 drawing is refused with the sizes found and the fix; with resize = true it is scaled to 28x28."""
+    from PIL import Image
+
+    images, labels = digits(2)
+    save(images[0], tmp_path / str(labels[0]) / "ok.png")
+    save(np.asarray(Image.fromarray(images[1]).resize((32, 32))), tmp_path / str(labels[1]) / "big.png")
+    with pytest.raises(HeldoutError, match=r"1 of 2 images are not 28x28 \(.*big.png \(32x32\)\); .*resize = true"):
+        load_heldout(tmp_path, DataSpec())
+    heldout = load_heldout(tmp_path, DataSpec(resize=True))
+    assert heldout.images.shape == (2, 28, 28) and "1 images were resized to 28x28" in heldout.notes[0]
+
+
+def test_dark_digits_on_white_are_pointed_out(tmp_path: Path) -> None:
+    """Digits drawn black on white (the exercise asks for white on black) are read, and named in a note."""
+    images, labels = digits(4)
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        save(255 - image if index < 2 else image, tmp_path / str(label) / f"d{index}.png")
+    notes = load_heldout(tmp_path, DataSpec()).notes
+    assert len(notes) == 1 and notes[0].startswith("2 of 4 images look like dark digits on a light background")
+    assert "white digits on a black background" in notes[0]
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ({"loose.png": "7"}, "cannot tell its class: it is not in a class folder"),
+        ({"12/a.png": "7"}, "'12' is not a class of this assignment"),
+        ({"3/broken.png": "not an image"}, "not an image Pillow can read"),
+    ],
+)
+def test_folders_whose_classes_or_images_cannot_be_read(tmp_path: Path, layout: dict, message: str) -> None:
+    """An image outside a class folder, a folder that is no class, and a file that is no image: errors naming it."""
+    images, _ = digits(1)
+    for name, content in layout.items():
+        if content == "not an image":
+            (tmp_path / name).parent.mkdir(parents=True)
+            (tmp_path / name).write_text("hello")
+        else:
+            save(images[0], tmp_path / name)
+    with pytest.raises(HeldoutError, match=message):
+        load_heldout(tmp_path, DataSpec())

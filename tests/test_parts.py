@@ -67,7 +67,11 @@ def test_files_are_matched_to_parts_by_name_then_by_shape(uva) -> None:
     assert files["1"] == {"mlp": "ann_mlp.h5", "cnn": "ann_cnn.h5", "cifar10": "ann_cifar.h5"}
     assert files["2"] == {"mlp": "model1.h5", "cnn": "model2.h5", "cifar10": "model3.h5"}
     assert files["4"] == {"mlp": "", "cnn": "", "cifar10": "cifar_cnn.h5"}
-    assert rows["1"]["status"] == "graded" and rows["2"]["status"] == "graded"
+    # The fixture's small colour CNN is not question 16's network: uva-lab1 flags that (policy "flag").
+    for sid in ("1", "2"):
+        assert rows[sid]["status"] == "flagged"
+        assert rows[sid]["reason"].startswith("cifar10: architecture: ") and "question 16" in rows[sid]["reason"]
+        assert [rows[sid]["parts"][name]["status"] for name in ("mlp", "cnn")] == ["graded", "graded"]
     check = next(c for c in rows["2"]["parts"]["cifar10"]["detail"]["checks"] if c["name"] == "file choice")
     assert "its input shape (32, 32, 3) is this part's" in check["message"]
 
@@ -136,7 +140,7 @@ def test_marks_csv_has_a_row_per_student_and_columns_per_part(uva) -> None:
     ann = rows["1"]
     parts_total = sum(Fraction(ann[f"{name}_score"]) for name in ("mlp", "cnn", "cifar10"))
     assert Fraction(ann["score"]) == parts_total
-    assert ann["cifar10_file"] == "ann_cifar.h5" and ann["cifar10_status"] == "graded"
+    assert ann["cifar10_file"] == "ann_cifar.h5" and ann["cifar10_status"] == "flagged"  # not Q16's network
 
 
 def test_reports_have_a_section_per_part_with_colour_figures_and_class_names(uva) -> None:
@@ -292,7 +296,7 @@ def test_the_command_line_grades_parts_with_a_held_out_set_per_data_set(tmp_path
     )
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "mlp %" in text and "cifar10 %" in text and "total" in text and "1 graded" in text
+    assert "mlp %" in text and "cifar10 %" in text and "total" in text and "1 flagged" in text
     with open(tmp_path / "out" / "marks.csv", newline="") as handle:
         row = next(csv.DictReader(handle))
-    assert [row[f"{part}_status"] for part in ("mlp", "cnn", "cifar10")] == ["graded"] * 3
+    assert [row[f"{part}_status"] for part in ("mlp", "cnn", "cifar10")] == ["graded", "graded", "flagged"]

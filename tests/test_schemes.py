@@ -1,5 +1,6 @@
 """Marking schemes: a linear scale between two accuracies, exact at every edge, with its rounding stated;
-and the next step a student needs, in images."""
+sign-off rules, best first, with why each better label was not given; and the next step a student needs,
+in images."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from fractions import Fraction
 
 import pytest
 
-from grader.marking.schemes import Linear
-from grader.marking.scoring import mark
+from grader.marking.schemes import Linear, Rule, Signoff
+from grader.marking.scoring import confidence_interval, mark
 
 SYDE_MNIST = Linear(Fraction(90), Fraction(98), 2, "down", Fraction(1, 2))
 
@@ -72,3 +73,61 @@ def test_a_linear_scheme_is_described_in_words() -> None:
         "linear: 0 at or below 90%, 2 at or above 98%, in proportion between, rounded down to steps of 0.5"
     )
     assert SYDE_MNIST.possible_scores() == [0, 0.5, 1, 1.5, 2]
+
+
+SIGNOFF = Signoff(
+    (
+        Rule("S+", 2, architecture="exact", min_accuracy=Fraction(975, 10)),
+        Rule("S", 1, architecture="kinds"),
+        Rule("not signed off", 0),
+    ),
+    2,
+)
+
+
+@pytest.mark.parametrize(
+    ("correct", "architecture", "label", "next_label", "images"),
+    [
+        (9750, "exact", "S+", None, None),  # exactly 97.5%: the edge is inside
+        (9749, "exact", "S", "label S+", 1),  # one image short
+        (9999, "kinds", "S", None, None),  # no number of images makes the layers right
+        (10, "kinds", "S", None, None),
+        (9999, "different", "not signed off", None, None),
+        (9999, None, "not signed off", None, None),  # no comparison was made
+    ],
+)
+def test_signoff_rules_take_the_first_that_holds(
+    correct: int, architecture: str | None, label: str, next_label: str | None, images: int | None
+) -> None:
+    """Rules apply best first, edges exact; the next label is named only when more correct images reach it."""
+    result = mark(correct, 10_000, SIGNOFF, architecture)
+    assert (result.label, result.next_label, result.images_to_next) == (label, next_label, images)
+    assert result.score == {"S+": 2, "S": 1, "not signed off": 0}[label]
+
+
+def test_signoff_says_why_each_better_label_was_not_given() -> None:
+    """The reasons name the architecture's difference and the accuracy against the threshold."""
+    result = mark(9000, 10_000, SIGNOFF, "kinds", "layer 1 (Conv2D): strides is 1x1, the practical asks for 2x2")
+    assert result.passed_over == (
+        (
+            "S+",
+            (
+                "the layers are the right kinds in the right order, but some settings differ (layer 1 (Conv2D): "
+                "strides is 1x1, the practical asks for 2x2)",
+                "accuracy 90.00% is below 97.5%",
+            ),
+        ),
+    )
+    assert result.rule == "the layers are the right kinds in the right order"
+    assert mark(9000, 10_000, SIGNOFF, "different").rule == "no better label applies"
+
+
+def test_signoff_describes_itself_and_its_edges() -> None:
+    """The description lists each label with its condition; the accuracy edges and scores are the rules'."""
+    assert SIGNOFF.describe() == (
+        "sign-off: S+ (2) when every layer is as the architecture asks and accuracy >= 97.5%; S (1) when the "
+        "layers are the right kinds in the right order; otherwise not signed off (0)"
+    )
+    assert SIGNOFF.edges() == [97.5] and SIGNOFF.possible_scores() == [0, 1, 2]
+    interval = confidence_interval(9750, 10_000, SIGNOFF, architecture="exact")
+    assert interval.crosses_edge and interval.scores == (1, 2)

@@ -9,11 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from grader.checks.architecture_spec import EXACT, compare
 from grader.courseworks.assignment import Assignment, Limit, Part
 from grader.inspection import Inspection
 from grader.versions import SavedWith, parse_release, saved_with, version_tag
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
+# For information: shown to the student and the TA, changes no status (an architecture that a sign-off
+# scheme weighs, or that the coursework only suggests).
+INFO = "info"
+OUTCOMES = (PASS, INFO, WARN, FAIL)
 # Classes that run code the file chooses, and what they run: never built outside a sandbox, and only
 # when the instructor allows it (--allow-lambda).
 CODE_LAYER_KINDS = {
@@ -79,7 +84,7 @@ class Check:
     name: str
     "What was checked, e.g. 'file size'."
     outcome: str
-    "'pass', 'warn' (graded and flagged) or 'fail' (not graded)."
+    "'pass', 'info' (shown, changes nothing), 'warn' (graded and flagged) or 'fail' (not graded)."
     message: str
     "What was found."
     advice: str = ""
@@ -133,7 +138,27 @@ def screen(
     checks.append(_parameters_check(inspection, assignment))
     checks.append(_output_check(inspection, part.data.classes))
     checks.append(version_check(inspection, assignment, file_name))
+    if part.architecture is not None:
+        checks.append(architecture_check(inspection, part))
     return checks
+
+
+def architecture_check(inspection: Inspection, part: Part) -> Check:
+    """The file's layers against the part's required architecture; a mismatch does what the policy says."""
+    spec = part.architecture
+    assert spec is not None
+    comparison = compare(inspection.layer_table, spec)
+    if comparison.status == EXACT:
+        return Check("architecture", PASS, comparison.summary())
+    outcome = {"refuse": FAIL, "flag": WARN, "report": INFO}[spec.policy]
+    return Check(
+        "architecture",
+        outcome,
+        comparison.summary(),
+        f"build the network layer by layer as {spec.document} asks"
+        + (f" ({spec.source})" if spec.source else "")
+        + "; the report compares every layer",
+    )
 
 
 def refused(checks: list[Check]) -> bool:

@@ -26,8 +26,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from grader.architecture import ALIASES
+from grader.checks.architecture_spec import PADDINGS, SETTINGS, ArchitectureSpec, LayerSpec
+from grader.checks.architecture_spec import POLICIES as ARCHITECTURE_POLICIES
 from grader.errors import AssignmentError
-from grader.marking.schemes import ROUNDINGS, Band, Bands, Linear, Scheme, as_score, coverage_problem, parse_interval
+from grader.marking.schemes import (
+    ARCHITECTURE_CONDITIONS,
+    ROUNDINGS,
+    Band,
+    Bands,
+    Linear,
+    Rule,
+    Scheme,
+    Signoff,
+    as_score,
+    coverage_problem,
+    parse_interval,
+)
 
 SCHEMA_VERSION = 1
 DEFAULT_ASSIGNMENT = "kcl-dnn-cw1"
@@ -39,7 +54,7 @@ INPUT_MODES = ("reference", "adapt")
 FEEDS = ("official-kcl", "declared")
 # How images are laid out for the model: NHWC (Keras, TensorFlow) or NCHW (PyTorch exports).
 LAYOUTS = ("nhwc", "nchw")
-SCHEMES = ("bands", "linear")
+SCHEMES = ("bands", "linear", "signoff")
 # The layer classes a model may use unless an assignment says otherwise: Keras's own layers (Keras 2 and 3
 # names), which compute from their inputs and weights alone. Everything else (Lambda and TFOpLambda: Python
 # code; TFSMLayer, TorchModuleWrapper: other files or frameworks; StringLookup, IntegerLookup,
@@ -206,6 +221,23 @@ KERAS_LAYERS = frozenset(
         "Model",
     )
 )
+# The top-level keys an assignment file may have ([[parts]] or the one part's [marking], [[bands]] and
+# [architecture]).
+SECTIONS = frozenset(
+    (
+        "schema",
+        "assignment",
+        "data",
+        "evaluation",
+        "marking",
+        "limits",
+        "versions",
+        "screening",
+        "bands",
+        "parts",
+        "architecture",
+    )
+)
 # The name of the one part of a single-part assignment (never shown: its columns are the plain ones).
 SINGLE_PART = "main"
 _PART_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -231,6 +263,11 @@ class DataSpec:
     "'nhwc' (channels last, as Keras) or 'nchw' (channels first, as PyTorch exports)."
     public: str = ""
     "The public test set `grade check` fetches for this data with keras's loader ('mnist', 'cifar10')."
+    label_pattern: str = ""
+    "For a folder of images not sorted into class folders: a regular expression whose group 'label' (or"
+    " first group) finds the class in each file name, e.g. '^(?P<label>[0-9])_' for '7_mine.png'."
+    resize: bool = False
+    "For a folder of images: scale images of another size to image_shape (else they are an error)."
 
     @property
     def channels(self) -> int:
@@ -350,6 +387,8 @@ class Part:
     "Where this part's held-out set is, when the assignment says (else heldout/<part>/)."
     marking_title: str = ""
     "What the coursework calls its mark table ('Table 1'), for reports."
+    architecture: ArchitectureSpec | None = None
+    "The architecture this part's models must have, layer by layer, and what a mismatch does."
 
     @property
     def max_score(self) -> int | float:
@@ -358,7 +397,9 @@ class Part:
     @property
     def marking_name(self) -> str:
         """What reports call this part's marking: the mark table's own name ('Table 1'), or the scheme's."""
-        return self.marking_title or ("Mark table" if isinstance(self.marking, Bands) else "Marking")
+        if self.marking_title:
+            return self.marking_title
+        return {"bands": "Mark table", "signoff": "Sign-off"}.get(self.marking.name, "Marking")
 
     def evaluation_key(self) -> str:
         """A hash of every rule that changes a model's predictions for this part (not its mark).
@@ -369,7 +410,8 @@ class Part:
         rules = {"data": asdict(self.data), "evaluation": asdict(self.evaluation)}
         for marking_only in MARKING_ONLY:
             rules["evaluation"].pop(marking_only)
-        for naming_only in ("class_names", "public"):  # what reports call the classes, and grade check's set
+        # What reports call the classes, grade check's set, and how labels are read: no prediction changes.
+        for naming_only in ("class_names", "public", "label_pattern"):
             rules["data"].pop(naming_only)
         blob = json.dumps(rules, sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()
@@ -485,7 +527,7 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
     declared_max = info.get("max_score", (int, float))
 
     if "parts" in document:
-        for key in ("bands", "marking"):
+        for key in ("bands", "marking", "architecture"):
             if key in document:
                 reader.fail(key, "belongs to each part in an assignment with [[parts]]: move it into the part")
         raw_parts = reader.get("parts", list)
@@ -525,9 +567,7 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
     if not allowed or not all(isinstance(layer, str) and layer.isidentifier() for layer in allowed):
         screening.fail("allowed_layers", "must be a list of layer class names, such as ['Dense', 'Conv2D']")
 
-    reader.reject_unknown(
-        {"schema", "assignment", "data", "evaluation", "marking", "limits", "versions", "screening", "bands", "parts"}
-    )
+    reader.reject_unknown(set(SECTIONS))
     info.reject_unknown({"name", "title", "source", "description", "max_score"})
     limits.reject_unknown({"max_file_bytes", "file_size_policy", "max_parameters", "parameters_policy"})
     versions.reject_unknown(set(VersionRules.__dataclass_fields__))
@@ -559,6 +599,7 @@ def _parse_single_part(reader: _Reader, document: dict[str, Any], title: str, ma
     evaluation = _parse_evaluation(_Reader(reader.table("evaluation"), path, "evaluation"), data)
     marking_reader = _Reader(reader.table("marking"), path, "marking")
     marking = _parse_marking(marking_reader, reader, document.get("bands"), "bands", max_score)
+    architecture = _parse_architecture(reader, data, (), marking)
     return Part(
         name=SINGLE_PART,
         title=title,
@@ -566,6 +607,7 @@ def _parse_single_part(reader: _Reader, document: dict[str, Any], title: str, ma
         evaluation=evaluation,
         marking=marking,
         marking_title=marking_reader.get("name", str) or "",
+        architecture=architecture,
     )
 
 
@@ -600,8 +642,21 @@ def _parse_part(reader: _Reader, document: dict[str, Any], entry: dict[str, Any]
                 f"{data.values}",
             )
         parsed_shapes.append(tuple(shape))
+    architecture = _parse_architecture(part, data, tuple(parsed_shapes), marking)
     part.reject_unknown(
-        {"name", "title", "files", "input_shapes", "weight", "heldout", "data", "evaluation", "marking", "bands"}
+        {
+            "name",
+            "title",
+            "files",
+            "input_shapes",
+            "weight",
+            "heldout",
+            "data",
+            "evaluation",
+            "marking",
+            "bands",
+            "architecture",
+        }
     )
     return Part(
         name=name,
@@ -614,6 +669,7 @@ def _parse_part(reader: _Reader, document: dict[str, Any], entry: dict[str, Any]
         input_shapes=tuple(parsed_shapes),
         heldout=part.get("heldout", str) or "",
         marking_title=marking_reader.get("name", str) or "",
+        architecture=architecture,
     )
 
 
@@ -646,8 +702,19 @@ def _parse_data(data: _Reader) -> DataSpec:
     public = data.get("public", str) or ""
     if public and public not in PUBLIC_SETS:
         data.fail("public", f"is {public!r}; choose one of: {', '.join(PUBLIC_SETS)}")
+    pattern = data.get("label_pattern", str) or ""
+    if pattern:
+        try:
+            compiled = re.compile(pattern)
+        except re.error as error:
+            data.fail("label_pattern", f"is not a regular expression ({error})")
+        if compiled.groups < 1:
+            data.fail("label_pattern", "needs a group that holds the label, such as '^(?P<label>[0-9])_'")
+    resize = data.flag("resize")
     data.reject_unknown(set(DataSpec.__dataclass_fields__))
     return DataSpec(
+        label_pattern=pattern,
+        resize=bool(resize),
         image_shape=shape,
         classes=classes,
         class_names=tuple(names),
@@ -707,7 +774,10 @@ def _parse_marking(
         marking.reject_unknown({"scheme", "max_score", "name"})
         return Bands(_parse_bands(owner, raw_bands, max_score, bands_key), max_score)
     if raw_bands is not None:
-        owner.fail(bands_key, "are for scheme = 'bands'; this part's marking is linear")
+        owner.fail(bands_key, f"are for scheme = 'bands'; this part's marking is {scheme}")
+    if scheme == "signoff":
+        marking.reject_unknown({"scheme", "name", "max_score", "rules"})
+        return _parse_signoff(marking, max_score)
     low, high = marking.percent("min_accuracy"), marking.percent("full_accuracy")
     if low >= high:
         marking.fail("full_accuracy", f"must be above min_accuracy ({float(low):g}%)")
@@ -724,6 +794,115 @@ def _parse_marking(
         marking.fail("step", "needs a rounding ('down', 'up' or 'nearest')")
     marking.reject_unknown({"scheme", "name", "max_score", "min_accuracy", "full_accuracy", "rounding", "step"})
     return Linear(low, high, max_score, rounding, step)
+
+
+def _parse_signoff(marking: _Reader, max_score: int | float) -> Signoff:
+    """[[marking.rules]]: label, score, and optional conditions architecture and min_accuracy; best first,
+    the last with no condition."""
+    raw = marking.get("rules", list, required=True)
+    if not raw or not all(isinstance(entry, dict) for entry in raw):
+        marking.fail("rules", "must be an array of tables: [[marking.rules]] label = 'S+' score = 2 ...")
+    rules = []
+    for index, entry in enumerate(raw):
+        rule = _Reader(entry, marking.path, f"{marking.prefix}.rules[{index}]")
+        label = rule.get("label", str, required=True).strip()
+        if not label:
+            rule.fail("label", "must not be empty")
+        score = rule.get("score", (int, float), required=True)
+        if not 0 <= score <= max_score:
+            rule.fail("score", f"is {score}, outside 0 .. max_score ({max_score})")
+        minimum = rule.percent("min_accuracy") if "min_accuracy" in entry else None
+        rule.reject_unknown({"label", "score", "architecture", "min_accuracy", "says"})
+        rules.append(
+            Rule(
+                label=label,
+                score=score,
+                architecture=rule.choice("architecture", ARCHITECTURE_CONDITIONS, "any"),
+                min_accuracy=minimum,
+                says=rule.get("says", str) or "",
+            )
+        )
+    labels = [rule.label for rule in rules]
+    if len(set(labels)) != len(labels):
+        marking.fail("rules", f"repeat a label ({', '.join(labels)}): give each rule its own")
+    last = rules[-1]
+    if last.architecture != "any" or last.min_accuracy is not None:
+        marking.fail(
+            f"rules[{len(rules) - 1}]",
+            f"({last.label!r}) must have no condition: it is the label every other marked file gets",
+        )
+    for better, worse in zip(rules, rules[1:], strict=False):
+        if worse.score > better.score:
+            marking.fail("rules", f"go best first: {worse.label!r} scores more than {better.label!r} before it")
+    if max(rule.score for rule in rules) != max_score:
+        marking.fail("max_score", f"is {max_score}, but the best rule scores {max(rule.score for rule in rules)}")
+    return Signoff(tuple(rules), max_score)
+
+
+def _parse_architecture(
+    owner: _Reader, data: DataSpec, input_shapes: tuple[tuple[int, ...], ...], marking: Scheme
+) -> ArchitectureSpec | None:
+    """[architecture] (or [parts.architecture]): policy, document, source, input_shape and [[...layers]],
+    each a kind and the settings the coursework asks for."""
+    table = owner.table("architecture")
+    where = f"{owner.prefix}.architecture" if owner.prefix else "architecture"
+    if not table:
+        if isinstance(marking, Signoff) and marking.needs_architecture:
+            owner.fail(
+                "architecture",
+                "is missing: the sign-off rules ask about the architecture, so give it as [architecture] with layers",
+            )
+        return None
+    spec = _Reader(table, owner.path, where)
+    raw = spec.get("layers", list, required=True)
+    if not raw or not all(isinstance(entry, dict) for entry in raw):
+        spec.fail("layers", "must be an array of tables: [[architecture.layers]] kind = 'Conv2D' filters = 32 ...")
+    layers = tuple(_parse_layer_spec(_Reader(entry, owner.path, f"{where}.layers[{i}]")) for i, entry in enumerate(raw))
+    default_shape = input_shapes[0] if input_shapes else (*data.image_shape, *((1,) if data.channels == 1 else ()))
+    shape = spec.shape("input_shape", default_shape)
+    spec.reject_unknown({"policy", "document", "source", "input_shape", "layers"})
+    return ArchitectureSpec(
+        layers=layers,
+        policy=spec.choice("policy", ARCHITECTURE_POLICIES, "flag"),
+        input_shape=tuple(shape),
+        document=spec.get("document", str) or "the assignment",
+        source=spec.get("source", str) or "",
+    )
+
+
+def _parse_layer_spec(layer: _Reader) -> LayerSpec:
+    kind = layer.get("kind", str, required=True)
+    if kind not in KERAS_LAYERS and kind not in ALIASES:
+        layer.fail("kind", f"is {kind!r}, not a Keras layer class (such as 'Conv2D', 'MaxPooling2D', 'Dense')")
+    settings: list[tuple[str, Any]] = []
+    for key in SETTINGS:
+        if key not in layer.values:
+            continue
+        value = layer.values[key]
+        if key in ("filters", "units"):
+            if not _positive_int(value):
+                layer.fail(key, f"must be a positive integer, not {value!r}")
+        elif key in ("kernel_size", "strides", "pool_size"):
+            sizes = value if isinstance(value, list) else [value]
+            if not sizes or not all(_positive_int(size) for size in sizes):
+                layer.fail(key, f"must be a positive integer or a list of them, such as 3 or [3, 3], not {value!r}")
+            value = tuple(sizes) if isinstance(value, list) else value
+        elif key == "padding":
+            if value not in PADDINGS:
+                layer.fail(key, f"is {value!r}; choose one of: {', '.join(PADDINGS)}")
+        elif key == "activation":
+            names = value if isinstance(value, list) else [value]
+            if not names or not all(isinstance(name, str) and name for name in names):
+                layer.fail(key, f"must be a name or a list of accepted names, such as 'relu', not {value!r}")
+            value = tuple(name.lower() for name in names)
+        elif key == "rate":
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+                layer.fail(key, f"must be a number from 0 up to (not including) 1, not {value!r}")
+        elif key == "use_bias" and not isinstance(value, bool):
+            layer.fail(key, f"must be true or false, not {value!r}")
+        settings.append((key, value))
+    layer.reject_unknown({"kind", "says", *SETTINGS})
+    return LayerSpec(kind=kind, settings=tuple(settings), says=layer.get("says", str) or "")
 
 
 def _parse_bands(owner: _Reader, raw: Any, max_score: int | float, key: str) -> tuple[Band, ...]:
@@ -780,6 +959,14 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, kind):
             expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             self.fail(key, f"must be of type {expected}, not {type(value).__name__} ({value!r})")
+        return value
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        if key not in self.values:
+            return default
+        value = self.values[key]
+        if not isinstance(value, bool):
+            self.fail(key, f"must be true or false, not {value!r}")
         return value
 
     def table(self, key: str, *, required: bool = False) -> dict[str, Any]:

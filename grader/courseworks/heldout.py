@@ -1,9 +1,10 @@
 """The held-out set: read it, check it against the assignment, hash it, and split images from labels.
 
-Formats: an .npz (x/y, or keras's x_test/y_test), MNIST's IDX files (gzipped or not), and CIFAR-10's
+Formats: an .npz (x/y, or keras's x_test/y_test), MNIST's IDX files (gzipped or not), CIFAR-10's
 python batches (`test_batch`, a pickle: read with an unpickler that builds nothing but dicts, lists,
-bytes, strings, numbers and plain numeric numpy arrays). Labels never leave the grading process:
-`write_images` gives a worker a file with the images alone.
+bytes, strings, numbers and plain numeric numpy arrays), and folders of PNG or JPEG images (a student's own
+handwriting, as KIT's exercise 9 asks), labelled by class folder ('3/mine.png') or by a pattern in the file
+name. Labels never leave the grading process: `write_images` gives a worker a file with the images alone.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import pickle
+import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +27,11 @@ from grader.errors import HeldoutError
 
 NPZ_KEYS = (("x", "y"), ("x_test", "y_test"))
 IDX_DTYPES = {0x08: np.uint8}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# A grey image whose border is brighter than this (0-255, median of the outermost pixels) has a light
+# background: MNIST-style models learned white digits on black.
+LIGHT_BACKGROUND = 127
+MAX_LISTED = 5
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,10 @@ class HeldoutSet:
     "Hash of images and labels together: changes whenever either does."
     images_sha256: str
     "Hash of the images alone: predictions depend only on these."
+    names: tuple[str, ...] = ()
+    "For a folder of images: each image's path inside the folder, in the order of `images`."
+    notes: tuple[str, ...] = ()
+    "What a person should know about the images (light backgrounds, resized images)."
 
     @property
     def size(self) -> int:
@@ -116,9 +127,12 @@ def _load_from_folder(folder: Path, data: DataSpec) -> HeldoutSet:
     batches = sorted(p for p in folder.iterdir() if p.name == "test_batch")
     found = [str(p.name) for p in npz] + [str(p.name) for p in idx_images] + [str(p.name) for p in batches]
     if not found:
+        pictures = _image_files(folder)
+        if pictures:
+            return _read_image_folder(folder, pictures, data)
         raise HeldoutError(
-            f"{folder}: holds no held-out set (.npz with x/y, MNIST IDX files or CIFAR-10's test_batch); add "
-            "one or pass --heldout"
+            f"{folder}: holds no held-out set (.npz with x/y, MNIST IDX files, CIFAR-10's test_batch, or PNG/JPEG "
+            "images in one folder per class); add one or pass --heldout"
         )
     if len(found) > 1:
         raise HeldoutError(
@@ -126,6 +140,120 @@ def _load_from_folder(folder: Path, data: DataSpec) -> HeldoutSet:
             "(remove the demo set when you add your own) or pass --heldout FILE"
         )
     return load_heldout((npz or idx_images or batches)[0], data)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Every PNG or JPEG under a folder (hidden files and folders left out), in path order."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.suffix.lower() in IMAGE_SUFFIXES
+        and path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+
+
+def _read_image_folder(folder: Path, paths: list[Path], data: DataSpec) -> HeldoutSet:
+    """Images read with Pillow: grey (or RGB for colour data), checked to be the data's size (or resized when
+    the assignment says so), each labelled by its class folder or the assignment's file-name pattern."""
+    from PIL import Image, UnidentifiedImageError
+
+    height, width = data.image_shape[:2]
+    mode = "L" if data.channels == 1 else "RGB"
+    images, labels, names = [], [], []
+    wrong_size: list[str] = []
+    resized: list[str] = []
+    transparent: list[str] = []
+    for path in paths:
+        name = path.relative_to(folder).as_posix()
+        labels.append(_label_for(name, data, folder))
+        try:
+            with Image.open(path) as opened:
+                picture: Image.Image = opened
+                if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
+                    # A transparent background becomes black: these courseworks' digits are white on black.
+                    background = Image.new("RGBA", picture.size, (0, 0, 0, 255))
+                    picture = Image.alpha_composite(background, picture.convert("RGBA"))
+                    transparent.append(name)
+                picture = picture.convert(mode)
+                if picture.size != (width, height):
+                    if not data.resize:
+                        wrong_size.append(f"{name} ({picture.size[0]}x{picture.size[1]})")
+                        continue
+                    picture = picture.resize((width, height), Image.Resampling.LANCZOS)
+                    resized.append(name)
+                images.append(np.asarray(picture, dtype=np.uint8))
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as error:
+            raise HeldoutError(f"{folder / name}: not an image Pillow can read ({error})") from None
+        names.append(name)
+    if wrong_size:
+        raise HeldoutError(
+            f"{folder}: {len(wrong_size)} of {len(paths)} images are not {width}x{height} "
+            f"({_listed(wrong_size)}); make them {width}x{height} pixels, or set [data] resize = true in the "
+            "assignment file"
+        )
+    notes = []
+    if resized:
+        notes.append(f"{len(resized)} images were resized to {width}x{height} ({_listed(resized)})")
+    if transparent:
+        notes.append(f"{len(transparent)} images had transparency, laid over black ({_listed(transparent)})")
+    if mode == "L":
+        light = [name for name, image in zip(names, images, strict=True) if _border(image) > LIGHT_BACKGROUND]
+        if light:
+            notes.append(
+                f"{len(light)} of {len(names)} images look like dark digits on a light background "
+                f"({_listed(light)}); models trained on MNIST expect white digits on a black background: "
+                "invert them"
+            )
+    checked = _checked(np.stack(images), np.asarray(labels, dtype=np.int64), str(folder), data)
+    return HeldoutSet(
+        images=checked.images,
+        labels=checked.labels,
+        source=checked.source,
+        sha256=checked.sha256,
+        images_sha256=checked.images_sha256,
+        names=tuple(names),
+        notes=tuple(notes),
+    )
+
+
+def _label_for(name: str, data: DataSpec, folder: Path) -> int:
+    """The class of an image: from the assignment's file-name pattern, else from its class folder."""
+    names = data.names
+    if data.label_pattern:
+        found = re.search(data.label_pattern, name.rsplit("/", 1)[-1])
+        text = None
+        if found:
+            text = found.groupdict().get("label") or found.group(1)
+        where = f"its name does not match [data] label_pattern {data.label_pattern!r}"
+    else:
+        text = name.split("/")[0] if "/" in name else None
+        where = "it is not in a class folder"
+    if text is None:
+        raise HeldoutError(
+            f"{folder / name}: cannot tell its class: {where}; put each image in a folder named for its class "
+            f"({names[0]}/, {names[1]}/, ...)"
+            + ("" if data.label_pattern else " or give [data] label_pattern in the assignment file")
+        )
+    if text in names:
+        return names.index(text)
+    if text.isdigit() and int(text) < data.classes:
+        return int(text)
+    raise HeldoutError(
+        f"{folder / name}: {text!r} is not a class of this assignment ({', '.join(names[:10])}"
+        f"{', ...' if len(names) > 10 else ''})"
+    )
+
+
+def _border(image: np.ndarray) -> float:
+    """The median of a grey image's outermost pixels: its background, for a centred digit."""
+    frame = np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])
+    return float(np.median(frame))
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(names[:MAX_LISTED])
+    return shown + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
 
 
 # What a CIFAR-10 python batch may build while it is unpickled: numpy's own array reconstruction, and

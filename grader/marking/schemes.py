@@ -1,9 +1,11 @@
 """Marking schemes: how an exact accuracy becomes a score. Pure and exact: no float decides an edge.
 
-Two schemes, each named in every report:
+Three schemes, each named in every report:
 - `Bands`: a mark table such as Coursework 1's Table 1 ('[96.5, 97)' gets 18), every edge exact.
 - `Linear`: a straight line from `min_accuracy` (score 0) to `full_accuracy` (the part's maximum),
   clamped at both ends, then rounded to a stated step (down, up or to the nearest, halves up).
+- `Signoff`: ordered rules, each a label (Oxford's 'S+', 'S'), a score and conditions on the
+  architecture comparison and the accuracy; the first rule whose conditions hold gives the label.
 
 Accuracies are percent as exact fractions (`Fraction(100 * correct, total)`); a score is an int when it is
 whole and a float otherwise, as the gradebook and the exports store it.
@@ -178,7 +180,115 @@ class Linear:
         return [as_score(self.step * k) for k in range(count + 1)]
 
 
-Scheme = Bands | Linear
+# What a sign-off rule can ask of the architecture comparison, strictest first (see
+# grader.checks.architecture_spec): every layer as asked; the right kinds in the right order; anything.
+ARCHITECTURE_CONDITIONS = ("exact", "kinds", "any")
+# A comparison's status ('exact', 'kinds', 'different') against what a condition accepts: a status meets
+# a condition of the same rank or a looser one.
+_ARCHITECTURE_RANK = {"exact": 0, "kinds": 1, "different": 2, "any": 2}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One sign-off outcome and when it is given."""
+
+    label: str
+    "What the demonstrator writes ('S+', 'S', 'not signed off')."
+    score: Score
+    "The number a platform that needs one gets for this label (stated in the assignment file)."
+    architecture: str = "any"
+    "'exact': every layer and setting as the part's architecture asks; 'kinds': the right kinds of layer"
+    " in the right order (settings may differ); 'any': no condition."
+    min_accuracy: Fraction | None = None
+    "The accuracy (percent, exact) the held-out set must reach, or None for no condition."
+    says: str = ""
+    "Where the coursework states the rule, for reports."
+
+    def conditions(self) -> str:
+        """'the architecture is exact and accuracy >= 97.5%', or 'otherwise'."""
+        parts = []
+        if self.architecture == "exact":
+            parts.append("every layer is as the architecture asks")
+        elif self.architecture == "kinds":
+            parts.append("the layers are the right kinds in the right order")
+        if self.min_accuracy is not None:
+            parts.append(f"accuracy >= {_percent(self.min_accuracy)}%")
+        return " and ".join(parts) if parts else "no better label applies"
+
+    def failures(self, percent: Fraction, architecture: str | None, differences: str = "") -> list[str]:
+        """Why this rule does not apply to a result ([] when it does); `differences` says how the
+        architecture differs, for the reason."""
+        why = []
+        if self.architecture != "any":
+            if architecture is None:
+                why.append("no architecture was compared")
+            elif _ARCHITECTURE_RANK.get(architecture, 2) > _ARCHITECTURE_RANK[self.architecture]:
+                why.append(
+                    (
+                        "the layers are the right kinds in the right order, but some settings differ"
+                        if architecture == "kinds"
+                        else "layers are missing, extra or of another kind"
+                    )
+                    + (f" ({differences})" if differences else "")
+                )
+        if self.min_accuracy is not None and percent < self.min_accuracy:
+            why.append(f"accuracy {float(percent):.2f}% is below {_percent(self.min_accuracy)}%")
+        return why
+
+
+@dataclass(frozen=True)
+class Signoff:
+    """Ordered rules, best first; the last has no condition, so every marked result gets a label."""
+
+    rules: tuple[Rule, ...]
+    max_score: Score
+    name = "signoff"
+
+    def decide(
+        self, percent: Fraction, architecture: str | None, differences: str = ""
+    ) -> tuple[Rule, list[tuple[Rule, list[str]]]]:
+        """The first rule that applies, and each rule before it with why it did not."""
+        passed_over: list[tuple[Rule, list[str]]] = []
+        for rule in self.rules:
+            why = rule.failures(percent, architecture, differences)
+            if not why:
+                return rule, passed_over
+            passed_over.append((rule, why))
+        raise ValueError("no sign-off rule applies: the last rule must have no condition")
+
+    def score(self, percent: Fraction, architecture: str | None = None) -> Score:
+        return self.decide(percent, architecture)[0].score
+
+    def next_step(self, percent: Fraction, architecture: str | None = None) -> Step | None:
+        """The next better label that more correct images alone would reach (its other conditions hold)."""
+        rule, passed_over = self.decide(percent, architecture)
+        for better, _ in reversed(passed_over):
+            if better.score <= rule.score or better.min_accuracy is None:
+                continue
+            if not better.failures(better.min_accuracy, architecture):
+                return Step(better.min_accuracy, True, better.score, f"label {better.label}")
+        return None
+
+    def describe(self) -> str:
+        return "sign-off: " + "; ".join(
+            f"{rule.label} ({number_text(rule.score)}) when {rule.conditions()}"
+            if rule.architecture != "any" or rule.min_accuracy is not None
+            else f"otherwise {rule.label} ({number_text(rule.score)})"
+            for rule in self.rules
+        )
+
+    def edges(self) -> list[float]:
+        return sorted({float(rule.min_accuracy) for rule in self.rules if rule.min_accuracy is not None})
+
+    def possible_scores(self) -> list[Score]:
+        return sorted({rule.score for rule in self.rules})
+
+    @property
+    def needs_architecture(self) -> bool:
+        return any(rule.architecture != "any" for rule in self.rules)
+
+
+Scheme = Bands | Linear | Signoff
 
 
 def as_score(value: Fraction) -> Score:

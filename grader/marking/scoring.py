@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.marking.schemes import Band, Bands, Scheme, Score
+from grader.marking.schemes import Band, Bands, Scheme, Score, Signoff
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Mark:
     score: Score
     "What the marking scheme gives that accuracy."
     scheme: str
-    "'bands' or 'linear'."
+    "'bands', 'linear' or 'signoff'."
     band: Band | None
     "The mark-table row the exact accuracy falls in (bands only)."
     next_label: str | None
@@ -38,6 +38,12 @@ class Mark:
     next_score: Score | None
     images_to_next: int | None
     "How many more correct images the next higher score needs, or None at the top."
+    label: str | None = None
+    "The sign-off label ('S+'), under a sign-off scheme."
+    rule: str = ""
+    "When that label is given, as the rule states it."
+    passed_over: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    "Each better label, and why it was not given."
 
     @property
     def exact_percent(self) -> Fraction:
@@ -70,11 +76,30 @@ def images_needed(correct: int, total: int, edge: Fraction, closed: bool) -> int
     return max(0, needed - correct)
 
 
-def mark(correct: int, total: int, scheme: Scheme) -> Mark:
-    """Mark `correct` out of `total` on the given marking scheme."""
+def mark(correct: int, total: int, scheme: Scheme, architecture: str | None = None, differences: str = "") -> Mark:
+    """Mark `correct` out of `total` on the given marking scheme (a sign-off scheme also reads the
+    architecture comparison's status: 'exact', 'kinds' or 'different', None when none was made; and
+    `differences`, how it differs, for the reasons a better label was not given)."""
     if not 0 <= correct <= total:
         raise ValueError(f"correct ({correct}) must lie between 0 and total ({total})")
     percent = exact_percent(correct, total)
+    if isinstance(scheme, Signoff):
+        rule, passed_over = scheme.decide(percent, architecture, differences)
+        step = scheme.next_step(percent, architecture)
+        return Mark(
+            correct=correct,
+            total=total,
+            accuracy=accuracy_percent(correct, total),
+            score=rule.score,
+            scheme=scheme.name,
+            band=None,
+            next_label=step.label if step else None,
+            next_score=step.score if step else None,
+            images_to_next=images_needed(correct, total, step.edge, step.closed) if step else None,
+            label=rule.label,
+            rule=rule.conditions(),
+            passed_over=tuple((better.label, tuple(why)) for better, why in passed_over),
+        )
     step = scheme.next_step(percent)
     return Mark(
         correct=correct,
@@ -111,7 +136,9 @@ class Interval:
         return self.scores[0] != self.scores[1] or len(self.bands) > 1
 
 
-def confidence_interval(correct: int, total: int, scheme: Scheme, z: float = Z_95) -> Interval:
+def confidence_interval(
+    correct: int, total: int, scheme: Scheme, z: float = Z_95, architecture: str | None = None
+) -> Interval:
     """Wilson's score interval for the accuracy: how far another sample of images from the same source
     could move it. Used to flag marks that sit within noise of a score's edge; never to change a mark."""
     p = correct / total
@@ -121,7 +148,11 @@ def confidence_interval(correct: int, total: int, scheme: Scheme, z: float = Z_9
     # The ends are floats; compare their exact values with the scheme's exact edges.
     exact_low, exact_high = Fraction(low), Fraction(high)
     spanned = scheme.spanned(exact_low, exact_high) if isinstance(scheme, Bands) else ()
-    return Interval(low=low, high=high, bands=spanned, scores=(scheme.score(exact_low), scheme.score(exact_high)))
+    if isinstance(scheme, Signoff):
+        ends = (scheme.score(exact_low, architecture), scheme.score(exact_high, architecture))
+    else:
+        ends = (scheme.score(exact_low), scheme.score(exact_high))
+    return Interval(low=low, high=high, bands=spanned, scores=ends)
 
 
 def count_correct(predicted: np.ndarray, labels: np.ndarray) -> int:

@@ -21,7 +21,7 @@ import csv
 import io
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,13 @@ from grader.courseworks.assignment import SINGLE_PART, Assignment, load_assignme
 from grader.discovery import MOODLE_FOLDER
 from grader.errors import AssignmentError, ExportError
 from grader.gradebook import Gradebook
+from grader.marking.schemes import Signoff
 from grader.marking.totals import student_rows
-from grader.outputs.reports import marks_csv, number, student_folder
+from grader.outputs.reports import label_of, marks_csv, number, student_folder
 from grader.status import MARKED
 
 FORMATS = ("csv", "moodle", "moodle-worksheet", "canvas", "feedback-zip")
+GRADE_AS = ("score", "label")
 IDENTIFIERS = {"email": "Email address", "idnumber": "ID number"}
 CANVAS_HEADER = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 WORKSHEET_REQUIRED = ("Identifier", "Grade", "Last modified (grade)")
@@ -54,6 +56,11 @@ class Marks:
     reports: Path
     assignment: Assignment | None = None
     "The assignment, for one with several parts (its rows carry each part under 'parts')."
+    labels: tuple[str, ...] = ()
+    "A one-part assignment marked by sign-off rules: its labels, best first ('S+', 'S', 'not signed off')."
+    grade_as: str = "score"
+    "What the grade column holds: 'score' (the number) or 'label' (the sign-off label, for a Moodle scale or a"
+    " Canvas letter-grade or complete/incomplete assignment)."
 
 
 def load_marks(reports: Path) -> Marks:
@@ -65,19 +72,23 @@ def load_marks(reports: Path) -> Marks:
         results = book.results(run["id"])
     options = run["options"]
     rules = None
-    if "max_score" not in options or any(row["part"] != SINGLE_PART for row in results):
-        try:
-            rules = load_assignment(run["assignment_path"])
-        except AssignmentError as error:
+    needed = "max_score" not in options or any(row["part"] != SINGLE_PART for row in results)
+    try:
+        rules = load_assignment(run["assignment_path"])
+    except AssignmentError as error:
+        if needed:
             raise ExportError(f"the run's assignment file cannot be read again ({error})") from None
+    if needed and rules is not None:
         options = {**options, "max_score": rules.max_score, "assignment_title": rules.title}
     rows = student_rows(results, rules) if rules is not None and not rules.single else results
+    marking = rules.parts[0].marking if rules is not None and rules.single else None
     return Marks(
         rows=rows,
         title=options["assignment_title"],
         max_score=options["max_score"],
         reports=reports,
         assignment=rules if rules is not None and not rules.single else None,
+        labels=tuple(rule.label for rule in marking.rules) if isinstance(marking, Signoff) else (),
     )
 
 
@@ -91,12 +102,24 @@ def export(
     item: str | None = None,
     column: str | None = None,
     ungraded: str = "skip",
+    grade_as: str = "score",
 ) -> str:
     """Build, check and write one export; returns a one-line summary. Raises ExportError instead of writing
-    a file its importer would reject."""
+    a file its importer would reject. `grade_as='label'` puts a sign-off label in the grade column."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if grade_as not in GRADE_AS:
+        raise ExportError(f"--grade-as must be one of: {', '.join(GRADE_AS)}")
     marks = load_marks(reports)
+    if grade_as == "label":
+        if not marks.labels:
+            raise ExportError(
+                "--grade-as label needs a one-part assignment marked by sign-off rules (labels such as S+ and S); "
+                "this run's marking gives numbers only"
+            )
+        if fmt not in ("moodle", "moodle-worksheet", "canvas"):
+            raise ExportError(f"--grade-as label is for moodle, moodle-worksheet and canvas; {fmt} writes both")
+        marks = replace(marks, grade_as="label")
     if fmt == "csv":
         text = marks_csv(marks.rows, marks.assignment)
         _raise(check_marks_csv(text, marks.max_score), fmt)
@@ -109,13 +132,18 @@ def export(
     table = read_roster(roster) if roster else None
     if fmt == "moodle":
         text = moodle_csv(marks, _need(table, fmt), identifier=identifier, item=item or marks.title, ungraded=ungraded)
-        _raise(check_moodle_csv(text, marks.max_score, _need(table, fmt), identifier), fmt)
+        _raise(check_moodle_csv(text, marks.max_score, _need(table, fmt), identifier, _labels(marks)), fmt)
     elif fmt == "moodle-worksheet":
         text = moodle_worksheet(marks, table, ungraded=ungraded)
-        _raise(check_moodle_worksheet(text, marks.max_score, expected=_participants(marks, ungraded)), fmt)
+        _raise(
+            check_moodle_worksheet(
+                text, marks.max_score, expected=_participants(marks, ungraded), labels=_labels(marks)
+            ),
+            fmt,
+        )
     else:
         text = canvas_csv(marks, _need(table, fmt), column=column, ungraded=ungraded)
-        _raise(check_canvas_csv(text, marks.max_score, _need(table, fmt)), fmt)
+        _raise(check_canvas_csv(text, marks.max_score, _need(table, fmt), _labels(marks)), fmt)
     return _write_text(out, text, f"{text.count(chr(10)) - 1} students")
 
 
@@ -129,6 +157,20 @@ def grade_of(row: dict[str, Any], ungraded: str) -> str | None:
     return "0" if ungraded == "zero" else None
 
 
+def export_grade(marks: Marks, row: dict[str, Any], ungraded: str) -> str | None:
+    """The grade column's value: the score, or under grade_as='label' the sign-off label (an ungraded
+    student exported as 'zero' gets the last label, the one every marked file falls back to)."""
+    if marks.grade_as != "label":
+        return grade_of(row, ungraded)
+    if row["status"] in MARKED:
+        return label_of(row)
+    return marks.labels[-1] if ungraded == "zero" else None
+
+
+def _labels(marks: Marks) -> tuple[str, ...]:
+    return marks.labels if marks.grade_as == "label" else ()
+
+
 def feedback_text(row: dict[str, Any], max_score: float) -> str:
     """One line of feedback for the learning platform: the accuracy and mark, or each part's."""
     if "parts" in row:
@@ -136,23 +178,26 @@ def feedback_text(row: dict[str, Any], max_score: float) -> str:
         for name, part in row["parts"].items():
             if part is not None and part["status"] in MARKED:
                 most = part["detail"].get("mark", {}).get("max_score")
-                parts.append(f"{name}: accuracy {part['accuracy']:.2f}%, {number(part['score'])}/{number(most)}")
+                label = f"{label_of(part)}, " if label_of(part) else ""
+                parts.append(f"{name}: accuracy {part['accuracy']:.2f}%, {label}{number(part['score'])}/{number(most)}")
             elif part is not None:
                 parts.append(f"{name}: not graded ({part['status']}): {part['reason']}")
         total = f"Total {number(row['score'])}/{number(max_score)}. " if row["score"] is not None else ""
         flagged = f" Flagged for review: {row['reason']}" if row["status"] == "flagged" else ""
         return f"{total}{'; '.join(parts)}.{flagged}"
     if row["status"] in MARKED:
+        label = label_of(row)
+        given = f"signed off {label}, " if label else f"band {row['band']}, " if row["band"] else ""
         text = (
             f"Accuracy {row['accuracy']:.2f}% on the held-out set ({row['correct']:,} of {row['total']:,} "
-            f"images): band {row['band']}, {number(row['score'])}/{number(max_score)}."
+            f"images): {given}{number(row['score'])}/{number(max_score)}."
         )
         return f"{text} Flagged for review: {row['reason']}" if row["status"] == "flagged" else text
     return f"Not graded ({row['status']}): {row['reason']}"
 
 
 def _participants(marks: Marks, ungraded: str) -> set[str]:
-    return {row["student_id"] for row in marks.rows if grade_of(row, ungraded) is not None}
+    return {row["student_id"] for row in marks.rows if export_grade(marks, row, ungraded) is not None}
 
 
 # Rosters --------------------------------------------------------------------------------------------------
@@ -208,7 +253,7 @@ def moodle_csv(marks: Marks, roster: list[dict[str, str]], *, identifier: str, i
     missing = []
     lines = [[label, item, "Feedback"]]
     for row in marks.rows:
-        grade = grade_of(row, ungraded)
+        grade = export_grade(marks, row, ungraded)
         if grade is None:
             continue
         person = by_participant.get(row["student_id"])
@@ -224,8 +269,10 @@ def moodle_csv(marks: Marks, roster: list[dict[str, str]], *, identifier: str, i
     return _csv(lines)
 
 
-def check_moodle_csv(text: str, max_score: float, roster: list[dict[str, str]], identifier: str) -> list[str]:
-    """What Moodle's CSV grade import would reject in this file."""
+def check_moodle_csv(
+    text: str, max_score: float, roster: list[dict[str, str]], identifier: str, labels: tuple[str, ...] = ()
+) -> list[str]:
+    """What Moodle's CSV grade import would reject in this file (grades as `labels` when given: a scale)."""
     rows = list(csv.reader(io.StringIO(text)))
     problems = _header_problems(rows[0] if rows else [])
     label = IDENTIFIERS[identifier]
@@ -243,7 +290,7 @@ def check_moodle_csv(text: str, max_score: float, roster: list[dict[str, str]], 
         elif user in seen:
             problems.append(f"line {line_no}: {label} {user!r} appears twice")
         seen.add(user)
-        problems += _grade_problems(grade, line_no, max_score, min(max_score, MOODLE_GRADE_POINT_MAX))
+        problems += _grade_problems(grade, line_no, max_score, min(max_score, MOODLE_GRADE_POINT_MAX), labels)
     return problems
 
 
@@ -253,7 +300,7 @@ def check_moodle_csv(text: str, max_score: float, roster: list[dict[str, str]], 
 def moodle_worksheet(marks: Marks, worksheet: list[dict[str, str]] | None, *, ungraded: str) -> str:
     """The assignment's grading worksheet: the downloaded one filled in, or a new one with the columns the
     upload reads."""
-    grades = {row["student_id"]: row for row in marks.rows if grade_of(row, ungraded) is not None}
+    grades = {row["student_id"]: row for row in marks.rows if export_grade(marks, row, ungraded) is not None}
     if worksheet is None:
         header = ["Identifier", "Full name", "Grade", "Maximum Grade", "Last modified (grade)", WORKSHEET_FEEDBACK]
         lines = [header]
@@ -262,8 +309,8 @@ def moodle_worksheet(marks: Marks, worksheet: list[dict[str, str]] | None, *, un
                 [
                     f"{PARTICIPANT}{student}",
                     row["student_name"],
-                    grade_of(row, ungraded) or "",
-                    number(marks.max_score),
+                    export_grade(marks, row, ungraded) or "",
+                    "" if marks.grade_as == "label" else number(marks.max_score),
                     "-",
                     feedback_text(row, marks.max_score),
                 ]
@@ -283,7 +330,7 @@ def moodle_worksheet(marks: Marks, worksheet: list[dict[str, str]] | None, *, un
         found = grades.get(participant_id(person) or "")
         values = dict(person)
         if found is not None:
-            values["Grade"] = grade_of(found, ungraded) or ""
+            values["Grade"] = export_grade(marks, found, ungraded) or ""
             values[WORKSHEET_FEEDBACK] = feedback_text(found, marks.max_score)
         lines.append([values.get(column, "") for column in header])
     listed = {participant_id(person) for person in worksheet}
@@ -296,7 +343,9 @@ def moodle_worksheet(marks: Marks, worksheet: list[dict[str, str]] | None, *, un
     return _csv(lines)
 
 
-def check_moodle_worksheet(text: str, max_score: float, *, expected: set[str]) -> list[str]:
+def check_moodle_worksheet(
+    text: str, max_score: float, *, expected: set[str], labels: tuple[str, ...] = ()
+) -> list[str]:
     """What the grading-worksheet upload would reject or silently skip in this file."""
     rows = list(csv.DictReader(io.StringIO(text)))
     header = list(rows[0]) if rows else []
@@ -313,7 +362,7 @@ def check_moodle_worksheet(text: str, max_score: float, *, expected: set[str]) -
             problems.append(f"line {line_no}: {row['Identifier']} appears twice")
         seen.add(pid)
         if row["Grade"] not in ("", "-"):
-            problems += _grade_problems(row["Grade"], line_no, max_score, max_score)
+            problems += _grade_problems(row["Grade"], line_no, max_score, max_score, labels)
     missing = sorted(expected - seen)
     if missing:
         problems.append(f"graded students missing from the worksheet: {', '.join(missing[:10])}")
@@ -341,7 +390,7 @@ def canvas_csv(marks: Marks, roster: list[dict[str, str]], *, column: str | None
     missing = []
     lines = [[*CANVAS_HEADER, column]]
     for row in marks.rows:
-        grade = grade_of(row, ungraded)
+        grade = export_grade(marks, row, ungraded)
         if grade is None:
             continue
         person = _canvas_match(row, people)
@@ -379,7 +428,9 @@ def _canvas_names(student: str) -> set[str]:
     return names
 
 
-def check_canvas_csv(text: str, max_score: float, roster: list[dict[str, str]]) -> list[str]:
+def check_canvas_csv(
+    text: str, max_score: float, roster: list[dict[str, str]], labels: tuple[str, ...] = ()
+) -> list[str]:
     """What Canvas's gradebook importer would reject, or turn into something else, in this file."""
     rows = list(csv.reader(io.StringIO(text)))
     header = rows[0] if rows else []
@@ -403,7 +454,7 @@ def check_canvas_csv(text: str, max_score: float, roster: list[dict[str, str]]) 
             problems.append(f"line {line_no}: Canvas ID {row[1]} appears twice")
         seen.add(row[1])
         if row[5:] and row[5] not in ("", "-"):
-            problems += _grade_problems(row[5], line_no, max_score, max_score)
+            problems += _grade_problems(row[5], line_no, max_score, max_score, labels)
     return problems
 
 
@@ -476,7 +527,9 @@ def check_marks_csv(text: str, max_score: float) -> list[str]:
     return problems
 
 
-def _grade_problems(grade: str, line: int, max_score: float, ceiling: float) -> list[str]:
+def _grade_problems(grade: str, line: int, max_score: float, ceiling: float, labels: tuple[str, ...] = ()) -> list[str]:
+    if labels:
+        return [] if grade in labels else [f"line {line}: grade {grade!r} is not one of the labels {', '.join(labels)}"]
     try:
         value = float(grade)
     except ValueError:

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import grader
+from grader.architecture import explain_parameters, parameters_sentence
 from grader.courseworks.assignment import Assignment, Part
 from grader.courseworks.heldout import HeldoutSet
 from grader.gradebook import Gradebook
 from grader.marking import scoring
-from grader.marking.schemes import Bands, as_score
+from grader.marking.schemes import Bands, Signoff, as_score
 from grader.marking.totals import PART_COLUMNS, student_rows
 from grader.outputs import figures
 from grader.status import MARKED, STATUSES
@@ -67,16 +68,27 @@ def number(value: Any) -> str:
 
 def marks_csv(rows: list[dict[str, Any]], assignment: Assignment | None = None) -> str:
     """marks.csv as text: one row per student folder, failures included. One part: the columns above.
-    Several: the student's total, status and reason, then each part's columns prefixed '<part>_'."""
+    Several: the student's total, status and reason, then each part's columns prefixed '<part>_'. A part
+    marked by sign-off rules has a 'label' column too ('S+'), after its score."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if assignment is None or assignment.single:
-        writer.writerow(MARKS_COLUMNS)
+        signoff = (
+            isinstance(assignment.parts[0].marking, Signoff)
+            if assignment is not None
+            else any(label_of(row) for row in rows)
+        )
+        columns = _with_label(MARKS_COLUMNS) if signoff else MARKS_COLUMNS
+        writer.writerow(columns)
         for row in rows:
-            writer.writerow(_single_cells(row))
+            writer.writerow([_cell_text(row, column) for column in columns])
         return buffer.getvalue()
     names = [part.name for part in assignment.parts]
-    writer.writerow([*MULTI_COLUMNS, *(f"{name}_{column}" for name in names for column in PART_COLUMNS)])
+    layout = {
+        part.name: _with_label(PART_COLUMNS) if isinstance(part.marking, Signoff) else PART_COLUMNS
+        for part in assignment.parts
+    }
+    writer.writerow([*MULTI_COLUMNS, *(f"{name}_{column}" for name in names for column in layout[name])])
     for row in rows:
         cells = [
             row["student_id"],
@@ -87,23 +99,28 @@ def marks_csv(rows: list[dict[str, Any]], assignment: Assignment | None = None) 
             row["reason"],
         ]
         for name in names:
-            cells += _part_cells(row["parts"].get(name))
+            part_row = row["parts"].get(name)
+            cells += [_cell_text(part_row, column) if part_row is not None else "" for column in layout[name]]
         writer.writerow(cells)
     return buffer.getvalue()
 
 
-def _single_cells(row: dict[str, Any]) -> list[str]:
-    return [_cell_text(row, column) for column in MARKS_COLUMNS]
+def _with_label(columns: tuple[str, ...]) -> tuple[str, ...]:
+    at = columns.index("score") + 1
+    return (*columns[:at], "label", *columns[at:])
 
 
-def _part_cells(row: dict[str, Any] | None) -> list[str]:
-    """One part's columns (PART_COLUMNS) in a several-part marks.csv."""
-    return [_cell_text(row, column) if row is not None else "" for column in PART_COLUMNS]
+def label_of(row: dict[str, Any]) -> str:
+    """A result's sign-off label ('S+'), or '' when its part is not signed off or it was not marked."""
+    detail = row.get("detail") or {}
+    return ((detail.get("mark") or {}).get("label") or "") if row.get("status") in MARKED else ""
 
 
 def _cell_text(row: dict[str, Any], column: str) -> str:
     """A result's value as marks.csv writes it: accuracy as the official script prints it, numbers without
     a trailing '.0', nothing for none."""
+    if column == "label":
+        return label_of(row)
     value = row[column]
     if column == "accuracy":
         return repr(value) if value is not None else ""
@@ -225,7 +242,15 @@ def build_report(
             "bands": [{"range": b.text, "score": b.score} for b in reversed(marking.bands)]
             if isinstance(marking, Bands)
             else None,
+            "rules": [
+                {"label": r.label, "score": r.score, "conditions": r.conditions(), "says": r.says}
+                for r in marking.rules
+            ]
+            if isinstance(marking, Signoff)
+            else None,
         },
+        "architecture": detail.get("architecture"),
+        "parameters": _parameters(detail.get("inspection")),
         "class_names": list(part.data.names),
         "assignment": {
             "name": assignment.name,
@@ -244,7 +269,9 @@ def build_report(
     if not assignment.single:
         report["part"] = {"name": part.name, "title": part.title, "weight": number(as_score(part.weight))}
     if row["correct"] is not None:
-        interval = scoring.confidence_interval(row["correct"], row["total"], marking)
+        interval = scoring.confidence_interval(
+            row["correct"], row["total"], marking, architecture=_architecture_status(row)
+        )
         report["confidence"] = {
             "low": interval.low,
             "high": interval.high,
@@ -258,6 +285,21 @@ def build_report(
         report["per_class"] = [{**item, "name": part.data.names[item["class"]]} for item in per_class]
         report["confusion"] = scoring.confusion_matrix(predictions, heldout.labels, classes).tolist()
     return report
+
+
+def _architecture_status(row: dict[str, Any]) -> str | None:
+    """The status of the architecture comparison stored with a result ('exact', 'kinds', 'different')."""
+    return ((row.get("detail") or {}).get("architecture") or {}).get("status")
+
+
+def _parameters(inspection: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Each layer's parameter count and its formula, from the stored inspection (see architecture)."""
+    if not inspection or not inspection.get("layer_table"):
+        return None
+    explained = explain_parameters(
+        inspection["layer_table"], inspection.get("stored_by_layer") or {}, inspection.get("parameter_count", 0)
+    )
+    return {**explained, "sentence": parameters_sentence(explained)}
 
 
 def _predictions(row: dict[str, Any], book: Gradebook) -> Any:
@@ -363,6 +405,10 @@ def _part_markdown(report: dict[str, Any], heading: str) -> list[str]:
     if mark:
         lines.append(f"**Accuracy:** {mark['accuracy']}% ({mark['correct']:,} of {mark['total']:,} images)")
         band = f" (band {mark['band']})" if mark.get("band") else f" ({report['marking']['description']})"
+        if mark.get("label"):
+            lines.append(f"**Sign-off:** {mark['label']}, given when {mark['rule']}")
+            lines += [f"**Not {better['label']}:** {'; '.join(better['reasons'])}" for better in mark["passed_over"]]
+            band = ""
         lines.append(f"**Score:** {number(mark['score'])} / {number(mark['max_score'])}{band}")
         if mark.get("next_band"):
             lines.append(
@@ -384,6 +430,25 @@ def _part_markdown(report: dict[str, Any], heading: str) -> list[str]:
     lines += ["", f"{heading} Checks", "", "| check | outcome | found | what to do |", "|---|---|---|---|"]
     for check in report["checks"]:
         lines.append(f"| {check['name']} | {check['outcome']} | {_cell(check['message'])} | {_cell(check['advice'])} |")
+    architecture = report.get("architecture")
+    if architecture:
+        lines += _section(heading, "Architecture", architecture["summary"])
+        if architecture["rows"]:
+            lines += [
+                "",
+                f"| layer | the model has | {architecture['document']} asks for | output shape (expected / found) "
+                "| parameters (expected / found) | what to change |",
+                "|---|---|---|---|---|---|",
+            ]
+            for row in architecture["rows"]:
+                expected = f"{row['expected_parameters']:,}" if row["expected_parameters"] is not None else "-"
+                found = f"{row['found_parameters']:,}" if row["found_parameters"] is not None else "-"
+                lines.append(
+                    f"| {row['number'] if row['number'] is not None else '-'} | {row['found'] or '(none)'} "
+                    f"| {_cell(row['expected'] or '(nothing)')} | {row['expected_shape'] or '-'} / "
+                    f"{row['found_shape'] or '-'} | {expected} / {found} "
+                    f"| {_cell('; '.join(row['problems']) or 'as asked')} |"
+                )
     evaluation = report.get("evaluation") or {}
     if evaluation.get("fed_shape"):
         rule = (
@@ -409,6 +474,14 @@ def _part_markdown(report: dict[str, Any], heading: str) -> list[str]:
             lines.append(
                 f"| {layer['name']} | {layer['class_name']} | {layer['output_shape']} | {number(layer['parameters'])} |"
             )
+    parameters = report.get("parameters")
+    if parameters:
+        lines += _section(heading, "Parameters", parameters["sentence"])
+        lines += ["", "| # | layer | class | parameters | how |", "|---|---|---|---|---|"]
+        for row in parameters["layers"]:
+            count = f"{row['parameters']:,}" if row["parameters"] is not None else "?"
+            how = row["formula"] if row["parameters"] else ""
+            lines.append(f"| {row['number']} | {row['name']} | {row['class_name']} | {count} | {_cell(how)} |")
     if report.get("per_class"):
         lines += [
             "",
@@ -517,7 +590,9 @@ def attention(row: dict[str, Any], assignment: Assignment) -> str:
         if part_row is None or part_row["correct"] is None:
             continue
         scheme = assignment.part(name).marking
-        interval = scoring.confidence_interval(part_row["correct"], part_row["total"], scheme)
+        interval = scoring.confidence_interval(
+            part_row["correct"], part_row["total"], scheme, architecture=_architecture_status(part_row)
+        )
         if interval.crosses_edge:
             reaches = (
                 f"reaches {', '.join(band.text for band in interval.bands)}"
@@ -543,6 +618,7 @@ def index_html(rows: list[dict[str, Any]], run: dict[str, Any], assignment: Assi
         accuracies = [r["accuracy"] for r in part_marked]
         scores = [r["score"] for r in part_marked]
         per_band = Counter(r["band"] for r in part_marked)
+        per_label = Counter(label_of(r) for r in part_marked)
         scheme = part.marking
         sections.append(
             {
@@ -555,7 +631,10 @@ def index_html(rows: list[dict[str, Any]], run: dict[str, Any], assignment: Assi
                 },
                 "per_band": [(band, per_band[band.text]) for band in reversed(scheme.bands)]
                 if isinstance(scheme, Bands)
+                else [({"text": rule.label, "score": rule.score}, per_label[rule.label]) for rule in scheme.rules]
+                if isinstance(scheme, Signoff)
                 else None,
+                "per_what": "label" if isinstance(scheme, Signoff) else "band",
                 "mean": statistics.fmean(accuracies) if accuracies else None,
             }
         )
@@ -616,6 +695,11 @@ def plot_student(
         f"wrote {target}: the first {len(shown)} misclassified images of {student_id}, as the coursework's "
         f"script draws them ({listed})"
     )
+
+
+def _section(heading: str, title: str, sentence: str) -> list[str]:
+    """A Markdown section's heading and its first sentence, capitalised."""
+    return ["", f"{heading} {title}", "", sentence[:1].upper() + sentence[1:] + "."]
 
 
 def _cell(text: str) -> str:
