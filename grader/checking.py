@@ -109,6 +109,8 @@ class CheckResult:
     "What the images need (a light background, resized images)."
     public: bool = True
     "Whether the data set is the part's public test set (else data the student gave)."
+    architecture: dict[str, Any] | None = None
+    "The file's layers against the part's required architecture (see architecture_spec.Comparison.to_json)."
     grader_version: str = grader.__version__
 
     @property
@@ -173,6 +175,7 @@ class CheckResult:
             "label": self.label,
             "dataset": {"name": self.dataset, "sha256": self.dataset_sha256, "notes": list(self.data_notes)},
             "images": [dict(image) for image in self.images],
+            "architecture": self.architecture,
             "checks": [check.to_json() for check in self.checks],
             "versions": {"saved_with": self.saved_with, "graded_with": self.graded_with, "loader": self.loader},
             "isolation": self.isolation,
@@ -352,6 +355,7 @@ def check(
         images=images,
         data_notes=dataset.notes,
         public=given is None,
+        architecture=detail.get("architecture"),
     )
 
 

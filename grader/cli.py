@@ -343,6 +343,13 @@ def inspect_command(file: Path, assignment: str | None, as_json: bool) -> None:
         click.echo(json.dumps({"inspection": inspection, "checks": [c.to_json() for c in checks]}, indent=2))
         return
     _print_inspection(file, inspection, checks)
+    spec = rules.parts[0].architecture if rules.single else None
+    if inspection and spec is not None:
+        from rich.console import Console
+
+        from grader.checks.architecture_spec import compare
+
+        _print_architecture(Console(), compare(inspection.get("layer_table") or (), spec).to_json())
 
 
 def _print_inspection(file: Path, inspection: dict[str, Any] | None, checks: list[Any]) -> None:
@@ -383,6 +390,33 @@ def _print_inspection(file: Path, inspection: dict[str, Any] | None, checks: lis
     console.print(table)
 
 
+def _print_architecture(console: Any, comparison: dict[str, Any]) -> None:
+    """The layers the coursework asks for against the model's, each difference with what to change."""
+    from rich.table import Table
+
+    table = Table(title=f"architecture: against {comparison['document']}'s, layer by layer", title_justify="left")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("the model has", overflow="fold")
+    table.add_column(f"{comparison['document']} asks for", overflow="fold")
+    table.add_column("output shape (expected / found)", overflow="fold")
+    table.add_column("what to change", overflow="fold", ratio=2)
+    for row in comparison["rows"]:
+        style = "" if row["outcome"] == "match" else "yellow"
+        table.add_row(
+            str(row["number"]) if row["number"] is not None else "-",
+            row["found"] or "(none)",
+            row["expected"] or "(nothing)",
+            f"{_shape(row['expected_shape'])} / {_shape(row['found_shape'])}",
+            "; ".join(row["problems"]) or "as asked",
+            style=style,
+        )
+    console.print(table)
+
+
+def _shape(shape: list[Any] | None) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")" if shape else "-"
+
+
 def _print_parameters(console: Any, inspection: dict[str, Any]) -> None:
     """Each layer's parameter count and the formula behind it, with the totals and the stored weights."""
     from rich.table import Table
@@ -399,8 +433,7 @@ def _print_parameters(console: Any, inspection: dict[str, Any]) -> None:
     table.add_column("parameters", justify="right", no_wrap=True)
     table.add_column("how", overflow="fold", ratio=2)
     for row in explained["layers"]:
-        shape = row["output_shape"]
-        shown = "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")" if shape else "?"
+        shown = _shape(row["output_shape"])
         count = f"{row['parameters']:,}" if row["parameters"] is not None else "?"
         how = row["formula"] if row["parameters"] else ""
         table.add_row(str(row["number"]), f"{row['name']} ({row['class_name']})", shown, count, how)
@@ -494,14 +527,17 @@ def _print_check(result: Any) -> None:
         style = OUTCOME_STYLES[item.outcome]
         table.add_row(item.name, f"[{style}]{item.outcome}[/]", item.message, item.advice)
     console.print(table)
+    if result.architecture and result.architecture["status"] != "exact":
+        _print_architecture(console, result.architecture)
     verdict = {
         "graded": "[green]would be graded[/]",
         "flagged": "[yellow]would be graded, and flagged for a marker to look at[/]",
     }.get(result.status, f"[red]would NOT be graded ({result.status})[/]")
     console.print(f"Status: {verdict}" + (f": {result.reason}" if result.reason else ""))
     if result.accuracy is not None:
+        the = "the " if result.public else ""
         console.print(
-            f"Accuracy on the [bold]{escape(result.dataset)}[/]{escape(part)}: [bold]{result.accuracy!r}%[/] "
+            f"Accuracy on {the}[bold]{escape(result.dataset)}[/]{escape(part)}: [bold]{result.accuracy!r}%[/] "
             f"({result.correct:,} of {result.total:,}). {escape(result.verdict)} [bold]on "
             f"{'this public set' if result.public else 'these images'}[/], not on the hidden test set"
             + (", whose images come from elsewhere and usually score lower." if result.public else ".")

@@ -411,3 +411,13 @@ def test_hostile_settings_in_a_config_never_raise(attributes: dict[str, Any]) ->
     table[2] = {**table[2], "attributes": attributes}
     result = compare(table, OXFORD)
     assert result.status in (KINDS, DIFFERENT) and result.problems
+
+
+def test_ignored_layer_classes_are_no_difference_and_are_listed() -> None:
+    """Oxford's file ignores a Reshape: a model taking (28, 28) and reshaping to 28x28x1 first is exact, and the
+    comparison lists the layer it left out."""
+    table = layers_of(("Reshape", {"target_shape": [28, 28, 1]}), *oxford_layers(), input_shape=(28, 28))
+    result = compare(table, OXFORD)
+    assert result.status == EXACT, result.problems
+    assert result.ignored == ("layer 1 (Reshape)",) and result.to_json()["ignored"] == ["layer 1 (Reshape)"]
+    assert compare(table, ArchitectureSpec(OXFORD.layers, input_shape=(28, 28, 1))).status == DIFFERENT

@@ -324,3 +324,15 @@ def test_folders_whose_classes_or_images_cannot_be_read(tmp_path: Path, layout: 
             save(images[0], tmp_path / name)
     with pytest.raises(HeldoutError, match=message):
         load_heldout(tmp_path, DataSpec())
+
+
+def test_sixteen_bit_grey_pngs_are_scaled_not_clipped(tmp_path: Path) -> None:
+    """A 16-bit grey PNG (some editors export them) is read as its 8-bit values, not clipped at 255."""
+    from PIL import Image
+
+    images, labels = digits(1)
+    image, label = images[0], int(labels[0])
+    (tmp_path / str(label)).mkdir()
+    Image.fromarray(image.astype(np.uint16) * 257).save(tmp_path / str(label) / "wide.png")
+    heldout = load_heldout(tmp_path, DataSpec())
+    assert np.array_equal(heldout.images[0], image)

@@ -278,3 +278,28 @@ def test_grade_check_lists_misclassified_digits_and_light_backgrounds(models: Pa
     listed = re.findall(r"^  (\S+): (\d) predicted as (\d)$", result.output, re.MULTILINE)
     assert listed and all(true != predicted for _, true, predicted in listed)
     assert re.search(r"Misclassified: (\d+) of 31 images", result.output)
+
+
+@pytest.mark.parametrize(
+    ("model", "status", "problem"),
+    [
+        ("oxford_exact", EXACT, None),
+        ("oxford_spelled", EXACT, None),
+        ("oxford_untrained", EXACT, None),
+        ("oxford_kernel5", KINDS, "layer 1 (Conv2D): kernel_size is 5x5, the practical asks for 12x12"),
+        ("oxford_pool3", KINDS, "layer 3 (MaxPooling2D): pool_size is 3x3, the practical asks for 2x2"),
+        ("oxford_units512", KINDS, "layer 5 (Dense): units is 512, the practical asks for 1024"),
+        ("oxford_sigmoid", KINDS, "layer 5 (Dense): activation is 'sigmoid', the practical asks for 'relu'"),
+        ("oxford_rate5", KINDS, "layer 6 (Dropout): rate is 0.5, the practical asks for 0.2"),
+    ],
+)
+@pytest.mark.tensorflow
+def test_every_single_setting_of_the_oxford_network(
+    architecture_models: Path, model: str, status: str, problem: str | None
+) -> None:
+    """Keras-built variants of the practical's network, one setting changed each: the one difference, named."""
+    spec = load_assignment("oxford-practical3").parts[0].architecture
+    assert spec is not None
+    result = compare(inspect_h5(architecture_models / f"{model}.h5").layer_table, spec)
+    assert result.status == status
+    assert result.problems == ((problem,) if problem else ())

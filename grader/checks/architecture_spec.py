@@ -80,6 +80,9 @@ class ArchitectureSpec:
     "What messages call the coursework ('the practical')."
     source: str = ""
     "Where the coursework prescribes it ('seed 002, lines 92-98')."
+    ignore: tuple[str, ...] = ()
+    "Layer classes that never count as a difference (a Reshape that turns (28, 28) into (28, 28, 1)): left"
+    " out of the comparison, and listed in the report."
 
 
 @dataclass
@@ -126,6 +129,8 @@ class Comparison:
     found_parameters: int | None
     document: str = "the assignment"
     source: str = ""
+    ignored: tuple[str, ...] = ()
+    "The file's layers left out of the comparison because the spec ignores their class ('layer 1 (Reshape)')."
 
     def summary(self) -> str:
         if self.status == EXACT:
@@ -147,6 +152,7 @@ class Comparison:
             "found_parameters": self.found_parameters,
             "document": self.document,
             "source": self.source,
+            "ignored": list(self.ignored),
         }
 
 
@@ -172,7 +178,10 @@ def _compare(layer_table: list[dict[str, Any]] | tuple[dict[str, Any], ...], spe
             f"with {spec.document}'s"
         )
         return Comparison(DIFFERENT, (), (problem,), None, None, spec.document, spec.source)
-    found = canonical_model(layer_table)
+    ignored = {canonical_kind(kind) for kind in spec.ignore}
+    every = canonical_model(layer_table)
+    found = [item for item in every if item.kind not in ignored]
+    left_out = tuple(item.label() for item in every if item.kind in ignored)
     steps = _align(wanted, found)
     expected = _expected_shapes(steps, spec)
     rows: list[dict[str, Any]] = []
@@ -192,7 +201,9 @@ def _compare(layer_table: list[dict[str, Any]] | tuple[dict[str, Any], ...], spe
     expected_total = sum(p for p in known if p is not None) if all(p is not None for p in known) else None
     found_params = [item.parameters for item in found]
     found_total = sum(p for p in found_params if p is not None) if all(p is not None for p in found_params) else None
-    return Comparison(status, tuple(rows), tuple(problems), expected_total, found_total, spec.document, spec.source)
+    return Comparison(
+        status, tuple(rows), tuple(problems), expected_total, found_total, spec.document, spec.source, left_out
+    )
 
 
 def at_least(status: str, required: str) -> bool:

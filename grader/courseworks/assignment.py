@@ -860,13 +860,18 @@ def _parse_architecture(
     layers = tuple(_parse_layer_spec(_Reader(entry, owner.path, f"{where}.layers[{i}]")) for i, entry in enumerate(raw))
     default_shape = input_shapes[0] if input_shapes else (*data.image_shape, *((1,) if data.channels == 1 else ()))
     shape = spec.shape("input_shape", default_shape)
-    spec.reject_unknown({"policy", "document", "source", "input_shape", "layers"})
+    ignore = spec.get("ignore", list) or []
+    for kind in ignore:
+        if not isinstance(kind, str) or (kind not in KERAS_LAYERS and kind not in ALIASES):
+            spec.fail("ignore", f"holds {kind!r}, not a Keras layer class (such as 'Reshape')")
+    spec.reject_unknown({"policy", "document", "source", "input_shape", "layers", "ignore"})
     return ArchitectureSpec(
         layers=layers,
         policy=spec.choice("policy", ARCHITECTURE_POLICIES, "flag"),
         input_shape=tuple(shape),
         document=spec.get("document", str) or "the assignment",
         source=spec.get("source", str) or "",
+        ignore=tuple(ignore),
     )
 
 

@@ -175,6 +175,10 @@ def _read_image_folder(folder: Path, paths: list[Path], data: DataSpec) -> Heldo
                     background = Image.new("RGBA", picture.size, (0, 0, 0, 255))
                     picture = Image.alpha_composite(background, picture.convert("RGBA"))
                     transparent.append(name)
+                if picture.mode.startswith("I;16") or picture.mode == "I":
+                    # 16-bit grey (some editors' PNG export): Pillow's convert would clip it at 255.
+                    wide = np.asarray(picture, dtype=np.float64)
+                    picture = Image.fromarray(np.rint(wide * 255 / 65535).clip(0, 255).astype(np.uint8))
                 picture = picture.convert(mode)
                 if picture.size != (width, height):
                     if not data.resize:

@@ -433,6 +433,8 @@ def _part_markdown(report: dict[str, Any], heading: str) -> list[str]:
     architecture = report.get("architecture")
     if architecture:
         lines += _section(heading, "Architecture", architecture["summary"])
+        if architecture.get("ignored"):
+            lines.append(f"Not compared, as the assignment says: {', '.join(architecture['ignored'])}.")
         if architecture["rows"]:
             lines += [
                 "",
