@@ -696,6 +696,17 @@ def explain_parameters(
     }
 
 
+def explain_inspection(inspection: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`explain_parameters` for a stored inspection (its layer table and stored weights), with its sentence;
+    None when the inspection has no layer table."""
+    if not inspection or not inspection.get("layer_table"):
+        return None
+    explained = explain_parameters(
+        inspection["layer_table"], inspection.get("stored_by_layer") or {}, inspection.get("parameter_count", 0)
+    )
+    return {**explained, "sentence": parameters_sentence(explained)}
+
+
 def parameters_sentence(explained: dict[str, Any]) -> str:
     """'trainable 1,103,539 + non-trainable 0 = 1,103,539 parameters; the stored weights hold 1,103,539,
     layer by layer the same.'"""

@@ -421,11 +421,10 @@ def _print_parameters(console: Any, inspection: dict[str, Any]) -> None:
     """Each layer's parameter count and the formula behind it, with the totals and the stored weights."""
     from rich.table import Table
 
-    from grader.architecture import explain_parameters, parameters_sentence
+    from grader.architecture import explain_inspection
 
-    explained = explain_parameters(
-        inspection["layer_table"], inspection.get("stored_by_layer") or {}, inspection.get("parameter_count", 0)
-    )
+    explained = explain_inspection(inspection)
+    assert explained is not None
     table = Table(title="parameters, layer by layer (from the config)", title_justify="left")
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("layer (class)", overflow="fold")
@@ -438,7 +437,7 @@ def _print_parameters(console: Any, inspection: dict[str, Any]) -> None:
         how = row["formula"] if row["parameters"] else ""
         table.add_row(str(row["number"]), f"{row['name']} ({row['class_name']})", shown, count, how)
     console.print(table)
-    console.print(parameters_sentence(explained))
+    console.print(explained["sentence"])
 
 
 EXIT_NOT_GRADED = 3

@@ -116,6 +116,8 @@ class _Unit:
     "The inspection as stored (kept, so that a re-mark does not serialise it again)."
     status: str = ""
     "The status the unit ended with, once its row is committed."
+    comparison: Comparison | None = None
+    "The file's layers against the part's required architecture, once compared."
 
 
 def grade_cohort(
@@ -720,7 +722,9 @@ class _Run:
         """The file's layers against the part's required architecture (None when the part has none)."""
         if unit.part.architecture is None or unit.inspection is None:
             return None
-        return compare(unit.inspection.layer_table, unit.part.architecture)
+        if unit.comparison is None:
+            unit.comparison = compare(unit.inspection.layer_table, unit.part.architecture)
+        return unit.comparison
 
     def _finish(
         self,

@@ -54,17 +54,22 @@ class LayerSpec:
         return dict(self.settings).get(key)
 
     def call(self) -> str:
-        """The layer as a Keras call: "Conv2D(filters=25, kernel_size=(12, 12), strides=(2, 2), padding='valid')"."""
-        shown = []
-        for key, value in self.settings:
-            if key == "activation":
-                text = " or ".join(repr(name) for name in value)
-            elif isinstance(value, tuple):
-                text = "(" + ", ".join(map(str, value)) + ")"
-            else:
-                text = repr(value)
-            shown.append(f"{key}={text}")
-        return f"{self.kind}({', '.join(shown)})"
+        """The layer as a Keras call: "Conv2D(filters=25, kernel_size=12, strides=2, padding='valid')"."""
+        return keras_call(self.kind, self.settings)
+
+
+def keras_call(kind: str, settings: Any) -> str:
+    """A layer as Keras code: sizes as tuples, a spec's accepted activations joined by 'or'."""
+    shown = []
+    for key, value in settings:
+        if key == "activation" and isinstance(value, tuple):
+            text = " or ".join(repr(name) for name in value)
+        elif isinstance(value, tuple | list):
+            text = "(" + ", ".join(map(str, value)) + ")"
+        else:
+            text = repr(value)
+        shown.append(f"{key}={text}")
+    return f"{kind}({', '.join(shown)})"
 
 
 @dataclass(frozen=True)
@@ -104,14 +109,8 @@ class _Found:
 
     def call(self) -> str:
         """The layer as a Keras call with the settings a spec can ask about: "Dense(units=128, activation='relu')"."""
-        shown = []
-        for key in SETTINGS:
-            value = self.attributes.get(key)
-            if value is None or (key == "use_bias" and value):
-                continue
-            text = "(" + ", ".join(map(str, value)) + ")" if isinstance(value, list) else repr(value)
-            shown.append(f"{key}={text}")
-        return f"{self.kind}({', '.join(shown)})"
+        settings = [(key, self.attributes.get(key)) for key in SETTINGS]
+        return keras_call(self.kind, [(k, v) for k, v in settings if v is not None and not (k == "use_bias" and v)])
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pickle
 import re
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -210,15 +210,7 @@ def _read_image_folder(folder: Path, paths: list[Path], data: DataSpec) -> Heldo
                 "invert them"
             )
     checked = _checked(np.stack(images), np.asarray(labels, dtype=np.int64), str(folder), data)
-    return HeldoutSet(
-        images=checked.images,
-        labels=checked.labels,
-        source=checked.source,
-        sha256=checked.sha256,
-        images_sha256=checked.images_sha256,
-        names=tuple(names),
-        notes=tuple(notes),
-    )
+    return replace(checked, names=tuple(names), notes=tuple(notes))
 
 
 def _label_for(name: str, data: DataSpec, folder: Path) -> int:

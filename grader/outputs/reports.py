@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import grader
-from grader.architecture import explain_parameters, parameters_sentence
+from grader.architecture import explain_inspection
 from grader.courseworks.assignment import Assignment, Part
 from grader.courseworks.heldout import HeldoutSet
 from grader.gradebook import Gradebook
@@ -250,7 +250,7 @@ def build_report(
             else None,
         },
         "architecture": detail.get("architecture"),
-        "parameters": _parameters(detail.get("inspection")),
+        "parameters": explain_inspection(detail.get("inspection")),
         "class_names": list(part.data.names),
         "assignment": {
             "name": assignment.name,
@@ -290,16 +290,6 @@ def build_report(
 def _architecture_status(row: dict[str, Any]) -> str | None:
     """The status of the architecture comparison stored with a result ('exact', 'kinds', 'different')."""
     return ((row.get("detail") or {}).get("architecture") or {}).get("status")
-
-
-def _parameters(inspection: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Each layer's parameter count and its formula, from the stored inspection (see architecture)."""
-    if not inspection or not inspection.get("layer_table"):
-        return None
-    explained = explain_parameters(
-        inspection["layer_table"], inspection.get("stored_by_layer") or {}, inspection.get("parameter_count", 0)
-    )
-    return {**explained, "sentence": parameters_sentence(explained)}
 
 
 def _predictions(row: dict[str, Any], book: Gradebook) -> Any:
