@@ -82,7 +82,8 @@ def oxford_graded(tmp_path_factory: pytest.TempPathFactory, architecture_models:
 @pytest.mark.tensorflow
 def test_oxford_cohort_gets_the_labels_its_rules_say(oxford_graded) -> None:
     """Exact and trained: S+; right kinds, one setting off, or exact but badly trained: S; a layer missing or
-    extra: not signed off. marks.csv carries the label after the score."""
+    extra: not signed off. marks.csv carries the label after the score, index.html a label column and the
+    students per label."""
     with open(oxford_graded.marks_csv, newline="", encoding="utf-8") as handle:
         rows = {row["folder"]: row for row in csv.DictReader(handle)}
     assert list(next(iter(rows.values())))[8:10] == ["score", "label"]
@@ -91,6 +92,9 @@ def test_oxford_cohort_gets_the_labels_its_rules_say(oxford_graded) -> None:
         assert row["status"] == "graded", (model, row["reason"])
         assert row["label"] == label, (model, row)
         assert row["score"] == {"S+": "2", "S": "1", "not signed off": "0"}[label]
+    index = (oxford_graded.out / "index.html").read_text()
+    assert "Students per label" in index and "<th>label</th>" in index
+    assert index.count("<td>not signed off</td>") == 1 + 2  # the per-label table, then two students
     assert float(rows["Ada Exact_300001_assignsubmission_file_"]["accuracy"]) >= THRESHOLD
     assert float(rows["Hu Untrained_300008_assignsubmission_file_"]["accuracy"]) < THRESHOLD
 

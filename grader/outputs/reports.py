@@ -600,7 +600,9 @@ def attention(row: dict[str, Any], assignment: Assignment) -> str:
 def index_html(rows: list[dict[str, Any]], run: dict[str, Any], assignment: Assignment) -> str:
     """The instructor's summary of a run: the totals, and for each part its spread of accuracies and marks."""
     marked = [row for row in rows if row["status"] in MARKED]
-    linked = [{**row, "link": f"{student_folder(row['student_id'])}/report.html"} for row in rows]
+    linked = [
+        {**row, "link": f"{student_folder(row['student_id'])}/report.html", "label": label_of(row)} for row in rows
+    ]
     flagged = [(row, why) for row in linked if (why := attention(row, assignment))]
     counts = Counter(row["status"] for row in rows)
     sections = []
