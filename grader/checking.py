@@ -61,8 +61,23 @@ def inspect_one(
         )
         return None, checks
     inspection = {**answer["inspection"], "path": str(path)}
-    checks += screen(Inspection.from_json(inspection), assignment, file_name=path.name, allow_lambda=allow_lambda)
+    checks += screen(
+        Inspection.from_json(inspection),
+        assignment,
+        file_name=path.name,
+        allow_lambda=allow_lambda,
+        beside=beside_files(path),
+    )
     return inspection, checks
+
+
+def beside_files(path: Path) -> dict[str, int]:
+    """The plain files next to a model file (name: size): where an ONNX graph's external data must be."""
+    return {
+        entry.name: entry.stat(follow_symlinks=False).st_size
+        for entry in path.parent.iterdir()
+        if entry.is_file() and not entry.is_symlink()
+    }
 
 
 @dataclass(frozen=True)
@@ -296,6 +311,12 @@ def check(
         folder = Path(work) / "submission" / "check"
         folder.mkdir(parents=True)
         shutil.copyfile(path, folder / path.name)
+        if path.suffix.lower() == ".onnx":
+            # An export's weights may sit beside it (mnist.onnx.data): copy the plain files the run would see
+            # in the student's folder, so that screening judges the same names and sizes.
+            for name in beside_files(path):
+                if name != path.name and name.startswith(path.stem):
+                    shutil.copyfile(path.parent / name, folder / name)
         summary = grade_cohort(
             folder.parent,
             assignment=one,
@@ -327,9 +348,16 @@ def check(
     inspection = detail.get("inspection") or {}
     evaluation = detail.get("evaluation") or {}
     saved = saved_with(inspection.get("keras_version"), inspection.get("backend")) if inspection else None
+    described = saved.description if saved else None
+    if inspection.get("format") == "onnx":
+        described = f"{inspection.get('producer') or 'an unnamed exporter'} (ONNX)"
+    beside = sorted({entry["location"] for entry in inspection.get("external_data") or ()})
     versions = evaluation.get("versions") or {}
+    graded_with = f"TensorFlow {versions.get('tensorflow', rules.versions.tensorflow)}"
+    if str(evaluation.get("loader", "")).startswith("onnxruntime"):
+        graded_with = evaluation["loader"]
     return CheckResult(
-        file=path.name,
+        file=path.name if not beside else f"{path.name} (with {', '.join(beside)})",
         sha256=row["sha256"],
         size=path.stat().st_size,
         status=row["status"],
@@ -343,8 +371,8 @@ def check(
         max_score=chosen.max_score,
         dataset=description,
         dataset_sha256=dataset.sha256,
-        saved_with=saved.description if saved else None,
-        graded_with=f"TensorFlow {versions.get('tensorflow', rules.versions.tensorflow)}",
+        saved_with=described,
+        graded_with=graded_with,
         loader=evaluation.get("loader"),
         isolation=summary.isolation.detail,
         reference=official,

@@ -325,7 +325,7 @@ class _RichProgress:
 @assignment_option
 @click.option("--json", "as_json", is_flag=True, help="Print the inspection as JSON.")
 def inspect_command(file: Path, assignment: str | None, as_json: bool) -> None:
-    """Show what an .h5 file holds, read with h5py only: nothing in it is run.
+    """Show what a model file (.h5, .keras or .onnx) holds, read without running anything in it.
 
     \b
     Example:
@@ -371,6 +371,8 @@ def _print_inspection(file: Path, inspection: dict[str, Any] | None, checks: lis
             ("output_units", "output units"),
             ("parameter_count", "parameters (stored weights)"),
             ("layer_classes", "layer classes"),
+            ("producer", "exported by"),
+            ("opsets", "operator sets"),
         ):
             value = inspection.get(key)
             if isinstance(value, list | tuple):

@@ -24,8 +24,19 @@ import numpy as np
 
 import grader
 from grader import defaults
-from grader.checks.architecture_spec import Comparison, compare
-from grader.checks.screening import CODE_LAYERS, FAIL, PASS, WARN, Check, refused, screen, size_check, summary
+from grader.checks.architecture_spec import Comparison, compare_inspection
+from grader.checks.screening import (
+    CODE_LAYERS,
+    FAIL,
+    INSPECTED_FORMATS,
+    PASS,
+    WARN,
+    Check,
+    refused,
+    screen,
+    size_check,
+    summary,
+)
 from grader.courseworks.assignment import Assignment, Part, load_assignment
 from grader.courseworks.heldout import HeldoutSet, heldout_paths, load_heldout, write_images
 from grader.discovery import Submission, SubmittedFile, choose_for_part, discover_submissions, model_files
@@ -35,6 +46,7 @@ from grader.evaluation.scheduler import Budget, Job, Outcome, Scheduler, inspect
 from grader.evaluation.staging import Staged, StagingError, fingerprint, stage, stat_key
 from grader.evaluation.worker import MIN_NEAR_TIE, NEAR_TIE_SAFETY
 from grader.evaluation.worker import REVISION as WORKER_REVISION
+from grader.formats import DEFAULT_FORMATS, FORMATS, advice, format_of
 from grader.gradebook import Evaluation, Gradebook
 from grader.inspection import REVISION as INSPECTOR_REVISION
 from grader.inspection import Inspection
@@ -148,7 +160,7 @@ def grade_cohort(
     rules = assignment if isinstance(assignment, Assignment) else load_assignment(assignment)
     rules = rules.with_overrides(time_limit_seconds=time_limit)
     heldouts = load_heldouts(rules, heldout)
-    found = discover_submissions(submissions)
+    found = discover_submissions(submissions, rules.formats)
     chosen_isolation = choose_isolation(isolation)
     if allow_lambda and chosen_isolation.kind != "bubblewrap":
         # A Lambda's code must only ever run in the sandbox: without one, --allow-lambda would run
@@ -369,7 +381,8 @@ class _Run:
             return [_Unit(submission, parts[0]) for submission in submissions]
         named = {
             id(submission): {
-                f.name: [p for p in parts if p.name_matches(f.name)] for f in model_files(submission.files)
+                f.name: [p for p in parts if p.name_matches(f.name)]
+                for f in model_files(submission.files, self.rules.formats)
             }
             for submission in submissions
         }
@@ -377,7 +390,7 @@ class _Run:
             (submission, file)
             for submission in submissions
             if not submission.problem
-            for file in model_files(submission.files)
+            for file in model_files(submission.files, self.rules.formats)
             if len([p for p in named[id(submission)][file.name] if p.files]) != 1
         ]
         shapes = self._declared_shapes(undecided)
@@ -386,7 +399,7 @@ class _Run:
             assigned: dict[str, list[SubmittedFile]] = {part.name: [] for part in parts}
             went: list[str] = []
             matched_by_shape: dict[str, list[str]] = {part.name: [] for part in parts}
-            for file in model_files(submission.files):
+            for file in model_files(submission.files, self.rules.formats):
                 by_name = named[id(submission)][file.name]
                 patterned = [p for p in by_name if p.files]
                 if len(patterned) == 1:
@@ -403,7 +416,13 @@ class _Run:
                 else:
                     went.append(_unmatched(file.name, shape, fitting))
             for part in parts:
-                chosen = choose_for_part(submission, assigned[part.name], part=part.name, elsewhere=went)
+                chosen = choose_for_part(
+                    submission,
+                    assigned[part.name],
+                    part=part.name,
+                    elsewhere=went,
+                    formats=self.rules.formats_of(part),
+                )
                 unit = _Unit(chosen, part)
                 for name in matched_by_shape[part.name]:
                     if chosen.chosen is not None and chosen.chosen.name == name and part.files:
@@ -484,7 +503,7 @@ class _Run:
         it fails."""
         if unit.staged is None:
             try:
-                unit.staged = stage(unit.submission, self.staging / f"{self._staged}.h5", unit.sha256)
+                unit.staged = stage(unit.submission, self.staging / f"{self._staged}{_suffix(unit)}", unit.sha256)
                 self._staged += 1
             except StagingError as error:
                 if not quiet:
@@ -507,7 +526,15 @@ class _Run:
         """Whether a stored inspection already says screening will refuse the file (no worker needed)."""
         if unit.inspection is None:
             return False
-        return refused(screen(unit.inspection, self.rules, part=unit.part, allow_lambda=self.allow_lambda))
+        return refused(
+            screen(
+                unit.inspection,
+                self.rules,
+                part=unit.part,
+                allow_lambda=self.allow_lambda,
+                beside=_beside(unit.submission),
+            )
+        )
 
     def _stored_evaluation_id(self, unit: _Unit) -> int | None:
         heldout = self.heldouts[unit.part.name]
@@ -528,12 +555,15 @@ class _Run:
                 unit.inspection_json = answer["inspection"]
                 self.book.add_inspection(unit.sha256, INSPECTOR, answer["inspection"])
             else:
+                formats = self.rules.formats_of(unit.part)
                 unit.checks.append(
                     Check(
-                        "HDF5 file",
+                        "HDF5 file" if formats == DEFAULT_FORMATS else "model file",
                         FAIL,
                         answer.get("error", "could not be read"),
-                        "save the model again with model.save('name.h5') and re-upload",
+                        "save the model again with model.save('name.h5') and re-upload"
+                        if formats == DEFAULT_FORMATS
+                        else f"hand in {advice(formats)} again",
                     )
                 )
 
@@ -547,7 +577,14 @@ class _Run:
         if unit.inspection is not None:
             name = Path(submission.chosen.name).name if submission.chosen else ""
             unit.checks.extend(
-                screen(unit.inspection, self.rules, part=part, file_name=name, allow_lambda=self.allow_lambda)
+                screen(
+                    unit.inspection,
+                    self.rules,
+                    part=part,
+                    file_name=name,
+                    allow_lambda=self.allow_lambda,
+                    beside=_beside(submission),
+                )
             )
         for note in submission.notes:
             unit.checks.append(Check("file choice", WARN, note, "leave only the model to be marked in the folder"))
@@ -565,6 +602,9 @@ class _Run:
         if refused(unit.checks):
             self._finish(unit, "refused", summary(unit.checks, FAIL))
             return None
+        companions = self._companions(unit)
+        if companions is None:
+            return None
         stored_id = self._stored_evaluation_id(unit)
         if stored_id is not None:
             stored = self.book.evaluation_by_id(stored_id)
@@ -575,6 +615,9 @@ class _Run:
         assert submission.chosen is not None
         path = self._copy(unit)
         if path is None:
+            return None
+        staged_beside = self._stage_companions(unit, companions)
+        if staged_beside is None:
             return None
         runs_code = any(c.name in ("layers", "config") and c.outcome == WARN for c in unit.checks)
         inspection = unit.inspection
@@ -605,11 +648,52 @@ class _Run:
                 "cnn_input": list(evaluation.cnn_input),
                 "input_mode": evaluation.input_mode,
                 "loaders": loaders,
+                "format": INSPECTED_FORMATS.get(inspection.format, "keras-h5") if inspection else "keras-h5",
             },
             # A file that runs code gets a worker of its own, thrown away afterwards.
             fresh=runs_code,
             wall_seconds=evaluation.time_limit_seconds,
+            model_name=f"model{_suffix(unit)}",
+            companions=staged_beside,
         )
+
+    def _companions(self, unit: _Unit) -> list[tuple[SubmittedFile, str]] | None:
+        """The files an ONNX graph keeps its weights in (screening has checked each is a plain file of the
+        same folder), hashed where they lie; the unit's sha256 becomes the hash of the graph and its data
+        together, so a changed data file is evaluated again. None (unit finished) if one cannot be read."""
+        if unit.inspection is None or not unit.inspection.external_data:
+            return []
+        names = sorted({entry["location"] for entry in unit.inspection.external_data})
+        listed = {f.name: f for f in unit.submission.files}
+        found = []
+        for name in names:
+            file = listed[name]
+            try:
+                sha256, _ = fingerprint(replace(unit.submission, chosen=file))
+            except StagingError as error:
+                self._finish(unit, "unreadable", str(error))
+                return None
+            found.append((file, sha256))
+        together = "".join(f"{file.name}\n{sha}\n" for file, sha in found)
+        unit.sha256 = hashlib.sha256(f"{unit.sha256}\n{together}".encode()).hexdigest()
+        return found
+
+    def _stage_companions(
+        self, unit: _Unit, companions: list[tuple[SubmittedFile, str]]
+    ) -> tuple[tuple[Path, str], ...] | None:
+        """Private copies of the companion files, checked against the hashes taken; None (unit finished) if
+        one changed or cannot be read."""
+        staged = []
+        for file, sha256 in companions:
+            target = self.staging / f"{self._staged}-{file.name}"
+            self._staged += 1
+            try:
+                copy = stage(replace(unit.submission, chosen=file), target, sha256)
+            except StagingError as error:
+                self._finish(unit, "unreadable", str(error))
+                return None
+            staged.append((copy.path, file.name))
+        return tuple(staged)
 
     def _record_safely(self, units: list[_Unit], outcome: Outcome) -> None:
         """Record an outcome; a failure of grader's own while marking it is those units' row, not the end
@@ -723,7 +807,7 @@ class _Run:
         if unit.part.architecture is None or unit.inspection is None:
             return None
         if unit.comparison is None:
-            unit.comparison = compare(unit.inspection.layer_table, unit.part.architecture)
+            unit.comparison = compare_inspection(unit.inspection, unit.part.architecture)
         return unit.comparison
 
     def _finish(
@@ -778,6 +862,18 @@ class _Run:
             notes = [f"report: could not be written ({error!r})"]
         if notes:
             self.book.note_result(self.run_id, submission.student_id, notes)
+
+
+def _suffix(unit: _Unit) -> str:
+    """The suffix a staged copy keeps (Keras loads by it): the chosen file's format's, else '.h5'."""
+    chosen = unit.submission.chosen
+    found = format_of(chosen.name) if chosen is not None else None
+    return FORMATS[found][0] if found else ".h5"
+
+
+def _beside(submission: Submission) -> dict[str, int]:
+    """The plain files at the top of a student's folder, by name, with their sizes (for external data)."""
+    return {f.name: f.size for f in submission.files if "/" not in f.name and f.kind == "file"}
 
 
 def _declared(inspection: Inspection | None) -> tuple | None:
@@ -836,7 +932,11 @@ def _stage_failure(answer: dict[str, Any]) -> str:
     error = answer.get("error", "unknown error")
     stage = answer.get("stage")
     if stage == "load":
-        return f"Keras could not load the model: {error}"
+        onnx = str(answer.get("loader", "")).startswith("onnxruntime")
+        runtime = "onnxruntime could not load the graph" if onnx else "Keras could not load the model"
+        return f"{runtime}: {error}"
+    if stage == "predict" and str(answer.get("loader", "")).startswith("onnxruntime"):
+        return f"onnxruntime could not predict these images with the graph: {error}"
     if stage == "predict":
         fed = answer.get("fed_shape")
         declared = answer.get("input_shape")
@@ -893,6 +993,8 @@ def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]
             else ""
         )
         checks.append(Check("loader", WARN if flag else PASS, _legacy_message(answer, rules), advice))
+    elif answer.get("onnx_batches"):
+        checks.append(Check("loader", PASS, f"predicted by {answer.get('loader')}, {answer['onnx_batches']}"))
     else:
         checks.append(Check("loader", PASS, f"loaded by {answer.get('loader')}, as the official script loads it"))
     if answer.get("official_load_error"):

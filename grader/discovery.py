@@ -7,8 +7,9 @@ prefixes each file with the same words instead. Canvas's "Download Submissions" 
 is taken as the student id.
 
 The model file is chosen as the official script does ("last if more than one"), made deterministic:
-among the files at the top of the student's folder whose names end in .h5 (any case), the last in
-Unicode code-point order of the name. Nothing here reads a file's content.
+among the files at the top of the student's folder whose names end in .h5 (any case; or the suffixes of the
+formats the assignment takes, .keras and .onnx), the last in Unicode code-point order of the name. A pickle
+(.pt, .pth, .ckpt, .pkl) is refused by its name, never opened. Nothing here reads a file's content.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from grader.errors import SubmissionsError
+from grader.formats import DEFAULT_FORMATS, FORMATS, advice, refusal, suffixes
 
 MOODLE_FOLDER = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_$")
 MOODLE_FLAT = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_(?P<file>.+)$")
@@ -77,8 +79,9 @@ class Submission:
     "The Moodle zip the files are in, or '' for a folder on disk."
 
 
-def discover_submissions(path: str | Path) -> list[Submission]:
-    """List every student's submission under a folder or inside a Moodle zip, sorted by folder name."""
+def discover_submissions(path: str | Path, formats: tuple[str, ...] = DEFAULT_FORMATS) -> list[Submission]:
+    """List every student's submission under a folder or inside a Moodle zip, sorted by folder name; a model
+    file is one whose name ends as one of `formats` says (Coursework 1: .h5)."""
     path = Path(path)
     if path.is_file() and zipfile.is_zipfile(path):
         entries = _zip_entries(path)
@@ -91,7 +94,7 @@ def discover_submissions(path: str | Path) -> list[Submission]:
     else:
         raise SubmissionsError(f"{path}: no such folder or zip")
     groups = _group_by_student(entries)
-    submissions = [_choose(key, group, zip_path) for key, group in groups.items()]
+    submissions = [_choose(key, group, zip_path, formats) for key, group in groups.items()]
     return sorted(submissions, key=lambda s: (s.folder, s.student_id))
 
 
@@ -241,7 +244,7 @@ def _group_by_student(entries: list[_Entry]) -> dict[str, list[_Entry]]:
     return groups
 
 
-def _choose(student_id: str, group: list[_Entry], zip_path: str) -> Submission:
+def _choose(student_id: str, group: list[_Entry], zip_path: str, formats: tuple[str, ...]) -> Submission:
     # A participant can have one folder per submission plugin (file, onlinetext): the file folder names
     # the row, and only its files are graded.
     folders = sorted({entry.folder for entry in group})
@@ -259,20 +262,28 @@ def _choose(student_id: str, group: list[_Entry], zip_path: str) -> Submission:
     }
     if problems:
         return Submission(**base, chosen=None, problem=problems[0].problem, problem_status=problems[0].status)
-    models = model_files(files)
+    models = model_files(files, formats)
     if not models:
-        return Submission(**base, chosen=None, problem=_why_no_model(files))
-    chosen, notes = _last(models)
+        problem, status = _why_no_model(files, formats)
+        return Submission(**base, chosen=None, problem=problem, problem_status=status)
+    chosen, notes = _last(models, formats)
     return Submission(**base, chosen=chosen, notes=notes)
 
 
-def model_files(files: tuple[SubmittedFile, ...]) -> list[SubmittedFile]:
-    """The files a model may be graded from: at the top of the folder, named .h5 (any case), by name."""
-    return sorted((f for f in files if "/" not in f.name and f.name.lower().endswith(".h5")), key=lambda f: f.name)
+def model_files(files: tuple[SubmittedFile, ...], formats: tuple[str, ...] = DEFAULT_FORMATS) -> list[SubmittedFile]:
+    """The files a model may be graded from: at the top of the folder, named as one of the formats (any
+    case; Coursework 1: .h5), by name."""
+    ends = suffixes(formats)
+    return sorted((f for f in files if "/" not in f.name and f.name.lower().endswith(ends)), key=lambda f: f.name)
 
 
 def choose_for_part(
-    submission: Submission, files: list[SubmittedFile], *, part: str, elsewhere: list[str]
+    submission: Submission,
+    files: list[SubmittedFile],
+    *,
+    part: str,
+    elsewhere: list[str],
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
 ) -> Submission:
     """The student's entry with the file chosen for one part of a several-part assignment: the last in
     name order of the files matched to it, or a problem saying why there is none (`elsewhere` says where
@@ -280,36 +291,58 @@ def choose_for_part(
     if submission.problem:
         return submission
     if files:
-        chosen, notes = _last(sorted(files, key=lambda f: f.name))
+        chosen, notes = _last(sorted(files, key=lambda f: f.name), formats)
         return replace(submission, chosen=chosen, notes=notes)
-    if not model_files(submission.files):
-        problem = _why_no_model(submission.files)
+    status = "no_file"
+    if not model_files(submission.files, formats):
+        problem, status = _why_no_model(submission.files, formats)
     else:
-        problem = f"no .h5 file for part {part}: {'; '.join(elsewhere)}"
-    return replace(submission, chosen=None, problem=problem, problem_status="no_file", notes=())
+        problem = f"no {_kind_of_file(formats)} file for part {part}: {'; '.join(elsewhere)}"
+    return replace(submission, chosen=None, problem=problem, problem_status=status, notes=())
 
 
-def _last(models: list[SubmittedFile]) -> tuple[SubmittedFile, tuple[str, ...]]:
+def _kind_of_file(formats: tuple[str, ...]) -> str:
+    """'.h5' for Coursework 1's wording, else 'model'."""
+    return ".h5" if formats == DEFAULT_FORMATS else "model"
+
+
+def _last(models: list[SubmittedFile], formats: tuple[str, ...]) -> tuple[SubmittedFile, tuple[str, ...]]:
     """The official script's "last if more than one", in name order, and what a marker should know of it."""
     chosen = models[-1]
     notes = []
     if len(models) > 1:
         others = ", ".join(f.name for f in models[:-1])
-        notes.append(f"{len(models)} .h5 files: graded {chosen.name} (last in name order), not {others}")
-    if not chosen.name.endswith(".h5"):
+        notes.append(
+            f"{len(models)} {_kind_of_file(formats)} files: graded {chosen.name} (last in name order), not {others}"
+        )
+    if chosen.name.lower().endswith(".h5") and not chosen.name.endswith(".h5"):
         notes.append(f"{chosen.name}: the official script only loads names ending in lower-case .h5")
     return chosen, tuple(notes)
 
 
-def _why_no_model(files: tuple[SubmittedFile, ...]) -> str:
+def _why_no_model(files: tuple[SubmittedFile, ...], formats: tuple[str, ...]) -> tuple[str, str]:
+    """Why no file can be graded, and the status that gives: 'refused' for a file that is never opened (a
+    pickle), else 'no_file'."""
+    kind = _kind_of_file(formats)
     if not files:
-        return "no file submitted"
-    nested = [f.name for f in files if "/" in f.name and f.name.lower().endswith(".h5")]
-    if nested:
-        return f"no .h5 file at the top of the folder (found {nested[0]} in a subfolder; upload the file itself)"
+        return "no file submitted", "no_file"
     for listed in files:
-        reason = OTHER_MODEL_SUFFIXES.get(Path(listed.name).suffix.lower())
+        refused = refusal(Path(listed.name).name, formats)
+        if refused and "/" not in listed.name:
+            return refused, "refused"
+    ends = suffixes(formats)
+    nested = [f.name for f in files if "/" in f.name and f.name.lower().endswith(ends)]
+    if nested:
+        return (
+            f"no {kind} file at the top of the folder (found {nested[0]} in a subfolder; upload the file itself)",
+            "no_file",
+        )
+    for listed in files:
+        suffix = Path(listed.name).suffix.lower()
+        reason = OTHER_MODEL_SUFFIXES.get(suffix) if formats == DEFAULT_FORMATS else None
         if reason:
-            return f"no .h5 file: found {listed.name}, {reason}"
+            return f"no .h5 file: found {listed.name}, {reason}", "no_file"
+        if suffix in suffixes(tuple(FORMATS)) and formats != DEFAULT_FORMATS:
+            return f"no {kind} file: found {listed.name}; this assignment takes {advice(formats)}", "no_file"
     names = ", ".join(f.name for f in files[:3]) + (", ..." if len(files) > 3 else "")
-    return f"no .h5 file (found {names})"
+    return f"no {kind} file (found {names})", "no_file"

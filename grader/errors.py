@@ -71,3 +71,7 @@ class WorkerOverBudget(WorkerError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class ModelLoadError(Exception):
+    "A runtime (onnxruntime) could not load a submitted model: a fact about the file, reported as load_failed"

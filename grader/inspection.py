@@ -19,7 +19,7 @@ from typing import Any
 from grader.architecture import analyse, config_of, declared_input, endpoints, inbound_names
 
 # Bump when what the inspector reports changes: stored inspections of another revision are read again.
-REVISION = 5
+REVISION = 6
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # HDF5 looks for its superblock at 0 and then at every power of two from 512 (after a user block).
 SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
@@ -127,6 +127,28 @@ class Inspection:
     "HDF5 objects visited."
     truncated_walk: bool = False
     "The file holds more objects than the inspector visits."
+    producer: str | None = None
+    "What wrote the file, when it says: 'pytorch 2.6.0', 'tf2onnx 1.16.1' (ONNX)."
+    opsets: dict[str, int] = field(default_factory=dict)
+    "ONNX: the operator sets the graph imports, by domain ('' is the standard one)."
+    operators: tuple[str, ...] = ()
+    "ONNX: the operators the graph uses, as 'Conv' (standard domains) or 'domain:Op'."
+    functions: tuple[str, ...] = ()
+    "ONNX: functions the model defines itself (custom operators)."
+    external_data: tuple[dict[str, Any], ...] = ()
+    "ONNX: tensors whose bytes live in other files: tensor, location, offset, length (as the graph says)."
+    fixed_batch: int | None = None
+    "ONNX: the batch size the graph's input fixes (1 for many exports), or None when it is open."
+    batch_axis: bool = True
+    "ONNX: whether the graph's input and output have a batch axis (a few exports take one image, no batch)."
+    checker_error: str = ""
+    "ONNX: what onnx.checker found wrong with the graph, if anything."
+    members: tuple[dict[str, Any], ...] = ()
+    "A .keras zip: each member's name, size, compressed size and whether it is a link."
+    archive_problems: tuple[str, ...] = ()
+    "A .keras zip: what is wrong with the archive itself (bombs, paths leaving it, unexpected members)."
+    inference_graph: bool = False
+    "The layers come from an inference graph (ONNX), where training-only layers such as Dropout are gone."
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +169,11 @@ class Inspection:
             "unbacked_datasets",
             "code_objects",
             "layer_table",
+            "operators",
+            "functions",
+            "external_data",
+            "members",
+            "archive_problems",
         ):
             values[key] = tuple(values.get(key, ()))
         return cls(**values)
@@ -170,16 +197,24 @@ def inspect_h5(path: str | Path) -> Inspection:
         return _inspect_open_file(handle, path, size)
 
 
-def sniff_format(path: Path) -> str:
-    """'hdf5' when an HDF5 superblock signature is where HDF5 looks for one, else what the file looks like."""
+def read_head(path: Path, size: int = 16) -> tuple[bytes, bool]:
+    """A file's first bytes, and whether an HDF5 superblock signature is where HDF5 looks for one."""
     with open(path, "rb", buffering=0) as stream:
-        head = stream.read(8)
-        if not head:
-            return "empty"
-        for offset in SIGNATURE_OFFSETS:
+        head = stream.read(size)
+        for offset in SIGNATURE_OFFSETS if head else ():
             stream.seek(offset)
             if stream.read(8) == HDF5_SIGNATURE:
-                return "hdf5"
+                return head, True
+    return head, False
+
+
+def sniff_format(path: Path) -> str:
+    """'hdf5' when an HDF5 superblock signature is where HDF5 looks for one, else what the file looks like."""
+    head, hdf5 = read_head(path)
+    if not head:
+        return "empty"
+    if hdf5:
+        return "hdf5"
     for magic, description in OTHER_FORMATS.items():
         if head.startswith(magic):
             return description
@@ -188,7 +223,7 @@ def sniff_format(path: Path) -> str:
 
 def _inspect_open_file(handle: Any, path: Path, size: int) -> Inspection:
     facts: dict[str, Any] = {"path": str(path), "size": size, "format": "hdf5", "readable": True}
-    facts.update(_walk_storage(handle))
+    facts.update(walk_storage(handle))
     attrs = handle.attrs
     facts["keras_version"] = _text_attr(attrs, "keras_version")
     facts["backend"] = _text_attr(attrs, "backend")
@@ -206,7 +241,7 @@ def _inspect_open_file(handle: Any, path: Path, size: int) -> Inspection:
     return Inspection(**facts)
 
 
-def _walk_storage(handle: Any) -> dict[str, Any]:
+def walk_storage(handle: Any) -> dict[str, Any]:
     """Visit every link without following any, and every dataset's layout, shape and stored size."""
     import h5py
 
@@ -253,9 +288,12 @@ def _walk_storage(handle: Any) -> dict[str, Any]:
 
 def _weights_group(name: str) -> str:
     """The top-level layer a weight array belongs to: Keras writes model_weights/<layer>/... in a full
-    model file and <layer>/... in a weights file."""
-    parts = name.split("/")
-    return parts[1] if parts[0] == "model_weights" and len(parts) > 2 else parts[0]
+    model file, <layer>/... in a weights file, and layers/<layer>/vars/... in a .keras zip's weights (Keras
+    2.13 wrote '_layer_checkpoint_dependencies\\<layer>/vars/...')."""
+    parts = name.replace("\\", "/").split("/")
+    if parts[0] in ("model_weights", "layers", "_layer_checkpoint_dependencies") and len(parts) > 2:
+        return parts[1]
+    return parts[0]
 
 
 def _check_dataset(
@@ -281,8 +319,9 @@ def _check_dataset(
     if declared > SHAPE_BOMB_BYTES and declared > SHAPE_BOMB_RATIO * max(stored, 1):
         unbacked.append(f"/{name} declares {declared:,} bytes, stores {stored:,}")
         return 0
-    # Optimizer state is saved beside the weights; only the model's own arrays are parameters.
-    if name.startswith("optimizer"):
+    # Optimizer state (and a .keras file's metric counters) is saved beside the weights; only the model's
+    # own arrays are parameters.
+    if name.startswith(("optimizer", "metrics")):
         return 0
     weights["parameter_count"] += count
     weights["weight_arrays"] += 1
@@ -290,16 +329,20 @@ def _check_dataset(
 
 
 def _read_config(attrs: Any) -> dict[str, Any]:
-    facts: dict[str, Any] = {}
     # A variable-length string attribute does not say its size until it is read; reading it is bounded
     # by the file size (itself checked against the upload limit) and by the reader's memory budget.
     raw = attrs["model_config"]
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+    return read_config_text(raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw))
+
+
+def read_config_text(text: str) -> dict[str, Any]:
+    """The facts a model config (Keras's JSON, from an .h5 attribute or a .keras zip's config.json) states."""
+    facts: dict[str, Any] = {}
     facts["config_bytes"] = len(text)
     if len(text) > MAX_CONFIG_BYTES:
         facts["config_error"] = f"model config is {len(text):,} bytes (limit {MAX_CONFIG_BYTES:,})"
         return facts
-    depth = _json_depth(text)
+    depth = json_depth(text)
     facts["config_depth"] = depth
     if depth > MAX_CONFIG_DEPTH:
         facts["config_error"] = f"model config is nested {depth} levels deep (limit {MAX_CONFIG_DEPTH})"
@@ -342,7 +385,7 @@ def _read_config(attrs: Any) -> dict[str, Any]:
     return facts
 
 
-def _json_depth(text: str) -> int:
+def json_depth(text: str) -> int:
     """Nesting depth of a JSON text, counted without parsing it (so without recursion)."""
     depth = deepest = 0
     in_string = escaped = False
@@ -570,7 +613,9 @@ def main() -> None:
             continue
         request = json.loads(line)
         try:
-            send({"ok": True, "inspection": inspect_h5(request["path"]).to_json()})
+            from grader.formats import inspect_file
+
+            send({"ok": True, "inspection": inspect_file(request["path"]).to_json()})
         except Exception as error:  # a fact about the file, reported, not a crash of the run
             send({"ok": False, "error": _first_line(error)})
 

@@ -170,6 +170,8 @@ def main(out: Path, heldout: Path) -> None:
             "non_trainable": int(sum(np.prod(w.shape) for w in model.non_trainable_weights)),
             "layers": [[layer.name, list(layer.output.shape), int(layer.count_params())] for layer in model.layers],
         }
+    # The trained network in Keras 3's own format too, for the mixed-format cohort.
+    trained.save(out / "oxford_exact.keras")
     (out / "models.json").write_text(json.dumps(facts, indent=2))
 
 

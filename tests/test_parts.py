@@ -105,9 +105,9 @@ def test_a_missing_part_has_its_own_status_and_the_total_counts_it_as_zero(uva) 
     _, summary = uva
     cat = students(summary)["3"]
     assert cat["parts"]["cnn"]["status"] == "no_file"
-    assert cat["parts"]["cnn"]["reason"] == "no .h5 file for part cnn: q5.h5 is for part mlp by its name"
+    assert cat["parts"]["cnn"]["reason"] == "no model file for part cnn: q5.h5 is for part mlp by its name"
     assert cat["status"] == "flagged" and cat["score"] == cat["parts"]["mlp"]["score"]
-    assert "cnn (no_file): no .h5 file for part cnn" in cat["reason"]
+    assert "cnn (no_file): no model file for part cnn" in cat["reason"]
 
 
 def test_a_model_of_another_shape_is_fed_as_it_declares_and_flagged(uva) -> None:

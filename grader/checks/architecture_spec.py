@@ -19,7 +19,7 @@ expected and found output shape and parameter count, and what to change.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from grader.architecture import ACTIVATION_LAYERS, analyse, canonical_kind
@@ -35,6 +35,8 @@ SETTINGS = ("filters", "units", "kernel_size", "pool_size", "strides", "padding"
 SIZE_SETTINGS = ("kernel_size", "strides", "pool_size")
 PADDINGS = ("valid", "same")
 MISSING, EXTRA, OTHER_KIND = 1.0, 1.0, 1.5
+# Layers an export for inference removes (torch.onnx.export in eval mode drops Dropout).
+ERASED_BY_EXPORT = frozenset({"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout"})
 SETTING_COST = 0.01
 _LINEAR_KINDS = ("Conv", "SeparableConv", "DepthwiseConv", "Dense")
 
@@ -203,6 +205,21 @@ def _compare(layer_table: list[dict[str, Any]] | tuple[dict[str, Any], ...], spe
     return Comparison(
         status, tuple(rows), tuple(problems), expected_total, found_total, spec.document, spec.source, left_out
     )
+
+
+def compare_inspection(inspection: Any, spec: ArchitectureSpec) -> Comparison:
+    """Compare an inspected file with the spec. An inference graph (ONNX) has no Dropout: the spec's dropout
+    layers are left out of the comparison there, and the result says so."""
+    if not getattr(inspection, "inference_graph", False):
+        return compare(inspection.layer_table, spec)
+    kept = tuple(layer for layer in spec.layers if canonical_kind(layer.kind) not in ERASED_BY_EXPORT)
+    result = compare(inspection.layer_table, replace(spec, layers=kept))
+    erased = tuple(
+        f"{layer.call()} (an exported inference graph holds no dropout)"
+        for layer in spec.layers
+        if canonical_kind(layer.kind) in ERASED_BY_EXPORT
+    )
+    return replace(result, ignored=result.ignored + erased)
 
 
 def at_least(status: str, required: str) -> bool:

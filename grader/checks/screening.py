@@ -6,11 +6,13 @@ flags it for a person. Pure functions of the inspection and the assignment: no I
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from grader.checks.architecture_spec import EXACT, compare
+from grader.checks.architecture_spec import EXACT, compare_inspection
 from grader.courseworks.assignment import Assignment, Limit, Part
+from grader.formats import DEFAULT_FORMATS, advice
 from grader.inspection import Inspection
 from grader.versions import SavedWith, parse_release, saved_with, version_tag
 
@@ -121,13 +123,17 @@ def screen(
     part: Part | None = None,
     file_name: str = "",
     allow_lambda: bool = False,
+    beside: Mapping[str, int] | None = None,
 ) -> list[Check]:
     """Every check that can be made from the file alone, in the order a TA reads them (against `part`, the
-    assignment's first part when not given)."""
+    assignment's first part when not given). `beside` lists the plain files next to it in the student's
+    folder (name: size), where an ONNX graph's external data must be."""
     part = part or assignment.parts[0]
-    checks = [_format_check(inspection)]
+    checks = [_format_check(inspection, assignment.formats_of(part))]
     if checks[0].outcome == FAIL:
         return checks
+    if inspection.format == "onnx":
+        return [*checks, *_onnx_checks(inspection, assignment, part, beside)]
     checks.append(_storage_check(inspection))
     model = _model_check(inspection)
     checks.append(model)
@@ -147,7 +153,7 @@ def architecture_check(inspection: Inspection, part: Part) -> Check:
     """The file's layers against the part's required architecture; a mismatch does what the policy says."""
     spec = part.architecture
     assert spec is not None
-    comparison = compare(inspection.layer_table, spec)
+    comparison = compare_inspection(inspection, spec)
     if comparison.status == EXACT:
         return Check("architecture", PASS, comparison.summary())
     outcome = {"refuse": FAIL, "flag": WARN, "report": INFO}[spec.policy]
@@ -170,18 +176,20 @@ def summary(checks: list[Check], outcome: str) -> str:
     return "; ".join(f"{check.name}: {check.message}" for check in checks if check.outcome == outcome)
 
 
-def _format_check(inspection: Inspection) -> Check:
-    if inspection.format == "empty":
-        return Check(
-            "HDF5 file", FAIL, "the file is empty (0 bytes)", "upload the .h5 file that model.save('name.h5') wrote"
-        )
-    if inspection.format != "hdf5":
-        return Check(
-            "HDF5 file",
-            FAIL,
-            f"the file is {inspection.format}",
-            "save the model with model.save('name.h5') and upload that file",
-        )
+# What the inspector calls each format it reads, as assignments name them.
+INSPECTED_FORMATS = {"hdf5": "keras-h5", "keras-zip": "keras-zip", "onnx": "onnx"}
+
+
+def _format_check(inspection: Inspection, accepted: tuple[str, ...] = DEFAULT_FORMATS) -> Check:
+    found = INSPECTED_FORMATS.get(inspection.format)
+    if found is None or found not in accepted:
+        return _other_format(inspection, accepted)
+    if found == "keras-zip":
+        return _archive_check(inspection)
+    if found == "onnx":
+        if not inspection.readable:
+            return Check("ONNX graph", FAIL, inspection.open_error, f"export the model again: {advice(accepted)}")
+        return Check("ONNX graph", PASS, f"a valid ONNX protobuf ({inspection.size:,} bytes)")
     if not inspection.readable:
         return Check(
             "HDF5 file",
@@ -190,6 +198,157 @@ def _format_check(inspection: Inspection) -> Check:
             "save the model again and check the upload finished",
         )
     return Check("HDF5 file", PASS, "valid HDF5")
+
+
+def _other_format(inspection: Inspection, accepted: tuple[str, ...]) -> Check:
+    """A file that is not one of the formats the assignment takes (or nothing any format reads)."""
+    if inspection.format == "empty":
+        return Check("HDF5 file", FAIL, "the file is empty (0 bytes)", f"upload {advice(accepted)}")
+    if accepted == DEFAULT_FORMATS and inspection.format not in INSPECTED_FORMATS:
+        # Coursework 1's wording, unchanged.
+        return Check(
+            "HDF5 file",
+            FAIL,
+            f"the file is {inspection.format}",
+            "save the model with model.save('name.h5') and upload that file",
+        )
+    names = {"keras-h5": "a Keras .h5 file", "keras-zip": "a Keras .keras zip", "onnx": "an ONNX graph"}
+    found = INSPECTED_FORMATS.get(inspection.format)
+    what = names[found] if found else f"{inspection.format}"
+    if inspection.archive_problems:
+        what = f"a zip ({'; '.join(inspection.archive_problems)})"
+    return Check(
+        "model file",
+        FAIL,
+        f"the file is {what}; this assignment takes {_taken(accepted)}",
+        f"hand in {advice(accepted)}",
+    )
+
+
+def _taken(accepted: tuple[str, ...]) -> str:
+    names = {"keras-h5": "Keras .h5", "keras-zip": "Keras .keras", "onnx": "ONNX"}
+    return " or ".join(names[name] for name in accepted) + " models"
+
+
+def _archive_check(inspection: Inspection) -> Check:
+    """A .keras zip's central directory: what it holds, before any member was opened."""
+    fix = "save the model again with model.save('model.keras') and upload that file unchanged"
+    if inspection.open_error:
+        return Check("archive", FAIL, inspection.open_error, fix)
+    if inspection.archive_problems:
+        return Check("archive", FAIL, "; ".join(inspection.archive_problems[:3]), fix)
+    members = ", ".join(f"{m['name']} ({m['size']:,} bytes)" for m in inspection.members)
+    return Check("archive", PASS, f"a Keras zip: {members}")
+
+
+def _onnx_checks(
+    inspection: Inspection, assignment: Assignment, part: Part, beside: Mapping[str, int] | None
+) -> list[Check]:
+    """An ONNX graph: operators, external data, parameters, outputs, producer, and the architecture."""
+    checks = [_operators_check(inspection, assignment), _external_data_check(inspection, beside)]
+    if inspection.checker_error:
+        checks.append(
+            Check(
+                "ONNX checker",
+                WARN,
+                f"onnx.checker finds the graph malformed: {inspection.checker_error}",
+                "export the model again with a current exporter",
+            )
+        )
+    if inspection.unbacked_datasets:
+        checks.append(
+            Check(
+                "parameters",
+                FAIL,
+                f"tensors declaring more bytes than the file stores: {', '.join(inspection.unbacked_datasets[:3])}",
+                "export the trained model again",
+            )
+        )
+    else:
+        checks.append(_parameters_check(inspection, assignment))
+    checks.append(_output_check(inspection, part.data.classes))
+    opsets = ", ".join(f"{domain or 'ai.onnx'} {version}" for domain, version in sorted(inspection.opsets.items()))
+    batch = (
+        "; no batch axis: predicted one image at a time"
+        if not inspection.batch_axis
+        else f"; a fixed batch of {inspection.fixed_batch}: predicted {inspection.fixed_batch} at a time"
+        if inspection.fixed_batch
+        else ""
+    )
+    checks.append(
+        Check("exporter", PASS, f"exported by {inspection.producer or 'an unnamed exporter'}, opset {opsets}{batch}")
+    )
+    if part.architecture is not None:
+        checks.append(architecture_check(inspection, part))
+    return checks
+
+
+def _operators_check(inspection: Inspection, assignment: Assignment) -> Check:
+    """Standard-domain operators from the assignment's list only; no custom domain, no function of its own."""
+    fix = "export with the standard operators only (torch.onnx.export with a default opset)"
+    if inspection.functions:
+        return Check(
+            "operators", FAIL, f"the graph defines its own functions: {', '.join(inspection.functions[:5])}", fix
+        )
+    custom = [op for op in inspection.operators if ":" in op]
+    if custom:
+        return Check("operators", FAIL, f"operators outside the standard domains: {', '.join(custom[:5])}", fix)
+    unknown = sorted(set(inspection.operators) - assignment.screening.onnx_operators)
+    if unknown:
+        return Check("operators", FAIL, f"operators this assignment does not allow: {', '.join(unknown[:8])}", fix)
+    extra = sorted(domain for domain in inspection.opsets if domain not in ("", "ai.onnx"))
+    imported = f" (it also imports {', '.join(extra)}, which no node uses)" if extra else ""
+    return Check("operators", PASS, f"{', '.join(inspection.operators)}{imported}")
+
+
+def _external_data_check(inspection: Inspection, beside: Mapping[str, int] | None) -> Check:
+    """Weights stored beside the graph: only plain file names of the same submission folder, each read
+    within its size; any other location could name any file on the disk, and is refused."""
+    if not inspection.external_data:
+        return Check("external data", PASS, "none: every weight is inside the graph file")
+    fix = "export again so that the weights sit in the .onnx file, or hand in the .onnx.data file beside it unchanged"
+    files = beside or {}
+    problems = []
+    for entry in inspection.external_data:
+        location, tensor = entry["location"], entry["tensor"]
+        if not _plain_name(location):
+            problems.append(f"{tensor} names {location!r}, which is not a file name beside the graph")
+            continue
+        if location not in files:
+            problems.append(f"{tensor} names {location!r}, which is not in the submission")
+            continue
+        try:
+            offset = int(entry["offset"] or 0)
+            length = int(entry["length"]) if entry["length"] != "" else entry["bytes"]
+        except ValueError:
+            problems.append(f"{tensor} gives an offset or length that is not a number")
+            continue
+        if offset < 0 or length < 0 or offset + length > files[location]:
+            problems.append(
+                f"{tensor} reads bytes {offset:,} to {offset + length:,} of {location} ({files[location]:,} bytes)"
+            )
+        elif length != entry["bytes"]:
+            problems.append(f"{tensor} declares {entry['bytes']:,} bytes but names {length:,} in {location}")
+    if problems:
+        return Check("external data", FAIL, "; ".join(problems[:3]), fix)
+    names = sorted({entry["location"] for entry in inspection.external_data})
+    return Check(
+        "external data",
+        PASS,
+        f"{len(inspection.external_data)} tensors in {', '.join(names)}, beside the graph (staged and hashed with it)",
+    )
+
+
+def _plain_name(location: str) -> bool:
+    """A file name with no folder in it: no separator, no '..', not absolute, no drive, not hidden."""
+    return bool(location) and not (
+        "/" in location
+        or "\\" in location
+        or ":" in location
+        or "\x00" in location
+        or location.startswith(".")
+        or location in ("..", ".")
+    )
 
 
 def _storage_check(inspection: Inspection) -> Check:
@@ -364,6 +523,13 @@ def version_check(inspection: Inspection, assignment: Assignment, file_name: str
     tag = version_tag(file_name)
     tag_text = f"tf{tag[0]}.{tag[1]}" if tag else ""
     if saved.older_than(release):
+        if tag is None and assignment.versions.untagged_older_policy == "grade":
+            return Check(
+                "TF version",
+                PASS,
+                f"saved by {saved.description}, older than TensorFlow {grading}; this coursework asks for no "
+                "version tag",
+            )
         if tag is None:
             outcome = FAIL if assignment.versions.untagged_older_policy == "refuse" else WARN
             return Check(

@@ -30,6 +30,7 @@ from grader.architecture import ALIASES
 from grader.checks.architecture_spec import PADDINGS, SETTINGS, ArchitectureSpec, LayerSpec
 from grader.checks.architecture_spec import POLICIES as ARCHITECTURE_POLICIES
 from grader.errors import AssignmentError
+from grader.formats import DEFAULT_FORMATS, FORMATS
 from grader.marking.schemes import (
     ARCHITECTURE_CONDITIONS,
     ROUNDINGS,
@@ -47,6 +48,9 @@ from grader.marking.schemes import (
 SCHEMA_VERSION = 1
 DEFAULT_ASSIGNMENT = "kcl-dnn-cw1"
 POLICIES = ("refuse", "flag")
+# A file saved by an older release without a version tag in its name: refused, flagged, or graded (for a
+# coursework that asks for no tag).
+UNTAGGED_POLICIES = ("refuse", "flag", "grade")
 # A file only TensorFlow's Keras 2 loader (tf_keras) can read: refused, graded and flagged, or graded.
 LEGACY_LOADER_POLICIES = ("refuse", "flag", "grade")
 INPUT_MODES = ("reference", "adapt")
@@ -238,6 +242,92 @@ SECTIONS = frozenset(
         "architecture",
     )
 )
+# ONNX operators a graph may use unless an assignment says otherwise: the standard domain's arithmetic,
+# layers, activations, pooling, normalisation and tensor plumbing. Control flow (If, Loop, Scan: subgraphs)
+# and anything outside the standard domain are not among them.
+ONNX_OPERATORS = frozenset(
+    (
+        "Abs",
+        "Add",
+        "And",
+        "ArgMax",
+        "AveragePool",
+        "BatchNormalization",
+        "Cast",
+        "Ceil",
+        "Clip",
+        "Concat",
+        "Constant",
+        "ConstantOfShape",
+        "Conv",
+        "ConvTranspose",
+        "Div",
+        "Dropout",
+        "Elu",
+        "Equal",
+        "Erf",
+        "Exp",
+        "Expand",
+        "Flatten",
+        "Floor",
+        "Gather",
+        "Gelu",
+        "Gemm",
+        "GlobalAveragePool",
+        "GlobalMaxPool",
+        "Greater",
+        "HardSigmoid",
+        "HardSwish",
+        "Identity",
+        "InstanceNormalization",
+        "LRN",
+        "LayerNormalization",
+        "LeakyRelu",
+        "Less",
+        "Log",
+        "LogSoftmax",
+        "MatMul",
+        "Max",
+        "MaxPool",
+        "Mean",
+        "MeanVarianceNormalization",
+        "Min",
+        "Mul",
+        "Neg",
+        "Not",
+        "Or",
+        "PRelu",
+        "Pad",
+        "Pow",
+        "Range",
+        "Reciprocal",
+        "ReduceMax",
+        "ReduceMean",
+        "ReduceMin",
+        "ReduceSum",
+        "Relu",
+        "Reshape",
+        "Resize",
+        "Selu",
+        "Shape",
+        "Sigmoid",
+        "Sign",
+        "Slice",
+        "Softmax",
+        "Softplus",
+        "Split",
+        "Sqrt",
+        "Squeeze",
+        "Sub",
+        "Sum",
+        "Tanh",
+        "Tile",
+        "Transpose",
+        "Unsqueeze",
+        "Upsample",
+        "Where",
+    )
+)
 # The name of the one part of a single-part assignment (never shown: its columns are the plain ones).
 SINGLE_PART = "main"
 _PART_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -329,6 +419,10 @@ class ScreeningSpec:
 
     allowed_layers: frozenset[str]
     "Layer classes a model may use. Anything else (custom classes, Lambda) is refused before loading."
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    "The model formats accepted ('keras-h5', 'keras-zip', 'onnx'); a file of another format is refused with advice."
+    onnx_operators: frozenset[str] = ONNX_OPERATORS
+    "ONNX operators (standard domain) a graph may use; custom domains and functions are always refused."
 
 
 @dataclass(frozen=True)
@@ -358,7 +452,8 @@ class VersionRules:
     tensorflow: str = "2.18.0"
     "TensorFlow release the markers use."
     untagged_older_policy: str = "flag"
-    "What to do with a file saved by an older release without a version tag in its name."
+    "What to do with a file saved by an older release without a version tag in its name: 'refuse', 'flag', or"
+    " 'grade' (a coursework that asks for no tag)."
     legacy_loader_policy: str = "flag"
     "A Keras 2 file that Keras 3 (the official script's loader under this TensorFlow) cannot load or run,"
     " which TensorFlow's Keras 2 loader (tf_keras) can: 'flag' (graded with tf_keras and flagged), 'grade'"
@@ -389,6 +484,8 @@ class Part:
     "What the coursework calls its mark table ('Table 1'), for reports."
     architecture: ArchitectureSpec | None = None
     "The architecture this part's models must have, layer by layer, and what a mismatch does."
+    formats: tuple[str, ...] = ()
+    "The model formats this part takes, when they differ from the assignment's ([screening] formats)."
 
     @property
     def max_score(self) -> int | float:
@@ -461,6 +558,15 @@ class Assignment:
     def max_score(self) -> int | float:
         """The highest total: each part's maximum times its weight."""
         return as_score(sum((Fraction(part.max_score) * part.weight for part in self.parts), Fraction(0)))
+
+    def formats_of(self, part: Part) -> tuple[str, ...]:
+        """The model formats a part takes: its own list, else the assignment's."""
+        return part.formats or self.screening.formats
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """Every format any part takes: what makes a file in a student's folder a model file."""
+        return tuple(dict.fromkeys(name for part in self.parts for name in self.formats_of(part)))
 
     def part(self, name: str) -> Part:
         for part in self.parts:
@@ -555,7 +661,7 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
     version_rules = VersionRules(
         tensorflow=versions.get("tensorflow", str) or defaults_versions.tensorflow,
         untagged_older_policy=versions.choice(
-            "untagged_older_policy", POLICIES, defaults_versions.untagged_older_policy
+            "untagged_older_policy", UNTAGGED_POLICIES, defaults_versions.untagged_older_policy
         ),
         legacy_loader_policy=versions.choice(
             "legacy_loader_policy", LEGACY_LOADER_POLICIES, defaults_versions.legacy_loader_policy
@@ -567,11 +673,19 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
     if not allowed or not all(isinstance(layer, str) and layer.isidentifier() for layer in allowed):
         screening.fail("allowed_layers", "must be a list of layer class names, such as ['Dense', 'Conv2D']")
 
+    formats = screening.get("formats", list) or list(DEFAULT_FORMATS)
+    for format_name in formats:
+        if format_name not in FORMATS:
+            screening.fail("formats", f"holds {format_name!r}; choose from: {', '.join(FORMATS)}")
+    operators = screening.get("onnx_operators", list)
+    if operators is not None and not all(isinstance(op, str) and op.isidentifier() for op in operators):
+        screening.fail("onnx_operators", "must be a list of ONNX operator names, such as ['Conv', 'Relu', 'Gemm']")
+
     reader.reject_unknown(set(SECTIONS))
     info.reject_unknown({"name", "title", "source", "description", "max_score"})
     limits.reject_unknown({"max_file_bytes", "file_size_policy", "max_parameters", "parameters_policy"})
     versions.reject_unknown(set(VersionRules.__dataclass_fields__))
-    screening.reject_unknown({"allowed_layers"})
+    screening.reject_unknown({"allowed_layers", "formats", "onnx_operators"})
     assignment = Assignment(
         name=name,
         title=title,
@@ -580,7 +694,11 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
         parts=parts,
         limits=limits_spec,
         versions=version_rules,
-        screening=ScreeningSpec(allowed_layers=frozenset(allowed)),
+        screening=ScreeningSpec(
+            allowed_layers=frozenset(allowed),
+            formats=tuple(dict.fromkeys(formats)),
+            onnx_operators=frozenset(operators) if operators is not None else ONNX_OPERATORS,
+        ),
         path=path,
         sha256=sha256,
     )
@@ -643,6 +761,10 @@ def _parse_part(reader: _Reader, document: dict[str, Any], entry: dict[str, Any]
             )
         parsed_shapes.append(tuple(shape))
     architecture = _parse_architecture(part, data, tuple(parsed_shapes), marking)
+    formats = part.get("formats", list) or []
+    for format_name in formats:
+        if format_name not in FORMATS:
+            part.fail("formats", f"holds {format_name!r}; choose from: {', '.join(FORMATS)}")
     part.reject_unknown(
         {
             "name",
@@ -656,6 +778,7 @@ def _parse_part(reader: _Reader, document: dict[str, Any], entry: dict[str, Any]
             "marking",
             "bands",
             "architecture",
+            "formats",
         }
     )
     return Part(
@@ -670,6 +793,7 @@ def _parse_part(reader: _Reader, document: dict[str, Any], entry: dict[str, Any]
         heldout=part.get("heldout", str) or "",
         marking_title=marking_reader.get("name", str) or "",
         architecture=architecture,
+        formats=tuple(dict.fromkeys(formats)),
     )
 
 

@@ -73,6 +73,10 @@ class Job:
     "Evaluate in a worker that is discarded afterwards."
     wall_seconds: float | None = None
     "This job's own time limit (its part's), when it differs from the scheduler's budget."
+    model_name: str = MODEL_NAME
+    "The name the model gets in the worker's inbox: its format's suffix ('model.keras', 'model.onnx')."
+    companions: tuple[tuple[Path, str], ...] = ()
+    "Staged files placed beside the model under their own names (an ONNX graph's external data)."
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,7 @@ class ChildProcess:
             ],
         )
         child.inbox = inbox
-        child.model_inside = f"{visible[str(inbox)]}/{MODEL_NAME}"
+        child.inbox_inside = visible[str(inbox)]
         child.protocol = WORKER_PROTOCOL
         return child
 
@@ -184,7 +188,7 @@ class ChildProcess:
         return message
 
     inbox: Path
-    model_inside: str
+    inbox_inside: str
 
     def ask(self, request: dict[str, Any], budget: Budget) -> dict[str, Any]:
         """Send one request and wait, within the budget, for its answer."""
@@ -456,13 +460,21 @@ class Scheduler:
             self._live.discard(worker)
 
     def _evaluate(self, worker: ChildProcess, job: Job) -> Outcome:
-        staged = worker.inbox / MODEL_NAME
+        staged = worker.inbox / job.model_name
         _place(job.model_path, staged)
+        beside = [worker.inbox / name for _, name in job.companions]
+        for (source, _), target in zip(job.companions, beside, strict=True):
+            _place(source, target)
         info = {"versions": worker.ready.get("versions", {}), "startup_seconds": worker.ready.get("startup_seconds")}
         started = time.monotonic()
         budget = replace(self.budget, wall_seconds=job.wall_seconds) if job.wall_seconds else self.budget
         try:
-            request = {**job.request, "id": job.key, "model": worker.model_inside, "name": job.name}
+            request = {
+                **job.request,
+                "id": job.key,
+                "model": f"{worker.inbox_inside}/{job.model_name}",
+                "name": job.name,
+            }
             answer = worker.ask(request, budget)
         except WorkerTimeout:
             worker.kill()
@@ -480,8 +492,9 @@ class Scheduler:
             worker.kill()
             return self._failed(job, "crashed", str(error), time.monotonic() - started, info)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                staged.unlink()
+            for placed in (staged, *beside):
+                with contextlib.suppress(FileNotFoundError):
+                    placed.unlink()
         return Outcome(job.key, "answered", answer, "", time.monotonic() - started, self.isolation, info)
 
     def _failed(self, job: Job, status: str, reason: str, seconds: float, info: dict[str, Any]) -> Outcome:
@@ -545,7 +558,7 @@ def inspect_files(
                 # The file broke the reader: it goes, and a fresh one reads the next file.
                 child.kill()
                 child = None
-                answer = {"ok": False, "error": f"reading the HDF5 structure {failure}: a corrupt or crafted file"}
+                answer = {"ok": False, "error": f"reading the file {failure}: a corrupt or crafted file"}
             if answer.get("ok"):
                 answer["inspection"]["path"] = str(path)
             on_result(path, answer)

@@ -331,8 +331,14 @@ def _versions(detail: dict[str, Any], assignment: Assignment) -> dict[str, Any]:
         if used.get("tensorflow") and loader
         else f"TensorFlow {assignment.versions.tensorflow} (not evaluated)"
     )
+    described = saved.description if saved else None
+    if inspection.get("format") == "onnx":
+        # An ONNX graph states its exporter and operator sets, not a Keras release.
+        opsets = ", ".join(f"{d or 'ai.onnx'} {v}" for d, v in sorted((inspection.get("opsets") or {}).items()))
+        described = f"{inspection.get('producer') or 'an unnamed exporter'} (ONNX, opset {opsets})"
+        graded = loader or "onnxruntime (not evaluated)"
     return {
-        "saved_with": saved.description if saved else None,
+        "saved_with": described,
         "keras_version": inspection.get("keras_version"),
         "graded_with": graded,
         "loader": loader,
@@ -346,6 +352,11 @@ def _inspection_summary(inspection: dict[str, Any] | None) -> dict[str, Any] | N
     keys = (
         "size",
         "format",
+        "producer",
+        "opsets",
+        "operators",
+        "external_data",
+        "members",
         "keras_version",
         "backend",
         "model_class",
