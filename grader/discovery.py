@@ -330,6 +330,13 @@ def _why_no_model(files: tuple[SubmittedFile, ...], formats: tuple[str, ...]) ->
         refused = refusal(Path(listed.name).name, formats)
         if refused and "/" not in listed.name:
             return refused, "refused"
+    saved_model = next((f.name for f in files if f.name.lower().endswith("saved_model.pb")), None)
+    if saved_model is not None and formats != DEFAULT_FORMATS:
+        return (
+            f"{saved_model} belongs to a TensorFlow SavedModel folder, which this assignment does not take: "
+            f"hand in {advice(formats)}",
+            "refused",
+        )
     ends = suffixes(formats)
     nested = [f.name for f in files if "/" in f.name and f.name.lower().endswith(ends)]
     if nested:

@@ -453,3 +453,13 @@ full_accuracy = 90
         parse_assignment(
             tomllib.loads(text.replace('formats = ["onnx"]', 'formats = ["pt"]')), path="t.toml", sha256="0"
         )
+
+
+def test_a_savedmodel_folder_is_refused_with_what_to_hand_in(tmp_path: Path) -> None:
+    """A TensorFlow SavedModel folder (saved_model.pb and variables/) is not a format Oxford takes: refused."""
+    folder = tmp_path / "subs" / "Al A_1_assignsubmission_file_" / "my_model"
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"\x08\x01")
+    found = discover_submissions(tmp_path / "subs", OXFORD.screening.formats)[0]
+    assert found.problem_status == "refused"
+    assert found.problem.startswith("my_model/saved_model.pb belongs to a TensorFlow SavedModel folder")
