@@ -85,7 +85,14 @@ reports_option = click.option(
     show_default=True,
     help="The output folder of a grade run.",
 )
-
+library_option = click.option(
+    "--library",
+    "-l",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder of known models (downloaded networks, last year's submissions) or an earlier run's reports, "
+    "each network is compared with (repeatable). A folder of models is graded once and kept under library/.",
+)
 
 # How `grade inspect` and `grade check` colour a check's outcome.
 OUTCOME_STYLES = {"pass": "green", "info": "blue", "warn": "yellow", "fail": "red"}
@@ -160,6 +167,10 @@ def cli() -> None:
     is_flag=True,
     help="Read and hash every file again, even those whose size, times and inode are unchanged.",
 )
+@library_option
+@click.option(
+    "--no-integrity", is_flag=True, help="Skip comparing the networks with each other (integrity.html, integrity.csv)."
+)
 def run_command(
     submissions: Path,
     heldout: tuple[str, ...],
@@ -172,6 +183,8 @@ def run_command(
     fresh_workers: bool,
     allow_lambda: bool,
     rehash: bool,
+    library: tuple[Path, ...],
+    no_integrity: bool,
 ) -> None:
     """Grade every student in SUBMISSIONS and write marks.csv and reports.
 
@@ -201,6 +214,8 @@ def run_command(
                 memory_limit_gb=memory_limit,
                 progress=progress,
                 rehash=rehash,
+                integrity=not no_integrity,
+                libraries=library,
             )
     except GraderError as error:
         raise _fail(error) from None
@@ -560,6 +575,43 @@ def _print_check(result: Any) -> None:
         style = "green" if result.agrees else "red"
         console.print(f"Official script: [{style}]{reference_text(result.reference, result.agrees)}[/]")
     console.print(Panel(result.receipt(), title="receipt: keep it with your upload", expand=False))
+
+
+@cli.command("integrity")
+@click.argument(
+    "reports", required=False, default=defaults.OUT, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@library_option
+@click.option(
+    "--heldout",
+    "-d",
+    "heldout",
+    multiple=True,
+    metavar="[PART=]PATH",
+    help="The held-out set the run used, when it has moved since (PART=PATH for each part).",
+)
+def integrity_command(reports: Path, library: tuple[Path, ...], heldout: tuple[str, ...]) -> None:
+    """Compare a finished run's networks again (with other libraries of known models) and write integrity.html
+    and integrity.csv. Uses what the run stored: no model runs again (a library folder of new models is graded
+    once). Evidence for a person to weigh: marks never change.
+
+    \b
+    Example:
+        grade integrity reports/ --library known_models/ --library ../2025/reports/
+    """
+    from grader.evidence import rerun
+
+    try:
+        evidence, problems = rerun(reports, library, part_paths(heldout, "--heldout"))
+    except GraderError as error:
+        raise _fail(error) from None
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
+    click.echo(f"{evidence.count} pair(s) with evidence; wrote {reports / 'integrity.html'} and integrity.csv")
+    for part, found in evidence.findings.items():
+        names = evidence.networks[part]
+        for finding in found[:20]:
+            click.echo(f"  {part}: {finding.kind}: {names[finding.first].label} ~ {names[finding.second].label}")
 
 
 @cli.command("plot")

@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -46,12 +46,15 @@ from grader.evaluation.scheduler import Budget, Job, Outcome, Scheduler, inspect
 from grader.evaluation.staging import Staged, StagingError, fingerprint, stage, stat_key
 from grader.evaluation.worker import MIN_NEAR_TIE, NEAR_TIE_SAFETY
 from grader.evaluation.worker import REVISION as WORKER_REVISION
+from grader.evidence import gather, is_gradebook_folder, library_folder
 from grader.formats import DEFAULT_FORMATS, FORMATS, advice, format_of
+from grader.formats.fingerprint import REVISION as FINGERPRINT_REVISION
 from grader.gradebook import Evaluation, Gradebook
 from grader.inspection import REVISION as INSPECTOR_REVISION
 from grader.inspection import Inspection
 from grader.marking import scoring
 from grader.marking.totals import student_rows
+from grader.outputs.integrity import write_integrity
 from grader.outputs.reports import write_reports, write_student_report
 from grader.status import STATUSES
 from grader.versions import saved_with
@@ -147,13 +150,17 @@ def grade_cohort(
     progress: Progress | None = None,
     reports: bool = True,
     rehash: bool = False,
+    integrity: bool = True,
+    libraries: Sequence[str | Path] = (),
 ) -> RunSummary:
     """Grade every student under `submissions` (a folder or Moodle zip) and write marks and reports to `out`.
 
     `heldout` is the held-out set of a one-part assignment, or for several parts a mapping from part name
     to its set (a part left out is looked for in heldout/<part>/), or a folder holding <part>/ folders.
     `reports=False` keeps the results in the gradebook only (`grade check` needs no pages). `rehash=True`
-    reads every file again even when its stat says it is unchanged since the last run.
+    reads every file again even when its stat says it is unchanged since the last run. `integrity` compares
+    the networks (grader.evidence) and writes integrity.html and integrity.csv; `libraries` are folders of
+    known models (or earlier runs' reports) every network is also compared with.
     """
     started = time.monotonic()
     progress = progress or _Silent()
@@ -206,6 +213,7 @@ def grade_cohort(
             budget,
             out if reports else None,
             rehash,
+            integrity,
         )
         try:
             run.grade(found, workers=workers, fresh_workers=fresh_workers)
@@ -213,7 +221,15 @@ def grade_cohort(
             shutil.rmtree(run.workdir, ignore_errors=True)
         book.finish_run(run_id)
         if reports:
-            rows, problems = write_reports(book, run_id, out, rules)
+            findings, problems = None, []
+            if integrity:
+                known = [index_library(Path(folder), rules, heldout, out, isolation, progress) for folder in libraries]
+                progress.note("integrity: comparing the networks")
+                evidence = gather(book, run_id, rules, heldouts, known)
+                problems = write_integrity(evidence, out, rules, heldouts)
+                findings = evidence.count
+            rows, more = write_reports(book, run_id, out, rules, findings)
+            problems += more
         else:
             rows, problems = student_rows(book.results(run_id), rules), []
     counts = Counter(row["status"] for row in rows)
@@ -230,6 +246,29 @@ def grade_cohort(
         counts={status: counts[status] for status in STATUSES if counts[status]},
         problems=problems,
     )
+
+
+def index_library(
+    folder: Path,
+    rules: Assignment,
+    heldout: str | Path | Mapping[str, str | Path],
+    out: Path,
+    isolation: str = defaults.ISOLATION,
+    progress: Progress | None = None,
+) -> Path:
+    """A library of known models, graded (once: the gradebook keeps it) into out/library/<name>-<hash>/ with the
+    run's rules and held-out sets; a folder that already holds a gradebook (earlier reports) is used as it is."""
+    if is_gradebook_folder(folder):
+        return folder
+    if not folder.is_dir():
+        raise GraderError(f"--library {folder}: not a folder of models or of an earlier run's reports")
+    target = library_folder(out, folder)
+    if progress is not None:
+        progress.note(f"library {folder}: indexing its models (once; stored in {target})")
+    grade_cohort(
+        folder, assignment=rules, heldout=heldout, out=target, isolation=isolation, reports=False, integrity=True
+    )
+    return target
 
 
 def load_heldouts(rules: Assignment, given: str | Path | Mapping[str, str | Path]) -> dict[str, HeldoutSet]:
@@ -305,8 +344,11 @@ class _Run:
         budget: Budget,
         reports: Path | None,
         rehash: bool = False,
+        integrity: bool = False,
     ) -> None:
         self.book, self.run_id, self.rules, self.heldouts = book, run_id, rules, heldouts
+        self.integrity = integrity
+        "Whether each file's weights are summarised for integrity evidence (once per file and revision)."
         # Each student's report is written as soon as their results are known (while workers evaluate others).
         self.reports = reports
         self.run_info = book.run(run_id)
@@ -512,13 +554,14 @@ class _Run:
         return unit.staged.path
 
     def _stored_inspections(self, units: list[_Unit]) -> list[_Unit]:
-        """Take inspections from the gradebook; return the units whose file must still be inspected."""
+        """Take inspections from the gradebook; return the units whose file must still be inspected (or, for
+        integrity evidence, have its weights summarised)."""
         todo = []
         for unit in units:
             cached = self.book.inspection(unit.sha256, INSPECTOR)
             if cached is not None:
                 unit.inspection, unit.inspection_json = Inspection.from_json(cached), cached
-            else:
+            if cached is None or self.integrity and not self.book.has_weights(unit.sha256, FINGERPRINT_REVISION):
                 todo.append(unit)
         return todo
 
@@ -554,6 +597,11 @@ class _Run:
                 unit.inspection = Inspection.from_json(answer["inspection"])
                 unit.inspection_json = answer["inspection"]
                 self.book.add_inspection(unit.sha256, INSPECTOR, answer["inspection"])
+                if "fingerprint" in answer:
+                    summary = dict(answer["fingerprint"])
+                    kernels = summary.pop("kernels", None)
+                    blob = base64.b64decode(kernels) if kernels else None
+                    self.book.add_weights(unit.sha256, FINGERPRINT_REVISION, summary, blob)
             else:
                 formats = self.rules.formats_of(unit.part)
                 unit.checks.append(
@@ -568,7 +616,13 @@ class _Run:
                 )
 
         if todo:
-            inspect_files(list(todo), isolation=self.isolation, workdir=self.workdir / "inspector", on_result=collect)
+            inspect_files(
+                list(todo),
+                isolation=self.isolation,
+                workdir=self.workdir / "inspector",
+                on_result=collect,
+                fingerprint=self.integrity,
+            )
         return {id(unit) for unit in todo.values()}
 
     def _screen_or_reuse(self, unit: _Unit) -> Job | None:

@@ -26,7 +26,7 @@ from grader.errors import GradebookBusy, GraderError
 
 FILE_NAME = "gradebook.sqlite"
 RECENT_EVALUATIONS = 16
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # One result per student and part of the assignment ('main' when it has one part).
 RESULTS = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -67,6 +67,8 @@ MIGRATIONS = {
         "DROP TABLE results",
         "ALTER TABLE results_by_part RENAME TO results",
     ),
+    # 3 -> 4: each file's weights summarised for integrity evidence (the table SCHEMA creates).
+    3: (),
 }
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -101,6 +103,13 @@ CREATE TABLE IF NOT EXISTS inspections (
     inspector TEXT NOT NULL,             -- grader version that inspected
     result TEXT NOT NULL,                -- JSON (Inspection)
     PRIMARY KEY (sha256, inspector)
+);
+CREATE TABLE IF NOT EXISTS weights (
+    sha256 TEXT NOT NULL,
+    revision INTEGER NOT NULL,           -- grader.formats.fingerprint.REVISION
+    summary TEXT NOT NULL,               -- JSON: weights hash, layers and their hashes, or why it is skipped
+    kernels BLOB,                        -- npz of float16 kernels (plain arrays, read without pickles)
+    PRIMARY KEY (sha256, revision)
 );
 CREATE TABLE IF NOT EXISTS evaluations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -144,6 +153,8 @@ class Evaluation:
     isolation: str
     ties: dict[str, Any] | None = None
     "Images whose top outputs were exactly tied: {'images': n, 'classes': {class: n}} (see scoring.tied_top)."
+    images_sha256: str = ""
+    "The held-out images it predicted (predictions compare only on the same images)."
 
 
 class Gradebook:
@@ -261,6 +272,24 @@ class Gradebook:
             db.execute(
                 "INSERT OR REPLACE INTO inspections VALUES (?, ?, ?)",
                 (sha256, inspector, json.dumps(result, sort_keys=True)),
+            )
+
+    def weights(self, sha256: str, revision: int) -> tuple[dict[str, Any], bytes | None] | None:
+        """A file's stored weights summary and kernels (grader.formats.fingerprint), or None."""
+        row = self.db.execute(
+            "SELECT summary, kernels FROM weights WHERE sha256=? AND revision=?", (sha256, revision)
+        ).fetchone()
+        return (json.loads(row[0]), row[1]) if row else None
+
+    def has_weights(self, sha256: str, revision: int) -> bool:
+        query = "SELECT 1 FROM weights WHERE sha256=? AND revision=?"
+        return self.db.execute(query, (sha256, revision)).fetchone() is not None
+
+    def add_weights(self, sha256: str, revision: int, summary: dict[str, Any], kernels: bytes | None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO weights VALUES (?, ?, ?, ?)",
+                (sha256, revision, json.dumps(summary, sort_keys=True), kernels),
             )
 
     # Evaluations ------------------------------------------------------------------------------------
@@ -430,6 +459,7 @@ def _evaluation(row: sqlite3.Row) -> Evaluation:
         seconds=row["seconds"] or 0.0,
         isolation=row["isolation"] or "",
         ties=json.loads(row["ties"]) if row["ties"] else None,
+        images_sha256=row["images_sha256"],
     )
 
 

@@ -594,8 +594,20 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def _fingerprint(path: Path, inspection: Inspection) -> dict[str, Any]:
+    """The file's weights summarised (grader.formats.fingerprint), or why they could not be."""
+    from grader.formats.fingerprint import REVISION as FINGERPRINT_REVISION
+    from grader.formats.fingerprint import fingerprint_file
+
+    try:
+        return fingerprint_file(path, inspection)
+    except Exception as error:  # a file whose weights cannot be read still has its inspection
+        return {"revision": FINGERPRINT_REVISION, "skipped": f"the weights could not be read ({_first_line(error)})"}
+
+
 def main() -> None:
-    """Answer inspection requests ({"path": ...}, one JSON line each on stdin) with one JSON line each.
+    """Answer inspection requests ({"path": ..., "fingerprint": bool}, one JSON line each on stdin) with one
+    JSON line each.
 
     Run as a child process by the grading run, so that a file that crashes or stalls HDF5 takes only
     this process down: the parent knows which file it was on and carries on with a new child.
@@ -615,7 +627,11 @@ def main() -> None:
         try:
             from grader.formats import inspect_file
 
-            send({"ok": True, "inspection": inspect_file(request["path"]).to_json()})
+            inspection = inspect_file(request["path"])
+            answer: dict[str, Any] = {"ok": True, "inspection": inspection.to_json()}
+            if request.get("fingerprint"):
+                answer["fingerprint"] = _fingerprint(Path(request["path"]), inspection)
+            send(answer)
         except Exception as error:  # a fact about the file, reported, not a crash of the run
             send({"ok": False, "error": _first_line(error)})
 

@@ -42,6 +42,7 @@ EXAMPLES = {
     "inspect": "grade inspect ",
     "export": "grade export ",
     "plot": "grade plot ",
+    "integrity": "grade integrity ",
 }
 
 

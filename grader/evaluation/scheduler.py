@@ -517,11 +517,17 @@ INSPECTION_BUDGET = Budget(wall_seconds=60.0, memory_bytes=2 * 1024**3, processe
 
 
 def inspect_files(
-    paths: list[Path], *, isolation: sandbox.Isolation, workdir: Path, on_result: Callable[[Path, dict[str, Any]], None]
+    paths: list[Path],
+    *,
+    isolation: sandbox.Isolation,
+    workdir: Path,
+    on_result: Callable[[Path, dict[str, Any]], None],
+    fingerprint: bool = False,
 ) -> None:
     """Inspect files in a sandboxed h5py-only child that sees one file at a time (in its inbox).
 
-    `on_result` gets, for each path, {"ok": True, "inspection": {...}} or {"ok": False, "error": "..."}.
+    `on_result` gets, for each path, {"ok": True, "inspection": {...}} or {"ok": False, "error": "..."};
+    with `fingerprint`, an answer also holds the file's weights summary (grader.formats.fingerprint).
     A file that crashes, stalls or over-uses the child gets an error and a fresh child takes the rest.
     """
     inbox = workdir / "inbox"
@@ -545,7 +551,9 @@ def inspect_files(
             _place(path, staged)
             failure = ""
             try:
-                answer = child.ask({"path": f"{visible[str(inbox)]}/{MODEL_NAME}"}, INSPECTION_BUDGET)
+                answer = child.ask(
+                    {"path": f"{visible[str(inbox)]}/{MODEL_NAME}", "fingerprint": fingerprint}, INSPECTION_BUDGET
+                )
             except WorkerTimeout:
                 failure = f"did not finish within {INSPECTION_BUDGET.wall_seconds:g} s"
             except WorkerOverBudget as error:

@@ -476,3 +476,49 @@ def _fed(x: np.ndarray, per_image: list[int | None]) -> np.ndarray:
             "export the model for this part's images"
         )
     return x.reshape(count, *wanted)
+
+
+# Weights for integrity evidence ----------------------------------------------------------------------
+
+
+def onnx_weight_layers(path: Path) -> list[tuple[str, list[np.ndarray]]] | None:
+    """Each weighted node's initializers in Keras's layout (inputs first, units last), in node order; None when
+    the weights live beside the graph (external data is never read here)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {tensor.name: tensor for tensor in model.graph.initializer}
+    if any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in initializers.values()):
+        return None
+    transposed = {
+        node.output[0]: node.input[0]
+        for node in model.graph.node
+        if node.op_type == "Transpose" and node.input and node.input[0] in initializers
+    }
+    layers = []
+    for index, node in enumerate(model.graph.node):
+        if node.op_type not in ("Conv", "Gemm", "MatMul", "BatchNormalization"):
+            continue
+        named = [(position, name) for position, name in enumerate(node.input) if name in initializers]
+        named += [(position, transposed[name]) for position, name in enumerate(node.input) if name in transposed]
+        if not named:
+            continue
+        arrays = []
+        for position, name in sorted(named):
+            array = numpy_helper.to_array(initializers[name])
+            if name in transposed.values() and node.input[position] in transposed:
+                array = array.T
+            if node.op_type == "Conv" and position == 1 and array.ndim >= 3:
+                array = np.moveaxis(array, (0, 1), (-1, -2))  # (out, in, *window) -> (*window, in, out)
+            elif node.op_type == "Gemm" and position == 1 and _attribute(node, "transB"):
+                array = array.T
+            arrays.append(array)
+        layers.append((node.name or f"{node.op_type}_{index}", arrays))
+    return layers
+
+
+def _attribute(node: Any, name: str) -> Any:
+    import onnx
+
+    return next((onnx.helper.get_attribute_value(each) for each in node.attribute if each.name == name), None)

@@ -107,6 +107,40 @@ def misclassified(
     return "".join(parts)
 
 
+def shared_mistakes(
+    images: np.ndarray,
+    labels: np.ndarray,
+    given: np.ndarray,
+    names: tuple[str, ...] | None,
+    indices: list[int],
+) -> str:
+    """Images two networks gave the same wrong answer, side by side: the held-out index, the true class and
+    the answer both gave, as inline SVG (numbers, PNG data and the assignment's class names only)."""
+    column, digit = 96, 72
+    width, height = column * len(indices), digit + 52
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="figure" role="img" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+        "<title>images both networks got wrong with the same answer</title>",
+    ]
+    for slot, index in enumerate(indices):
+        x0 = slot * column
+        parts.append(
+            f'<image x="{x0 + (column - digit) / 2}" y="2" width="{digit}" height="{digit}" '
+            f'style="image-rendering: pixelated" href="data:image/png;base64,{_image_png(images[slot])}"/>'
+        )
+        parts.append(
+            f'<text x="{x0 + column / 2}" y="{digit + 16}" text-anchor="middle">#{index} true '
+            f"{escape(_name(names, int(labels[slot])))}</text>"
+        )
+        parts.append(
+            f'<text x="{x0 + column / 2}" y="{digit + 32}" text-anchor="middle">both: '
+            f"{escape(_name(names, int(given[slot])))}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def _name(names: tuple[str, ...] | None, cls: int) -> str:
     """A class's name, or its number (an output beyond the assignment's classes has no name)."""
     return names[cls] if names and 0 <= cls < len(names) else str(cls)

@@ -130,13 +130,14 @@ def _cell_text(row: dict[str, Any], column: str) -> str:
 
 
 def write_reports(
-    book: Gradebook, run_id: int, out: Path, assignment: Assignment
+    book: Gradebook, run_id: int, out: Path, assignment: Assignment, integrity: int | None = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Write marks.csv and index.html for a run whose students' reports are written (see
     write_student_report); return the student rows and what could not be written.
 
     A student's report that failed to reach the disk gets a note in that student's rows first, so
     marks.csv says so. marks.csv is written before index.html, whose failure is returned, never raised.
+    `integrity` is how many pairs integrity.html lists (None: no integrity pass, no link).
     """
     for student_id, problem in _WRITES.wait().items():
         book.note_result(run_id, student_id, [f"report: could not be written ({problem})"])
@@ -144,7 +145,7 @@ def write_reports(
     rows = student_rows(book.results(run_id), assignment)
     _write(out / "marks.csv", marks_csv(rows, assignment))
     try:
-        _write(out / "index.html", index_html(rows, run, assignment))
+        _write(out / "index.html", index_html(rows, run, assignment, integrity))
     except Exception as error:  # the marks are written; the summary page is not worth the run
         return rows, [f"index.html could not be written: {error!r}"]
     return rows, []
@@ -608,7 +609,9 @@ def attention(row: dict[str, Any], assignment: Assignment) -> str:
     return "; ".join(near)
 
 
-def index_html(rows: list[dict[str, Any]], run: dict[str, Any], assignment: Assignment) -> str:
+def index_html(
+    rows: list[dict[str, Any]], run: dict[str, Any], assignment: Assignment, integrity: int | None = None
+) -> str:
     """The instructor's summary of a run: the totals, and for each part its spread of accuracies and marks."""
     marked = [row for row in rows if row["status"] in MARKED]
     linked = [
@@ -652,6 +655,7 @@ def index_html(rows: list[dict[str, Any]], run: dict[str, Any], assignment: Assi
         attention=flagged,
         counts=[(status, counts[status]) for status in STATUSES if counts[status]],
         median=statistics.median(totals) if totals else None,
+        integrity=integrity,
     )
 
 
@@ -661,7 +665,6 @@ def plot_student(
     """Draw a student's misclassified images as the coursework's plotting script does (matplotlib, saved
     as PDF or PNG by the target's suffix), from the gradebook's stored outputs. Returns a summary line."""
     from grader.courseworks.assignment import load_assignment
-    from grader.courseworks.heldout import load_heldout
     from grader.errors import GraderError
 
     with Gradebook(reports) as book:
@@ -678,14 +681,7 @@ def plot_student(
         outputs = book.outputs(evaluation.id) if evaluation is not None else None
     if evaluation is None or evaluation.predictions is None or outputs is None:
         raise GraderError(f"student {student_id} has no predictions ({row['status']}: {row['reason']})")
-    recorded = run["options"].get("heldout", {}).get(part.name) if not rules.single else None
-    source = heldout_path or Path((recorded or {}).get("source") or run["heldout_source"].split(" + ")[0])
-    expected = recorded["sha256"] if recorded else run["heldout_sha256"]
-    heldout = load_heldout(source, part.data)
-    if heldout.sha256 != expected:
-        raise GraderError(
-            f"{source} is not the held-out set this run graded with (sha256 differs); pass --heldout with that set"
-        )
+    heldout = run_heldout(run, rules, part, heldout_path)
     shown = figures.coursework_figure(
         heldout.images, heldout.labels, evaluation.predictions, outputs.astype("float32"), str(target), part.data.names
     )
@@ -700,6 +696,22 @@ def plot_student(
         f"wrote {target}: the first {len(shown)} misclassified images of {student_id}, as the coursework's "
         f"script draws them ({listed})"
     )
+
+
+def run_heldout(run: dict[str, Any], rules: Assignment, part: Part, given: Path | None = None) -> HeldoutSet:
+    """The held-out set a run graded a part with (from where the run read it, or `given`), checked by hash."""
+    from grader.courseworks.heldout import load_heldout
+    from grader.errors import GraderError
+
+    recorded = run["options"].get("heldout", {}).get(part.name) if not rules.single else None
+    source = given or Path((recorded or {}).get("source") or run["heldout_source"].split(" + ")[0])
+    expected = recorded["sha256"] if recorded else run["heldout_sha256"]
+    heldout = load_heldout(source, part.data)
+    if heldout.sha256 != expected:
+        raise GraderError(
+            f"{source} is not the held-out set this run graded with (sha256 differs); pass --heldout with that set"
+        )
+    return heldout
 
 
 def _section(heading: str, title: str, sentence: str) -> list[str]:

@@ -1,0 +1,157 @@
+"""Integrity evidence for a run: gather each network from the gradebook, compare, write integrity.html/.csv.
+
+Everything is read from what the run stored (file hashes, weights summaries, predictions): no model runs
+again, and `grade integrity REPORTS_DIR` repeats it without TensorFlow. A library (`--library DIR`) is a
+folder of known models (public networks, last year's submissions), graded once into its own gradebook under
+the reports folder (`library/<name>-<hash>/`) and reused from there; a folder holding a gradebook (an
+earlier run's reports) is read as it is. Marks are never changed by any of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grader.courseworks.assignment import Assignment
+from grader.courseworks.heldout import HeldoutSet
+from grader.errors import GraderError
+from grader.formats.fingerprint import REVISION, read_kernels
+from grader.gradebook import FILE_NAME, Gradebook
+from grader.marking.integrity import Finding, Network, find_evidence
+
+LIBRARY_FOLDER = "library"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A run's integrity findings, per part, and the networks compared."""
+
+    findings: dict[str, list[Finding]]
+    "Per part name, strongest first."
+    networks: dict[str, dict[str, Network]]
+    "Per part name, each network by key."
+    libraries: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    "What a reader should know: networks without weights or predictions, libraries that could not be read."
+
+    @property
+    def count(self) -> int:
+        return sum(len(found) for found in self.findings.values())
+
+
+def gather(
+    book: Gradebook,
+    run_id: int,
+    rules: Assignment,
+    heldouts: Mapping[str, HeldoutSet],
+    libraries: Sequence[Path] = (),
+) -> Evidence:
+    """Compare every student's network with every other's and with each library model, part by part."""
+    rows = book.results(run_id)
+    known = [(folder, read_library_rows(folder)) for folder in libraries]
+    findings: dict[str, list[Finding]] = {}
+    networks: dict[str, dict[str, Network]] = {}
+    notes: list[str] = []
+    for part in rules.parts:
+        heldout = heldouts.get(part.name)
+        images = heldout.images_sha256 if heldout else None
+        chosen = [_network(book, row, images) for row in rows if row["part"] == part.name and row["sha256"]]
+        for folder, (library_book, library_rows) in known:
+            name = library_name(folder, library_book)
+            chosen += [
+                _network(library_book, row, images, library=name)
+                for row in library_rows
+                if row["part"] == part.name and row["sha256"]
+            ]
+        without = [n.key for n in chosen if not n.library and n.weights is None]
+        if without:
+            notes.append(
+                f"{part.name}: {len(without)} network(s) have no weights summary (refused or unreadable files): "
+                "compared by file hash and answers only"
+            )
+        labels = heldout.labels if heldout is not None else None
+        findings[part.name] = find_evidence(chosen, labels, part.data.classes)
+        networks[part.name] = {n.key: n for n in chosen}
+    for _, (library_book, _) in known:
+        library_book.close()
+    return Evidence(findings, networks, tuple(str(folder) for folder in libraries), tuple(notes))
+
+
+def rerun(
+    reports: Path, libraries: Sequence[Path] = (), heldout: Path | Mapping[str, Path] | None = None
+) -> tuple[Evidence, list[str]]:
+    """`grade integrity`: the latest run's evidence again, with these libraries; writes integrity.html/.csv."""
+    from grader.cohort import index_library
+    from grader.courseworks.assignment import load_assignment
+    from grader.outputs.integrity import write_integrity
+    from grader.outputs.reports import run_heldout
+
+    if not (reports / FILE_NAME).is_file():
+        raise GraderError(f"{reports}: no gradebook here; pass the output folder of a grade run")
+    with Gradebook(reports) as book:
+        run = book.run()
+        rules = load_assignment(run["assignment_path"])
+        heldouts = {}
+        for part in rules.parts:
+            given = heldout.get(part.name) if isinstance(heldout, Mapping) else heldout
+            heldouts[part.name] = run_heldout(run, rules, part, given)
+        sources = {part.name: heldouts[part.name].source for part in rules.parts}
+        known = [index_library(folder, rules, sources, reports, run["isolation"]) for folder in libraries]
+        evidence = gather(book, run["id"], rules, heldouts, known)
+    return evidence, write_integrity(evidence, reports, rules, heldouts)
+
+
+def read_library_rows(folder: Path) -> tuple[Gradebook, list[dict[str, Any]]]:
+    """A library's gradebook (kept open for its kernels and predictions) and its latest run's rows."""
+    book = Gradebook(folder)
+    return book, book.results(book.run()["id"])
+
+
+def library_name(folder: Path, book: Gradebook) -> str:
+    """How a library is named: the folder of models it was graded from, or the reports folder given."""
+    return Path(book.run()["submissions"]).name if folder.parent.name == LIBRARY_FOLDER else folder.name
+
+
+def _network(book: Gradebook, row: dict[str, Any], images: str | None, library: str | None = None) -> Network:
+    stored = book.weights(row["sha256"], REVISION)
+    summary, blob = stored if stored is not None else (None, None)
+    predictions = None
+    if row["evaluation_id"] is not None:
+        evaluation = book.evaluation_by_id(row["evaluation_id"])
+        if evaluation is not None and evaluation.predictions is not None and evaluation.images_sha256 == images:
+            predictions = np.asarray(evaluation.predictions)
+    if library is not None:
+        key = f"library:{library}/{row['file'] or row['student_id']}"
+        label = f"library {library}: {row['file'] or row['student_id']}"
+    else:
+        key = row["student_id"]
+        label = f"{row['student_name']} ({row['student_id']})" if row["student_name"] else row["student_id"]
+    return Network(
+        key=key,
+        label=label,
+        sha256=row["sha256"],
+        weights=summary if summary and "layers" in summary else None,
+        kernels=_kernel_reader(blob) if blob else None,
+        predictions=predictions,
+        library=library is not None,
+    )
+
+
+def _kernel_reader(blob: bytes) -> Callable[[], dict[int, np.ndarray]]:
+    return lambda: read_kernels(blob)
+
+
+def library_folder(out: Path, given: Path) -> Path:
+    """Where a library folder of model files is graded to, under the reports folder (one per folder)."""
+    resolved = given.resolve()
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:10]
+    return out / LIBRARY_FOLDER / f"{resolved.name}-{digest}"
+
+
+def is_gradebook_folder(folder: Path) -> bool:
+    return (folder / FILE_NAME).is_file()
