@@ -23,6 +23,7 @@ from grader.errors import GraderError
 from grader.formats.fingerprint import REVISION, read_kernels
 from grader.gradebook import FILE_NAME, Gradebook
 from grader.marking.integrity import Finding, Network, find_evidence
+from grader.outputs.reports import person
 
 LIBRARY_FOLDER = "library"
 
@@ -130,7 +131,7 @@ def _network(book: Gradebook, row: dict[str, Any], images: str | None, library: 
         label = f"library {library}: {row['file'] or row['student_id']}"
     else:
         key = row["student_id"]
-        label = f"{row['student_name']} ({row['student_id']})" if row["student_name"] else row["student_id"]
+        label = person(row["student_name"], row["student_id"])
     return Network(
         key=key,
         label=label,

@@ -15,7 +15,7 @@ from grader.courseworks.heldout import HeldoutSet
 from grader.evidence import Evidence
 from grader.marking import integrity
 from grader.outputs import figures
-from grader.outputs.reports import _template, _write, student_folder
+from grader.outputs.reports import student_folder, template, write_whole
 
 CSV_COLUMNS = ("part", "kind", "first", "first_name", "second", "second_name", "evidence", "strength")
 SHOWN_IMAGES = 12
@@ -66,13 +66,13 @@ def integrity_html(evidence: Evidence, rules: Assignment, heldouts: Mapping[str,
             rows.append(
                 {
                     "finding": finding,
-                    "first": _who(names[finding.first]),
-                    "second": _who(names[finding.second]),
+                    "first": _network(names[finding.first]),
+                    "second": _network(names[finding.second]),
                     "picture": picture,
                 }
             )
         sections.append({"part": part, "rows": rows, "compared": len(names)})
-    return _template("integrity.html.j2").render(
+    return template("integrity.html.j2").render(
         assignment=rules,
         sections=sections,
         evidence=evidence,
@@ -84,7 +84,7 @@ def integrity_html(evidence: Evidence, rules: Assignment, heldouts: Mapping[str,
     )
 
 
-def _who(network: integrity.Network) -> dict[str, Any]:
+def _network(network: integrity.Network) -> dict[str, Any]:
     link = None if network.library else f"{student_folder(network.key)}/report.html"
     return {"label": network.label, "link": link, "library": network.library}
 
@@ -93,11 +93,11 @@ def write_integrity(evidence: Evidence, out: Path, rules: Assignment, heldouts: 
     """Write integrity.csv, then integrity.html; return what could not be written (never raise)."""
     problems = []
     try:
-        _write(out / "integrity.csv", integrity_csv(evidence))
+        write_whole(out / "integrity.csv", integrity_csv(evidence))
     except Exception as error:  # evidence is advice: the marks stand without it
         problems.append(f"integrity.csv could not be written: {error!r}")
     try:
-        _write(out / "integrity.html", integrity_html(evidence, rules, heldouts))
+        write_whole(out / "integrity.html", integrity_html(evidence, rules, heldouts))
     except Exception as error:
         problems.append(f"integrity.html could not be written: {error!r}")
     return problems

@@ -143,9 +143,9 @@ def write_reports(
         book.note_result(run_id, student_id, [f"report: could not be written ({problem})"])
     run = book.run(run_id)
     rows = student_rows(book.results(run_id), assignment)
-    _write(out / "marks.csv", marks_csv(rows, assignment))
+    write_whole(out / "marks.csv", marks_csv(rows, assignment))
     try:
-        _write(out / "index.html", index_html(rows, run, assignment, integrity))
+        write_whole(out / "index.html", index_html(rows, run, assignment, integrity))
     except Exception as error:  # the marks are written; the summary page is not worth the run
         return rows, [f"index.html could not be written: {error!r}"]
     return rows, []
@@ -381,7 +381,12 @@ def _inspection_summary(inspection: dict[str, Any] | None) -> dict[str, Any] | N
 
 
 def _who(student: dict[str, Any]) -> str:
-    return f"{student['name']} ({student['id']})" if student["name"] else student["id"]
+    return person(student["name"], student["id"])
+
+
+def person(name: str, student_id: str) -> str:
+    """How reports name a student: 'Ada Lovelace (100001)', or the id alone when there is no name."""
+    return f"{name} ({student_id})" if name else student_id
 
 
 def report_markdown(report: dict[str, Any]) -> str:
@@ -529,7 +534,7 @@ def _templates() -> Any:
 
 
 @cache
-def _template(name: str) -> Any:
+def template(name: str) -> Any:
     return _templates().get_template(name)
 
 
@@ -537,7 +542,7 @@ def report_html(
     report: dict[str, Any], drawn: dict[str, str], sections: list[tuple[dict[str, Any], dict[str, str]]] | None = None
 ) -> str:
     """The student's self-contained HTML report: one part, or the total and a section per part."""
-    return _template("report.html.j2").render(
+    return template("report.html.j2").render(
         report=report,
         who=_who(report["student"]),
         mark=report.get("mark") or {},
@@ -647,7 +652,7 @@ def index_html(
             }
         )
     totals = [row["score"] for row in marked if row["score"] is not None]
-    return _template("index.html.j2").render(
+    return template("index.html.j2").render(
         rows=linked,
         run=run,
         assignment=assignment,
@@ -723,7 +728,7 @@ def _cell(text: str) -> str:
     return (text or "").replace("|", "\\|").replace("\n", " ")
 
 
-def _write(path: Path, text: str) -> None:
+def write_whole(path: Path, text: str) -> None:
     """Write a file whole or not at all: readers never see half a report."""
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text, encoding="utf-8")
