@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from itertools import combinations
 from typing import Any
 
@@ -29,8 +30,13 @@ DERIVED_SIMILARITY = 0.5
 " independently trained networks of one architecture measured at most 0.19, fine-tuned ones 0.99."
 APART_MEASURED = 0.19
 "The highest matched-kernel cosine measured between networks trained apart (bench/integrity.py)."
-SCREEN_SIMILARITY = 0.5
-"Cheaper bounds below which a pair is not matched unit by unit (derived pairs measured 0.98 and above)."
+SCREEN_SIMILARITY = 0.8
+"Similarity of the first wide layer's Gram matrices below which a pair is not matched unit by unit: networks"
+" trained apart measured at most 0.45, a one-epoch fine-tune 0.96."
+SCREEN_FAN = 64
+"A layer whose units see this many inputs or more is wide enough for the screen's Gram matrix."
+GRAM_SIDE = 128
+"Inputs a Gram matrix is projected to (a fixed random projection), so that a group is compared at once."
 SHARED_LAYER_PARAMETERS = 1000
 "Smallest layer whose exact reuse counts as evidence (a bias of ten zeros is shared by chance)."
 FALSE_ALARM = 0.001
@@ -83,56 +89,70 @@ class Finding:
     summary: str
     numbers: dict[str, Any] = field(default_factory=dict)
     images: tuple[int, ...] = ()
-    "Held-out images given the same wrong answer (shared mistakes), most surprising first."
+    "Held-out images given the same wrong answer (shared mistakes), in the held-out set's order."
 
 
 def find_evidence(networks: list[Network], labels: np.ndarray | None, classes: int) -> list[Finding]:
     """Every pair's evidence, strongest first: students with students, and students with library models."""
-    findings: list[Finding] = []
-    pairs = [(a, b) for a, b in combinations(networks, 2) if not (a.library and b.library)]
-    identical = set()
-    for a, b in pairs:
-        if a.sha256 == b.sha256:
-            identical.add((a.key, b.key))
-            findings.append(Finding("same file", a.key, b.key, 1e9, f"the same file (sha256 {a.sha256[:12]})"))
-    same = [(a, b) for a, b in pairs if (a.key, b.key) not in identical]
-    findings += same_weights(same)
-    weighed = {(f.first, f.second) for f in findings}
-    findings += shared_layers([(a, b) for a, b in same if (a.key, b.key) not in weighed])
-    findings += derived_weights([(a, b) for a, b in same if (a.key, b.key) not in weighed])
+    order = {network.key: index for index, network in enumerate(networks)}
+
+    def pairs_within(groups: dict[Any, list[Network]]) -> list[tuple[Network, Network]]:
+        """Pairs of networks sharing a group, in the networks' order; two library models are never a pair."""
+        return [
+            (a, b)
+            for members in groups.values()
+            for a, b in combinations(sorted(members, key=lambda n: order[n.key]), 2)
+            if not (a.library and b.library)
+        ]
+
+    findings = [
+        Finding("same file", a.key, b.key, 1e9, f"the same file (sha256 {a.sha256[:12]})")
+        for a, b in pairs_within(_groups(networks, lambda n: n.sha256))
+    ]
+    findings += same_weights([(a, b) for a, b in pairs_within(_groups(networks, _hash)) if a.sha256 != b.sha256])
+    exact = {(f.first, f.second) for f in findings}
+    by_layer: dict[Any, list[Network]] = {}
+    for network in networks:
+        for digest in {layer["sha256"] for layer in _layers(network) if _counts(layer)}:
+            by_layer.setdefault(digest, []).append(network)
+    sharing = {(a.key, b.key): (a, b) for a, b in pairs_within(by_layer) if (a.key, b.key) not in exact}
+    findings += shared_layers(list(sharing.values()))
+    for members in _groups(networks, lambda n: tuple(_kernel_shapes(n)) or None).values():
+        findings += derived_weights(sorted(members, key=lambda n: order[n.key]), exact)
     if labels is not None:
-        exact = identical | {(f.first, f.second) for f in findings if f.kind == "same weights"}
         findings += shared_mistakes(networks, labels, classes, skip=exact)
     return sorted(findings, key=lambda f: (-f.strength, f.first, f.second))
 
 
+def _groups(networks: list[Network], key: Callable[[Network], Any]) -> dict[Any, list[Network]]:
+    """Networks by a key, leaving out those whose key is None."""
+    groups: dict[Any, list[Network]] = {}
+    for network in networks:
+        if (value := key(network)) is not None:
+            groups.setdefault(value, []).append(network)
+    return groups
+
+
 def same_weights(pairs: Iterable[tuple[Network, Network]]) -> list[Finding]:
-    found = []
-    for a, b in pairs:
-        ours, theirs = _hash(a), _hash(b)
-        if ours is not None and ours == theirs:
-            found.append(
-                Finding(
-                    "same weights",
-                    a.key,
-                    b.key,
-                    1e8,
-                    f"different files holding the same weights (every one of {_parameters(a):,} values equal)",
-                    {"weights_sha256": ours},
-                )
-            )
-    return found
+    return [
+        Finding(
+            "same weights",
+            a.key,
+            b.key,
+            1e8,
+            f"different files holding the same weights (every one of {_parameters(a):,} values equal)",
+            {"weights_sha256": _hash(a)},
+        )
+        for a, b in pairs
+    ]
 
 
 def shared_layers(pairs: Iterable[tuple[Network, Network]]) -> list[Finding]:
+    """Pairs some of whose layers (of SHARED_LAYER_PARAMETERS values or more) hold exactly the same weights."""
     found = []
     for a, b in pairs:
-        if a.weights is None or b.weights is None or "layers" not in a.weights or "layers" not in b.weights:
-            continue
-        theirs = {layer["sha256"] for layer in b.weights["layers"] if _counts(layer)}
-        shared = [layer for layer in a.weights["layers"] if _counts(layer) and layer["sha256"] in theirs]
-        if not shared:
-            continue
+        theirs = {layer["sha256"] for layer in _layers(b) if _counts(layer)}
+        shared = [layer for layer in _layers(a) if _counts(layer) and layer["sha256"] in theirs]
         count = sum(layer["parameters"] for layer in shared)
         total = _parameters(a)
         names = ", ".join(layer["name"] for layer in shared)
@@ -142,7 +162,7 @@ def shared_layers(pairs: Iterable[tuple[Network, Network]]) -> list[Finding]:
                 a.key,
                 b.key,
                 1e7 + count,
-                f"{len(shared)} of {len(a.weights['layers'])} layers hold exactly the same weights ({names}: "
+                f"{len(shared)} of {len(_layers(a))} layers hold exactly the same weights ({names}: "
                 f"{count:,} of {total:,} values); the others differ",
                 {"layers": [layer["name"] for layer in shared], "shared_parameters": count, "parameters": total},
             )
@@ -150,30 +170,23 @@ def shared_layers(pairs: Iterable[tuple[Network, Network]]) -> list[Finding]:
     return found
 
 
-def derived_weights(pairs: Iterable[tuple[Network, Network]]) -> list[Finding]:
-    """Pairs of one architecture whose kernels, units matched, are closer than independent trainings get."""
+def derived_weights(members: list[Network], exact: set[tuple[str, str]]) -> list[Finding]:
+    """Pairs among networks of one architecture whose kernels, units matched, are closer than networks
+    trained apart get. A cheap screen over the whole group first (`_screened_pairs`); the unit-by-unit
+    matching only for the pairs it passes."""
+    kernels = {n.key: n.kernels() for n in members if n.kernels is not None}
+    # A network whose kernels were not all kept (over fingerprint.KERNEL_VALUES) is compared by hashes only.
+    whole = {index for index, _ in _kernel_shapes(members[0])}
+    members = [n for n in members if n.key in kernels and set(kernels[n.key]) == whole]
     found = []
-    cache: dict[str, dict[int, np.ndarray]] = {}
-    firsts: dict[str, np.ndarray] = {}
-    for a, b in pairs:
-        shapes = _kernel_shapes(a)
-        if not shapes or shapes != _kernel_shapes(b) or a.kernels is None or b.kernels is None:
+    for a, b in _screened_pairs(members, kernels):
+        if (a.key, b.key) in exact or (a.library and b.library):
             continue
-        for network in (a, b):
-            if network.key not in cache:
-                cache[network.key] = network.kernels()  # type: ignore[misc]
-        ka, kb = cache[a.key], cache[b.key]
-        if set(ka) != set(kb) or not ka:
-            continue
-        if _screen(ka, kb, firsts.setdefault(a.key, _first_units(ka)), firsts.setdefault(b.key, _first_units(kb))) < (
-            SCREEN_SIMILARITY
-        ):
-            continue
-        layers = align(ka, kb)
+        layers = align(kernels[a.key], kernels[b.key])
         similarity = _weighted(layers)
         if similarity < DERIVED_SIMILARITY:
             continue
-        names = {index: layer["name"] for index, layer in enumerate(a.weights["layers"])} if a.weights else {}
+        names = {index: layer["name"] for index, layer in enumerate(_layers(a))}
         per_layer = ", ".join(f"{names.get(index, index)} {cosine:.2f}" for index, cosine, *_ in layers)
         reordered = not all(in_order for _, _, in_order, _ in layers)
         found.append(
@@ -195,29 +208,95 @@ def derived_weights(pairs: Iterable[tuple[Network, Network]]) -> list[Finding]:
     return found
 
 
+def _screened_pairs(members: list[Network], kernels: dict[str, dict[int, np.ndarray]]) -> list[tuple[Network, Network]]:
+    """The pairs of one architecture worth matching unit by unit. The screen compares the input-side Gram
+    matrices of the first layer whose units see SCREEN_FAN or more inputs: a Gram matrix does not change when
+    the layer's own units are re-ordered, so it needs no matching. When that layer is the first, the inputs
+    are in a fixed order and the whole group is compared in one matrix product; after small first layers
+    (3x3 convolutions of a grey image), those are matched first, pair by pair, which is cheap. A network
+    with no such layer is matched with every other."""
+    if len(members) < 2:
+        return []
+    sample = kernels[members[0].key]
+    wide = next((index for index in sorted(sample) if _units_matrix(sample[index]).shape[0] >= SCREEN_FAN), None)
+    pairs = list(combinations(members, 2))
+    if wide is None:
+        return pairs
+    if wide == min(sample):
+        grams = np.stack([_gram(_units_matrix(kernels[n.key][wide])) for n in members])
+        similar = grams @ grams.T
+        position = {n.key: index for index, n in enumerate(members)}
+        return [(a, b) for a, b in pairs if similar[position[a.key], position[b.key]] >= SCREEN_SIMILARITY]
+    chosen = []
+    for a, b in pairs:
+        ka, kb = kernels[a.key], kernels[b.key]
+        match = _matches(ka, kb, stop=wide)
+        theirs = _permute_inputs(kb[wide], match) if match is not None else kb[wide]
+        if float(_gram(_units_matrix(ka[wide])) @ _gram(_units_matrix(theirs))) >= SCREEN_SIMILARITY:
+            chosen.append((a, b))
+    return chosen
+
+
+def _units_matrix(kernel: np.ndarray) -> np.ndarray:
+    """A kernel as (inputs each unit sees, units)."""
+    return kernel.reshape(-1, kernel.shape[-1])
+
+
+def _gram(units: np.ndarray) -> np.ndarray:
+    """The layer's input-side Gram matrix (of its units' unit-length incoming weights), without its diagonal,
+    projected to at most GRAM_SIDE inputs (a fixed random projection) and scaled to length 1, flattened."""
+    directions = units / np.maximum(np.linalg.norm(units, axis=0, keepdims=True), 1e-12)
+    if directions.shape[0] > GRAM_SIDE:
+        directions = _projection(directions.shape[0]) @ directions
+    gram = directions @ directions.T
+    np.fill_diagonal(gram, 0.0)
+    norm = float(np.linalg.norm(gram))
+    return (gram / norm if norm > 0 else gram).ravel()
+
+
+@cache
+def _projection(inputs: int) -> np.ndarray:
+    generator = np.random.default_rng(inputs)
+    return (generator.standard_normal((GRAM_SIDE, inputs)) / math.sqrt(GRAM_SIDE)).astype(np.float32)
+
+
 def align(ka: dict[int, np.ndarray], kb: dict[int, np.ndarray]) -> list[tuple[int, float, bool, int]]:
     """Match b's hidden units to a's layer by layer (each layer's units by their incoming weights, after the
     previous layer's match is applied to its inputs); return each layer's (index, cosine, units kept in
     order, size)."""
+    found: list[tuple[int, float, bool, int]] = []
+    _matches(ka, kb, found=found)
+    return found
+
+
+def _matches(
+    ka: dict[int, np.ndarray],
+    kb: dict[int, np.ndarray],
+    stop: int | None = None,
+    found: list[tuple[int, float, bool, int]] | None = None,
+) -> np.ndarray | None:
+    """The matching of `align`, over the layers before `stop` (all when None); returns the last match."""
     from scipy.optimize import linear_sum_assignment
 
     order = sorted(ka)
     previous: np.ndarray | None = None
-    found = []
     for index in order:
+        if stop is not None and index >= stop:
+            break
         a, b = ka[index], kb[index]
         if previous is not None:
             b = _permute_inputs(b, previous)
         units = a.shape[-1]
-        ua, ub = a.reshape(-1, units).T, b.reshape(-1, units).T
+        ua, ub = _units_matrix(a).T, _units_matrix(b).T
         if index == order[-1]:
             match = np.arange(units)  # the last layer's units are the classes: their order is fixed
         else:
             _, match = linear_sum_assignment(-(_unit(ua) @ _unit(ub).T))
-        in_order = bool(np.all(match == np.arange(units)))
-        found.append((index, _cosine(ua.ravel(), ub[match].ravel()), in_order, int(a.size)))
+        if found is not None:
+            in_order = bool(np.all(match == np.arange(units)))
+            found.append((index, _cosine(ua.ravel(), ub[match].ravel()), in_order, int(a.size)))
         previous = match
-    return found
+    return previous
 
 
 def _permute_inputs(kernel: np.ndarray, match: np.ndarray) -> np.ndarray:
@@ -230,19 +309,6 @@ def _permute_inputs(kernel: np.ndarray, match: np.ndarray) -> np.ndarray:
     if kernel.ndim == 2 and fan_in % channels == 0:
         return kernel.reshape(fan_in // channels, channels, -1)[:, match, :].reshape(kernel.shape)
     return kernel
-
-
-def _first_units(kernels: dict[int, np.ndarray]) -> np.ndarray:
-    """The first layer's units as unit-length rows of their incoming weights (whose order is the input's)."""
-    first = kernels[min(kernels)]
-    return _unit(first.reshape(-1, first.shape[-1]).T)
-
-
-def _screen(ka: dict[int, np.ndarray], kb: dict[int, np.ndarray], ua: np.ndarray, ub: np.ndarray) -> float:
-    """A cheap upper view of how alike two networks' kernels are: the better of the unmatched cosine and the
-    first layer's units matched each to its best counterpart (the first layer's inputs are in a fixed order)."""
-    plain = _weighted([(i, _cosine(ka[i].ravel(), kb[i].ravel()), True, ka[i].size) for i in sorted(ka)])
-    return max(plain, float((ua @ ub.T).max(axis=1).mean()))
 
 
 def _weighted(layers: list[tuple[int, float, bool, int]]) -> float:
@@ -266,7 +332,7 @@ def _hash(network: Network) -> str | None:
 
 
 def _parameters(network: Network) -> int:
-    return sum(layer["parameters"] for layer in (network.weights or {}).get("layers", ()))
+    return sum(layer["parameters"] for layer in _layers(network))
 
 
 def _counts(layer: dict[str, Any]) -> bool:
@@ -274,8 +340,12 @@ def _counts(layer: dict[str, Any]) -> bool:
 
 
 def _kernel_shapes(network: Network) -> list[Any]:
-    layers = (network.weights or {}).get("layers", ())
-    return [layer.get("kernel") for layer in layers]
+    """Each kernel's layer position and shape: networks alike in these share an architecture."""
+    return [(index, tuple(layer["kernel"])) for index, layer in enumerate(_layers(network)) if layer.get("kernel")]
+
+
+def _layers(network: Network) -> list[dict[str, Any]]:
+    return list((network.weights or {}).get("layers", ()))
 
 
 # Shared mistakes ---------------------------------------------------------------------------------------
@@ -298,18 +368,20 @@ def shared_mistakes(
 ) -> list[Finding]:
     """Pairs with more identical wrong answers than networks trained apart give.
 
-    The expected count for a pair is sum_i P(a wrong on i) P(b wrong on i) sum_c r_a(c) r_b(c), where:
-    - P(n wrong on i) comes from a logistic model of the cohort's mistakes (each network's skill, each
-      image's difficulty), so hard images are expected to be missed together, and a broken network that is
-      wrong everywhere is expected to be wrong everywhere;
-    - r_n(c), network n's chance of answering c when wrong on i, is the cohort's wrong answers on that image
-      (without a and b, smoothed by the cohort's confusions for its true class) tilted by n's own confusion
-      matrix against the cohort's, so that two networks answering '1' for everything are expected to agree.
-    Networks of one kind (two MLPs) share more mistakes than this model of independence says; the model's
-    expectation is therefore scaled by the cohort's own typical excess (the median ratio of observed to
-    expected over its pairs, at least 1), so that a pair is measured against pairs trained apart in the same
-    course. The count is then a Poisson-binomial; a pair is flagged when its upper tail, times the number of
-    pairs compared, is at most FALSE_ALARM.
+    The expected count for a pair is sum_i sum_c w_a(i, c) w_b(i, c), where w_n(i, c) is network n's chance
+    of giving the wrong answer c to image i: P(n wrong on i) r_n(i, c), with
+    - P(n wrong on i) from a logistic model of the cohort's mistakes (each network's skill on each class,
+      each image's difficulty), so hard images are expected to be missed together, and a network that never
+      recognises an 8 is expected to miss every 8;
+    - r_n(i, c), n's chance of answering c when wrong on i: the cohort's wrong answers on that image (n's own
+      left out, smoothed by the cohort's confusions for its true class) tilted by n's own confusion matrix
+      against the cohort's, so that networks with the same habit are expected to agree.
+    Networks of one kind (two MLPs) share more mistakes than this model of independence says, so each
+    network is allowed SHARED_MARGIN times what it shares with the networks most like it in the cohort (the
+    TYPICAL_SHARE quantile of its observed-to-expected ratios); a pair is measured against the larger of its
+    two allowances. The count is then a Poisson-binomial; a pair is flagged when its upper tail, times the
+    number of pairs compared, is at most FALSE_ALARM. All pairs are weighed at once (matrix products), the
+    exact tail only for pairs beyond their allowance.
     """
     answered = [n for n in networks if n.predictions is not None and len(n.predictions) == len(labels)]
     in_cohort = np.array([not n.library for n in answered], dtype=bool)
@@ -319,46 +391,39 @@ def shared_mistakes(
     predictions = np.clip(np.stack([n.predictions for n in answered]).astype(np.int64), 0, classes - 1)  # type: ignore[misc]
     labels = labels.astype(np.int64)
     wrong = predictions != labels
-    missed = _chance_wrong(wrong, labels, classes, in_cohort)
-    habits = _habits(predictions, labels, classes, in_cohort)
+    chances = _wrong_answer_chances(predictions, labels, classes, in_cohort)
+    observed = np.zeros((len(answered), len(answered)), dtype=np.float64)
+    expected = np.zeros_like(observed)
+    for answer in range(classes):
+        given = (wrong & (predictions == answer)).astype(np.float32)
+        observed += given @ given.T
+        expected += chances[answer] @ chances[answer].T
     # A network that gives one class to most images (an untrained BatchNormalization does) agrees with any
     # other such network on thousands of wrong answers: its mistakes say nothing about copying.
     commonest = np.array([np.bincount(row, minlength=classes).max() for row in predictions]) / len(labels)
-    degenerate = commonest > ONE_CLASS_SHARE
-    candidates = []
-    for i, j in combinations(range(len(answered)), 2):
-        if not (in_cohort[i] or in_cohort[j]) or degenerate[i] or degenerate[j]:
-            continue
-        if (answered[i].key, answered[j].key) in skip:
-            continue
-        both = wrong[i] & wrong[j]
-        same = np.flatnonzero(both)[predictions[i, both] == predictions[j, both]]
-        if len(same) < MIN_SHARED_MISTAKES:
-            continue
-        joint = missed[i] * missed[j]
-        images = np.flatnonzero((joint > 1e-4) | both)
-        chance = joint[images] * _same_answer_chance(habits, predictions, labels, images, i, j, in_cohort)
-        candidates.append((i, j, same, chance, int(both.sum())))
-    # Networks of one kind (two MLPs) share more mistakes than independence says: each network's yardstick
-    # is how much it shares with the networks most like it in this cohort (its TYPICAL_SHARE quantile).
-    ratio = np.full((len(answered), len(answered)), np.nan)
-    for i, j, same, chance, _ in candidates:
-        ratio[i, j] = ratio[j, i] = len(same) / max(float(chance.sum()), 1e-9)
+    compared = ~(commonest > ONE_CLASS_SHARE)
+    pair = np.outer(compared, compared) & (in_cohort[:, None] | in_cohort[None, :])
+    np.fill_diagonal(pair, False)
+    ratio = np.where(pair & (observed >= MIN_SHARED_MISTAKES), observed / np.maximum(expected, 1e-9), np.nan)
     typical = np.ones(len(answered))
     for index in range(len(answered)):
         row = ratio[index][in_cohort & ~np.isnan(ratio[index])]
         if len(row) >= MISTAKES_NEEDS - 1:
             typical[index] = max(float(np.quantile(row, TYPICAL_SHARE)), 1.0)
-    tests = max(int(in_cohort.sum()) * (len(answered) - 1) - math.comb(int(in_cohort.sum()), 2), 1)
+    allowance = SHARED_MARGIN * np.maximum(typical[:, None], typical[None, :])
+    tests = max(int(np.triu(pair).sum()), 1)
     found = []
-    for i, j, same, chance, both_wrong in candidates:
-        excess = SHARED_MARGIN * max(typical[i], typical[j])
-        scaled = np.clip(chance * excess, 0.0, 1.0)
-        expected, shared = float(scaled.sum()), len(same)
-        spread = math.sqrt(max(float((scaled * (1 - scaled)).sum()), 1e-12))
-        if (shared - expected) / spread < 3:
+    for i, j in zip(*np.nonzero(np.triu(ratio > allowance, 1)), strict=True):
+        if (answered[i].key, answered[j].key) in skip:
             continue
-        tail = poisson_binomial_tail(scaled, shared)
+        excess = float(allowance[i, j])
+        scaled = np.clip((chances[:, i] * chances[:, j]).sum(axis=0) * excess, 0.0, 1.0)
+        both = wrong[i] & wrong[j]
+        same = np.flatnonzero(both & (predictions[i] == predictions[j]))
+        mean, shared = float(scaled.sum()), len(same)
+        if (shared - mean) / math.sqrt(max(float((scaled * (1 - scaled)).sum()), 1e-12)) < 3:
+            continue
+        tail = poisson_binomial_tail(scaled[scaled > 1e-9], shared)
         if tail * tests > FALSE_ALARM:
             continue
         found.append(
@@ -367,14 +432,14 @@ def shared_mistakes(
                 answered[i].key,
                 answered[j].key,
                 -math.log10(max(tail, 1e-300)),
-                f"{shared} identical wrong answers where about {expected:.0f} were expected (both wrong on "
-                f"{both_wrong} images; allowing for networks of a kind, which share up to {excess:.2f} times what "
-                f"independence predicts in this cohort; chance of so many for a pair trained apart: {_chance(tail)}, "
-                f"{_chance(min(tail * tests, 1.0))} for any of the {tests:,} pairs compared)",
+                f"{shared} identical wrong answers where about {mean:.0f} were expected (both wrong on "
+                f"{int(both.sum())} images; allowing for networks of a kind, which share up to {excess:.2f} times "
+                f"what independence predicts in this cohort; chance of so many for a pair trained apart: "
+                f"{_chance(tail)}, {_chance(min(tail * tests, 1.0))} for any of the {tests:,} pairs compared)",
                 {
                     "identical_wrong": shared,
-                    "expected": round(expected, 1),
-                    "both_wrong": both_wrong,
+                    "expected": round(mean, 1),
+                    "both_wrong": int(both.sum()),
                     "cohort_excess": round(excess, 3),
                     "p_value": tail,
                     "pairs": tests,
@@ -383,6 +448,27 @@ def shared_mistakes(
             )
         )
     return found
+
+
+def _wrong_answer_chances(
+    predictions: np.ndarray, labels: np.ndarray, classes: int, in_cohort: np.ndarray
+) -> np.ndarray:
+    """(classes, networks, images): each network's chance of giving each wrong answer to each image (by
+    class first, so that each class's slice is one contiguous matrix)."""
+    wrong = predictions != labels
+    missed = _chance_wrong(wrong, labels, classes, in_cohort)
+    habits = _habits(predictions, labels, classes, in_cohort)
+    images = np.arange(len(labels))
+    yardstick = habits.answers + PRIOR_WEIGHT * habits.prior[labels]
+    chances = np.empty((classes, len(predictions), len(labels)), dtype=np.float32)
+    for index, row in enumerate(predictions):
+        counts = yardstick.copy()
+        if in_cohort[index]:
+            counts[images, row] -= 1  # its own answers are not its yardstick
+        weighted = np.maximum(counts, 0) * habits.tilt[index][labels]
+        weighted[images, labels] = 0
+        chances[:, index] = (weighted / weighted.sum(axis=1, keepdims=True) * missed[index][:, None]).T
+    return chances
 
 
 def _chance_wrong(
@@ -436,32 +522,6 @@ def _habits(predictions: np.ndarray, labels: np.ndarray, classes: int, in_cohort
     own = confusion * off
     smoothed = (own + HABIT_WEIGHT * prior) / (own.sum(axis=2, keepdims=True) + HABIT_WEIGHT)
     return _Habits(answers, prior, smoothed / np.where(prior > 0, prior, 1))
-
-
-def _same_answer_chance(
-    habits: _Habits,
-    predictions: np.ndarray,
-    labels: np.ndarray,
-    images: np.ndarray,
-    i: int,
-    j: int,
-    in_cohort: np.ndarray,
-) -> np.ndarray:
-    """Per image (both wrong), the chance that two independent networks give the same wrong answer."""
-    truth = labels[images]
-    rows = np.arange(len(images))
-    counts = habits.answers[images].copy()
-    for index in (i, j):
-        if in_cohort[index]:
-            counts[rows, predictions[index, images]] -= 1  # leave the pair out of its own yardstick
-    counts += PRIOR_WEIGHT * habits.prior[truth]
-    counts[rows, truth] = 0
-    chances = []
-    for index in (i, j):
-        weighted = counts * habits.tilt[index][truth]
-        weighted[rows, truth] = 0
-        chances.append(weighted / weighted.sum(axis=1, keepdims=True))
-    return np.clip((chances[0] * chances[1]).sum(axis=1), 0.0, 1.0)
 
 
 def poisson_binomial_tail(chances: np.ndarray, at_least: int) -> float:
