@@ -125,7 +125,7 @@ def main() -> None:
     print(f"{len(networks)} networks compared in {time.perf_counter() - started:.1f} s; {len(found)} findings")
     for finding in found:
         print(f"  {finding.kind}: {finding.first} ~ {finding.second}: {finding.summary[:160]}")
-    apart = [n for n in networks if n.key.startswith("s")]
+    apart = [n for n in networks if n.key[1:].isdigit()]
     cosines = [
         integrity._weighted(integrity.align(a.kernels(), b.kernels()))  # type: ignore[misc]
         for a, b in combinations(apart, 2)

@@ -167,6 +167,9 @@ def grade_cohort(
     rules = assignment if isinstance(assignment, Assignment) else load_assignment(assignment)
     rules = rules.with_overrides(time_limit_seconds=time_limit)
     heldouts = load_heldouts(rules, heldout)
+    for folder in libraries if integrity else ():
+        if not Path(folder).is_dir():
+            raise GraderError(f"--library {folder}: not a folder of models or of an earlier run's reports")
     found = discover_submissions(submissions, rules.formats)
     chosen_isolation = choose_isolation(isolation)
     if allow_lambda and chosen_isolation.kind != "bubblewrap":
@@ -223,11 +226,16 @@ def grade_cohort(
         if reports:
             findings, problems = None, []
             if integrity:
-                known = [index_library(Path(folder), rules, heldout, out, isolation, progress) for folder in libraries]
-                progress.note("integrity: comparing the networks")
-                evidence = gather(book, run_id, rules, heldouts, known)
-                problems = write_integrity(evidence, out, rules, heldouts)
-                findings = evidence.count
+                try:
+                    known = [
+                        index_library(Path(folder), rules, heldout, out, isolation, progress) for folder in libraries
+                    ]
+                    progress.note("integrity: comparing the networks")
+                    evidence = gather(book, run_id, rules, heldouts, known)
+                    problems = write_integrity(evidence, out, rules, heldouts)
+                    findings = evidence.count
+                except Exception as error:  # evidence is advice: the marks are written without it
+                    problems = [f"integrity evidence could not be gathered: {error!r}"]
             rows, more = write_reports(book, run_id, out, rules, findings)
             problems += more
         else:
@@ -260,8 +268,6 @@ def index_library(
     run's rules and held-out sets; a folder that already holds a gradebook (earlier reports) is used as it is."""
     if is_gradebook_folder(folder):
         return folder
-    if not folder.is_dir():
-        raise GraderError(f"--library {folder}: not a folder of models or of an earlier run's reports")
     target = library_folder(out, folder)
     if progress is not None:
         progress.note(f"library {folder}: indexing its models (once; stored in {target})")

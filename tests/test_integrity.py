@@ -202,3 +202,38 @@ def test_grade_integrity_repeats_the_pass_from_the_gradebook(graded: tuple[Path,
     assert result.exit_code == 0, result.output
     assert "pair(s) with evidence" in result.output
     assert _evidence(out) == before
+
+
+@pytest.mark.tensorflow
+def test_an_integrity_pass_that_fails_leaves_the_marks_written(
+    graded: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure while gathering evidence is reported after the run; marks.csv and index.html are written."""
+    import grader.cohort
+    from grader.cohort import grade_cohort
+
+    submissions, _, out = graded
+    expected = (out / "marks.csv").read_bytes()
+    (out / "marks.csv").unlink()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a comparison went wrong")
+
+    monkeypatch.setattr(grader.cohort, "gather", broken)
+    summary = grade_cohort(submissions, heldout=DEMO_HELDOUT, out=out)
+    assert (out / "marks.csv").read_bytes() == expected
+    assert any("integrity evidence could not be gathered" in problem for problem in summary.problems)
+
+
+def test_a_library_that_is_not_a_folder_is_refused_before_grading(tmp_path: Path) -> None:
+    """--library naming a file stops the run at once with what is wrong, before anything is graded."""
+    from grader.cohort import grade_cohort
+    from grader.errors import GraderError
+
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "not_a_folder.h5").write_bytes(b"x")
+    with pytest.raises(GraderError, match="not a folder of models"):
+        grade_cohort(
+            tmp_path / "subs", heldout=DEMO_HELDOUT, out=tmp_path / "out", libraries=[tmp_path / "not_a_folder.h5"]
+        )
+    assert not (tmp_path / "out").exists()
