@@ -54,33 +54,41 @@ def gather(
 ) -> Evidence:
     """Compare every student's network with every other's and with each library model, part by part."""
     rows = book.results(run_id)
-    known = [(folder, read_library_rows(folder)) for folder in libraries]
-    findings: dict[str, list[Finding]] = {}
-    networks: dict[str, dict[str, Network]] = {}
-    notes: list[str] = []
-    for part in rules.parts:
-        heldout = heldouts.get(part.name)
-        images = heldout.images_sha256 if heldout else None
-        chosen = [_network(book, row, images) for row in rows if row["part"] == part.name and row["sha256"]]
-        for folder, (library_book, library_rows) in known:
-            name = library_name(folder, library_book)
-            chosen += [
-                _network(library_book, row, images, library=name)
-                for row in library_rows
-                if row["part"] == part.name and row["sha256"]
-            ]
-        without = [n.key for n in chosen if not n.library and n.weights is None]
-        if without:
-            notes.append(
-                f"{part.name}: {len(without)} network(s) have no weights summary (refused or unreadable files): "
-                "compared by file hash and answers only"
-            )
-        labels = heldout.labels if heldout is not None else None
-        findings[part.name] = find_evidence(chosen, labels, part.data.classes)
-        networks[part.name] = {n.key: n for n in chosen}
-    for _, (library_book, _) in known:
-        library_book.close()
-    return Evidence(findings, networks, tuple(str(folder) for folder in libraries), tuple(notes))
+    known: list[tuple[Path, tuple[Gradebook, list[dict[str, Any]]]]] = []
+    try:
+        for folder in libraries:
+            known.append((folder, read_library_rows(folder)))
+        named = [(library_name(folder, book), book, library_rows) for folder, (book, library_rows) in known]
+        findings: dict[str, list[Finding]] = {}
+        networks: dict[str, dict[str, Network]] = {}
+        notes: list[str] = []
+        for part in rules.parts:
+            heldout = heldouts.get(part.name)
+            images = heldout.images_sha256 if heldout else None
+            chosen = [_network(book, row, images) for row in rows if row["part"] == part.name and row["sha256"]]
+            for name, library_book, library_rows in named:
+                chosen += [
+                    _network(library_book, row, images, library=name)
+                    for row in library_rows
+                    if row["part"] == part.name and row["sha256"]
+                ]
+            without = [n.key for n in chosen if not n.library and n.weights is None]
+            if without:
+                notes.append(
+                    f"{part.name}: {len(without)} network(s) have no weights summary (refused or unreadable "
+                    "files): compared by file hash and answers only"
+                )
+            labels = heldout.labels if heldout is not None else None
+            findings[part.name] = find_evidence(chosen, labels, part.data.classes)
+            networks[part.name] = {n.key: n for n in chosen}
+        described = tuple(
+            f"{name} ({Path(library_book.run()['submissions'])}, {len(library_rows)} models)"
+            for name, library_book, library_rows in named
+        )
+    finally:
+        for _, (library_book, _) in known:
+            library_book.close()
+    return Evidence(findings, networks, described, tuple(notes))
 
 
 def rerun(
@@ -110,7 +118,11 @@ def rerun(
 def read_library_rows(folder: Path) -> tuple[Gradebook, list[dict[str, Any]]]:
     """A library's gradebook (kept open for its kernels and predictions) and its latest run's rows."""
     book = Gradebook(folder)
-    return book, book.results(book.run()["id"])
+    try:
+        return book, book.results(book.run()["id"])
+    except BaseException:
+        book.close()
+        raise
 
 
 def library_name(folder: Path, book: Gradebook) -> str:
