@@ -82,7 +82,8 @@ def gather(
             findings[part.name] = find_evidence(chosen, labels, part.data.classes)
             networks[part.name] = {n.key: n for n in chosen}
         described = tuple(
-            f"{name} ({Path(library_book.run()['submissions'])}, {len(library_rows)} models)"
+            f"{name} ({Path(library_book.run()['submissions'])}, {sum(bool(row['sha256']) for row in library_rows)} "
+            "model files)"
             for name, library_book, library_rows in named
         )
     finally:
