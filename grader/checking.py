@@ -22,6 +22,7 @@ from grader.courseworks.official import Reference, run_official
 from grader.errors import GraderError, NotAnH5File, WorkerError
 from grader.evaluation.sandbox import choose_isolation
 from grader.evaluation.scheduler import NO_WORKER, inspect_files
+from grader.formats import CODE_FORMATS, format_of
 from grader.gradebook import Gradebook
 from grader.inspection import Inspection
 from grader.outputs.reports import number
@@ -289,6 +290,10 @@ def check(
     if not path.is_file():
         raise NotAnH5File(f"{path}: no such file")
     rules = assignment if isinstance(assignment, Assignment) else load_assignment(assignment)
+    if format_of(path.name) in CODE_FORMATS:
+        from grader.checking_code import check_code
+
+        return check_code(path, rules, rules.part(part) if part else None, isolation=isolation)  # type: ignore[return-value]
     chosen = _part_for(path, rules, part, isolation)
     one = rules if rules.single else replace(rules, parts=(chosen,))
     given = data.get(chosen.name) if isinstance(data, Mapping) else data

@@ -522,6 +522,8 @@ def check_command(
         raise _fail(f"cannot run a sandboxed child process: {error}") from None
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
+    elif hasattr(result, "questions"):  # a code file (grader.checking_code.CodeCheck)
+        click.echo(str(result))
     else:
         _print_check(result)
     if not result.passed:

@@ -412,8 +412,6 @@ class _Run:
             )
             scheduler.start(len(unseen))
         read = self._inspect(todo)
-        # Students' code runs while the TensorFlow workers start.
-        self._grade_code(code_units, workers or defaults.worker_count())
         waiting = [unit for unit in identified if unit.inspection is not None or id(unit) in read]
         # Identical files (a resubmission, a shared model) are evaluated once per part and marked for each.
         sharing: dict[str, list[_Unit]] = {}
@@ -433,6 +431,9 @@ class _Run:
                 scheduler.run(jobs, lambda outcome: self._record_safely(sharing[outcome.key], outcome))
             finally:
                 self.workers_started = scheduler.started
+        # Students' code runs once the models are done: its timed cases must not share the machine with
+        # TensorFlow workers.
+        self._grade_code(code_units, workers or defaults.worker_count())
 
     # Steps -----------------------------------------------------------------------------------------
 
@@ -1002,8 +1003,9 @@ class _Run:
             return
         marks = mark_code(answer, spec)
         detail["code"] = code_detail(answer, marks)
-        for message in (mark.review for mark in marks if mark.review):
-            unit.checks.append(Check("review", WARN, message, "a person should read this question's code"))
+        review = code_reasons(marks, "review")
+        if review:
+            unit.checks.append(Check("review", WARN, review, "a person should read these questions' code"))
         for note in unit.submission.notes:
             unit.checks.append(Check("file choice", WARN, note, "hand in one file with your functions"))
         flagged = [check for check in unit.checks if check.outcome == WARN]

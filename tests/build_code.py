@@ -162,39 +162,64 @@ INFINITE_LOOP = VECTORISED.replace(
     "def relu(feature_maps):\n    return", "def relu(feature_maps):\n    while True:\n        pass\n    return"
 )
 
-# Reaches for what it must not: the held-out files, the network, a shell, at import and when called.
+# Reaches for what it must not: the held-out files, the network, a shell. Each payload is in one function,
+# and reaches past grader's import check the way a determined student would (builtins through numpy).
+ESCAPE = '__import__("numpy").__dict__["__builtins__"]["__import__"]'
 HOSTILE = (
     VECTORISED.replace(
         "def relu(feature_maps):\n    return np.where(feature_maps > 0, feature_maps, 0.0)",
         """def relu(feature_maps):
     try:
-        with open(HELDOUT) as handle:
+        with open(HELDOUT, "rb") as handle:
             handle.read()
     except Exception:
         pass
     return np.where(feature_maps > 0, feature_maps, 0.0)""",
     )
     .replace(
+        "def max_pool(feature_maps, size):\n",
+        "def max_pool(feature_maps, size):\n    np.load(HELDOUT)\n",
+    )
+    .replace(
         "def normalise(feature_maps):\n",
-        """def normalise(feature_maps):
-    import socket
+        f"""def normalise(feature_maps):
+    socket = {ESCAPE}("socket")
     connection = socket.create_connection(("127.0.0.1", PORT))
     connection.sendall(b"stolen")
 """,
     )
     .replace(
         "def softmax(activations):\n",
-        """def softmax(activations):
-    import os
-    os.system("touch " + MARKER)
+        f"""def softmax(activations):
+    {ESCAPE}("os").system("touch " + MARKER)
 """,
     )
 )
 
 
 def hostile(heldout: str, port: int, marker: str) -> str:
-    """HOSTILE with the paths and port it tries filled in (as constants, which are taken)."""
-    return f"HELDOUT = {heldout!r}\nPORT = {port}\nMARKER = {marker!r}\n" + HOSTILE
+    """HOSTILE with the paths and port it tries filled in (as constants, which are taken), and a top-level
+    statement that would run a program if anything ran the file as a script."""
+    prelude = f"HELDOUT = {heldout!r}\nPORT = {port}\nMARKER = {marker!r}\n"
+    return prelude + HOSTILE + f"\nimport subprocess\nsubprocess.run(['touch', {marker!r}])\n"
+
+
+# Uses what it may: memory without bound (relu), megabytes of printing (normalise), a loop that never ends
+# (max_pool); the other three are right.
+GREEDY = (
+    VECTORISED.replace(
+        "def relu(feature_maps):\n",
+        "def relu(feature_maps):\n    hoard = []\n    while True:\n        hoard.append(bytearray(10**7))\n",
+    )
+    .replace(
+        "def normalise(feature_maps):\n",
+        "def normalise(feature_maps):\n    while True:\n        print('x' * 1000)\n",
+    )
+    .replace(
+        "def max_pool(feature_maps, size):\n",
+        "def max_pool(feature_maps, size):\n    while size:\n        pass\n",
+    )
+)
 
 
 def notebook(cells: list[str]) -> str:

@@ -139,7 +139,12 @@ def test_the_shipped_courseworks_load_with_their_parts() -> None:
     code = uva.part("code").code
     assert code is not None and uva.formats_of(uva.part("code")) == ("python", "notebook")
     assert [(q.name, int(q.points)) for q in code.questions] == [
-        ("q20", 5), ("q21", 2), ("q22", 3), ("q23", 2), ("q24", 5), ("q25", 2)
+        ("q20", 5),
+        ("q21", 2),
+        ("q22", 3),
+        ("q23", 2),
+        ("q24", 5),
+        ("q25", 2),
     ]
     for name in ("kcl-dnn-cw1", "syde522-a4", "uva-lab1"):
         rules = load_assignment(name)

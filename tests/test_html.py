@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from . import build_code
 from .conftest import CHROMIUM, DEMO_HELDOUT, make_cohort, require
 
 pytestmark = pytest.mark.tensorflow
@@ -160,15 +161,20 @@ def test_a_report_with_parts_renders_each_part_with_colour_images(tmp_path: Path
         models,
         {"Ada Lovelace_1_assignsubmission_file_": {"mlp.h5": "q5.h5", "cnn.h5": "q12.h5", "colour_cnn.h5": "q16.h5"}},
     )
+    (root / "Ada Lovelace_1_assignsubmission_file_" / "functions.py").write_text(build_code.LOOPS)
     heldout = {"mnist": DEMO_HELDOUT, "cifar10": models / "colour_test_batch"}
     summary = grade_cohort(root, assignment="uva-lab1", heldout=heldout, out=tmp_path / "reports")
     path = summary.out / "1" / "report.html"
     seen = open_page(browser, path)
     assert_clean(seen, path)
-    assert len(seen["svg_images"]) == 3 * 8  # eight misclassified images per part
+    assert len(seen["svg_images"]) == 3 * 8  # eight misclassified images per model part
     for text in ("total", "Part mlp: Question 5", "Part cifar10: Questions 16-17", "True: ", "truck"):
+        assert text in seen["text"], text
+    # The code part: a row per question, then each question's cases; element-by-element loops cost points.
+    for text in ("Part code: Exercise three", "Question 25: softmax: 1.5 / 2", "taken off for element-by-element"):
         assert text in seen["text"], text
     index = summary.out / "index.html"
     page = open_page(browser, index)
     assert_clean(page, index)
-    assert "Part cnn: Question 12" in page["text"] and len(page["charts"]) == 6
+    assert "Part cnn: Question 12" in page["text"] and len(page["charts"]) == 7  # 2 per model part, 1 for code
+    assert "students with full points" in page["text"]

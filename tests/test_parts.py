@@ -22,6 +22,7 @@ from grader.cli import cli
 from grader.cohort import grade_cohort
 from grader.courseworks.assignment import load_assignment
 
+from . import build_code
 from .conftest import DEMO_HELDOUT, make_cohort
 from .seed_evaluations import run_seed_evaluations
 
@@ -51,6 +52,9 @@ def uva_heldout(models: Path) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def uva(tmp_path_factory: pytest.TempPathFactory, models: Path):
     root = make_cohort(tmp_path_factory.mktemp("uva") / "submissions", models, UVA)
+    # Exercise three's functions: Ann's in a .py file, Bob's in his training notebook; the others hand in none.
+    (root / "Ann Anders_1_assignsubmission_file_" / "functions.py").write_text(build_code.VECTORISED)
+    (root / "Bob Berg_2_assignsubmission_file_" / "lab1.ipynb").write_text(build_code.TRAINING_NOTEBOOK)
     summary = grade_cohort(root, assignment="uva-lab1", heldout=uva_heldout(models), out=root.parent / "reports")
     return root, summary
 
@@ -64,9 +68,13 @@ def test_files_are_matched_to_parts_by_name_then_by_shape(uva) -> None:
     _, summary = uva
     rows = students(summary)
     files = {sid: {name: (part or {}).get("file") for name, part in row["parts"].items()} for sid, row in rows.items()}
-    assert files["1"] == {"mlp": "ann_mlp.h5", "cnn": "ann_cnn.h5", "cifar10": "ann_cifar.h5"}
-    assert files["2"] == {"mlp": "model1.h5", "cnn": "model2.h5", "cifar10": "model3.h5"}
-    assert files["4"] == {"mlp": "", "cnn": "", "cifar10": "cifar_cnn.h5"}
+    assert files["1"] == {"mlp": "ann_mlp.h5", "cnn": "ann_cnn.h5", "cifar10": "ann_cifar.h5", "code": "functions.py"}
+    assert files["2"] == {"mlp": "model1.h5", "cnn": "model2.h5", "cifar10": "model3.h5", "code": "lab1.ipynb"}
+    assert files["4"] == {"mlp": "", "cnn": "", "cifar10": "cifar_cnn.h5", "code": ""}
+    # The code files go to the code part (the only part taking .py and .ipynb) and get every point.
+    assert [rows[sid]["parts"]["code"]["score"] for sid in ("1", "2")] == [19, 19]
+    assert rows["4"]["parts"]["code"]["status"] == "no_file"
+    assert rows["4"]["parts"]["code"]["reason"].startswith("no code (.py or .ipynb) file: found cifar_cnn.h5;")
     # The fixture's small colour CNN is not question 16's network: uva-lab1 flags that (policy "flag").
     for sid in ("1", "2"):
         assert rows[sid]["status"] == "flagged"
@@ -138,8 +146,8 @@ def test_marks_csv_has_a_row_per_student_and_columns_per_part(uva) -> None:
     assert "cifar10_accuracy" in header and "mlp_score" in header and "cnn_status" in header
     assert len(rows) == 5
     ann = rows["1"]
-    parts_total = sum(Fraction(ann[f"{name}_score"]) for name in ("mlp", "cnn", "cifar10"))
-    assert Fraction(ann["score"]) == parts_total
+    parts_total = sum(Fraction(ann[f"{name}_score"]) for name in ("mlp", "cnn", "cifar10", "code"))
+    assert Fraction(ann["score"]) == parts_total and ann["code_score"] == "19" and ann["code_total"] == "31"
     assert ann["cifar10_file"] == "ann_cifar.h5" and ann["cifar10_status"] == "flagged"  # not Q16's network
 
 
@@ -148,7 +156,8 @@ def test_reports_have_a_section_per_part_with_colour_figures_and_class_names(uva
     part's misclassified images in colour with CIFAR-10's class names, and labels its tables by name."""
     _, summary = uva
     report = json.loads((summary.out / "1" / "report.json").read_text())
-    assert [part["part"]["name"] for part in report["parts"]] == ["mlp", "cnn", "cifar10"]
+    assert [part["part"]["name"] for part in report["parts"]] == ["mlp", "cnn", "cifar10", "code"]
+    assert report["parts"][3]["code"]["questions"][0]["function"] == "convolve"
     cifar = report["parts"][2]
     assert cifar["class_names"][9] == "truck" and cifar["per_class"][0]["name"] == "airplane"
     assert cifar["marking"]["name"] == "Question 17 points (instructor's table)"

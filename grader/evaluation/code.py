@@ -26,6 +26,7 @@ import base64
 import hashlib
 import importlib.util
 import io
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ STARTUP_SECONDS = 60.0
 TIMING_REPEATS = 3
 # A student's timed case quicker than this is called twice, and the quicker call counts.
 AGAIN_BELOW_SECONDS = 5.0
+# Timed calls run one at a time across the run's code children, so that two are never timed against each other.
+TIMING_LOCK = threading.Lock()
 # The child's resident memory and address space.
 MEMORY_BYTES = 2 * 1024**3
 ADDRESS_SPACE_BYTES = 4 * 1024**3
@@ -229,7 +232,11 @@ def _question(session: _Session, question: str, found: dict[str, Any], tests: Co
             result["cases"].append({"name": case.name, "passed": False, "message": f"not run: {stopped}"})
             continue
         limit = session.run.timing_seconds if case.reference is not None else session.run.call_seconds
-        reply, failure, wall = session.call(result["function"], case.args, limit)
+        if case.reference is not None:
+            with TIMING_LOCK:
+                reply, failure, wall = session.call(result["function"], case.args, limit)
+        else:
+            reply, failure, wall = session.call(result["function"], case.args, limit)
         if failure:
             stopped = "an earlier case stopped the function"
             result["cases"].append({"name": case.name, "passed": False, "message": failure, "stopped": True})
@@ -246,7 +253,8 @@ def _question(session: _Session, question: str, found: dict[str, Any], tests: Co
             seconds = _seconds(reply, wall)
             if seconds < AGAIN_BELOW_SECONDS:
                 # The best of two calls: one slow call on a busy machine must not decide a deduction.
-                again, failure, wall = session.call(result["function"], case.args, limit)
+                with TIMING_LOCK:
+                    again, failure, wall = session.call(result["function"], case.args, limit)
                 if again is not None and again.get("ok"):
                     seconds = min(seconds, _seconds(again, wall))
             result["timing"] = _timing(tests, question, index, seconds)

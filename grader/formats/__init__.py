@@ -76,8 +76,8 @@ def advice(formats: tuple[str, ...]) -> str:
         "keras-h5": "a Keras model saved with model.save('model.h5')",
         "keras-zip": "a Keras model saved with model.save('model.keras')",
         "onnx": "an ONNX export (PyTorch: torch.onnx.export(model, example_input, 'model.onnx'))",
-        "python": "your functions in a .py file",
-        "notebook": "your functions in a Jupyter notebook (.ipynb)",
+        "python": "a .py file with your functions",
+        "notebook": "a Jupyter notebook (.ipynb) with them",
     }
     return " or ".join(ways[name] for name in formats)
 

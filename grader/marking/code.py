@@ -113,8 +113,9 @@ def mark_question(question: Question, result: dict[str, Any] | None, factor: flo
     failing = next((case for case in cases if not case.get("passed")), None)
     why = [f"{passed} of {total} cases passed; {failing['name']}: {failing['message']}"] if failing else []
     refused = sorted(set(result.get("attempts", [])))
-    if refused:
-        why.append("tried to " + "; ".join(refused) + " (refused)")
+    unsaid = [attempt for attempt in refused if not failing or attempt not in failing["message"]]
+    if unsaid:
+        why.append("tried to " + "; ".join(unsaid) + " (refused)")
     loops = loop_verdict(result, factor)
     deduction = Fraction(0)
     if loops["element_by_element"] and earned > 0:
@@ -123,9 +124,11 @@ def mark_question(question: Question, result: dict[str, Any] | None, factor: flo
             why.append(f"element by element ({loops['short']}, -{as_score(deduction)})")
     review = []
     if refused:
-        review.append(f"{question.name}: the code tried what it may not ({'; '.join(refused)})")
-    if loops.get("near") and earned > 0 and question.loop_deduction:
-        review.append(f"{question.name}: element-by-element timing near the threshold")
+        review.append("the code tried what it may not (refused)")
+    if loops.get("near") and deduction:
+        # Near the threshold a deduction may be the machine's doing: a person decides. (Below it, the
+        # student keeps the points: the benefit of the doubt.)
+        review.append("an element-by-element deduction from a timing near the threshold")
     return QuestionMark(
         question,
         as_score(earned - deduction),
@@ -163,7 +166,7 @@ def loop_verdict(result: dict[str, Any], factor: float) -> dict[str, Any]:
             f"{float(timing['reference_seconds']):.2g} s ({ratio:.0f}x"
             + (f", over {factor:g}x)" if slow else f", within {factor:g}x: not element by element)")
         )
-        if near:
+        if near and slow:
             ratio_text += (
                 f"; within {NEAR_FACTOR:g}x of the threshold, where timing alone is not sure: a person should look"
             )
@@ -176,12 +179,14 @@ def not_found(question: Question) -> str:
     return f"no function {question.functions[0]}" + (f" (or {others} other names)" if others else "") + " was found"
 
 
-def reasons(marks: list[QuestionMark]) -> str:
-    """Why points were lost, question by question; questions lost for the same reason are named together."""
+def reasons(marks: list[QuestionMark], field: str = "reason") -> str:
+    """Why points were lost (or, with field='review', why a person should look), question by question;
+    questions with the same reason are named together."""
     grouped: dict[str, list[str]] = {}
     for mark in marks:
-        if mark.reason:
-            grouped.setdefault(mark.reason, []).append(mark.question.name)
+        text = getattr(mark, field)
+        if text:
+            grouped.setdefault(text, []).append(mark.question.name)
     return "; ".join(f"{', '.join(names)}: {reason}" for reason, names in grouped.items())
 
 
