@@ -308,6 +308,7 @@ kind = "code"
 [parts.code]
 tests = "sigmoid_tests.py"
 loop_deduction = 1
+call_seconds = 3
 
 [[parts.questions]]
 name = "sigmoid"
@@ -323,12 +324,23 @@ def test_an_instructor_adds_a_code_question_with_a_test_module_and_a_toml_table(
     files = {
         "1": ("mine.py", "import numpy as np\n\ndef logistic(x):\n    return np.exp(x) / (1 + np.exp(x))\n"),
         "2": ("mine.py", "def sigmoid(x):\n    return x\n"),
+        # A default value computed when the function is defined, which never ends: the load is stopped.
+        "3": ("mine.py", "def sigmoid(x, table=[i for i in iter(int, 1)]):\n    return x\n"),
+        # scipy is not numpy: the import is left out, and the NameError says so.
+        "4": ("mine.py", "from scipy.special import expit\n\n\ndef sigmoid(x):\n    return expit(x)\n"),
     }
     submissions = build_code.write_cohort(tmp_path / "submissions", files)
     summary = grade_cohort(submissions, assignment=tmp_path / "lab.toml", out=tmp_path / "reports")
     rows = {row["student_id"]: row for row in summary.rows}
     assert rows["1"]["score"] == 3 and rows["1"]["parts"]["functions"]["file"] == "mine.py"
     assert rows["2"]["score"] == 0 and "values differ" in rows["2"]["reason"]
+    assert rows["3"]["score"] == 0 and rows["3"]["status"] == "graded"
+    assert "running the file's definitions did not finish within 3 s" in rows["3"]["reason"]
+    assert rows["4"]["score"] == 0
+    assert (
+        "raised NameError: name 'expit' is not defined (line 5) on inputs 5x5; expit comes from "
+        "`from scipy.special import expit` at line 1, which was not run: imports scipy: only numpy"
+    ) in rows["4"]["reason"]
 
 
 def test_a_code_part_without_its_test_module_is_a_clear_error(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ import base64
 import hashlib
 import importlib.util
 import io
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -204,9 +205,16 @@ def evaluate_code(run: CodeRun, tests: CodeTests, *, isolation: sandbox.Isolatio
     answer: dict[str, Any] = {"questions": {}}
     try:
         prepared = session.start()
+        if prepared is None and session.stage == "start":
+            return {"ok": False, "error": session.failure, "crashed": True}  # this machine's: tried again next run
+        if prepared is None and session.stage == "load":
+            # The student's definitions hang or kill the child: every question, with the reason.
+            return {"ok": True, "stopped": session.failure, "questions": {}, "syntax_errors": [], "dropped": []}
         if prepared is None or not prepared.get("ok"):
-            error = session.failure or (prepared or {}).get("error", "the file could not be read")
-            return {"ok": False, "error": error}
+            return {
+                "ok": False,
+                "error": session.failure or (prepared or {}).get("error", "the file could not be read"),
+            }
         answer.update(
             {key: prepared[key] for key in ("notebook", "cells", "used_cells", "syntax_errors", "dropped", "defined")}
         )
@@ -214,6 +222,9 @@ def evaluate_code(run: CodeRun, tests: CodeTests, *, isolation: sandbox.Isolatio
         answer["load_attempts"] = session.loaded.get("attempts", [])
         for question, found in prepared["questions"].items():
             answer["questions"][question] = _question(session, question, found, tests)
+            for case in answer["questions"][question]["cases"]:
+                if not case["passed"]:
+                    case["message"] += _left_out(case["message"], prepared["dropped"])
         answer["ok"] = True
         answer["child"] = session.ready
         return answer
@@ -261,6 +272,19 @@ def _question(session: _Session, question: str, found: dict[str, Any], tests: Co
     return result
 
 
+def _left_out(message: str, dropped: list[dict[str, Any]]) -> str:
+    """For a NameError on a name that a statement left out of the run would have defined: which statement,
+    and why it was not run ('' otherwise)."""
+    found = re.search(r"NameError: name '(\w+)' is not defined", message)
+    if found is None:
+        return ""
+    name = found.group(1)
+    statement = next((item for item in dropped if name in item.get("names", [])), None)
+    if statement is None:
+        return ""
+    return f"; {name} comes from `{statement['what']}` at {statement['where']}, which was not run: {statement['why']}"
+
+
 def _seconds(reply: dict[str, Any], wall: float) -> float:
     """The child times the call itself (without the transfer); a time it reports that the parent's own
     clock contradicts is not believed."""
@@ -293,9 +317,12 @@ class _Session:
         self.ready: dict[str, Any] = {}
         self.loaded: dict[str, Any] = {}
         self.failure = ""
+        self.stage = ""
 
     def start(self) -> dict[str, Any] | None:
-        """Start a child, prepare and load the file; its analysis (None if the child failed: see failure)."""
+        """Start a child, prepare and load the file; its analysis, or None with `failure` set and `stage` saying
+        where: 'start' (the child did not start: this machine's failure), 'prepare' (reading the file broke the
+        child: the file's) or 'load' (running its definitions hung or broke the child: the student's code)."""
         from grader.evaluation.scheduler import Budget
 
         folder = self.run.path.parent
@@ -318,16 +345,27 @@ class _Session:
         )
         self.child.protocol = CODE_PROTOCOL
         budget = Budget(wall_seconds=STARTUP_SECONDS, memory_bytes=MEMORY_BYTES, processes=1)
+        self.stage = "start"
         try:
             self.ready = self.child.start(timeout=STARTUP_SECONDS)
+            self.stage = "prepare"
             prepared = self.child.ask({"prepare": self.run.functions}, budget)
             if prepared.get("ok"):
+                self.stage = "load"
                 self.loaded = self.child.ask({"load": True}, Budget(self.run.call_seconds, MEMORY_BYTES, 1))
             return prepared
         except WorkerTimeout:
-            self.failure = f"running the file's definitions did not finish within {self.run.call_seconds:g} s"
+            self.failure = {
+                "start": f"the code child did not start within {STARTUP_SECONDS:g} s",
+                "prepare": f"reading the file did not finish within {STARTUP_SECONDS:g} s",
+                "load": f"running the file's definitions did not finish within {self.run.call_seconds:g} s",
+            }[self.stage]
         except WorkerError as error:
-            self.failure = f"the file's definitions stopped the child: {error}"
+            self.failure = {
+                "start": f"the code child did not start: {error}",
+                "prepare": f"reading the file stopped the reader: {error}",
+                "load": f"running the file's definitions stopped the child: {error}",
+            }[self.stage]
         self.close()
         return None
 

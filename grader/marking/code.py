@@ -195,6 +195,7 @@ def mark_code(answer: dict[str, Any], spec: CodeSpec, problem: str = "") -> list
     results = answer.get("questions", {}) if answer.get("ok") else {}
     if not answer.get("ok") and not problem:
         problem = answer.get("error", "the file could not be run")
+    problem = problem or answer.get("stopped", "")
     marks = []
     for question in spec.questions:
         result = results.get(question.name)
