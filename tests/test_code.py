@@ -328,6 +328,13 @@ def test_an_instructor_adds_a_code_question_with_a_test_module_and_a_toml_table(
         "3": ("mine.py", "def sigmoid(x, table=[i for i in iter(int, 1)]):\n    return x\n"),
         # scipy is not numpy: the import is left out, and the NameError says so.
         "4": ("mine.py", "from scipy.special import expit\n\n\ndef sigmoid(x):\n    return expit(x)\n"),
+        # numpy.typing is first imported by this file: importing an allowed module runs its code, which the
+        # audit hook lets through (a real file from a public tutorial failed here before).
+        "5": (
+            "mine.py",
+            "import numpy as np\nfrom numpy.typing import NDArray\n\n\n"
+            "def sigmoid(x: NDArray[np.floating]) -> NDArray[np.floating]:\n    return 1 / (1 + np.exp(-x))\n",
+        ),
     }
     submissions = build_code.write_cohort(tmp_path / "submissions", files)
     summary = grade_cohort(submissions, assignment=tmp_path / "lab.toml", out=tmp_path / "reports")
@@ -336,6 +343,7 @@ def test_an_instructor_adds_a_code_question_with_a_test_module_and_a_toml_table(
     assert rows["2"]["score"] == 0 and "values differ" in rows["2"]["reason"]
     assert rows["3"]["score"] == 0 and rows["3"]["status"] == "graded"
     assert "running the file's definitions did not finish within 3 s" in rows["3"]["reason"]
+    assert rows["5"]["score"] == 3 and rows["5"]["status"] == "graded"
     assert rows["4"]["score"] == 0
     assert (
         "raised NameError: name 'expit' is not defined (line 5) on inputs 5x5; expit comes from "

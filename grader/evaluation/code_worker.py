@@ -134,21 +134,32 @@ class Guard:
             if isinstance(path, int):
                 return ""  # an already open descriptor (numpy and io wrap fds); opening one needs os.open
             text = os.fsdecode(path) if isinstance(path, str | bytes) else str(path)
-            real = os.path.realpath(text)
             reading = mode is None or (isinstance(mode, str) and set(mode) <= set("rbt"))
-            own_module = real.endswith((".py", ".pyc", ".so")) and real.startswith(self.python_folders)
-            if reading and own_module and not real.startswith(self.grader_folder + os.sep):
+            if reading and self._python_module(text):
                 return ""  # Python importing an allowed module's own files
             return f"open {text!r}"
         if event == "import":
             root = str(args[0]).split(".")[0]
             return "" if root in self.allowed or self._library_import() else f"import {root}"
         if event in ("exec", "compile"):
-            return "" if not args or id(args[0]) in self.trusted_code or self._library_import() else "run code by exec"
+            if not args or id(args[0]) in self.trusted_code or self._library_import():
+                return ""
+            # Importing an allowed module runs its code (numpy.typing, first imported by the student's code).
+            filename = getattr(args[0], "co_filename", None) if event == "exec" else args[1] if len(args) > 1 else None
+            return "" if isinstance(filename, str) and self._python_module(filename) else "run code by exec"
         for name, what in REFUSED_EVENTS.items():
             if event == name or (name.endswith(".") and event.startswith(name)) or event.startswith(name + "."):
                 return f"{what} ({event})"
         return ""
+
+    def _python_module(self, path: str) -> bool:
+        """Whether a path is one of Python's own module files (its installation's, never grader's)."""
+        real = os.path.realpath(path)
+        return (
+            real.endswith((".py", ".pyc", ".so"))
+            and real.startswith(self.python_folders)
+            and not real.startswith(self.grader_folder + os.sep)
+        )
 
     def _library_import(self) -> bool:
         """Whether an allowed library (numpy) is importing its own parts, rather than the student's code."""
