@@ -250,6 +250,7 @@ TRAINING_NOTEBOOK = notebook(
     [
         "import numpy as np\nimport tensorflow as tf\nfrom tensorflow import keras\n%matplotlib inline",
         "(x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()\n"
+        "first = x_train[0] / 255\n"
         "model = keras.Sequential([keras.layers.Dense(10)])\nmodel.fit(x_train, y_train, epochs=20)\n"
         "open('/tmp/grader-notebook-ran', 'w').write('the training cell ran')",
         VECTORISED.split("def max_pool")[0],

@@ -180,6 +180,9 @@ def test_a_notebook_runs_only_its_definitions_and_lists_the_cells_used(cohort) -
     assert report["notebook"] and report["used_cells"] == [2, 4, 6]
     dropped = {item["what"]: item["why"] for item in report["dropped"]}
     assert "model.fit(x_train, y_train, epochs=20)" in dropped
+    # An assignment reading what a left-out statement defines is left out too, not a failure when run.
+    assert dropped["first = x_train[0] / 255"] == "uses x_train, which only statements left out define"
+    assert report["load_errors"] == []
     assert dropped["import tensorflow as tf"].startswith("imports tensorflow: only numpy")
     assert not Path("/tmp/grader-notebook-ran").exists()
     markdown = (cohort["out"] / "106" / "report.md").read_text()
@@ -330,6 +333,7 @@ def test_an_instructor_adds_a_code_question_with_a_test_module_and_a_toml_table(
         "4": ("mine.py", "from scipy.special import expit\n\n\ndef sigmoid(x):\n    return expit(x)\n"),
         # numpy.typing is first imported by this file: importing an allowed module runs its code, which the
         # audit hook lets through (a real file from a public tutorial failed here before).
+        "6": ("mine.py", "import numpy as np\n\n\ndef Sig_Moid(x):\n    return 1 / (1 + np.exp(-x))\n"),
         "5": (
             "mine.py",
             "import numpy as np\nfrom numpy.typing import NDArray\n\n\n"
@@ -344,6 +348,7 @@ def test_an_instructor_adds_a_code_question_with_a_test_module_and_a_toml_table(
     assert rows["3"]["score"] == 0 and rows["3"]["status"] == "graded"
     assert "running the file's definitions did not finish within 3 s" in rows["3"]["reason"]
     assert rows["5"]["score"] == 3 and rows["5"]["status"] == "graded"
+    assert rows["6"]["score"] == 3  # Sig_Moid is sigmoid spelled another way
     assert rows["4"]["score"] == 0
     assert (
         "raised NameError: name 'expit' is not defined (line 5) on inputs 5x5; expit comes from "

@@ -272,6 +272,16 @@ def take(node: ast.stmt, allowed: tuple[str, ...]) -> str:
     return "not a definition (only imports, definitions and assignments of constants are run)"
 
 
+def _needs_left_out(node: ast.stmt, kept: set[str], left_out: set[str]) -> str:
+    """For a constant's assignment that reads a name only a statement left out defines ('input_img =
+    train_X[2]' after the data loading is left out): why it is left out too; '' otherwise."""
+    if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
+        return ""
+    used = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    missing = sorted((used & left_out) - kept)
+    return f"uses {', '.join(missing)}, which only statements left out define" if missing else ""
+
+
 def _names(target: ast.expr) -> list[ast.expr]:
     return [n for element in target.elts for n in _names(element)] if isinstance(target, ast.Tuple) else [target]
 
@@ -314,6 +324,8 @@ def prepare(
     program: Program = []
     chunks = read_source(path, notebook)
     syntax_errors, dropped, used_cells = [], [], []
+    kept: set[str] = set()
+    left_out: set[str] = set()
     functions: dict[str, tuple[ast.AST, int | None]] = {}
     for chunk in chunks:
         cell = chunk["cell"]
@@ -329,7 +341,7 @@ def prepare(
             continue
         used = False
         for node in tree.body:
-            why = take(node, allowed)
+            why = take(node, allowed) or _needs_left_out(node, kept, left_out)
             if why:
                 dropped.append(
                     {
@@ -341,7 +353,9 @@ def prepare(
                         "names": defined_names(node),
                     }
                 )
+                left_out.update(defined_names(node))
                 continue
+            kept.update(defined_names(node))
             used = True
             if isinstance(node, ast.FunctionDef):
                 functions[node.name] = (node, cell)
@@ -358,8 +372,9 @@ def prepare(
     for question, names in questions.items():
         name = next((n for n in names if n in functions), None)
         if name is None:
-            lowered = {n.lower(): n for n in functions}
-            name = next((lowered[n.lower()] for n in names if n.lower() in lowered), None)
+            # Spelled another way: fullyConnected or Fully_Connected for fully_connected.
+            loose = {_loose(n): n for n in functions}
+            name = next((loose[_loose(n)] for n in names if _loose(n) in loose), None)
         if name is None:
             found[question] = {"function": None}
             continue
@@ -380,6 +395,10 @@ def prepare(
         "questions": found,
     }
     return answer, program
+
+
+def _loose(name: str) -> str:
+    return name.replace("_", "").lower()
 
 
 def loops(name: str, functions: dict[str, tuple[ast.AST, int | None]]) -> list[dict[str, Any]]:
