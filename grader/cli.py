@@ -256,7 +256,8 @@ def _print_summary(summary: Any) -> None:
     # Several parts: each part's accuracy, then the total; one part: its accuracy and score.
     parts = list(summary.rows[0]["parts"]) if summary.rows and "parts" in summary.rows[0] else []
     for name in parts or ["accuracy"]:
-        table.add_column(f"{name} %" if parts else "accuracy %", justify="right", no_wrap=True)
+        heading = f"{name} points" if name in summary.code_parts else f"{name} %"
+        table.add_column(heading if parts else "accuracy %", justify="right", no_wrap=True)
     table.add_column("total" if parts else "score", justify="right", no_wrap=True)
     signed = not parts and any(label_of(row) for row in summary.rows)
     if signed:
@@ -265,7 +266,14 @@ def _print_summary(summary: Any) -> None:
     for row in shown:
         style = {"graded": "green", "flagged": "yellow"}.get(row["status"], "red")
         accuracies = [row["parts"][name] for name in parts] if parts else [row]
-        cells = [f"{one['accuracy']:.2f}" if one and one["accuracy"] is not None else "" for one in accuracies]
+        cells = [
+            f"{one['accuracy']:.2f}"
+            if one and one["accuracy"] is not None
+            else number(one["score"])
+            if one and one["part"] in summary.code_parts
+            else ""
+            for one in accuracies
+        ]
         table.add_row(
             escape(row["student_id"]),
             escape(row["student_name"]),

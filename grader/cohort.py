@@ -117,6 +117,8 @@ class RunSummary:
     counts: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     "What could not be written (the summary page), while every mark was."
+    code_parts: tuple[str, ...] = ()
+    "The parts marked by points for code (shown by their points, having no accuracy)."
 
 
 @dataclass
@@ -263,6 +265,7 @@ def grade_cohort(
         seconds=time.monotonic() - started,
         counts={status: counts[status] for status in STATUSES if counts[status]},
         problems=problems,
+        code_parts=tuple(part.name for part in rules.parts if part.code is not None),
     )
 
 
