@@ -1,6 +1,11 @@
-"""grader: grade Keras .h5 coursework submissions safely, exactly and fast.
+"""grader: grade deep-learning coursework submissions safely, exactly and fast.
 
-`from grader import check; check("model.h5")` checks one file as the instructor's run would.
+The notebook API:
+- `grader.grade("submissions/", assignment=..., heldout=..., out="reports/")` grades a cohort (the `grade`
+  command; `cluster="tcp://host:8786"` or `"local:4"` evaluates on Dask) and returns its summary;
+- `grader.check("model.h5")` checks one file as the instructor's run would;
+- `grader.read_marks("reports/")` and `grader.read_results("reports/")` return pandas DataFrames.
+Each result renders as an HTML table in Jupyter.
 """
 
 from __future__ import annotations
@@ -16,4 +21,12 @@ def __getattr__(name: str) -> Any:
         from grader.checking import check
 
         return check
+    if name == "grade":
+        from grader.cohort import grade_cohort
+
+        return grade_cohort
+    if name in ("read_marks", "read_results"):
+        from grader.outputs import frames
+
+        return getattr(frames, name)
     raise AttributeError(f"module 'grader' has no attribute {name!r}")

@@ -171,6 +171,12 @@ def cli() -> None:
 @click.option(
     "--no-integrity", is_flag=True, help="Skip comparing the networks with each other (integrity.html, integrity.csv)."
 )
+@click.option(
+    "--cluster",
+    metavar="ADDRESS",
+    help="Evaluate on a Dask cluster: a scheduler's address (tcp://host:8786), or local:N to start N workers "
+    "here. Labels, the gradebook and the reports stay in this process.",
+)
 def run_command(
     submissions: Path,
     heldout: tuple[str, ...],
@@ -185,6 +191,7 @@ def run_command(
     rehash: bool,
     library: tuple[Path, ...],
     no_integrity: bool,
+    cluster: str | None,
 ) -> None:
     """Grade every student in SUBMISSIONS and write marks.csv and reports.
 
@@ -192,6 +199,7 @@ def run_command(
     Examples:
         grade submissions/ --heldout heldout/ --out reports/
         grade submissions/ --assignment uva-lab1 --heldout mnist=mnist_test.npz --heldout cifar10=test_batch
+        grade submissions/ --cluster tcp://scheduler.example.ac.uk:8786
     """
     from rich.console import Console
 
@@ -216,6 +224,7 @@ def run_command(
                 rehash=rehash,
                 integrity=not no_integrity,
                 libraries=library,
+                cluster=cluster,
             )
     except GraderError as error:
         raise _fail(error) from None

@@ -120,6 +120,24 @@ class RunSummary:
     code_parts: tuple[str, ...] = ()
     "The parts marked by points for code (shown by their points, having no accuracy)."
 
+    def marks(self) -> Any:
+        """marks.csv as a pandas DataFrame (grader.read_marks)."""
+        from grader.outputs.frames import read_marks
+
+        return read_marks(self.marks_csv)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: what the run did, then the marks as a table."""
+        from html import escape
+
+        counts = ", ".join(f"{count} {status}" for status, count in self.counts.items())
+        head = (
+            f"<p><b>{len(self.rows)} students</b>: {escape(counts)}. Evaluated {self.evaluated}, reused "
+            f"{self.reused}, in {self.seconds:.1f} s ({escape(self.isolation.detail)}). "
+            f"Marks: <code>{escape(str(self.marks_csv))}</code></p>"
+        )
+        return head + str(self.marks().to_html(na_rep=""))
+
 
 @dataclass
 class _Unit:
@@ -159,6 +177,7 @@ def grade_cohort(
     rehash: bool = False,
     integrity: bool = True,
     libraries: Sequence[str | Path] = (),
+    cluster: Any = None,
 ) -> RunSummary:
     """Grade every student under `submissions` (a folder or Moodle zip) and write marks and reports to `out`.
 
@@ -167,7 +186,9 @@ def grade_cohort(
     `reports=False` keeps the results in the gradebook only (`grade check` needs no pages). `rehash=True`
     reads every file again even when its stat says it is unchanged since the last run. `integrity` compares
     the networks (grader.evidence) and writes integrity.html and integrity.csv; `libraries` are folders of
-    known models (or earlier runs' reports) every network is also compared with.
+    known models (or earlier runs' reports) every network is also compared with. `cluster` evaluates on Dask
+    (a scheduler's address, 'local:N', or a cluster object such as dask_jobqueue's SLURMCluster;
+    grader.evaluation.cluster) instead of this machine's workers.
     """
     started = time.monotonic()
     progress = progress or _Silent()
@@ -177,6 +198,12 @@ def grade_cohort(
     for folder in libraries if integrity else ():
         if not Path(folder).is_dir():
             raise GraderError(f"--library {folder}: not a folder of models or of an earlier run's reports")
+    if cluster is not None:
+        from grader.evaluation.cluster import check_address
+
+        # A dask_jobqueue or distributed cluster object stands for its scheduler's address.
+        cluster = str(getattr(cluster, "scheduler_address", cluster))
+        check_address(cluster)
     found = discover_submissions(submissions, rules.formats)
     chosen_isolation = choose_isolation(isolation)
     if allow_lambda and chosen_isolation.kind != "bubblewrap":
@@ -229,6 +256,8 @@ def grade_cohort(
             out if reports else None,
             rehash,
             integrity,
+            cluster,
+            isolation,
         )
         try:
             run.grade(found, workers=workers, fresh_workers=fresh_workers)
@@ -366,8 +395,13 @@ class _Run:
         reports: Path | None,
         rehash: bool = False,
         integrity: bool = False,
+        cluster: str | None = None,
+        isolation_preference: str = defaults.ISOLATION,
     ) -> None:
         self.book, self.run_id, self.rules, self.heldouts = book, run_id, rules, heldouts
+        self.cluster = cluster
+        "Where evaluations run: None for this machine's workers, else a Dask cluster (grader.evaluation.cluster)."
+        self.isolation_preference = isolation_preference
         self.integrity = integrity
         "Whether each file's weights are summarised for integrity evidence (once per file and revision)."
         # Each student's report is written as soon as their results are known (while workers evaluate others).
@@ -400,8 +434,21 @@ class _Run:
             for unit in identified
             if not self._refused_already(unit) and self._stored_evaluation_id(unit) is None
         }
-        scheduler = None
-        if unseen:
+        scheduler: Any = None
+        if unseen and self.cluster is not None:
+            from grader.evaluation.cluster import ClusterScheduler
+
+            # Dask workers get the images (never the labels); each worker chooses its own sandbox, and a file
+            # that runs code (--allow-lambda) needs bubblewrap there as here.
+            scheduler = ClusterScheduler(
+                self.cluster,
+                isolation="bubblewrap" if self.allow_lambda else self.isolation_preference,
+                images={image_set(each): each.images for each in self.heldouts.values()},
+                budget=self.budget,
+                fresh_each=fresh_workers,
+            )
+            scheduler.start(len(unseen))
+        elif unseen:
             scheduler = Scheduler(
                 isolation=self.isolation,
                 images={
@@ -434,6 +481,7 @@ class _Run:
                 scheduler.run(jobs, lambda outcome: self._record_safely(sharing[outcome.key], outcome))
             finally:
                 self.workers_started = scheduler.started
+                scheduler.close()
         # Students' code runs once the models are done: its timed cases must not share the machine with
         # TensorFlow workers.
         self._grade_code(code_units, workers or defaults.worker_count())

@@ -337,6 +337,7 @@ class Scheduler:
         self._results: queue.Queue[Outcome | BaseException] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._retired = 0
+        self._one: ChildProcess | None = None
         self.started = 0
         "Worker processes started so far (one per worker, plus one for each replacement)."
 
@@ -407,25 +408,59 @@ class Scheduler:
                     if self._retire():
                         return
                     continue
-                try:
-                    outcome = self._evaluate(worker, job)
-                except Exception as error:  # grader's own failure (placing the file, a broken pipe): this job's
-                    worker.kill()
-                    outcome = self._failed(job, "crashed", f"grader could not evaluate the file: {error!r}", 0.0, {})
+                outcome, worker = self._evaluate_on(worker, job)
                 results.put(outcome)
-                # A worker that grew (a large model stays in TensorFlow's allocator) starts afresh, so
-                # that workers side by side stay small.
-                grown = outcome.status == "answered" and _resident(worker) > RECYCLE_BYTES
-                if outcome.status != "answered" or job.fresh or self.fresh_each or grown:
-                    worker.kill() if outcome.status != "answered" else worker.close()
-                    self._forget(worker)
-                    worker = None
         except BaseException as error:  # report, never hang the main thread
             results.put(error)
         finally:
             if worker is not None:
                 worker.close()
                 self._forget(worker)
+
+    def _evaluate_on(self, worker: ChildProcess, job: Job) -> tuple[Outcome, ChildProcess | None]:
+        """Evaluate one job on a worker; the outcome, and the worker if it may serve the next job (None when
+        it was killed or retired)."""
+        try:
+            outcome = self._evaluate(worker, job)
+        except Exception as error:  # grader's own failure (placing the file, a broken pipe): this job's
+            worker.kill()
+            outcome = self._failed(job, "crashed", f"grader could not evaluate the file: {error!r}", 0.0, {})
+        # A worker that grew (a large model stays in TensorFlow's allocator) starts afresh, so that workers
+        # side by side stay small.
+        grown = outcome.status == "answered" and _resident(worker) > RECYCLE_BYTES
+        if outcome.status != "answered" or job.fresh or self.fresh_each or grown:
+            worker.kill() if outcome.status != "answered" else worker.close()
+            self._forget(worker)
+            return outcome, None
+        return outcome, worker
+
+    def evaluate_one(self, job: Job) -> Outcome:
+        """Evaluate one job now, in this thread, on this scheduler's one warm worker (started on first need
+        and kept while it may serve the next): how a Dask worker evaluates (grader.evaluation.cluster)."""
+        folder = self.workdir / "worker-0"
+        folder.mkdir(parents=True, exist_ok=True)
+        if self._one is None:
+            try:
+                self._one = self._start_worker(folder)
+            except WorkerError as error:
+                return self._failed(job, "crashed", f"{NO_WORKER}: {error}", 0.0, {})
+        outcome, self._one = self._evaluate_on(self._one, job)
+        return outcome
+
+    def warm(self) -> None:
+        """Start the one worker of evaluate_one now (TensorFlow imports before the first job arrives)."""
+        if self._one is None:
+            folder = self.workdir / "worker-0"
+            folder.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(WorkerError):  # the first job tries again, and reports why
+                self._one = self._start_worker(folder)
+
+    def close(self) -> None:
+        """Stop evaluate_one's worker."""
+        if self._one is not None:
+            self._one.close()
+            self._forget(self._one)
+            self._one = None
 
     def _retire(self) -> bool:
         """Whether this thread, whose worker will not start, may stop and leave the jobs to the others
