@@ -120,6 +120,10 @@ def test_a_dask_scheduler_and_workers_grade_a_multi_part_cohort_without_seeing_l
         )
         probes = client.run(report)
     assert remote.marks_csv.read_bytes() == local.marks_csv.read_bytes()
+    here = grade_cohort(
+        root, assignment="uva-lab1", heldout=heldout, out=tmp_path / "local-cluster", integrity=False, cluster="local:2"
+    )
+    assert here.marks_csv.read_bytes() == local.marks_csv.read_bytes()
     assert sum(probe["tasks"] for probe in probes.values()) >= remote.evaluated > 0
     assert all(probe["found"]["labels"] == [] for probe in probes.values()), probes
     # The probe does see what reaches a worker: each worker holds the scattered images.
@@ -160,3 +164,49 @@ def test_killing_a_dask_worker_mid_run_leaves_every_student_graded(
     assert run.returncode == 0, output
     assert done_before < graded.evaluated
     assert (out / "marks.csv").read_bytes() == graded.marks_csv.read_bytes()
+
+
+def test_a_coordinator_killed_mid_run_resumes_on_the_cluster(
+    cohort: Path, graded, tmp_path: Path, dask_cluster: DaskCluster
+) -> None:
+    """The grading process is killed (SIGKILL) once the first evaluation is stored; running the same command
+    again on the same cluster evaluates only what was missing and ends with marks.csv identical to local
+    grading."""
+    out = tmp_path / "reports"
+    command = [sys.executable, "-m", "grader", str(cohort), "--heldout", str(DEMO_HELDOUT), "--out", str(out)]
+    command += ["--cluster", dask_cluster.address]
+    first = subprocess.Popen([*command, "--fresh-workers"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while evaluated(out) < 1 and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert first.poll() is None, "the run ended before it could be killed"
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    kept = evaluated(out)
+    assert 1 <= kept < graded.evaluated
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"reused {kept} stored evaluations" in " ".join(again.stdout.split())
+    assert (out / "marks.csv").read_bytes() == graded.marks_csv.read_bytes()
+
+
+def test_a_worker_that_joins_mid_run_gets_the_images() -> None:
+    """A cluster scaling up (Slurm jobs starting late): a worker that joined after the scatter is given the
+    images before the next job is submitted, and a task there reads them from its own memory."""
+    from grader.evaluation.cluster import ClusterScheduler, _scattered
+    from grader.evaluation.scheduler import Budget
+
+    images = {"images-test": np.arange(28 * 28 * 3, dtype=np.uint8).reshape(3, 28, 28)}
+    scheduler = ClusterScheduler("local:1", isolation="process", images=images, budget=Budget(wall_seconds=60))
+    try:
+        scheduler.start(1)
+        before = set(scheduler.client.scheduler_info()["workers"])
+        scheduler.cluster.scale(2)
+        scheduler.client.wait_for_workers(2, timeout=120)
+        newcomer = (set(scheduler.client.scheduler_info()["workers"]) - before).pop()
+        scheduler._replicate_to_newcomers()
+        key = scheduler._keys["images-test"]
+        held = scheduler.client.submit(_scattered, key, workers=[newcomer], pure=False).result(timeout=60)
+        assert np.array_equal(held, images["images-test"])
+    finally:
+        scheduler.close()

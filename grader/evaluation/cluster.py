@@ -20,6 +20,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable
@@ -48,6 +49,10 @@ QUIET = {
     "distributed.admin.system-monitor.gil.enabled": False,
     "distributed.worker.memory.monitor-interval": "1s",
 }
+# How long a task waits for the images to reach a worker that joined after they were scattered.
+IMAGES_WAIT_SECONDS = 60.0
+# A worker's TensorFlow child left idle this long is stopped (a coordinator killed mid-run leaves its plugin).
+IDLE_SECONDS = 300.0
 # Jobs submitted ahead per Dask worker: one running and one waiting, so that no worker idles between jobs.
 IN_FLIGHT_PER_WORKER = 2
 # Connecting to a scheduler, and starting a LocalCluster, may take this long.
@@ -76,6 +81,7 @@ class GraderPlugin(WorkerPlugin):
     """Lives in each Dask worker: the worker's warm sandboxed evaluator and its copy of the images."""
 
     name = PLUGIN
+    "Replaced by each run's own name when it registers the plugin."
 
     def __init__(self, isolation: str, budget: Budget, fresh_each: bool, per_host: dict[str, int]) -> None:
         self.preference, self.budget, self.fresh_each, self.per_host = isolation, budget, fresh_each, per_host
@@ -95,8 +101,20 @@ class GraderPlugin(WorkerPlugin):
         self.scheduler: Scheduler | None = None
         self.lock = threading.Lock()
         self.address = getattr(worker, "address", "")
+        self.used = time.monotonic()
+        # A run whose coordinator was killed never unregisters its plugin: its TensorFlow child is stopped
+        # once idle for IDLE_SECONDS (the next task of a live run starts one again).
+        self.idle = threading.Event()
+        threading.Thread(target=self._stop_when_idle, daemon=True).start()
+
+    def _stop_when_idle(self) -> None:
+        while not self.idle.wait(min(IDLE_SECONDS, 30.0)):
+            with self.lock:
+                if self.scheduler is not None and time.monotonic() - self.used > IDLE_SECONDS:
+                    self.scheduler.close()
 
     def teardown(self, worker: Any) -> None:
+        self.idle.set()
         with contextlib.suppress(Exception):
             if self.scheduler is not None:
                 self.scheduler.close()
@@ -139,6 +157,7 @@ class GraderPlugin(WorkerPlugin):
             failed = Outcome(job["key"], "crashed", None, reason, 0.0, self.isolation)
             return {**asdict(failed), "release": RELEASE}
         with self.lock:
+            self.used = time.monotonic()
             evaluator = self._evaluator(images)
             staging = self.folder / "staging" / uuid.uuid4().hex
             staging.mkdir(parents=True)
@@ -163,6 +182,7 @@ class GraderPlugin(WorkerPlugin):
                 )
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
+                self.used = time.monotonic()
         result = asdict(outcome)
         result["worker"] = {**outcome.worker, "dask_worker": self.address}
         result["release"] = RELEASE
@@ -171,35 +191,39 @@ class GraderPlugin(WorkerPlugin):
 
 def _scattered(key: str) -> Any:
     """Data scattered to this worker under `key`; fetched through the scheduler if this worker lacks it."""
-    from distributed import Future, get_client, get_worker
-
-    data = get_worker().data
-    if key in data:
-        return data[key]
-    client = get_client()
-    return client.gather(Future(key, client=client))
-
-
-def _plugin() -> GraderPlugin:
     from distributed import get_worker
 
-    plugin = get_worker().plugins[PLUGIN]
+    data = get_worker().data
+    # A worker that joined after the scatter gets the images when the coordinator next sees it (replicate):
+    # wait for them a while rather than fetch them from inside a task.
+    deadline = time.monotonic() + IMAGES_WAIT_SECONDS
+    while key not in data and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if key not in data:
+        raise GraderError(f"this Dask worker does not hold the held-out images ({key}) {IMAGES_WAIT_SECONDS:g} s on")
+    return data[key]
+
+
+def _plugin(name: str) -> GraderPlugin:
+    from distributed import get_worker
+
+    plugin = get_worker().plugins[name]
     assert isinstance(plugin, GraderPlugin)
     return plugin
 
 
 def evaluate_task(
-    job: dict[str, Any], model: bytes, companions: list[tuple[str, bytes]], images: dict[str, str]
+    plugin: str, job: dict[str, Any], model: bytes, companions: list[tuple[str, bytes]], images: dict[str, str]
 ) -> dict[str, Any]:
     """The task a Dask worker runs for one submission. The images are named by key, not passed as futures:
     a task without dependencies is queued on the scheduler and handed to the next free worker (as local
     grading's queue does), instead of being placed on a worker when it is submitted."""
-    return _plugin().evaluate(job, model, companions, images)
+    return _plugin(plugin).evaluate(job, model, companions, images)
 
 
-def warm_task(images: dict[str, str]) -> bool:
+def warm_task(plugin: str, images: dict[str, str]) -> bool:
     """Start a worker's sandboxed TensorFlow child before its first job."""
-    _plugin().warm(images)
+    _plugin(plugin).warm(images)
     return True
 
 
@@ -223,6 +247,8 @@ class ClusterScheduler:
         self.cluster: Any = None
         self.started = 0
         "Dask workers that evaluated at least one submission (each keeps one warm TensorFlow child)."
+        self.plugin = ""
+        "This run's worker plugin's name."
         self._served: set[str] = set()
         self._warming: list[Any] = []
 
@@ -264,14 +290,22 @@ class ClusterScheduler:
         for info in workers.values():
             host = str(info.get("host", ""))
             per_host[host] = per_host.get(host, 0) + 1
+        # A plugin of this run's own: two runs sharing a cluster (two courseworks graded at once) each keep
+        # their own warm child per worker, and neither replaces the other's mid-run.
+        self.plugin = f"{PLUGIN}-{uuid.uuid4().hex[:12]}"
         self.client.register_plugin(
-            GraderPlugin(self.isolation_preference, self.budget, self.fresh_each, per_host), name=PLUGIN
+            GraderPlugin(self.isolation_preference, self.budget, self.fresh_each, per_host), name=self.plugin
         )
         # Kept referenced here for the run: the workers hold the images while these futures live.
-        self._scattered = self.client.scatter(self.images, broadcast=True)
+        # hash=False: keys of this run's own. An earlier run's (a killed coordinator's) same images under the
+        # same key might be held by some workers only, and a broadcast would then not reach the others.
+        self._scattered = self.client.scatter(self.images, broadcast=True, hash=False)
         self._keys = {name: str(future.key) for name, future in self._scattered.items()}
+        self._workers = set(workers)
         self._warming = [
-            self.client.submit(warm_task, self._keys, workers=[address], pure=False, allow_other_workers=False)
+            self.client.submit(
+                warm_task, self.plugin, self._keys, workers=[address], pure=False, allow_other_workers=False
+            )
             for address in workers
         ]
 
@@ -289,6 +323,7 @@ class ClusterScheduler:
         in_flight: dict[Any, Job] = {}
 
         def submit() -> Any:
+            self._replicate_to_newcomers()
             job = pending.pop()
             plain = {
                 "key": job.key,
@@ -303,6 +338,7 @@ class ClusterScheduler:
                 warnings.filterwarnings("ignore", message="Sending large graph")  # one model's bytes, by design
                 future = self.client.submit(
                     evaluate_task,
+                    self.plugin,
                     plain,
                     job.model_path.read_bytes(),
                     companions,
@@ -321,6 +357,13 @@ class ClusterScheduler:
             if pending:
                 finished.add(submit())
             on_outcome(self._outcome(job, future))
+
+    def _replicate_to_newcomers(self) -> None:
+        """Give the images to workers that joined since they were scattered (a cluster scaling up)."""
+        workers = set(self.client.scheduler_info()["workers"])
+        if workers - self._workers:
+            self.client.replicate(list(self._scattered.values()))
+        self._workers = workers
 
     def _outcome(self, job: Job, future: Any) -> Outcome:
         try:
@@ -353,6 +396,10 @@ class ClusterScheduler:
         )
 
     def close(self) -> None:
+        """Stop this run's TensorFlow children on the workers (its plugin goes), and disconnect."""
+        if self.client is not None and self.plugin:
+            with contextlib.suppress(Exception):
+                self.client.unregister_worker_plugin(self.plugin)
         for closing in (self.client, self.cluster):
             if closing is not None:
                 with contextlib.suppress(Exception):
