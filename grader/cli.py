@@ -101,12 +101,16 @@ OUTCOME_STYLES = {"pass": "green", "info": "blue", "warn": "yellow", "fail": "re
 @click.group(cls=_DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(grader.__version__, prog_name="grader")
 def cli() -> None:
-    """Grade Keras .h5 coursework submissions safely, exactly and fast.
+    """Grade deep-learning coursework (trained models, and code) safely, exactly and fast.
 
     \b
     Grade a cohort (a folder of student folders, or Moodle's zip):
         grade submissions/
         grade submissions.zip --heldout my_testset.npz --out marks/
+        grade submissions/ --assignment uva-lab1 --cluster local:2
+    Check one file before uploading it (a model, or code for a code part):
+        grade check model.h5
+        grade check functions.py --assignment uva-lab1
     Look inside one file without running it:
         grade inspect model.h5
     """
