@@ -612,13 +612,9 @@ def main() -> None:
     Run as a child process by the grading run, so that a file that crashes or stalls HDF5 takes only
     this process down: the parent knows which file it was on and carries on with a new child.
     """
-    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
+    from grader.evaluation.protocol import open_channel
 
-    def send(message: dict[str, Any]) -> None:
-        protocol.write(json.dumps(message) + "\n")
-        protocol.flush()
-
+    send = open_channel()  # anything a library prints goes to stderr, never into the protocol
     send({"event": "ready"})
     for line in sys.stdin:
         if not line.strip():

@@ -39,6 +39,8 @@ import numpy as np
 import numpy.lib.stride_tricks  # noqa: F401
 import numpy.linalg  # noqa: F401
 
+from grader.evaluation.protocol import open_channel
+
 PROTOCOL_VERSION = 1
 # What a student's code may import unless the assignment says otherwise.
 DEFAULT_IMPORTS = (
@@ -559,14 +561,7 @@ def encode(result: Any) -> dict[str, Any]:
 
 def serve(source: str, notebook: bool, allowed: tuple[str, ...]) -> None:
     """Answer requests on stdin until it closes. The protocol has stdout to itself."""
-    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-
-    def send(message: dict[str, Any]) -> None:
-        protocol.write(json.dumps(message) + "\n")
-        protocol.flush()
-
+    send = open_channel()
     guard = Guard(allowed)
     student = Student(guard)
     send({"event": "ready", "protocol": PROTOCOL_VERSION, "numpy": np.__version__, "python": sys.version.split()[0]})

@@ -29,7 +29,6 @@ import base64
 import gc
 import json
 import math
-import os
 import re
 import sys
 import time
@@ -37,6 +36,8 @@ from importlib import metadata
 from typing import Any
 
 import numpy as np
+
+from grader.evaluation.protocol import open_channel
 
 PROTOCOL_VERSION = 2
 # The same image predicted in a fast batch and in an official one gives outputs that differ by float32
@@ -494,15 +495,9 @@ def _installed(distribution: str) -> str | None:
 
 
 def serve(images: dict[str, str], threads: int) -> None:
-    """Answer requests on stdin until it closes. The protocol has stdout to itself."""
-    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    # Whatever Keras, TensorFlow or a model prints must not corrupt the protocol: send it to stderr.
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-
-    def send(message: dict[str, Any]) -> None:
-        protocol.write(json.dumps(message) + "\n")
-        protocol.flush()
+    """Answer requests on stdin until it closes. The protocol has stdout to itself: whatever Keras,
+    TensorFlow or a model prints goes to stderr."""
+    send = open_channel()
 
     started = time.perf_counter()
     _limit_threads(threads)

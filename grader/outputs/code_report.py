@@ -13,18 +13,14 @@ from grader.status import MARKED
 
 def code_report(row: dict[str, Any], assignment: Assignment, part: Part, run: dict[str, Any]) -> dict[str, Any]:
     """The report.json document for one student's code part."""
+    from grader.outputs.reports import whose  # reports imports this module
+
     spec = part.code
     assert spec is not None
     detail = row["detail"]
     marked = row["status"] in MARKED
     return {
-        "student": {"id": row["student_id"], "name": row["student_name"], "folder": row["folder"]},
-        "file": {
-            "name": row["file"],
-            "sha256": row["sha256"],
-            "size": detail.get("size"),
-            "all_files": detail.get("files", []),
-        },
+        **whose(row),
         "part": {"name": part.name, "title": part.title, "weight": str(as_score(part.weight))},
         "status": row["status"],
         "reason": row["reason"],

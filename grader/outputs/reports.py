@@ -219,13 +219,7 @@ def build_report(
     detail = row["detail"]
     marking = part.marking
     report: dict[str, Any] = {
-        "student": {"id": row["student_id"], "name": row["student_name"], "folder": row["folder"]},
-        "file": {
-            "name": row["file"],
-            "sha256": row["sha256"],
-            "size": detail.get("size"),
-            "all_files": detail.get("files", []),
-        },
+        **whose(row),
         "status": row["status"],
         "reason": row["reason"],
         "mark": detail.get("mark"),
@@ -290,6 +284,20 @@ def build_report(
         report["per_class"] = [{**item, "name": part.data.names[item["class"]]} for item in per_class]
         report["confusion"] = scoring.confusion_matrix(predictions, heldout.labels, classes).tolist()
     return report
+
+
+def whose(row: dict[str, Any]) -> dict[str, Any]:
+    """A report's 'student' and 'file': who handed in what (every part's report begins with them)."""
+    detail = row["detail"]
+    return {
+        "student": {"id": row["student_id"], "name": row["student_name"], "folder": row["folder"]},
+        "file": {
+            "name": row["file"],
+            "sha256": row["sha256"],
+            "size": detail.get("size"),
+            "all_files": detail.get("files", []),
+        },
+    }
 
 
 def _architecture_status(row: dict[str, Any]) -> str | None:
