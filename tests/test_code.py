@@ -136,6 +136,8 @@ def test_correct_vectorised_code_gets_every_point(cohort) -> None:
     assert row["status"] == "graded" and row["score"] == "19" and row["code_correct"] == row["code_total"] == "31"
     q20 = questions(cohort, "101")["q20"]
     assert q20["deduction"] == 0 and "not element by element" in q20["loops"]
+    # Far from the threshold (20x): within 5x of the plain-numpy reference.
+    assert q20["timing"]["seconds"] < 5 * q20["timing"]["reference_seconds"]
 
 
 def test_correct_code_with_element_loops_loses_the_deductions_with_the_lines(cohort) -> None:
@@ -145,7 +147,7 @@ def test_correct_code_with_element_loops_loses_the_deductions_with_the_lines(coh
     q20 = questions(cohort, "102")["q20"]
     assert q20["passed"] == q20["total"] == 6
     assert "for loop at line 11" in q20["loops"] and "over 20x" in q20["loops"]
-    assert q20["timing"]["seconds"] > 20 * q20["timing"]["reference_seconds"]
+    assert q20["timing"]["seconds"] > 100 * q20["timing"]["reference_seconds"]
     assert cohort["rows"]["102"]["score"] == "14.5"
 
 

@@ -43,6 +43,17 @@ def cross_correlate(image: np.ndarray, kernels: np.ndarray, padding: str = "vali
     return np.tensordot(windows, k, axes=([2, 3, 4], [2, 0, 1]))
 
 
+def plain_convolution(image: np.ndarray, kernels: np.ndarray) -> np.ndarray:
+    """The timing baseline: whole-array numpy as a student writes it (sliding windows and einsum), not the
+    BLAS-backed tensordot above, which runs ten times faster than code that is just as vectorised. Element-
+    by-element code is then 200 times slower or more, and vectorised code (any of the usual ways) within a few
+    times: the threshold sits far from both."""
+    x = image if image.ndim == 3 else image[:, :, None]
+    k = kernels if kernels.ndim == 4 else kernels[:, :, None, :]
+    windows = sliding_window_view(x, k.shape[:2], axis=(0, 1))  # type: ignore[call-overload]
+    return np.einsum("ijcyx,yxcn->ijn", windows, k)
+
+
 def convolve_variants(image: np.ndarray, kernels: np.ndarray) -> dict[str, np.ndarray]:
     flipped = kernels[::-1, ::-1]
     return {
@@ -68,7 +79,7 @@ def convolve_cases(rng: np.random.Generator) -> list[Case]:
     image, kernels = rng.normal(size=(96, 96, 8)), rng.normal(size=(3, 3, 8, 16))
     timed = "a stack of 8 maps (96x96), sixteen 3x3x8 filters (timed)"
     cases.append(
-        Case(timed, (image, kernels), convolve_variants(image, kernels), RTOL, ATOL, reference=cross_correlate)
+        Case(timed, (image, kernels), convolve_variants(image, kernels), RTOL, ATOL, reference=plain_convolution)
     )
     return cases
 
