@@ -122,8 +122,8 @@ class GraderPlugin(WorkerPlugin):
 
     def _evaluator(self, images: dict[str, str]) -> Scheduler:
         """The warm evaluator for these image sets, given by the keys they were scattered under: each is
-        read from this worker's memory (or, on a worker that joined later, fetched from a peer) and written
-        to its disk once, for the sandboxed child."""
+        read from this worker's memory (on a worker that joined later, once the coordinator has replicated
+        it there) and written to its disk once, for the sandboxed child."""
         new = [name for name in images if name not in self.images]
         for name in new:
             target = self.folder / "images" / f"{name}.npy"
