@@ -977,14 +977,17 @@ class _Run:
                 tests[unit.part.name].time_references(
                     isolation=self.isolation, workdir=self.workdir / "code" / f"reference-{unit.part.name}"
                 )
-            path = self._copy(unit)
-            if path is None:
-                continue
-            # Each file alone in a folder of its own: the child sees that folder and nothing else.
+            # Each file staged (copied once, its hash checked) alone in a folder of its own: the child sees
+            # that folder and nothing else.
+            assert unit.submission.chosen is not None
             folder = self.workdir / "code" / str(number) / "in"
             folder.mkdir(parents=True)
-            name = "code.ipynb" if format_of(path.name) == "notebook" else "code.py"
-            shutil.copyfile(path, folder / name)
+            name = "code.ipynb" if format_of(unit.submission.chosen.name) == "notebook" else "code.py"
+            try:
+                unit.staged = stage(unit.submission, folder / name, unit.sha256)
+            except StagingError as error:
+                self._finish(unit, "unreadable", str(error))
+                continue
             os.chmod(folder / name, 0o444)
             runs[key] = CodeRun(
                 path=folder / name,

@@ -90,37 +90,63 @@ class CodeTests:
     cases: dict[str, list[Case]]
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
     "Each timed case's reference time, {question: {case index: seconds}}, once measured (see time_references)."
+    timed_in: str = ""
+    "Where the references were timed: 'child' (as students' code is) or 'parent' (this process)."
 
     def reference_seconds(self, question: str, index: int) -> float:
-        if question not in self.timings:
-            self.timings = {**self.timings, **measure(self)}
+        if not self.timed_in:
+            self.timings, self.timed_in = measure(self), "parent"
         return self.timings[question][str(index)]
 
     def time_references(self, *, isolation: sandbox.Isolation, workdir: Path) -> None:
         """Time the reference implementations in a child started as a student's is (one thread, the same
         sandbox), so that a student's time and the reference's are measured alike; in this process if the
         child cannot run (the ratios then lean against students, and the answer says where it was timed)."""
-        from grader.evaluation.scheduler import Budget, ChildProcess
+        from grader.evaluation.scheduler import Budget
 
-        folder = self.path.parent
-        visible = sandbox.visible_paths(isolation, {str(folder): SOURCE_INSIDE})
-        child = ChildProcess(
+        child = _file_child(
+            self.path,
+            "grader.evaluation.code",
+            lambda inside: ["--tests", inside, "--seed", str(self.seed), *self.cases],
             isolation=isolation,
-            module="grader.evaluation.code",
-            args=["--tests", f"{visible[str(folder)]}/{self.path.name}", "--seed", str(self.seed), *self.cases],
-            readable=visible,
             workdir=workdir,
             limits=sandbox.Limits(address_space_bytes=ADDRESS_SPACE_BYTES),
-            env=ONE_THREAD,
         )
         try:
             child.start(timeout=STARTUP_SECONDS)
             answer = child.ask({"time": True}, Budget(STARTUP_SECONDS * 5, MEMORY_BYTES, 1))
-            self.timings = {**answer["timings"], "_where": {"child": 1.0}}
+            self.timings, self.timed_in = answer["timings"], "child"
         except (WorkerError, KeyError):
-            self.timings = {**measure(self), "_where": {"parent": 1.0}}
+            self.timings, self.timed_in = measure(self), "parent"
         finally:
             child.kill()
+
+
+def _file_child(
+    path: Path,
+    module: str,
+    args: Callable[[str], list[str]],
+    *,
+    isolation: sandbox.Isolation,
+    workdir: Path,
+    limits: sandbox.Limits,
+) -> Any:
+    """A sandboxed child (numpy on one thread) that can read `path`'s folder and nothing else of the host's;
+    `args` gets the path as the child sees it."""
+    from grader.evaluation.scheduler import ChildProcess
+
+    folder = path.parent
+    visible = sandbox.visible_paths(isolation, {str(folder): SOURCE_INSIDE})
+    inside = f"{visible[str(folder)]}/{path.name}"
+    return ChildProcess(
+        isolation=isolation,
+        module=module,
+        args=args(inside),
+        readable=visible,
+        workdir=workdir,
+        limits=limits,
+        env=ONE_THREAD,
+    )
 
 
 def measure(tests: CodeTests) -> dict[str, dict[str, float]]:
@@ -300,7 +326,7 @@ def _timing(tests: CodeTests, question: str, index: int, seconds: float, timed_o
         "shapes": shapes,
         "seconds": seconds,
         "reference_seconds": tests.reference_seconds(question, index),
-        "reference_timed_in": next(iter(tests.timings.get("_where", {"parent": 1.0}))),
+        "reference_timed_in": tests.timed_in,
         "timed_out": timed_out,
     }
 
@@ -309,10 +335,7 @@ class _Session:
     """The child for one file: started, prepared and loaded; replaced when a call breaks it."""
 
     def __init__(self, run: CodeRun, isolation: sandbox.Isolation, workdir: Path) -> None:
-        from grader.evaluation.scheduler import ChildProcess
-
         self.run, self.isolation, self.workdir = run, isolation, workdir
-        self.factory = ChildProcess
         self.child: Any = None
         self.ready: dict[str, Any] = {}
         self.loaded: dict[str, Any] = {}
@@ -325,23 +348,14 @@ class _Session:
         child: the file's) or 'load' (running its definitions hung or broke the child: the student's code)."""
         from grader.evaluation.scheduler import Budget
 
-        folder = self.run.path.parent
-        visible = sandbox.visible_paths(self.isolation, {str(folder): SOURCE_INSIDE})
-        source = f"{visible[str(folder)]}/{self.run.path.name}"
-        self.child = self.factory(
+        flags = ["--notebook"] if self.run.notebook else []
+        self.child = _file_child(
+            self.run.path,
+            "grader.evaluation.code_worker",
+            lambda inside: ["--source", inside, *flags, *(f"--allow={name}" for name in self.run.imports)],
             isolation=self.isolation,
-            module="grader.evaluation.code_worker",
-            args=["--source", source, *(["--notebook"] if self.run.notebook else [])]
-            + [f"--allow={name}" for name in self.run.imports],
-            readable=visible,
             workdir=self.workdir,
-            limits=sandbox.Limits(
-                address_space_bytes=ADDRESS_SPACE_BYTES,
-                cpu_seconds=3600,
-                file_bytes=16 * 1024**2,
-                processes=sandbox.Limits.processes,
-            ),
-            env=ONE_THREAD,
+            limits=sandbox.Limits(address_space_bytes=ADDRESS_SPACE_BYTES, cpu_seconds=3600, file_bytes=16 * 1024**2),
         )
         self.child.protocol = CODE_PROTOCOL
         budget = Budget(wall_seconds=STARTUP_SECONDS, memory_bytes=MEMORY_BYTES, processes=1)

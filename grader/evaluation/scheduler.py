@@ -437,11 +437,9 @@ class Scheduler:
     def evaluate_one(self, job: Job) -> Outcome:
         """Evaluate one job now, in this thread, on this scheduler's one warm worker (started on first need
         and kept while it may serve the next): how a Dask worker evaluates (grader.evaluation.cluster)."""
-        folder = self.workdir / "worker-0"
-        folder.mkdir(parents=True, exist_ok=True)
         if self._one is None:
             try:
-                self._one = self._start_worker(folder)
+                self._one = self._start_one()
             except WorkerError as error:
                 return self._failed(job, "crashed", f"{NO_WORKER}: {error}", 0.0, {})
         outcome, self._one = self._evaluate_on(self._one, job)
@@ -450,10 +448,13 @@ class Scheduler:
     def warm(self) -> None:
         """Start the one worker of evaluate_one now (TensorFlow imports before the first job arrives)."""
         if self._one is None:
-            folder = self.workdir / "worker-0"
-            folder.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(WorkerError):  # the first job tries again, and reports why
-                self._one = self._start_worker(folder)
+                self._one = self._start_one()
+
+    def _start_one(self) -> ChildProcess:
+        folder = self.workdir / "worker-0"
+        folder.mkdir(parents=True, exist_ok=True)
+        return self._start_worker(folder)
 
     def close(self) -> None:
         """Stop evaluate_one's worker."""

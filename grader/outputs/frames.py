@@ -33,7 +33,7 @@ def read_marks(reports: str | Path) -> pd.DataFrame:
         raise GraderError(f"{path}: no marks.csv here; pass the output folder of a grade run")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     for column in frame.columns:
-        kind = NUMBERS.get(column.rsplit("_", 1)[-1] if column not in NUMBERS else column)
+        kind = NUMBERS.get(column.rsplit("_", 1)[-1])  # "score", or a part's "code_score"
         if kind is not None:
             frame[column] = pd.to_numeric(frame[column].replace("", None)).astype(kind)
         elif column == "status" or column.endswith("_status"):
