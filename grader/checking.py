@@ -21,7 +21,7 @@ from grader.courseworks.heldout import HeldoutSet, load_heldout
 from grader.courseworks.official import Reference, run_official
 from grader.errors import GraderError, NotAnH5File, WorkerError
 from grader.evaluation.sandbox import choose_isolation
-from grader.evaluation.scheduler import NO_WORKER, inspect_files
+from grader.evaluation.scheduler import NO_WORKER, Scheduler, inspect_files
 from grader.formats import CODE_FORMATS, format_of
 from grader.gradebook import Gradebook
 from grader.inspection import Inspection
@@ -31,7 +31,12 @@ from grader.versions import saved_with
 
 
 def inspect_one(
-    path: Path, assignment: Assignment, *, isolation: str = defaults.ISOLATION, allow_lambda: bool = False
+    path: Path,
+    assignment: Assignment,
+    *,
+    isolation: str = defaults.ISOLATION,
+    allow_lambda: bool = False,
+    scratch: Path | None = None,
 ) -> tuple[dict[str, Any] | None, list[Check]]:
     """Inspect one file in a sandboxed h5py-only child and screen it against the assignment.
 
@@ -41,7 +46,7 @@ def inspect_one(
         raise NotAnH5File(f"{path}: not a file")
     checks = [size_check(path.stat().st_size, assignment)]
     answers: dict[Path, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="grader-inspect-") as work:
+    with tempfile.TemporaryDirectory(prefix="grader-inspect-", dir=scratch) as work:
         staged = Path(work) / "model.h5"
         shutil.copyfile(path, staged)
         inspect_files(
@@ -252,6 +257,17 @@ _COLOURS = {PASS: "#14532d", INFO: "#1e40af", WARN: "#8a5a00", FAIL: "#991b1b"}
 MNIST_TEST_SHA256 = "66ba650019d0f594d63207c3c6b940d40244c1186c582a0dff452097bb3a75ab"
 
 
+def describe_data(dataset: HeldoutSet, source: Path, part: Part, *, downloaded: bool) -> str:
+    """How a result names the data it was measured on: 'MNIST test set (10,000 images)', or the file's name."""
+    if downloaded:
+        name = PUBLIC_NAMES[part.data.public]
+    elif dataset.sha256 == MNIST_TEST_SHA256:
+        name = "MNIST test set"
+    else:
+        name = source.name
+    return f"{name} ({dataset.size:,} images)"
+
+
 def reference_text(reference: Reference, agrees: bool | None) -> str:
     """What the official script did, in one line."""
     how = (
@@ -278,13 +294,19 @@ def check(
     reference: bool = False,
     isolation: str = defaults.ISOLATION,
     allow_lambda: bool = False,
+    time_limit: float | None = None,
+    memory_limit_gb: float = defaults.MEMORY_LIMIT_GB,
+    scheduler: Scheduler | None = None,
+    scratch: Path | None = None,
 ) -> CheckResult:
     """Check one file as the instructor's run would, on the public test set of the part it is for (or
     `data`: a path, or a mapping from part name to path).
 
     The part is `part`, else the one the file's name says, else the one its declared input shape fits.
     The file is screened, loaded and predicted in a separate worker process, exactly as `grade` does for
-    a cohort; with `reference`, Coursework 1's official script itself also runs on it.
+    a cohort; with `reference`, Coursework 1's official script itself also runs on it. `scheduler` is a warm
+    one to evaluate on (grade serve keeps one per worker); the working files go in a temporary folder under
+    `scratch` (default: the system's), removed before this returns.
     """
     path = Path(path)
     if not path.is_file():
@@ -294,25 +316,20 @@ def check(
         from grader.checking_code import check_code
 
         return check_code(path, rules, rules.part(part) if part else None, isolation=isolation)  # type: ignore[return-value]
-    chosen = _part_for(path, rules, part, isolation)
+    chosen = _part_for(path, rules, part, isolation, scratch)
     one = rules if rules.single else replace(rules, parts=(chosen,))
     given = data.get(chosen.name) if isinstance(data, Mapping) else data
     if isinstance(data, Mapping) and given is None and data:
         raise GraderError(f"--data names {', '.join(data)}, but {path.name} is for part {chosen.name}")
     source = Path(given) if given is not None else public_dataset(chosen.data.public)
     dataset = load_heldout(source, chosen.data)
-    if given is None:
-        description = f"{PUBLIC_NAMES[chosen.data.public]} ({dataset.size:,} images)"
-    elif dataset.sha256 == MNIST_TEST_SHA256:
-        description = f"MNIST test set ({dataset.size:,} images)"
-    else:
-        description = f"{source.name} ({dataset.size:,} images)"
+    description = describe_data(dataset, source, chosen, downloaded=given is None)
     if reference and chosen.evaluation.feed != "official-kcl":
         raise GraderError(
             f"--reference runs Coursework 1's official test script; part {chosen.name} of {rules.name} is fed by "
             f"the '{chosen.evaluation.feed}' rule, which has no script of its own to run"
         )
-    with tempfile.TemporaryDirectory(prefix="grader-check-") as work:
+    with tempfile.TemporaryDirectory(prefix="grader-check-", dir=scratch) as work:
         folder = Path(work) / "submission" / "check"
         folder.mkdir(parents=True)
         shutil.copyfile(path, folder / path.name)
@@ -330,7 +347,10 @@ def check(
             isolation=isolation,
             workers=1,
             allow_lambda=allow_lambda,
+            time_limit=time_limit,
+            memory_limit_gb=memory_limit_gb,
             reports=False,
+            scheduler=scheduler,
         )
         row = summary.rows[0]
         if row["status"] == "crashed" and row["reason"].startswith(NO_WORKER):
@@ -411,7 +431,7 @@ def _per_image(out: Path, row: dict[str, Any], dataset: HeldoutSet, part: Part) 
     )
 
 
-def _part_for(path: Path, rules: Assignment, name: str | None, isolation: str) -> Part:
+def _part_for(path: Path, rules: Assignment, name: str | None, isolation: str, scratch: Path | None = None) -> Part:
     """The part a file is for: the one asked for, else the one its name fits, else the one its declared
     input shape fits (read with h5py in the sandboxed inspector)."""
     if name is not None:
@@ -426,7 +446,7 @@ def _part_for(path: Path, rules: Assignment, name: str | None, isolation: str) -
     by_name = [part for part in rules.model_parts if part.files and part.name_matches(path.name)]
     if len(by_name) == 1:
         return by_name[0]
-    inspection, _ = inspect_one(path, rules, isolation=isolation)
+    inspection, _ = inspect_one(path, rules, isolation=isolation, scratch=scratch)
     declared = (inspection or {}).get("input_shape")
     shape = (
         tuple(declared[1:]) if isinstance(declared, list) and declared and not isinstance(declared[0], list) else None

@@ -45,7 +45,7 @@ from grader.discovery import Submission, SubmittedFile, choose_for_part, discove
 from grader.errors import GraderError, HeldoutError
 from grader.evaluation.code import CODE_EVALUATOR, CodeRun, CodeTests, evaluate_code, load_tests
 from grader.evaluation.sandbox import Isolation, choose_isolation
-from grader.evaluation.scheduler import Budget, Job, Outcome, Scheduler, inspect_files
+from grader.evaluation.scheduler import Budget, Job, LentWorker, Outcome, Scheduler, inspect_files
 from grader.evaluation.staging import Staged, StagingError, fingerprint, stage, stat_key
 from grader.evaluation.worker import MIN_NEAR_TIE, NEAR_TIE_SAFETY
 from grader.evaluation.worker import REVISION as WORKER_REVISION
@@ -178,6 +178,7 @@ def grade_cohort(
     integrity: bool = True,
     libraries: Sequence[str | Path] = (),
     cluster: Any = None,
+    scheduler: Scheduler | None = None,
 ) -> RunSummary:
     """Grade every student under `submissions` (a folder or Moodle zip) and write marks and reports to `out`.
 
@@ -188,7 +189,9 @@ def grade_cohort(
     the networks (grader.evidence) and writes integrity.html and integrity.csv; `libraries` are folders of
     known models (or earlier runs' reports) every network is also compared with. `cluster` evaluates on Dask
     (a scheduler's address, 'local:N', or a cluster object such as dask_jobqueue's SLURMCluster;
-    grader.evaluation.cluster) instead of this machine's workers.
+    grader.evaluation.cluster) instead of this machine's workers. `scheduler` is a warm Scheduler the caller
+    keeps (`grade serve`): the run evaluates on its one worker and leaves it running; its images must hold the
+    held-out sets' (named by image_set).
     """
     started = time.monotonic()
     progress = progress or _Silent()
@@ -258,6 +261,7 @@ def grade_cohort(
             integrity,
             cluster,
             isolation,
+            scheduler,
         )
         try:
             run.grade(found, workers=workers, fresh_workers=fresh_workers)
@@ -397,11 +401,14 @@ class _Run:
         integrity: bool = False,
         cluster: str | None = None,
         isolation_preference: str = defaults.ISOLATION,
+        lender: Scheduler | None = None,
     ) -> None:
         self.book, self.run_id, self.rules, self.heldouts = book, run_id, rules, heldouts
         self.cluster = cluster
         "Where evaluations run: None for this machine's workers, else a Dask cluster (grader.evaluation.cluster)."
         self.isolation_preference = isolation_preference
+        self.lender = lender
+        "A warm Scheduler whose one worker evaluates this run's files and is kept after it (grade serve)."
         self.integrity = integrity
         "Whether each file's weights are summarised for integrity evidence (once per file and revision)."
         # Each student's report is written as soon as their results are known (while workers evaluate others).
@@ -447,6 +454,9 @@ class _Run:
                 budget=self.budget,
                 fresh_each=fresh_workers,
             )
+            scheduler.start(len(unseen))
+        elif unseen and self.lender is not None:
+            scheduler = LentWorker(self.lender)
             scheduler.start(len(unseen))
         elif unseen:
             scheduler = Scheduler(

@@ -537,6 +537,30 @@ class Scheduler:
         return Outcome(job.key, status, None, reason, seconds, self.isolation, info)
 
 
+class LentWorker:
+    """A Scheduler's one warm worker lent to a run (`grade serve`): the run's jobs are evaluated on it one at a
+    time, in the run's thread, and it stays warm for the next run (close() leaves it running)."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+        self._before = scheduler.started
+
+    @property
+    def started(self) -> int:
+        """Worker processes started during this run (a replacement after a crash or a timeout)."""
+        return self.scheduler.started - self._before
+
+    def start(self, expected: int) -> None:
+        self.scheduler.warm()
+
+    def run(self, jobs: Iterable[Job], on_outcome: Callable[[Outcome], None]) -> None:
+        for job in jobs:
+            on_outcome(self.scheduler.evaluate_one(job))
+
+    def close(self) -> None:
+        """The worker is the lender's: it stops when the lender closes its scheduler."""
+
+
 def _place(source: Path, target: Path) -> None:
     """Put the staged file in the inbox: a hard link when possible (no copy), else a copy."""
     with contextlib.suppress(FileNotFoundError):
