@@ -93,6 +93,30 @@ CHROMIUM = next(
 )
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium (the system's, driven by Playwright), shared by the tests that read pages."""
+    require("" if CHROMIUM else "Chromium is not installed (Debian: apt install chromium)", "Chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # The flags keep a headless Chromium from reaching for the network on its own.
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
 @dataclass(frozen=True)
 class Traps:
     """What a hostile payload is after, on the host: none of it may ever be touched."""

@@ -186,3 +186,88 @@ def oversized_file(target: Path, size: int = 600 * 1024 * 1024) -> Path:
         handle.write(b"\x89HDF\r\n\x1a\n")
         handle.truncate(size)
     return target
+
+
+def cases(models: Path, work: Path, traps: Any) -> dict[str, Path]:
+    """Every hostile or broken file of the suite, by case name: made in `work` from the fixture models
+    (tests/build_models.py), aimed at the session's traps."""
+    mlp = models / "mlp.h5"
+    return {
+        "external_dataset": external_dataset(mlp, work / "a.h5", traps.secret),
+        "virtual_dataset": virtual_dataset(mlp, work / "b.h5", work / "other1.h5"),
+        "external_link": external_link(mlp, work / "c.h5", work / "other2.h5"),
+        "soft_link": soft_link(mlp, work / "d.h5"),
+        "shape_bomb": shape_bomb(mlp, work / "e.h5"),
+        "oversized_config": oversized_config(mlp, work / "f.h5"),
+        "deep_config": deep_config(mlp, work / "g.h5"),
+        "foreign_module": foreign_module(mlp, work / "h.h5"),
+        "keras_utils_module": foreign_module(
+            mlp, work / "h2.h5", module="keras.src.utils.file_utils", class_name="get_file"
+        ),
+        "custom_class": renamed_class(mlp, work / "i.h5", "MyDense"),
+        "tfsm_layer": renamed_class(mlp, work / "j.h5", "TFSMLayer", filepath=str(traps.secret)),
+        "string_lookup": renamed_class(mlp, work / "k.h5", "StringLookup", vocabulary=str(traps.secret)),
+        "tfoplambda": renamed_class(mlp, work / "l.h5", "TFOpLambda", function="math.add"),
+        "registered_custom": registered_custom(mlp, work / "m.h5"),
+        "keras2_lambda": keras2_lambda(mlp, work / "n.h5"),
+        "config_bomb": config_bomb(mlp, work / "o.h5"),
+        "oversized_file": oversized_file(work / "p.h5"),
+        "payload_lambda": models / "payload.h5",
+        "weights_only": models / "weights_only.weights.h5",
+        "truncated": models / "truncated.h5",
+        "text": models / "text.h5",
+        "empty": models / "empty.h5",
+        "slow": models / "slow.h5",
+        "memory_hog": models / "memory_hog.h5",
+        "nan": models / "nan.h5",
+        "five_outputs": models / "five_outputs.h5",
+        "rgb32": models / "rgb32.h5",
+    }
+
+
+# What grading makes of each case (with a 10 s time limit and 1.5 GB of memory): status and the reason's start.
+EXPECTED = [
+    ("external_dataset", "refused", "HDF5 structure: datasets stored in other files (external storage)"),
+    ("virtual_dataset", "refused", "HDF5 structure: virtual datasets mapped from other files"),
+    ("external_link", "refused", "HDF5 structure: links that leave the file"),
+    ("soft_link", "refused", "HDF5 structure: links that leave the file or point elsewhere in it"),
+    ("shape_bomb", "refused", "HDF5 structure: datasets declaring far more bytes than the file stores"),
+    ("oversized_config", "refused", "model: model config is 20,"),
+    ("deep_config", "refused", "model: model config is nested 50"),
+    ("foreign_module", "refused", "config: names Python modules outside Keras's layers and their parts: os"),
+    (
+        "keras_utils_module",
+        "refused",
+        "config: names Python modules outside Keras's layers and their parts: keras.src.utils.file_utils",
+    ),
+    ("custom_class", "refused", "layers: uses layer classes this assignment does not allow: MyDense"),
+    ("tfsm_layer", "refused", "layers: TFSMLayer loads a TensorFlow SavedModel from a path on disk"),
+    ("string_lookup", "refused", "layers: StringLookup can read a vocabulary file from disk"),
+    ("tfoplambda", "refused", "layers: uses TFOpLambda, which calls a TensorFlow function the file names"),
+    ("registered_custom", "refused", "layers: registered as custom objects: Dense (my_package>Dense)"),
+    (
+        "keras2_lambda",
+        "refused",
+        "layers: uses Lambda, which runs Python code stored in the file: code "
+        "chosen by the file is never run on the marking machine",
+    ),
+    (
+        "config_bomb",
+        "refused",
+        "parameters: the config declares 795,000,000,010 parameters but the file stores 25,450",
+    ),
+    ("oversized_file", "refused", "file size: 629,145,600 bytes, over the limit of 524,288,000"),
+    ("payload_lambda", "refused", "layers: uses Lambda"),
+    ("weights_only", "refused", "model: the file holds weights only"),
+    ("truncated", "refused", "HDF5 file: HDF5 cannot open it"),
+    ("text", "refused", "HDF5 file: the file is a text/JSON file"),
+    ("empty", "refused", "HDF5 file: the file is empty"),
+    ("slow", "timeout", "no answer within the 10 s limit"),
+    ("memory_hog", "over_limit", "the model needed more than the 1.5 GB of memory a worker may use"),
+    ("nan", "flagged", "outputs: 3,000 of 3,000 images gave NaN or infinite outputs"),
+    ("five_outputs", "flagged", "outputs: the model outputs 5 scores per image; this assignment has 10 classes"),
+    ("rgb32", "predict_failed", "the model takes input (None, 32, 32, 3) but the official script feeds"),
+    ("Cy Link", "refused", "model.h5 is a symbolic link, which is never followed"),
+    ("Ben Good", "flagged", "file choice: MODEL.H5: the official script only loads names ending in lower-case"),
+    ("Ann Good", "graded", ""),
+]

@@ -62,37 +62,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory, models: Path, traps: T
     work = root.parent / "made"
     work.mkdir()
     mlp = models / "mlp.h5"
-    cases = {
-        "external_dataset": hostile.external_dataset(mlp, work / "a.h5", traps.secret),
-        "virtual_dataset": hostile.virtual_dataset(mlp, work / "b.h5", work / "other1.h5"),
-        "external_link": hostile.external_link(mlp, work / "c.h5", work / "other2.h5"),
-        "soft_link": hostile.soft_link(mlp, work / "d.h5"),
-        "shape_bomb": hostile.shape_bomb(mlp, work / "e.h5"),
-        "oversized_config": hostile.oversized_config(mlp, work / "f.h5"),
-        "deep_config": hostile.deep_config(mlp, work / "g.h5"),
-        "foreign_module": hostile.foreign_module(mlp, work / "h.h5"),
-        "keras_utils_module": hostile.foreign_module(
-            mlp, work / "h2.h5", module="keras.src.utils.file_utils", class_name="get_file"
-        ),
-        "custom_class": hostile.renamed_class(mlp, work / "i.h5", "MyDense"),
-        "tfsm_layer": hostile.renamed_class(mlp, work / "j.h5", "TFSMLayer", filepath=str(traps.secret)),
-        "string_lookup": hostile.renamed_class(mlp, work / "k.h5", "StringLookup", vocabulary=str(traps.secret)),
-        "tfoplambda": hostile.renamed_class(mlp, work / "l.h5", "TFOpLambda", function="math.add"),
-        "registered_custom": hostile.registered_custom(mlp, work / "m.h5"),
-        "keras2_lambda": hostile.keras2_lambda(mlp, work / "n.h5"),
-        "config_bomb": hostile.config_bomb(mlp, work / "o.h5"),
-        "oversized_file": hostile.oversized_file(work / "p.h5"),
-        "payload_lambda": models / "payload.h5",
-        "weights_only": models / "weights_only.weights.h5",
-        "truncated": models / "truncated.h5",
-        "text": models / "text.h5",
-        "empty": models / "empty.h5",
-        "slow": models / "slow.h5",
-        "memory_hog": models / "memory_hog.h5",
-        "nan": models / "nan.h5",
-        "five_outputs": models / "five_outputs.h5",
-        "rgb32": models / "rgb32.h5",
-    }
+    cases = hostile.cases(models, work, traps)
     for index, (case, source) in enumerate(cases.items()):
         target = folder(root, f"{case}_{310000 + index}_assignsubmission_file_") / "model.h5"
         if case == "oversized_file":
@@ -114,54 +84,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory, models: Path, traps: T
     return summary, rows, root
 
 
-@pytest.mark.parametrize(
-    ("case", "status", "reason"),
-    [
-        ("external_dataset", "refused", "HDF5 structure: datasets stored in other files (external storage)"),
-        ("virtual_dataset", "refused", "HDF5 structure: virtual datasets mapped from other files"),
-        ("external_link", "refused", "HDF5 structure: links that leave the file"),
-        ("soft_link", "refused", "HDF5 structure: links that leave the file or point elsewhere in it"),
-        ("shape_bomb", "refused", "HDF5 structure: datasets declaring far more bytes than the file stores"),
-        ("oversized_config", "refused", "model: model config is 20,"),
-        ("deep_config", "refused", "model: model config is nested 50"),
-        ("foreign_module", "refused", "config: names Python modules outside Keras's layers and their parts: os"),
-        (
-            "keras_utils_module",
-            "refused",
-            "config: names Python modules outside Keras's layers and their parts: keras.src.utils.file_utils",
-        ),
-        ("custom_class", "refused", "layers: uses layer classes this assignment does not allow: MyDense"),
-        ("tfsm_layer", "refused", "layers: TFSMLayer loads a TensorFlow SavedModel from a path on disk"),
-        ("string_lookup", "refused", "layers: StringLookup can read a vocabulary file from disk"),
-        ("tfoplambda", "refused", "layers: uses TFOpLambda, which calls a TensorFlow function the file names"),
-        ("registered_custom", "refused", "layers: registered as custom objects: Dense (my_package>Dense)"),
-        (
-            "keras2_lambda",
-            "refused",
-            "layers: uses Lambda, which runs Python code stored in the file: code "
-            "chosen by the file is never run on the marking machine",
-        ),
-        (
-            "config_bomb",
-            "refused",
-            "parameters: the config declares 795,000,000,010 parameters but the file stores 25,450",
-        ),
-        ("oversized_file", "refused", "file size: 629,145,600 bytes, over the limit of 524,288,000"),
-        ("payload_lambda", "refused", "layers: uses Lambda"),
-        ("weights_only", "refused", "model: the file holds weights only"),
-        ("truncated", "refused", "HDF5 file: HDF5 cannot open it"),
-        ("text", "refused", "HDF5 file: the file is a text/JSON file"),
-        ("empty", "refused", "HDF5 file: the file is empty"),
-        ("slow", "timeout", "no answer within the 10 s limit"),
-        ("memory_hog", "over_limit", "the model needed more than the 1.5 GB of memory a worker may use"),
-        ("nan", "flagged", "outputs: 3,000 of 3,000 images gave NaN or infinite outputs"),
-        ("five_outputs", "flagged", "outputs: the model outputs 5 scores per image; this assignment has 10 classes"),
-        ("rgb32", "predict_failed", "the model takes input (None, 32, 32, 3) but the official script feeds"),
-        ("Cy Link", "refused", "model.h5 is a symbolic link, which is never followed"),
-        ("Ben Good", "flagged", "file choice: MODEL.H5: the official script only loads names ending in lower-case"),
-        ("Ann Good", "graded", ""),
-    ],
-)
+@pytest.mark.parametrize(("case", "status", "reason"), hostile.EXPECTED)
 def test_each_case_has_a_status_and_reason(hostile_run, case: str, status: str, reason: str) -> None:
     """Every hostile or broken file is stopped at the right step, with a reason that names the cause."""
     _, rows, _ = hostile_run

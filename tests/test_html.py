@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from . import build_code
-from .conftest import CHROMIUM, DEMO_HELDOUT, make_cohort, require
+from .conftest import DEMO_HELDOUT, make_cohort
 
 pytestmark = pytest.mark.tensorflow
 
@@ -30,29 +30,6 @@ def html_run(tmp_path_factory: pytest.TempPathFactory, models: Path):
         },
     )
     return grade_cohort(root, heldout=DEMO_HELDOUT, out=root.parent / "reports")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require("" if CHROMIUM else "Chromium is not installed (Debian: apt install chromium)", "Chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        # The flags keep a headless Chromium from reaching for the network on its own.
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        yield launched
-        launched.close()
 
 
 def open_page(browser, path: Path) -> dict:
