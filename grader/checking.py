@@ -19,7 +19,7 @@ from grader.courseworks.datasets import NAMES as PUBLIC_NAMES
 from grader.courseworks.datasets import public_dataset
 from grader.courseworks.heldout import HeldoutSet, load_heldout
 from grader.courseworks.official import Reference, run_official
-from grader.errors import GraderError, NotAnH5File, WorkerError
+from grader.errors import GraderError, NotAnH5File, PartUnknown, WorkerError
 from grader.evaluation.sandbox import choose_isolation
 from grader.evaluation.scheduler import NO_WORKER, Scheduler, inspect_files
 from grader.formats import CODE_FORMATS, format_of
@@ -257,6 +257,20 @@ _COLOURS = {PASS: "#14532d", INFO: "#1e40af", WARN: "#8a5a00", FAIL: "#991b1b"}
 MNIST_TEST_SHA256 = "66ba650019d0f594d63207c3c6b940d40244c1186c582a0dff452097bb3a75ab"
 
 
+def data_for(part: Part, data: str | Path | Mapping[str, str | Path] | None) -> str | Path | None:
+    """The data `--data` gives a part: a path, or from PART=PATH or DATASET=PATH pairs (mnist=PATH serves every
+    part measured on MNIST, as `grade --heldout` does); None for keras's download of its public set."""
+    if not isinstance(data, Mapping):
+        return data
+    given = data.get(part.name, data.get(part.data.public))
+    if given is None and data:
+        raise GraderError(
+            f"--data names {', '.join(data)}, not part {part.name} or its data set {part.data.public}: add "
+            f"{part.name}=PATH"
+        )
+    return given
+
+
 def describe_data(dataset: HeldoutSet, source: Path, part: Part, *, downloaded: bool) -> str:
     """How a result names the data it was measured on: 'MNIST test set (10,000 images)', or the file's name."""
     if downloaded:
@@ -318,9 +332,7 @@ def check(
         return check_code(path, rules, rules.part(part) if part else None, isolation=isolation)  # type: ignore[return-value]
     chosen = _part_for(path, rules, part, isolation, scratch)
     one = rules if rules.single else replace(rules, parts=(chosen,))
-    given = data.get(chosen.name) if isinstance(data, Mapping) else data
-    if isinstance(data, Mapping) and given is None and data:
-        raise GraderError(f"--data names {', '.join(data)}, but {path.name} is for part {chosen.name}")
+    given = data_for(chosen, data)
     source = Path(given) if given is not None else public_dataset(chosen.data.public)
     dataset = load_heldout(source, chosen.data)
     description = describe_data(dataset, source, chosen, downloaded=given is None)
@@ -455,8 +467,9 @@ def _part_for(path: Path, rules: Assignment, name: str | None, isolation: str, s
     if len(fitting) == 1:
         return fitting[0]
     names = ", ".join(part.name for part in rules.parts)
-    raise GraderError(
+    raise PartUnknown(
         f"cannot tell which part of {rules.name} {path.name} is for (its name fits "
         f"{', '.join(p.name for p in by_name) or 'no part'}, its input shape {shape} fits "
-        f"{', '.join(p.name for p in fitting) or 'no part'}): pass --part, one of {names}"
+        f"{', '.join(p.name for p in fitting) or 'no part'})",
+        names,
     )

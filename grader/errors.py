@@ -38,6 +38,14 @@ class GradebookBusy(GraderError):
     "Another grade run is writing to this output folder"
 
 
+class PartUnknown(GraderError):
+    "A file fits no part, or several, of an assignment with parts: the user must say which"
+
+    def __init__(self, why: str, parts: str) -> None:
+        super().__init__(f"{why}: pass --part, one of {parts}")
+        self.why, self.parts = why, parts
+
+
 class NoData(GraderError):
     "The public MNIST test set could not be fetched and no --data was given"
 

@@ -164,7 +164,7 @@ class Gradebook:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / FILE_NAME
         self._lock_file = open(folder / ".gradebook.lock", "a+")  # noqa: SIM115 (held for the run)
-        if not _try_lock(self._lock_file):
+        if not try_lock(self._lock_file):
             self._lock_file.close()
             raise GradebookBusy(
                 f"{folder}: another grade run is using this output folder; wait for it or pass another --out"
@@ -428,7 +428,7 @@ class Gradebook:
         return out
 
 
-def _try_lock(handle: Any) -> bool:
+def try_lock(handle: Any) -> bool:
     """Take an exclusive lock on an open file without waiting (fcntl on POSIX, msvcrt on Windows)."""
     if sys.platform == "win32":
         import msvcrt

@@ -144,3 +144,13 @@ def test_the_script_grade_check_runs_is_the_coursework_script_verbatim() -> None
     from .official import SCRIPT
 
     assert SCRIPT.read_text() == OFFICIAL_SCRIPT
+
+
+def test_data_for_a_data_set_serves_every_part_measured_on_it(models: Path) -> None:
+    """`--data mnist=PATH` measures any MNIST part on PATH (as `grade --heldout mnist=PATH` does); data that
+    names neither the file's part nor its data set is a clear error naming the pair to add."""
+    code, result = check_json(str(models / "cnn.h5"), "--assignment", "uva-lab1", "--data", f"mnist={DEMO_HELDOUT}")
+    assert code == 0 and result["part"] == "cnn" and result["total"] == 3000
+    wrong = CliRunner().invoke(cli, ["check", str(models / "cnn.h5"), "-a", "uva-lab1", "--data", "cifar10=x.npz"])
+    assert wrong.exit_code == 1
+    assert "--data names cifar10, not part cnn or its data set mnist: add cnn=PATH" in wrong.output
