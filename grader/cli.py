@@ -93,6 +93,21 @@ library_option = click.option(
     help="A folder of known models (downloaded networks, last year's submissions) or an earlier run's reports, "
     "each network is compared with (repeatable). A folder of models is graded once and kept under library/.",
 )
+time_limit_option = click.option(
+    "--time-limit",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="Per-submission limit to load and predict. Default: the assignment's time_limit_seconds.",
+)
+memory_limit_option = click.option(
+    "--memory-limit",
+    type=click.FloatRange(min=0.5),
+    default=defaults.MEMORY_LIMIT_GB,
+    show_default=True,
+    metavar="GB",
+    help="Memory one worker may use; a model over it is stopped (over_limit).",
+)
 
 # How `grade inspect` and `grade check` colour a check's outcome.
 OUTCOME_STYLES = {"pass": "green", "info": "blue", "warn": "yellow", "fail": "red"}
@@ -145,21 +160,8 @@ def cli() -> None:
     help=f"Warm TensorFlow workers in parallel. Default: {defaults.WORKERS}.",
 )
 @isolation_option
-@click.option(
-    "--time-limit",
-    type=click.FloatRange(min=1),
-    default=None,
-    metavar="SECONDS",
-    help="Per-submission limit to load and predict. Default: the assignment's time_limit_seconds.",
-)
-@click.option(
-    "--memory-limit",
-    type=click.FloatRange(min=0.5),
-    default=defaults.MEMORY_LIMIT_GB,
-    show_default=True,
-    metavar="GB",
-    help="Memory one worker may use; a model over it is stopped (over_limit).",
-)
+@time_limit_option
+@memory_limit_option
 @click.option("--fresh-workers", is_flag=True, help="Start a new worker for every submission (slower).")
 @click.option(
     "--allow-lambda",
@@ -776,6 +778,130 @@ def assignments_command() -> None:
         parts = ", ".join(part.name for part in rules.parts) if not rules.single else "one model"
         table.add_row(escape(name), escape(parts), escape(rules.description))
     Console().print(table)
+
+
+@cli.command("serve")
+@assignment_option
+@click.option("--host", default=defaults.SERVE_HOST, show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=defaults.SERVE_PORT, show_default=True)
+@click.option(
+    "--data",
+    "-d",
+    "data",
+    multiple=True,
+    metavar="[PART=]PATH",
+    help="The public test set uploads are measured on, instead of keras's download of it (an .npz, MNIST IDX "
+    "files, CIFAR-10's test_batch); PART=PATH for an assignment with parts. Never the private held-out set.",
+)
+@click.option(
+    "--state",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=defaults.SERVE_STATE,
+    show_default=True,
+    help="Folder for the store (serve.sqlite), uploads being checked and the workers' files.",
+)
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(1, 16),
+    default=defaults.SERVE_WORKERS,
+    show_default=True,
+    help="Uploads checked at once, each by a warm sandboxed TensorFlow worker (about 1.5 GB each).",
+)
+@isolation_option
+@time_limit_option
+@memory_limit_option
+@click.option(
+    "--spool-mb",
+    type=click.IntRange(1),
+    default=defaults.SPOOL_MB,
+    show_default=True,
+    help="Disk the uploads waiting to be checked may use together; past it, students are asked to try later.",
+)
+@click.option(
+    "--uploads-per-hour",
+    type=click.IntRange(1),
+    default=defaults.UPLOADS_PER_HOUR,
+    show_default=True,
+    help="Uploads one client address may make in an hour.",
+)
+@click.option(
+    "--course-token",
+    envvar="GRADER_COURSE_TOKEN",
+    default=None,
+    help="Only uploads carrying this token are taken: link to /?token=TOKEN from the course page. Also read "
+    "from $GRADER_COURSE_TOKEN (which keeps it out of the process list).",
+)
+@click.option(
+    "--keep-uploads",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep each checked file here (named by its sha256); by default it is deleted once checked.",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    default="127.0.0.1",
+    show_default=True,
+    help="Proxies trusted to say the client's address (X-Forwarded-For): the rate limit counts per client.",
+)
+@click.option("--root-path", default="", help="The path the proxy serves the page under (/grader), if not /.")
+def serve_command(
+    assignment: str | None,
+    host: str,
+    port: int,
+    data: tuple[str, ...],
+    state: Path,
+    workers: int,
+    isolation: str,
+    time_limit: float | None,
+    memory_limit: float,
+    spool_mb: int,
+    uploads_per_hour: int,
+    course_token: str | None,
+    keep_uploads: Path | None,
+    forwarded_allow_ips: str,
+    root_path: str,
+) -> None:
+    """Serve a page where students check a model file before they submit it: the checks of `grade check`,
+    the accuracy on the public test set and a receipt, from warm sandboxed workers.
+
+    \b
+    Examples:
+        grade serve --assignment kcl-dnn-cw1 --data mnist.npz
+        GRADER_COURSE_TOKEN=s3cret grade serve --port 8080 --root-path /grader
+        grade serve --assignment uva-lab1 --data mnist=mnist.npz --data cifar10=test_batch --workers 2
+    """
+    from grader.courseworks.assignment import load_assignment
+    from grader.serve.app import serve
+    from grader.serve.settings import ServeSettings, public_sets
+
+    try:
+        rules = load_assignment(assignment)
+        settings = ServeSettings(
+            assignment=rules,
+            data=public_sets(rules, part_paths(data, "--data")),
+            state=state,
+            workers=workers,
+            isolation=isolation,
+            time_limit=time_limit,
+            memory_limit_gb=memory_limit,
+            spool_bytes=spool_mb * 1024 * 1024,
+            uploads_per_hour=uploads_per_hour,
+            course_token=course_token or None,
+            keep_uploads=keep_uploads,
+        )
+    except GraderError as error:
+        raise _fail(error) from None
+    sets = "; ".join(f"{name}: {public.description}" for name, public in settings.data.items())
+    click.echo(
+        f"grade serve: {rules.name} at http://{host}:{port}{root_path}/ ({sets}; {workers} worker"
+        f"{'s' if workers != 1 else ''}; state in {state}/)",
+        err=True,
+    )
+    try:
+        serve(settings, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips, root_path=root_path)
+    except GraderError as error:
+        raise _fail(error) from None
 
 
 def main() -> None:

@@ -35,3 +35,17 @@ def worker_count() -> int:
 
     by_memory = int(psutil.virtual_memory().available / (WORKER_MEMORY_GB * 1024**3))
     return max(1, min(os.cpu_count() or 1, by_memory, MAX_WORKERS))
+
+
+# grade serve ------------------------------------------------------------------------------------------
+SERVE_HOST = "127.0.0.1"
+"Where grade serve listens: this machine only (a reverse proxy in front serves the course)."
+SERVE_PORT = 8000
+SERVE_STATE = Path("serve")
+"Where grade serve keeps its SQLite store, the uploads being checked and its workers' files."
+SERVE_WORKERS = 1
+"Warm sandboxed workers checking uploads (each holds TensorFlow: about 1.5 GB)."
+SPOOL_MB = 2048
+"Disk the uploads waiting to be checked may use together; an upload past it is told to try again later."
+UPLOADS_PER_HOUR = 20
+"Uploads one client (IP address) may make in an hour; a re-upload of a checked file counts too."

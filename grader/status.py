@@ -17,3 +17,5 @@ STATUSES = (
     "over_limit",  # over the memory or process budget
 )
 MARKED = ("graded", "flagged")
+RETRIED = ("timeout", "crashed", "over_limit")
+"Statuses of the machine's moment as much as of the file: never stored for reuse, so the next run tries again."

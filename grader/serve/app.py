@@ -1,0 +1,267 @@
+"""The Starlette app of `grade serve`: an upload page, a page per upload under its random token (waiting, then
+the result), its receipt and JSON, and `serve`, which runs it under uvicorn.
+
+No page lists uploads: a result is reached by its token alone. Every page is sent with headers that keep
+it out of caches and other sites' frames, and without a Referer (the token is in the address).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from grader.formats import advice
+from grader.serve.checker import Checker
+from grader.serve.limits import RateLimit, Spool
+from grader.serve.pages import render
+from grader.serve.receiving import FORM_OVERHEAD, UploadRefused, receive
+from grader.serve.settings import ServeSettings
+from grader.serve.store import DONE, FAILED, Store, Upload
+
+LOG = logging.getLogger("grader.serve")
+REFRESH_SECONDS = 2
+HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+}
+
+
+def create_app(settings: ServeSettings) -> Starlette:
+    """The app for these settings; its lifespan starts the checker's workers and stops them."""
+    store = Store(settings.state)
+    spool = Spool(settings.spool_bytes)
+    checker = Checker(settings, store, spool)
+    rate = RateLimit(settings.uploads_per_hour)
+    spool_folder = settings.state / "spool"
+    datasets = " and ".join(public.description for public in settings.data.values())
+    tensorflow = settings.assignment.versions.tensorflow
+
+    def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        token = f"?token={settings.course_token}" if settings.course_token else ""
+        html = render(template, course=settings.assignment.title, root=root, home=f"{root}/{token}", **context)
+        return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+    def problem(request: Request, status: int, title: str, message: str, **headers: str) -> HTMLResponse:
+        response = page(request, "problem.html.j2", status, title=title, message=message)
+        response.headers.update(headers)
+        return response
+
+    async def home(request: Request) -> Response:
+        given = request.query_params.get("token", "")
+        if settings.course_token and given != settings.course_token:
+            return problem(
+                request,
+                403,
+                "Course link needed",
+                "This page checks files for the course's students: open it from the link on the course page.",
+            )
+        return page(
+            request,
+            "upload.html.j2",
+            title="Check your model",
+            parts=settings.parts,
+            suffixes=settings.suffixes,
+            max_bytes=settings.max_upload_bytes,
+            datasets=datasets,
+            tensorflow=tensorflow,
+            course_token=given,
+            keeps=settings.keep_uploads is not None,
+            per_hour=settings.uploads_per_hour,
+        )
+
+    async def upload(request: Request) -> Response:
+        client = request.client.host if request.client else "unknown"
+        wait = rate.allow(client)
+        try:
+            if wait:
+                minutes = max(1, round(wait / 60))
+                raise UploadRefused(
+                    429,
+                    "Too many checks",
+                    f"this address has checked {settings.uploads_per_hour} files in the last hour, the most this "
+                    f"page allows: try again in {minutes} minute{'s' if minutes != 1 else ''}",
+                    retry_after=wait,
+                )
+            received = await receive(
+                request,
+                spool_folder=spool_folder,
+                limit=settings.max_upload_bytes,
+                spool=spool,
+                token=settings.course_token,
+                drain=2 * settings.max_upload_bytes + FORM_OVERHEAD,
+            )
+        except UploadRefused as refusal:
+            await _drain(request, 2 * settings.max_upload_bytes + FORM_OVERHEAD)
+            headers = {"Retry-After": str(int(refusal.retry_after))} if refusal.retry_after else {}
+            return problem(request, refusal.status, refusal.title, _sentence(refusal.message), **headers)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        part = received.fields.get("part", "")
+        why = None
+        if not received.name.lower().endswith(settings.suffixes):
+            why = (
+                f"The file {received.name} is not a model file this page checks ({', '.join(settings.suffixes)}). "
+                f"Hand in {advice(settings.formats)}."
+            )
+        elif part and part not in {each.name for each in settings.parts}:
+            why = f"This coursework has no model called {part!r}."
+        if why:
+            received.discard(spool)
+            return problem(request, 400, "Not a file this page checks", why)
+        token = checker.submit(received, part)
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/r/{token}", status_code=303, headers=HEADERS)
+
+    def found(request: Request) -> Upload | None:
+        return store.upload(request.path_params["token"])
+
+    def missing(request: Request) -> Response:
+        return problem(
+            request,
+            404,
+            "No check here",
+            "Nothing is at this address: check that it was copied whole. Results are only found by their own address.",
+        )
+
+    async def result(request: Request) -> Response:
+        upload = found(request)
+        if upload is None:
+            return missing(request)
+        if upload.state == DONE and upload.result is not None:
+            here = f"{request.scope.get('root_path', '')}/r/{upload.token}"
+            return page(request, "result.html.j2", title=f"{upload.file_name}", result=upload.result, here=here)
+        if upload.state == FAILED:
+            return problem(request, 200, "Not checked", _sentence(upload.message))
+        position = checker.position(upload.token)
+        seconds = round(time.time() - upload.started) if upload.started else 0
+        return page(
+            request,
+            "waiting.html.j2",
+            title="Queued" if position else "Checking",
+            refresh=REFRESH_SECONDS,
+            upload=upload,
+            position=position,
+            seconds=seconds,
+        )
+
+    async def result_json(request: Request) -> Response:
+        upload = found(request)
+        if upload is None:
+            return JSONResponse({"error": "not found"}, status_code=404, headers=HEADERS)
+        return JSONResponse(
+            {
+                "state": upload.state,
+                "message": upload.message,
+                "position": checker.position(upload.token),
+                "file": upload.file_name,
+                "sha256": upload.sha256,
+                "size": upload.size,
+                "part": upload.part,
+                "created": upload.created,
+                "started": upload.started,
+                "finished": upload.finished,
+                "result": upload.result,
+            },
+            headers=HEADERS,
+        )
+
+    async def receipt(request: Request) -> Response:
+        upload = found(request)
+        if upload is None or upload.result is None:
+            return missing(request)
+        name = f"receipt-{upload.sha256[:12]}.txt"
+        return PlainTextResponse(
+            upload.result["receipt"] + "\n",
+            headers={**HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True, "queued": checker.queued}, headers=HEADERS)
+
+    async def not_found(request: Request, error: Exception) -> Response:
+        return missing(request)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        interrupted = store.interrupt_unfinished()
+        if interrupted:
+            LOG.warning("%d uploads left unchecked by the last server were marked to upload again", interrupted)
+        shutil.rmtree(spool_folder, ignore_errors=True)  # their files: nothing is kept past a restart
+        spool_folder.mkdir(parents=True)
+        checker.start()
+        try:
+            yield
+        finally:
+            checker.close()
+            store.close()
+
+    routes = [
+        Route("/", home),
+        Route("/check", upload, methods=["POST"]),
+        Route("/r/{token}.json", result_json),
+        Route("/r/{token}/receipt.txt", receipt),
+        Route("/r/{token}", result),
+        Route("/healthz", health),
+        Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
+
+
+async def _drain(request: Request, limit: int) -> None:
+    """Read and drop a body the server will not use (up to `limit` bytes), so the browser sees the page.
+    A body already read (receive drains what it refuses) is left as it is."""
+    read = 0
+    with contextlib.suppress(ClientDisconnect, RuntimeError):  # RuntimeError: the stream was consumed
+        async for chunk in request.stream():
+            read += len(chunk)
+            if read > limit:
+                break
+
+
+def _sentence(message: str) -> str:
+    text = message[0].upper() + message[1:] if message else message
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def serve(
+    settings: ServeSettings,
+    *,
+    host: str,
+    port: int,
+    forwarded_allow_ips: str = "127.0.0.1",
+    root_path: str = "",
+) -> None:
+    """Run the app under uvicorn until interrupted."""
+    import uvicorn
+
+    # Each check's line beside uvicorn's own (uvicorn configures its loggers only).
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    LOG.addHandler(handler)
+    LOG.setLevel(logging.INFO)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        root_path=root_path,
+        server_header=False,
+        log_level="info",
+        timeout_graceful_shutdown=15,
+    )

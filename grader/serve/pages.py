@@ -1,0 +1,34 @@
+"""The server's HTML: Jinja2 templates in grader/serve/templates, escaped by default (every value shown may
+come from a student's file or form)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+import grader
+from grader.outputs.reports import number
+
+OUTCOME_WORDS = {"pass": "pass", "info": "note", "warn": "warning", "fail": "fail"}
+STATUS_WORDS = {
+    "graded": "Would be graded",
+    "flagged": "Would be graded, and flagged for a marker to look at",
+}
+
+_ENVIRONMENT = Environment(
+    loader=PackageLoader("grader.serve", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_ENVIRONMENT.filters["number"] = number
+_ENVIRONMENT.filters["thousands"] = lambda value: f"{value:,}"
+_ENVIRONMENT.filters["megabytes"] = lambda value: f"{value / 1024**2:,.0f} MB"
+
+
+def render(template: str, **context: Any) -> str:
+    """A page: `template` with `context`, plus what every page shows."""
+    return _ENVIRONMENT.get_template(template).render(
+        version=grader.__version__, outcome_words=OUTCOME_WORDS, status_words=STATUS_WORDS, **context
+    )

@@ -1,0 +1,250 @@
+"""An upload, read as it streams: the file part is written to its own spool folder and hashed chunk by chunk,
+and cut off as soon as it passes the assignment's size limit or the spool's cap, so that nothing larger is
+ever kept. Starlette's own form parsing would spool a file of any size first; python-multipart's parser is
+fed here chunk by chunk instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from grader.serve.limits import Spool
+
+MAX_FIELD_BYTES = 1024
+"A form field other than the file (the part, the course token) is short."
+MAX_PARTS = 8
+FORM_OVERHEAD = 64 * 1024
+"What a form adds to its file's bytes (boundaries, headers, the other fields), at most."
+MAX_NAME_CHARACTERS = 200
+UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+class UploadRefused(Exception):
+    """The upload is not taken: the page to show, with its HTTP status."""
+
+    def __init__(self, status: int, title: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status, self.title, self.message, self.retry_after = status, title, message, retry_after
+
+
+@dataclass
+class Received:
+    """A file taken in whole: where it is, what it is called, and its hash."""
+
+    folder: Path
+    "The upload's own spool folder (removed with discard())."
+    path: Path
+    name: str
+    size: int
+    sha256: str
+    fields: dict[str, str] = field(default_factory=dict)
+    "The form's other fields (part, course_token)."
+
+    def discard(self, spool: Spool) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        spool.release(self.size)
+
+
+def safe_name(given: str) -> str:
+    """The file's own name from what a browser sent ('C:\\fakepath\\model.h5' -> 'model.h5'), without
+    control characters or path parts."""
+    name = re.split(r"[/\\]", given)[-1]
+    name = UNSAFE_NAME.sub("", name).strip().lstrip(".")
+    return name[-MAX_NAME_CHARACTERS:]
+
+
+class _Form:
+    """python-multipart's callbacks: the fields in order, and the one file written as it arrives."""
+
+    def __init__(self, folder: Path, limit: int, spool: Spool, token: str | None) -> None:
+        self.folder, self.limit, self.spool, self.token = folder, limit, spool, token
+        self.fields: dict[str, str] = {}
+        self.file_name: str | None = None
+        self.size = 0
+        self.hash = hashlib.sha256()
+        self.parts = 0
+        self._header_field = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._name = ""
+        self._value = bytearray()
+        self._handle: BinaryIO | None = None
+        self.refusal: UploadRefused | None = None
+        "Set when the upload was cut off (the rest of the body is read and dropped)."
+
+    def callbacks(self) -> Any:  # python-multipart's MultipartCallbacks (a TypedDict)
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field_data,
+            "on_header_value": self._header_value_data,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _part_begin(self) -> None:
+        self.parts += 1
+        self._headers, self._value, self._name = {}, bytearray(), ""
+        if self.parts > MAX_PARTS:
+            self._refuse(UploadRefused(400, "Not an upload form", "the form has more fields than this page sends"))
+
+    def _header_field_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._header_field.lower()] = self._header_value
+        self._header_field, self._header_value = b"", b""
+
+    def _headers_finished(self) -> None:
+        if self.refusal:
+            return
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        if b"filename" not in options:
+            return
+        if self.file_name is not None:
+            self._refuse(UploadRefused(400, "One file at a time", "upload one model file at a time"))
+            return
+        # The page's form puts the course token before the file, so it is known before a byte of the file is
+        # written; a client that sends it after the file is refused.
+        if self.token is not None and not secrets.compare_digest(
+            self.fields.get("course_token", "").encode(), self.token.encode()
+        ):
+            self._refuse(
+                UploadRefused(
+                    403,
+                    "Course link needed",
+                    "this page checks files for the course's students only: open it from the link on the course "
+                    "page (it carries the course's token)",
+                )
+            )
+            return
+        self.file_name = safe_name(options[b"filename"].decode("utf-8", "replace"))
+        self._handle = open(self.folder / "upload", "wb")  # noqa: SIM115 (closed in _part_end or close())
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.refusal:
+            return
+        chunk = data[start:end]
+        if self._handle is None:
+            self._value += chunk
+            if len(self._value) > MAX_FIELD_BYTES:
+                self._refuse(UploadRefused(400, "Not an upload form", f"the form field {self._name!r} is too long"))
+            return
+        if self.size + len(chunk) > self.limit:
+            self._refuse(
+                UploadRefused(
+                    413,
+                    "File too large",
+                    f"the file is larger than the {self.limit:,}-byte limit of this coursework "
+                    f"({self.limit / 1024**2:,.0f} MB); it was not kept. Files over the limit cannot be "
+                    "submitted: make the model smaller (fewer or narrower layers).",
+                )
+            )
+            return
+        if not self.spool.reserve(len(chunk)):
+            self._refuse(
+                UploadRefused(
+                    503,
+                    "Busy",
+                    "the checker is busy with other students' files: try again in a few minutes",
+                    retry_after=120,
+                )
+            )
+            return
+        self.size += len(chunk)
+        self.hash.update(chunk)
+        self._handle.write(chunk)
+
+    def _part_end(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        elif self._name and not self.refusal:
+            self.fields[self._name] = self._value.decode("utf-8", "replace")
+
+    def _refuse(self, refusal: UploadRefused) -> None:
+        if self.refusal is None:
+            self.refusal = refusal
+        self.close()
+
+    def close(self) -> None:
+        """Stop writing: the partial file is deleted by the caller with its folder."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+async def receive(
+    request: Request, *, spool_folder: Path, limit: int, spool: Spool, token: str | None, drain: int
+) -> Received:
+    """Read an upload form from `request`, its file into a new folder under `spool_folder`.
+
+    Raises UploadRefused for a form that is not an upload, a file over `limit` bytes, a full spool or a missing
+    course `token`; the partial file is deleted first. A refused body is still read (and dropped) up to `drain`
+    bytes, so that a browser that is still sending sees the page instead of a reset connection.
+    """
+    kind, options = parse_options_header(request.headers.get("content-type"))
+    if kind != b"multipart/form-data" or b"boundary" not in options:
+        raise UploadRefused(400, "Not an upload form", "send the file with the page's form (multipart/form-data)")
+    declared = request.headers.get("content-length")
+    folder = spool_folder / secrets.token_hex(16)
+    folder.mkdir(parents=True)
+    form = _Form(folder, limit, spool, token)
+    parser = MultipartParser(options[b"boundary"], form.callbacks())
+    read = 0
+    try:
+        if declared and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
+            # Known to be too large before a byte is read: nothing is written.
+            form._refuse(
+                UploadRefused(
+                    413,
+                    "File too large",
+                    f"the file is larger than the {limit:,}-byte limit of this coursework ({limit / 1024**2:,.0f} MB);"
+                    " it was not kept. Files over the limit cannot be submitted: make the model smaller.",
+                )
+            )
+        async for chunk in request.stream():
+            read += len(chunk)
+            if form.refusal is None:
+                parser.write(chunk)
+            elif read > drain:
+                break  # stop reading: the connection closes and the browser may show its own error
+        if form.refusal is None:
+            parser.finalize()
+    except BaseException as error:  # the client went away, or the form broke the parser: keep nothing
+        form.close()
+        _remove(folder, spool, form.size)
+        if isinstance(error, MultipartParseError):
+            raise UploadRefused(400, "Not an upload form", f"the form could not be read ({error})") from None
+        raise
+    if form.refusal is not None or form.file_name is None:
+        form.close()
+        _remove(folder, spool, form.size)
+        raise form.refusal or UploadRefused(400, "No file", "choose a model file to check")
+    if not form.file_name:
+        form.file_name = "model.h5"
+    path = folder / form.file_name
+    (folder / "upload").rename(path)
+    return Received(folder, path, form.file_name, form.size, form.hash.hexdigest(), form.fields)
+
+
+def _remove(folder: Path, spool: Spool, size: int) -> None:
+    with contextlib.suppress(OSError):
+        shutil.rmtree(folder)
+    spool.release(size)

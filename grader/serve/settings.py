@@ -1,0 +1,119 @@
+"""What the instructor chose for `grade serve`, validated once at start."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grader
+from grader import defaults
+from grader.checking import data_for, describe_data
+from grader.courseworks.assignment import Assignment, Part
+from grader.courseworks.datasets import public_dataset
+from grader.courseworks.heldout import HeldoutSet, load_heldout
+from grader.errors import GraderError
+from grader.formats import FORMATS, MODEL_FORMATS
+
+
+@dataclass(frozen=True)
+class PublicSet:
+    """A part's public test set, as the server measures uploads on it."""
+
+    path: Path
+    "The file or folder it was read from."
+    heldout: HeldoutSet
+    "Its images and labels (the labels stay in the server's process)."
+    description: str
+    "How pages name it: 'MNIST test set (10,000 images)'."
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How a `grade serve` instance checks uploads (command line > built-in defaults)."""
+
+    assignment: Assignment
+    "The coursework whose checks the page makes."
+    data: dict[str, PublicSet]
+    "Each model part's public test set, by part name: never the private held-out set."
+    state: Path = defaults.SERVE_STATE
+    "The store (serve.sqlite), the uploads being checked (spool/) and working files (work/)."
+    workers: int = defaults.SERVE_WORKERS
+    "Uploads checked at once, each by its own warm sandboxed worker."
+    isolation: str = defaults.ISOLATION
+    "The worker sandbox, as for `grade`."
+    time_limit: float | None = None
+    "Seconds one file may take to load and predict (default: the assignment's)."
+    memory_limit_gb: float = defaults.MEMORY_LIMIT_GB
+    "Resident memory one worker may use."
+    spool_bytes: int = defaults.SPOOL_MB * 1024 * 1024
+    "Disk the uploads waiting to be checked may use together."
+    uploads_per_hour: int = defaults.UPLOADS_PER_HOUR
+    "Uploads one client may make in an hour."
+    course_token: str | None = None
+    "When set, an upload must carry it (the course page links to /?token=...)."
+    keep_uploads: Path | None = None
+    "When set, each checked file is kept there (named by its sha256); else it is deleted once checked."
+    formats: tuple[str, ...] = field(default=())
+    "The model formats the page takes (default: the assignment's model formats)."
+
+    def __post_init__(self) -> None:
+        if not self.formats:
+            object.__setattr__(
+                self, "formats", tuple(name for name in self.assignment.formats if name in MODEL_FORMATS)
+            )
+        if not self.formats:
+            raise GraderError(f"{self.assignment.name} takes no model files: grade serve checks model files only")
+        missing = [part.name for part in self.assignment.model_parts if part.name not in self.data]
+        if missing:
+            raise GraderError(f"no public test set for part {', '.join(missing)}: pass --data PART=PATH")
+        if self.workers < 1 or self.uploads_per_hour < 1 or self.spool_bytes < self.max_upload_bytes:
+            raise GraderError(
+                "--workers and --uploads-per-hour must be at least 1, and --spool-mb must hold one upload "
+                f"of the assignment's limit ({self.max_upload_bytes / 1024**2:,.0f} MB)"
+            )
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The assignment's file-size limit: the page refuses a larger upload while it streams."""
+        return self.assignment.limits.file_bytes.maximum
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        """The file name endings the page takes ('.h5', ...)."""
+        return tuple(suffix for name in self.formats for suffix in FORMATS[name])
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        return self.assignment.model_parts
+
+    @property
+    def setup(self) -> str:
+        """What a stored result depends on beyond the file: the rules, the data, the limits, grader's release.
+        A result is reused only under the same setup."""
+        facts = {
+            "assignment": self.assignment.sha256,
+            "data": {name: public.heldout.sha256 for name, public in sorted(self.data.items())},
+            "time_limit": self.time_limit,
+            "memory_limit_gb": self.memory_limit_gb,
+            "isolation": self.isolation,
+            "grader": grader.__version__,
+        }
+        return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+
+
+def public_sets(
+    assignment: Assignment, data: str | Path | Mapping[str, str | Path] | None = None
+) -> dict[str, PublicSet]:
+    """Each model part's public test set: `data` (a path for a one-part assignment, else PART=PATH), else keras's
+    download of the part's public set. Read once, at start, so that a bad path stops the server before it
+    listens."""
+    found = {}
+    for part in assignment.model_parts:
+        given = data_for(part, data)
+        path = Path(given) if given is not None else public_dataset(part.data.public)
+        heldout = load_heldout(path, part.data)
+        found[part.name] = PublicSet(path, heldout, describe_data(heldout, path, part, downloaded=given is None))
+    return found

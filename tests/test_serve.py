@@ -1,0 +1,438 @@
+"""`grade serve`: the self-check page, run as its own process (uvicorn, warm sandboxed workers) and used as a
+student uses it, through a headless Chromium and as a plain form. It gives the result `grade check` gives,
+keeps its queue in order under load, and turns away what it must without keeping a byte of it."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import pytest
+
+from grader.checking import check
+from grader.courseworks.assignment import builtin_assignments
+from grader.serve.limits import HOUR, RateLimit, Spool
+from grader.serve.receiving import safe_name
+from grader.serve.store import RESTARTED
+
+from . import hostile
+from .conftest import DEMO_HELDOUT, Traps
+from .serve_client import Server, streamed_form
+
+LIMIT = 30 * 1024 * 1024
+"The test coursework's file-size limit: KCL's rules with 30 MB instead of 500 MB."
+TIME_LIMIT, MEMORY_LIMIT = "10", "1.5"
+
+
+@pytest.fixture(scope="module")
+def rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Coursework 1's rules with a 30 MB upload limit (an upload over it is cheap to send in a test)."""
+    text = builtin_assignments()["kcl-dnn-cw1"].read_text()
+    assert "max_file_bytes = 524_288_000" in text
+    path = tmp_path_factory.mktemp("rules") / "kcl-30mb.toml"
+    path.write_text(text.replace("max_file_bytes = 524_288_000", f"max_file_bytes = {LIMIT}"))
+    return path
+
+
+def running(folder: Path, rules: Path, *options: str) -> Iterator[Server]:
+    """A server on the test rules and the demo digits (its public set) until the module ends; it must stop
+    cleanly."""
+    started = Server(folder / "state", "--assignment", str(rules), "--data", str(DEMO_HELDOUT), *options)
+    yield started
+    assert started.stop() == 0, started.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, rules: Path):
+    """One server for the module: one warm worker, the demo digits as its public set, a high rate limit."""
+    yield from running(
+        tmp_path_factory.mktemp("serve"),
+        rules,
+        *("--uploads-per-hour", "1000", "--time-limit", TIME_LIMIT, "--memory-limit", MEMORY_LIMIT),
+    )
+
+
+def direct(path: Path, rules: Path):
+    """What `grade check` gives for a file, with the server's data and limits."""
+    return check(
+        path, data=DEMO_HELDOUT, assignment=rules, time_limit=float(TIME_LIMIT), memory_limit_gb=float(MEMORY_LIMIT)
+    )
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# In a browser ----------------------------------------------------------------------------------------------
+
+
+def _checks_on_page(page) -> list[tuple[str, str, str]]:
+    return page.eval_on_selector_all(
+        "#checks tbody tr",
+        "rows => rows.map(r => [r.cells[0].textContent, r.className, r.cells[2].textContent])",
+    )
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "plain-form"])
+def test_a_student_uploads_through_the_page_and_reads_what_grade_check_says(
+    server: Server, browser, models: Path, rules: Path, tmp_path: Path, javascript: bool
+) -> None:
+    """In Chromium (with JavaScript, and as a plain form without it) a student chooses a file, presses the
+    button, waits on the page that refreshes itself and reads the accuracy, the checks and the receipt:
+    the same as `grade check` on that file. On a phone's width nothing runs off the side."""
+    source = models / ("cnn.h5" if javascript else "logits.h5")
+    upload = tmp_path / ("my_cnn.h5" if javascript else "my_logits.h5")
+    shutil.copyfile(source, upload)
+    expected = direct(upload, rules)
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(server.url + "/")
+    page.set_input_files("#file", str(upload))
+    page.click("button[type=submit]")
+    page.wait_for_selector("#receipt", timeout=120_000)
+    assert page.text_content("h1") == upload.name
+    accuracy = page.text_content("#accuracy")
+    assert f"{expected.accuracy!r}%" in accuracy
+    assert f"({expected.correct:,} of {expected.total:,} correct)" in " ".join(accuracy.split())
+    assert expected.verdict in " ".join(accuracy.split())
+    assert [tuple(row) for row in _checks_on_page(page)] == [(c.name, c.outcome, c.message) for c in expected.checks]
+    assert page.text_content("#receipt") == expected.receipt()
+    assert expected.sha256 == sha256(upload)
+    assert page.text_content("#status").strip().startswith("Would be graded")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert errors == []
+    context.close()
+
+
+@pytest.mark.tensorflow
+def test_the_page_stops_a_file_over_the_limit_before_sending_it(server: Server, browser, tmp_path: Path) -> None:
+    """With JavaScript, a file over the coursework's limit is named and stopped in the page: no request leaves."""
+    big = tmp_path / "huge.h5"
+    with open(big, "wb") as handle:
+        handle.truncate(LIMIT + 1)
+    context = browser.new_context()
+    page = context.new_page()
+    posts: list[str] = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
+    page.goto(server.url + "/")
+    page.set_input_files("#file", str(big))
+    page.click("button[type=submit]")
+    page.wait_for_function("document.getElementById('message').textContent.length > 0")
+    assert f"over the coursework's limit of {LIMIT:,} bytes" in page.text_content("#message")
+    assert posts == []
+    context.close()
+
+
+# Many at once ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.tensorflow
+def test_twenty_uploads_at_once_all_complete_in_order(
+    server: Server, models: Path, rules: Path, tmp_path: Path
+) -> None:
+    """Twenty different files sent at the same moment: each gets its own result (its own hash, name and
+    accuracy, equal to what `grade` gives that file), checked in the order they arrived, none lost."""
+    from grader.cohort import grade_cohort
+
+    cohort = tmp_path / "cohort"
+    files = []
+    for index in range(20):
+        folder = cohort / f"Student {index:02d}_{400000 + index}_assignsubmission_file_"
+        folder.mkdir(parents=True)
+        path = folder / f"student{index:02d}.h5"
+        shutil.copyfile(models / "mlp.h5", path)
+        with h5py.File(path, "r+") as handle:  # silence the first `index` hidden units: a different network
+            kernel = handle[hostile.KERNEL]
+            kernel[:, :index] = 0
+        files.append(path)
+    graded = grade_cohort(cohort, assignment=rules, heldout=DEMO_HELDOUT, out=tmp_path / "reports", reports=False)
+    expected = {row["file"]: row["accuracy"] for row in graded.rows}
+    assert len(set(expected.values())) > 10  # the files really differ
+
+    barrier = threading.Barrier(len(files))
+    tokens: dict[str, str] = {}
+
+    def send(path: Path) -> None:
+        barrier.wait()
+        answer = server.upload(path, path.name)
+        assert answer.status == 200, answer.body
+        tokens[path.name] = answer.token
+
+    threads = [threading.Thread(target=send, args=(path,)) for path in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(tokens) == 20 and len(set(tokens.values())) == 20
+    states = server.wait(list(tokens.values()))
+    for path in files:
+        state = states[tokens[path.name]]
+        result = state["result"]
+        assert state["state"] == "done", state
+        assert (result["file"], result["sha256"]) == (path.name, sha256(path))
+        assert result["accuracy"] == expected[path.name], path.name
+    arrival = sorted(states.values(), key=lambda state: state["created"])
+    assert [s["started"] for s in arrival] == sorted(s["started"] for s in arrival)
+    assert [s["finished"] for s in arrival] == sorted(s["finished"] for s in arrival)
+    assert server.kept_files() == []
+
+
+@pytest.mark.tensorflow
+def test_a_file_checked_before_is_answered_at_once_under_a_new_token(server: Server, models: Path) -> None:
+    """The same file again: its result comes from the store straight away, at a new address; addresses are
+    random (not the file's hash) and an address nobody was given finds nothing."""
+    first = server.upload(models / "mlp.h5", "again.h5")
+    done = server.wait([first.token])[first.token]
+    second = server.upload(models / "mlp.h5", "again.h5")
+    answer = server.state_of(second.token)
+    assert answer["state"] == "done" and answer["result"] == done["result"]
+    assert second.token != first.token and len(second.token) >= 43
+    assert done["sha256"] not in second.url and done["sha256"][:16] not in second.url
+    assert server.get("/r/" + first.token[:-1] + "x").status == 404
+    assert server.get("/r/").status == 404
+    assert "receipt" in server.get(f"/r/{second.token}/receipt.txt").body
+
+
+# Turned away, keeping nothing ------------------------------------------------------------------------------
+
+
+@pytest.mark.tensorflow
+def test_an_upload_over_the_limit_is_cut_off_and_nothing_is_kept(server: Server, tmp_path: Path) -> None:
+    """One byte over the coursework's limit: a clear page (413), sent as a plain form would send it; an
+    upload that hides its length (chunked) is cut off as it streams; neither leaves anything on disk."""
+    big = tmp_path / "big.h5"
+    big.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(LIMIT + 1 - 8))
+    answer = server.upload(big, big.name)
+    assert answer.status == 413
+    assert f"larger than the {LIMIT:,}-byte limit of this coursework" in answer.body
+    body, _, boundary = streamed_form(big, big.name)
+    request = urllib.request.Request(
+        f"{server.url}/check",
+        data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == 413
+    assert "it was not kept" in refused.value.read().decode()
+    assert server.kept_files() == []
+    assert server.get("/").status == 200
+
+
+@pytest.mark.tensorflow
+def test_a_file_far_over_the_limit_leaves_nothing_and_the_server_goes_on(server: Server, tmp_path: Path) -> None:
+    """A 600 MB file (sparse): its declared length is over the limit, so nothing of it is written; the
+    server reads no more than twice the limit before it answers, and serves the next student."""
+    huge = hostile.oversized_file(tmp_path / "huge.h5")
+    body, length, boundary = streamed_form(huge, huge.name)
+    request = urllib.request.Request(
+        f"{server.url}/check",
+        data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(length)},
+        method="POST",
+    )
+    try:
+        urllib.request.urlopen(request, timeout=60)
+        status = 200
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except OSError:  # the server stopped reading: the connection breaks before the answer is read
+        status = None
+    assert status in (413, None)
+    assert server.kept_files() == []
+    assert server.get("/").status == 200
+
+
+@pytest.mark.tensorflow
+def test_files_that_are_not_models_get_a_clear_page(server: Server, models: Path) -> None:
+    """A PDF named .h5 is screened and refused with the reason (as `grade check` refuses it); a file whose
+    name is not a model file's is turned away at once; a form without a file is asked for one."""
+    pdf = server.upload(b"%PDF-1.7\n" + b"x" * 2000, "model.h5")
+    result = server.wait([pdf.token])[pdf.token]["result"]
+    assert result["status"] == "refused" and result["reason"].startswith("HDF5 file: the file is")
+    page = server.get(f"/r/{pdf.token}").body
+    assert "Would NOT be graded (refused)" in page and "HDF5 file" in page
+    other = server.upload(b"%PDF-1.7\n", "report.pdf")
+    assert other.status == 400 and "The file report.pdf is not a model file this page checks (.h5)" in other.body
+    keras = server.upload((models / "mlp.h5").read_bytes(), "model.keras")
+    assert keras.status == 400 and "model.save(&#39;model.h5&#39;)" in keras.body
+    body = b'--b\r\nContent-Disposition: form-data; name="part"\r\n\r\n\r\n--b--\r\n'
+    empty = urllib.request.Request(
+        f"{server.url}/check", data=body, headers={"Content-Type": "multipart/form-data; boundary=b"}, method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as no_file:
+        urllib.request.urlopen(empty, timeout=30)
+    assert no_file.value.code == 400 and "Choose a model file to check" in no_file.value.read().decode()
+    with pytest.raises(urllib.error.HTTPError) as not_a_form:
+        urllib.request.urlopen(urllib.request.Request(f"{server.url}/check", data=b"x=1", method="POST"), timeout=30)
+    assert not_a_form.value.code == 400
+    assert server.kept_files() == []
+
+
+@pytest.mark.tensorflow
+def test_every_hostile_file_gets_its_reason_and_touches_nothing(
+    server: Server, models: Path, traps: Traps, tmp_path: Path
+) -> None:
+    """Every hostile or broken file of the suite, uploaded: each page gives the status and reason `grade`
+    gives it, no payload reaches the host, nothing is left on disk, and the server still checks a good file."""
+    made = hostile.cases(models, tmp_path, traps)
+    expected = {case: (status, reason) for case, status, reason in hostile.EXPECTED if case in made}
+    tokens = {}
+    for case, path in made.items():
+        if case == "oversized_file":
+            continue  # over the upload limit: the tests above
+        answer = server.upload(path, "model.h5")
+        assert answer.status == 200, (case, answer.body)
+        tokens[case] = answer.token
+    states = server.wait(list(tokens.values()), timeout=600)
+    for case, token in tokens.items():
+        result = states[token]["result"]
+        status, reason = expected[case]
+        assert (result["status"], result["reason"][: len(reason)]) == (status, reason), case
+        page = server.get(f"/r/{token}").body
+        assert "Would NOT be graded" in page or "flagged" in page, case
+    assert not traps.canary.exists()
+    assert traps.secret.read_text() == "the instructor's secret"
+    assert server.kept_files() == []
+    retried = server.upload(made["slow"], "model.h5")  # a timeout is not stored: checked again, as grade retries
+    assert server.state_of(retried.token)["state"] in ("queued", "running")
+    good = server.upload(models / "cnn.h5", "after.h5")
+    states = server.wait([retried.token, good.token])
+    assert states[retried.token]["result"]["status"] == "timeout"
+    assert states[good.token]["result"]["status"] == "graded"
+    assert server.kept_files() == []
+
+
+@pytest.mark.tensorflow
+def test_a_restart_keeps_results_and_tells_unchecked_uploads_to_upload_again(
+    tmp_path_factory: pytest.TempPathFactory, rules: Path, models: Path
+) -> None:
+    """Stopped while checking: the file under way and the one queued are told, on their pages, to upload
+    again; a result made before is still at its address; a second server on the same state folder is
+    refused; no upload is left on disk."""
+    folder = tmp_path_factory.mktemp("restart")
+    options = ("--assignment", str(rules), "--data", str(DEMO_HELDOUT), "--time-limit", TIME_LIMIT)
+    first = Server(folder / "state", *options)
+    done = first.upload(models / "mlp.h5", "mlp.h5")
+    result = first.wait([done.token])[done.token]["result"]
+    slow = first.upload(models / "slow.h5", "slow.h5")
+    queued = first.upload(models / "cnn.h5", "cnn.h5")
+    while first.state_of(slow.token)["state"] != "running":
+        time.sleep(0.2)
+    with pytest.raises(RuntimeError, match="another grade serve is using"):
+        Server(folder / "state", *options)
+    assert first.stop() == 0, first.log.read_text()
+    again = Server(folder / "state", *options)
+    try:
+        assert again.state_of(done.token)["result"] == result
+        for token in (slow.token, queued.token):
+            state = again.state_of(token)
+            assert (state["state"], state["message"]) == ("failed", RESTARTED)
+            assert (
+                "The server restarted before your file was checked: upload it again." in again.get(f"/r/{token}").body
+            )
+        assert again.kept_files() == []
+    finally:
+        assert again.stop() == 0
+
+
+# Limits of one server: rate and course token ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory, rules: Path):
+    """A server with a course token and two uploads per hour per client."""
+    yield from running(
+        tmp_path_factory.mktemp("guarded"), rules, "--uploads-per-hour", "2", "--course-token", "s3cret-course"
+    )
+
+
+@pytest.mark.tensorflow
+def test_without_the_course_token_nothing_is_taken(guarded: Server, models: Path) -> None:
+    """The page asks for the course's link; an upload without the token is refused before its file is
+    written; the link's token lets a student in."""
+    assert guarded.get("/").status == 403
+    page = guarded.get("/?token=s3cret-course")
+    assert page.status == 200 and 'value="s3cret-course"' in page.body
+    refused = guarded.upload(models / "mlp.h5", "mlp.h5", client="10.0.0.1")
+    assert refused.status == 403 and "link on the course page" in refused.body
+    wrong = guarded.upload(models / "mlp.h5", "mlp.h5", fields={"course_token": "guess"}, client="10.0.0.2")
+    assert wrong.status == 403
+    taken = guarded.upload(models / "mlp.h5", "mlp.h5", fields={"course_token": "s3cret-course"}, client="10.0.0.3")
+    assert taken.status == 200 and "/r/" in taken.url
+    assert guarded.wait([taken.token])[taken.token]["result"]["status"] == "graded"
+    assert guarded.kept_files() == []
+
+
+@pytest.mark.tensorflow
+def test_a_client_over_its_hourly_uploads_is_told_when_to_come_back(guarded: Server, models: Path) -> None:
+    """The third upload in an hour from one address is refused (429, Retry-After) with the wait in words;
+    another address is not affected."""
+    fields = {"course_token": "s3cret-course"}
+    for _ in range(2):
+        assert guarded.upload(b"not a model", "a.h5", fields=fields, client="10.1.1.1").status == 200
+    third = guarded.upload(b"not a model", "a.h5", fields=fields, client="10.1.1.1")
+    assert third.status == 429 and "try again in 60 minutes" in third.body
+    assert guarded.upload(b"not a model", "a.h5", fields=fields, client="10.1.1.2").status == 200
+
+
+# Pure parts ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("model.h5", "model.h5"),
+        ("C:\\fakepath\\k1234567_tf213.h5", "k1234567_tf213.h5"),
+        ("../../etc/passwd.h5", "passwd.h5"),
+        ("..h5", "h5"),
+        ("line\nbreak\x00.h5", "linebreak.h5"),
+        ("Zoë Ångström.h5", "Zoë Ångström.h5"),
+    ],
+)
+def test_an_uploaded_file_keeps_only_its_own_name(given: str, kept: str) -> None:
+    """Whatever path or control characters a browser sends, the file is stored under its plain name."""
+    assert safe_name(given) == kept
+
+
+def test_the_rate_limit_is_a_sliding_hour() -> None:
+    """Uploads per client in any hour: the next is allowed once the oldest is an hour old."""
+    now = [0.0]
+    limit = RateLimit(3, clock=lambda: now[0])
+    assert [limit.allow("a") for _ in range(3)] == [0, 0, 0]
+    now[0] = 600
+    assert limit.allow("a") == HOUR - 600 and limit.allow("b") == 0
+    now[0] = HOUR + 1
+    assert limit.allow("a") == 0
+
+
+def test_the_spool_refuses_past_its_cap_and_frees_what_is_released() -> None:
+    """Bytes are reserved as they arrive; past the cap nothing is taken; a released file frees its bytes."""
+    spool = Spool(100)
+    assert spool.reserve(60) and not spool.reserve(41) and spool.used == 60
+    spool.release(60)
+    assert spool.reserve(100)
+
+
+def test_serve_help_shows_an_example() -> None:
+    """`grade serve --help` has a copy-paste example and names the limits."""
+    from click.testing import CliRunner
+
+    from grader.cli import cli
+
+    result = CliRunner().invoke(cli, ["serve", "--help"])
+    assert result.exit_code == 0
+    assert "grade serve --assignment kcl-dnn-cw1 --data mnist.npz" in result.output
+    assert "--uploads-per-hour" in result.output and "--course-token" in result.output
