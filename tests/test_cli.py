@@ -43,6 +43,7 @@ EXAMPLES = {
     "export": "grade export ",
     "plot": "grade plot ",
     "integrity": "grade integrity ",
+    "serve": "grade serve ",
 }
 
 

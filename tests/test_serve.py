@@ -353,16 +353,19 @@ def test_a_restart_keeps_results_and_tells_unchecked_uploads_to_upload_again(
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory, rules: Path):
-    """A server with a course token and two uploads per hour per client."""
+    """A server with a course token, two uploads per hour per client, and a folder keeping what it checks."""
+    folder = tmp_path_factory.mktemp("guarded")
     yield from running(
-        tmp_path_factory.mktemp("guarded"), rules, "--uploads-per-hour", "2", "--course-token", "s3cret-course"
+        folder,
+        rules,
+        *("--uploads-per-hour", "2", "--course-token", "s3cret-course", "--keep-uploads", str(folder / "kept")),
     )
 
 
 @pytest.mark.tensorflow
 def test_without_the_course_token_nothing_is_taken(guarded: Server, models: Path) -> None:
     """The page asks for the course's link; an upload without the token is refused before its file is
-    written; the link's token lets a student in."""
+    written; the link's token lets a student in (and --keep-uploads keeps the file checked)."""
     assert guarded.get("/").status == 403
     page = guarded.get("/?token=s3cret-course")
     assert page.status == 200 and 'value="s3cret-course"' in page.body
@@ -374,6 +377,8 @@ def test_without_the_course_token_nothing_is_taken(guarded: Server, models: Path
     assert taken.status == 200 and "/r/" in taken.url
     assert guarded.wait([taken.token])[taken.token]["result"]["status"] == "graded"
     assert guarded.kept_files() == []
+    kept = guarded.state.parent / "kept" / f"{sha256(models / 'mlp.h5')[:16]}-mlp.h5"
+    assert kept.read_bytes() == (models / "mlp.h5").read_bytes()  # --keep-uploads: kept there, not in the spool
 
 
 @pytest.mark.tensorflow

@@ -124,7 +124,11 @@ def create_app(settings: ServeSettings) -> Starlette:
         if why:
             received.discard(spool)
             return problem(request, 400, "Not a file this page checks", why)
-        token = checker.submit(received, part)
+        try:
+            token = checker.submit(received, part)
+        except BaseException:
+            received.discard(spool)
+            raise
         return RedirectResponse(f"{request.scope.get('root_path', '')}/r/{token}", status_code=303, headers=HEADERS)
 
     def found(request: Request) -> Upload | None:

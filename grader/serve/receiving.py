@@ -56,6 +56,15 @@ class Received:
         spool.release(self.size)
 
 
+def too_large(limit: int) -> UploadRefused:
+    return UploadRefused(
+        413,
+        "File too large",
+        f"the file is larger than the {limit:,}-byte limit of this coursework ({limit / 1024**2:,.0f} MB); it was "
+        "not kept. Files over the limit cannot be submitted: make the model smaller (fewer or narrower layers).",
+    )
+
+
 def safe_name(given: str) -> str:
     """The file's own name from what a browser sent ('C:\\fakepath\\model.h5' -> 'model.h5'), without
     control characters or path parts."""
@@ -98,7 +107,7 @@ class _Form:
         self.parts += 1
         self._headers, self._value, self._name = {}, bytearray(), ""
         if self.parts > MAX_PARTS:
-            self._refuse(UploadRefused(400, "Not an upload form", "the form has more fields than this page sends"))
+            self.refuse(UploadRefused(400, "Not an upload form", "the form has more fields than this page sends"))
 
     def _header_field_data(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
@@ -118,14 +127,14 @@ class _Form:
         if b"filename" not in options:
             return
         if self.file_name is not None:
-            self._refuse(UploadRefused(400, "One file at a time", "upload one model file at a time"))
+            self.refuse(UploadRefused(400, "One file at a time", "upload one model file at a time"))
             return
         # The page's form puts the course token before the file, so it is known before a byte of the file is
         # written; a client that sends it after the file is refused.
         if self.token is not None and not secrets.compare_digest(
             self.fields.get("course_token", "").encode(), self.token.encode()
         ):
-            self._refuse(
+            self.refuse(
                 UploadRefused(
                     403,
                     "Course link needed",
@@ -144,21 +153,13 @@ class _Form:
         if self._handle is None:
             self._value += chunk
             if len(self._value) > MAX_FIELD_BYTES:
-                self._refuse(UploadRefused(400, "Not an upload form", f"the form field {self._name!r} is too long"))
+                self.refuse(UploadRefused(400, "Not an upload form", f"the form field {self._name!r} is too long"))
             return
         if self.size + len(chunk) > self.limit:
-            self._refuse(
-                UploadRefused(
-                    413,
-                    "File too large",
-                    f"the file is larger than the {self.limit:,}-byte limit of this coursework "
-                    f"({self.limit / 1024**2:,.0f} MB); it was not kept. Files over the limit cannot be "
-                    "submitted: make the model smaller (fewer or narrower layers).",
-                )
-            )
+            self.refuse(too_large(self.limit))
             return
         if not self.spool.reserve(len(chunk)):
-            self._refuse(
+            self.refuse(
                 UploadRefused(
                     503,
                     "Busy",
@@ -178,7 +179,8 @@ class _Form:
         elif self._name and not self.refusal:
             self.fields[self._name] = self._value.decode("utf-8", "replace")
 
-    def _refuse(self, refusal: UploadRefused) -> None:
+    def refuse(self, refusal: UploadRefused) -> None:
+        """Cut the upload off: nothing more is written, the rest of the body is dropped."""
         if self.refusal is None:
             self.refusal = refusal
         self.close()
@@ -211,14 +213,7 @@ async def receive(
     try:
         if declared and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
             # Known to be too large before a byte is read: nothing is written.
-            form._refuse(
-                UploadRefused(
-                    413,
-                    "File too large",
-                    f"the file is larger than the {limit:,}-byte limit of this coursework ({limit / 1024**2:,.0f} MB);"
-                    " it was not kept. Files over the limit cannot be submitted: make the model smaller.",
-                )
-            )
+            form.refuse(too_large(limit))
         async for chunk in request.stream():
             read += len(chunk)
             if form.refusal is None:
