@@ -434,6 +434,8 @@ def _print_architecture(console: Any, comparison: dict[str, Any]) -> None:
     """The layers the coursework asks for against the model's, each difference with what to change."""
     from rich.table import Table
 
+    from grader.outputs.reports import shape_text
+
     table = Table(title=f"architecture: against {comparison['document']}'s, layer by layer", title_justify="left")
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("the model has", overflow="fold")
@@ -446,15 +448,11 @@ def _print_architecture(console: Any, comparison: dict[str, Any]) -> None:
             str(row["number"]) if row["number"] is not None else "-",
             row["found"] or "(none)",
             row["expected"] or "(nothing)",
-            f"{_shape(row['expected_shape'])} / {_shape(row['found_shape'])}",
+            f"{shape_text(row['expected_shape'])} / {shape_text(row['found_shape'])}",
             "; ".join(row["problems"]) or "as asked",
             style=style,
         )
     console.print(table)
-
-
-def _shape(shape: list[Any] | None) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")" if shape else "-"
 
 
 def _print_parameters(console: Any, inspection: dict[str, Any]) -> None:
@@ -462,6 +460,7 @@ def _print_parameters(console: Any, inspection: dict[str, Any]) -> None:
     from rich.table import Table
 
     from grader.architecture import explain_inspection
+    from grader.outputs.reports import shape_text
 
     explained = explain_inspection(inspection)
     assert explained is not None
@@ -472,7 +471,7 @@ def _print_parameters(console: Any, inspection: dict[str, Any]) -> None:
     table.add_column("parameters", justify="right", no_wrap=True)
     table.add_column("how", overflow="fold", ratio=2)
     for row in explained["layers"]:
-        shown = _shape(row["output_shape"])
+        shown = shape_text(row["output_shape"])
         count = f"{row['parameters']:,}" if row["parameters"] is not None else "?"
         how = row["formula"] if row["parameters"] else ""
         table.add_row(str(row["number"]), f"{row['name']} ({row['class_name']})", shown, count, how)

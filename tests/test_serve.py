@@ -134,6 +134,30 @@ def test_the_page_stops_a_file_over_the_limit_before_sending_it(server: Server, 
     context.close()
 
 
+@pytest.mark.tensorflow
+def test_a_model_off_the_prescribed_architecture_gets_its_table(architecture_models: Path, browser) -> None:
+    """Oxford's exact CNN with other strides: the result page lists the layers against the practical's, with
+    what to change on the row that differs, as `grade check` prints them."""
+    from grader.serve.checker import page_data
+    from grader.serve.pages import render
+
+    result = check(architecture_models / "oxford_stride1.h5", data=DEMO_HELDOUT, assignment="oxford-practical3")
+    comparison = result.architecture
+    assert comparison is not None and comparison["status"] != "exact"
+    shown = {"title": "oxford_stride1.h5", "course": "Oxford", "root": "", "home": "/", "here": ""}
+    html = render("result.html.j2", result=page_data(result), **shown)
+    page = browser.new_page()
+    page.set_content(html)
+    assert page.text_content("#architecture") == comparison["summary"]
+    rows = page.eval_on_selector_all("#architecture + table tbody tr", "rows => rows.map(r => r.className)")
+    assert len(rows) == len(comparison["rows"]) and "warn" in rows
+    changes = page.eval_on_selector_all(
+        "#architecture + table tbody tr.warn td:last-child", "cells => cells.map(cell => cell.textContent)"
+    )
+    assert changes == ["; ".join(row["problems"]) for row in comparison["rows"] if row["outcome"] != "match"]
+    page.close()
+
+
 # Many at once ----------------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from grader.checking import check
+from grader.checking import CheckResult, check
 from grader.cohort import image_set
 from grader.courseworks.assignment import EvaluationSpec
 from grader.courseworks.heldout import write_images
@@ -46,6 +46,11 @@ GRADER_FAULT = (
 def result_key(file_sha256: str, name: str, part: str, setup: str) -> str:
     """What a stored result is found by: the file, its name (the checks read it), the part asked for, the setup."""
     return sha256("\0".join((file_sha256, name, part, setup)).encode()).hexdigest()
+
+
+def page_data(result: CheckResult) -> dict[str, Any]:
+    """What a result page shows and stores: `grade check --json`'s result with its verdict in words."""
+    return {**result.to_json(), "verdict": result.verdict, "passed": result.passed}
 
 
 @dataclass
@@ -186,7 +191,7 @@ class Checker:
                 scheduler=scheduler,
                 scratch=self.work,
             )
-            payload = {**result.to_json(), "verdict": result.verdict, "passed": result.passed}
+            payload = page_data(result)
         except PartUnknown as error:
             message = f"{error.why}: choose which model it is in the upload form's list, and upload it again"
         except GraderError as error:  # about the upload, in words for the student

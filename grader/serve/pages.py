@@ -8,7 +8,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 import grader
-from grader.outputs.reports import number
+from grader.outputs.reports import number, shape_text
 
 OUTCOME_WORDS = {"pass": "pass", "info": "note", "warn": "warning", "fail": "fail"}
 STATUS_WORDS = {
@@ -24,6 +24,7 @@ _ENVIRONMENT = Environment(
 )
 _ENVIRONMENT.filters["number"] = number
 _ENVIRONMENT.filters["thousands"] = lambda value: f"{value:,}"
+_ENVIRONMENT.filters["shape"] = shape_text
 _ENVIRONMENT.filters["megabytes"] = lambda value: f"{value / 1024**2:,.0f} MB"
 
 
