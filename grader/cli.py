@@ -871,10 +871,12 @@ def serve_command(
         grade serve --assignment uva-lab1 --data mnist=mnist.npz --data cifar10=test_batch --workers 2
     """
     from grader.courseworks.assignment import load_assignment
+    from grader.evaluation.sandbox import choose_isolation
     from grader.serve.app import serve
     from grader.serve.settings import ServeSettings, public_sets
 
     try:
+        chosen = choose_isolation(isolation)
         rules = load_assignment(assignment)
         settings = ServeSettings(
             assignment=rules,
@@ -891,6 +893,12 @@ def serve_command(
         )
     except GraderError as error:
         raise _fail(error) from None
+    if chosen.kind != "bubblewrap":
+        click.echo(
+            f"warning: {chosen.detail}. Uploads are files from anyone with the page's address: serve them from a "
+            "machine where bubblewrap works.",
+            err=True,
+        )
     sets = "; ".join(f"{name}: {public.description}" for name, public in settings.data.items())
     click.echo(
         f"grade serve: {rules.name} at http://{host}:{port}{root_path}/ ({sets}; {workers} worker"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 import threading
 import time
 import urllib.error
@@ -313,6 +314,7 @@ def test_every_hostile_file_gets_its_reason_and_touches_nothing(
     gives it, no payload reaches the host, nothing is left on disk, and the server still checks a good file."""
     made = hostile.cases(models, tmp_path, traps)
     expected = {case: (status, reason) for case, status, reason in hostile.EXPECTED if case in made}
+    temporary = set(Path(tempfile.gettempdir()).glob("grader-*"))
     tokens = {}
     for case, path in made.items():
         if case == "oversized_file":
@@ -330,6 +332,7 @@ def test_every_hostile_file_gets_its_reason_and_touches_nothing(
     assert not traps.canary.exists()
     assert traps.secret.read_text() == "the instructor's secret"
     assert server.kept_files() == []
+    assert set(Path(tempfile.gettempdir()).glob("grader-*")) <= temporary  # nothing left in the system's /tmp
     retried = server.upload(made["slow"], "model.h5")  # a timeout is not stored: checked again, as grade retries
     assert server.state_of(retried.token)["state"] in ("queued", "running")
     good = server.upload(models / "cnn.h5", "after.h5")
@@ -393,12 +396,15 @@ def test_without_the_course_token_nothing_is_taken(guarded: Server, models: Path
     assert guarded.get("/").status == 403
     page = guarded.get("/?token=s3cret-course")
     assert page.status == 200 and 'value="s3cret-course"' in page.body
+    for anyone in ("/", "/?token=guess", "/r/nothing-here", "/static/none.css"):  # pages anyone can reach
+        assert "s3cret-course" not in guarded.get(anyone).body, anyone
     refused = guarded.upload(models / "mlp.h5", "mlp.h5", client="10.0.0.1")
     assert refused.status == 403 and "link on the course page" in refused.body
     wrong = guarded.upload(models / "mlp.h5", "mlp.h5", fields={"course_token": "guess"}, client="10.0.0.2")
     assert wrong.status == 403
     taken = guarded.upload(models / "mlp.h5", "mlp.h5", fields={"course_token": "s3cret-course"}, client="10.0.0.3")
     assert taken.status == 200 and "/r/" in taken.url
+    assert 'href="/?token=s3cret-course"' in taken.body  # the student's own page leads back to the form
     assert guarded.wait([taken.token])[taken.token]["result"]["status"] == "graded"
     assert guarded.kept_files() == []
     kept = guarded.state.parent / "kept" / f"{sha256(models / 'mlp.h5')[:16]}-mlp.h5"
@@ -465,3 +471,14 @@ def test_serve_help_shows_an_example() -> None:
     assert result.exit_code == 0
     assert "grade serve --assignment kcl-dnn-cw1 --data mnist.npz" in result.output
     assert "--uploads-per-hour" in result.output and "--course-token" in result.output
+
+
+def test_serve_refuses_to_start_without_usable_data(tmp_path: Path) -> None:
+    """A --data path that is not a test set stops `grade serve` before it listens, with the reason (exit 1)."""
+    from click.testing import CliRunner
+
+    from grader.cli import cli
+
+    result = CliRunner().invoke(cli, ["serve", "--data", str(tmp_path / "missing.npz"), "--state", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "missing.npz" in result.output and "Traceback" not in result.output

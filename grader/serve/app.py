@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -51,9 +53,13 @@ def create_app(settings: ServeSettings) -> Starlette:
     datasets = " and ".join(public.description for public in settings.data.values())
     tensorflow = settings.assignment.versions.tensorflow
 
-    def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    def page(
+        request: Request, template: str, status: int = 200, *, admitted: bool = False, **context: Any
+    ) -> HTMLResponse:
+        """A page; its link home carries the course token only for a visitor who showed it (`admitted`):
+        an error page anyone can reach must not give it away."""
         root = request.scope.get("root_path", "")
-        token = f"?token={settings.course_token}" if settings.course_token else ""
+        token = f"?token={quote(settings.course_token)}" if settings.course_token and admitted else ""
         html = render(template, course=settings.assignment.title, root=root, home=f"{root}/{token}", **context)
         return HTMLResponse(html, status_code=status, headers=HEADERS)
 
@@ -64,7 +70,7 @@ def create_app(settings: ServeSettings) -> Starlette:
 
     async def home(request: Request) -> Response:
         given = request.query_params.get("token", "")
-        if settings.course_token and given != settings.course_token:
+        if settings.course_token and not secrets.compare_digest(given.encode(), settings.course_token.encode()):
             return problem(
                 request,
                 403,
@@ -80,6 +86,7 @@ def create_app(settings: ServeSettings) -> Starlette:
             max_bytes=settings.max_upload_bytes,
             datasets=datasets,
             tensorflow=tensorflow,
+            admitted=True,
             course_token=given,
             keeps=settings.keep_uploads is not None,
             per_hour=settings.uploads_per_hour,
@@ -148,14 +155,18 @@ def create_app(settings: ServeSettings) -> Starlette:
             return missing(request)
         if upload.state == DONE and upload.result is not None:
             here = f"{request.scope.get('root_path', '')}/r/{upload.token}"
-            return page(request, "result.html.j2", title=f"{upload.file_name}", result=upload.result, here=here)
+            return page(
+                request, "result.html.j2", admitted=True, title=upload.file_name, result=upload.result, here=here
+            )
         if upload.state == FAILED:
-            return problem(request, 200, "Not checked", _sentence(upload.message))
+            message = _sentence(upload.message)
+            return page(request, "problem.html.j2", admitted=True, title="Not checked", message=message)
         position = checker.position(upload.token)
         seconds = round(time.time() - upload.started) if upload.started else 0
         return page(
             request,
             "waiting.html.j2",
+            admitted=True,
             title="Queued" if position else "Checking",
             refresh=REFRESH_SECONDS,
             upload=upload,
