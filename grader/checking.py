@@ -257,6 +257,14 @@ _COLOURS = {PASS: "#14532d", INFO: "#1e40af", WARN: "#8a5a00", FAIL: "#991b1b"}
 MNIST_TEST_SHA256 = "66ba650019d0f594d63207c3c6b940d40244c1186c582a0dff452097bb3a75ab"
 
 
+def outcome_words(status: str) -> str:
+    """What a check's status means for the student, in words: 'would be graded', ..."""
+    return {
+        "graded": "would be graded",
+        "flagged": "would be graded, and flagged for a marker to look at",
+    }.get(status, f"would NOT be graded ({status})")
+
+
 def data_for(part: Part, data: str | Path | Mapping[str, str | Path] | None) -> str | Path | None:
     """The data `--data` gives a part: a path, or from PART=PATH or DATASET=PATH pairs (mnist=PATH serves every
     part measured on MNIST, as `grade --heldout` does); None for keras's download of its public set."""

@@ -569,10 +569,10 @@ def _print_check(result: Any) -> None:
     console.print(table)
     if result.architecture and result.architecture["status"] != "exact":
         _print_architecture(console, result.architecture)
-    verdict = {
-        "graded": "[green]would be graded[/]",
-        "flagged": "[yellow]would be graded, and flagged for a marker to look at[/]",
-    }.get(result.status, f"[red]would NOT be graded ({result.status})[/]")
+    from grader.checking import outcome_words
+
+    colour = {"graded": "green", "flagged": "yellow"}.get(result.status, "red")
+    verdict = f"[{colour}]{escape(outcome_words(result.status))}[/]"
     console.print(f"Status: {verdict}" + (f": {result.reason}" if result.reason else ""))
     if result.accuracy is not None:
         the = "the " if result.public else ""

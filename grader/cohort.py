@@ -239,13 +239,7 @@ def grade_cohort(
                 **({} if rules.single else {"heldout": _heldout_record(heldouts)}),
             },
         )
-        budget = Budget(
-            wall_seconds=max(
-                (part.evaluation.time_limit_seconds for part in rules.model_parts),
-                default=EvaluationSpec.time_limit_seconds,
-            ),
-            memory_bytes=int(memory_limit_gb * 1024**3),
-        )
+        budget = run_budget(rules, memory_limit_gb)
         run = _Run(
             book,
             run_id,
@@ -343,6 +337,16 @@ def load_heldouts(rules: Assignment, given: str | Path | Mapping[str, str | Path
             raise HeldoutError(f"part {part.name} ({part.data.describe()}): {error}; pass --heldout {where}") from None
         sets[part.name] = read[key]
     return sets
+
+
+def run_budget(rules: Assignment, memory_limit_gb: float) -> Budget:
+    """What one evaluation may use: the longest of the parts' time limits (each job carries its own part's) and
+    the memory a worker may hold."""
+    wall = max((part.evaluation.time_limit_seconds for part in rules.model_parts), default=None)
+    return Budget(
+        wall_seconds=wall if wall is not None else EvaluationSpec.time_limit_seconds,
+        memory_bytes=int(memory_limit_gb * 1024**3),
+    )
 
 
 def image_set(heldout: HeldoutSet) -> str:

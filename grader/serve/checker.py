@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from grader.checking import CheckResult, check
-from grader.cohort import image_set
-from grader.courseworks.assignment import EvaluationSpec
+from grader.cohort import image_set, run_budget
 from grader.courseworks.heldout import write_images
 from grader.errors import GraderError, PartUnknown, WorkerError
 from grader.evaluation.sandbox import choose_isolation
-from grader.evaluation.scheduler import Budget, Scheduler
+from grader.evaluation.scheduler import Scheduler
 from grader.serve.limits import Spool
 from grader.serve.receiving import Received
 from grader.serve.settings import ServeSettings
@@ -87,11 +86,8 @@ class Checker:
             image_set(public.heldout): write_images(public.heldout, images_folder, image_set(public.heldout))
             for public in self.settings.data.values()
         }
-        wall = self.settings.time_limit or max(
-            (part.evaluation.time_limit_seconds for part in self.settings.parts),
-            default=EvaluationSpec.time_limit_seconds,
-        )
-        budget = Budget(wall_seconds=wall, memory_bytes=int(self.settings.memory_limit_gb * 1024**3))
+        rules = self.settings.assignment.with_overrides(time_limit_seconds=self.settings.time_limit)
+        budget = run_budget(rules, self.settings.memory_limit_gb)
         threads = max(1, (os.cpu_count() or 1) // self.settings.workers)
         for index in range(self.settings.workers):
             scheduler = Scheduler(
@@ -107,8 +103,8 @@ class Checker:
             self._threads.append(thread)
 
     def close(self, timeout: float = 10) -> None:
-        """Stop: a check under way is given `timeout` seconds, then its worker is stopped and its uploads are told
-        to upload again (as are those still queued)."""
+        """Stop: a check under way is given half of `timeout` to finish, then its worker is stopped (closed, then
+        killed) and its uploads are told to upload again, as are those still queued."""
         with self._lock:
             self._stopping = True
             self._lock.notify_all()

@@ -8,13 +8,10 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 import grader
+from grader.checking import outcome_words
 from grader.outputs.reports import number, shape_text
 
 OUTCOME_WORDS = {"pass": "pass", "info": "note", "warn": "warning", "fail": "fail"}
-STATUS_WORDS = {
-    "graded": "Would be graded",
-    "flagged": "Would be graded, and flagged for a marker to look at",
-}
 
 _ENVIRONMENT = Environment(
     loader=PackageLoader("grader.serve", "templates"),
@@ -28,8 +25,14 @@ _ENVIRONMENT.filters["shape"] = shape_text
 _ENVIRONMENT.filters["megabytes"] = lambda value: f"{value / 1024**2:,.0f} MB"
 
 
+def status_words(status: str) -> str:
+    """'Would be graded', as `grade check` says it, for a heading."""
+    words = outcome_words(status)
+    return words[0].upper() + words[1:]
+
+
 def render(template: str, **context: Any) -> str:
     """A page: `template` with `context`, plus what every page shows."""
     return _ENVIRONMENT.get_template(template).render(
-        version=grader.__version__, outcome_words=OUTCOME_WORDS, status_words=STATUS_WORDS, **context
+        version=grader.__version__, outcome_words=OUTCOME_WORDS, status_words=status_words, **context
     )
