@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import grader
@@ -56,14 +56,8 @@ class ServeSettings:
     "When set, an upload must carry it (the course page links to /?token=...)."
     keep_uploads: Path | None = None
     "When set, each checked file is kept there (named by its sha256); else it is deleted once checked."
-    formats: tuple[str, ...] = field(default=())
-    "The model formats the page takes (default: the assignment's model formats)."
 
     def __post_init__(self) -> None:
-        if not self.formats:
-            object.__setattr__(
-                self, "formats", tuple(name for name in self.assignment.formats if name in MODEL_FORMATS)
-            )
         if not self.formats:
             raise GraderError(f"{self.assignment.name} takes no model files: grade serve checks model files only")
         missing = [part.name for part in self.assignment.model_parts if part.name not in self.data]
@@ -74,6 +68,11 @@ class ServeSettings:
                 "--workers and --uploads-per-hour must be at least 1, and --spool-mb must hold one upload "
                 f"of the assignment's limit ({self.max_upload_bytes / 1024**2:,.0f} MB)"
             )
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The model formats the page takes: the assignment's (its code files are checked by `grade check`)."""
+        return tuple(name for name in self.assignment.formats if name in MODEL_FORMATS)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -146,8 +146,3 @@ class Store:
             return None
         names = [each.name for each in fields(Upload)]
         return Upload(**dict(zip(names, [*row[:-1], json.loads(row[-1]) if row[-1] else None], strict=True)))
-
-    def counts(self) -> dict[str, int]:
-        """How many uploads are in each state (for /healthz: numbers only)."""
-        with self._lock:
-            return dict(self._db.execute("SELECT state, COUNT(*) FROM uploads GROUP BY state").fetchall())
