@@ -35,16 +35,19 @@ class Answer:
 class Server:
     """`python -m grader serve ...` on a free port; stopped with SIGINT (as Ctrl-C or systemd stops it)."""
 
-    def __init__(self, state: Path, *options: str) -> None:
+    def __init__(self, state: Path, *options: str, cwd: Path | None = None) -> None:
+        """`state` is passed as --state; with `cwd`, the server runs in that folder and `state` (relative to it)
+        is only where the test looks: the server is given no --state and uses its default."""
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.state = state
-        self.log = state.parent / f"{state.name}.log"
-        command = [sys.executable, "-m", "grader", "serve", "--state", str(state), "--port", str(self.port), *options]
+        self.state = cwd / state if cwd is not None else state
+        self.log = self.state.parent / f"{self.state.name}.log"
+        where = [] if cwd is not None else ["--state", str(state)]
+        command = [sys.executable, "-m", "grader", "serve", *where, "--port", str(self.port), *options]
         with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

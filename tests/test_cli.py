@@ -340,3 +340,32 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes(tmp_path: Path, models: P
     resumed = grade(subs, tmp_path / "cut", *limits)
     assert resumed.wait(timeout=600) == 0, resumed.stdout.read()
     assert (tmp_path / "cut" / "marks.csv").read_bytes() == (tmp_path / "whole" / "marks.csv").read_bytes()
+
+
+@pytest.mark.tensorflow
+def test_every_command_works_from_a_fresh_folder_with_relative_paths(tmp_path: Path, models: Path) -> None:
+    """Run as a user types them, in the folder that holds their files: relative --heldout, --out, --library,
+    --data and --reports. Each command finds what it was given and the sandboxed children are given absolute
+    paths (a relative path handed to bubblewrap, or to a child running in its own folder, would miss)."""
+    make_cohort(tmp_path / "subs", models, {"Ann Example_1_assignsubmission_file_": {"mlp.h5": "ann.h5"}})
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "known.h5").write_bytes((models / "mlp.h5").read_bytes())
+    (tmp_path / "held.npz").write_bytes(DEMO_HELDOUT.read_bytes())
+
+    def grade(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "grader", *args], cwd=tmp_path, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    grade("subs", "--heldout", "held.npz", "--out", "out", "--library", "lib", "--workers", "1")
+    with open(tmp_path / "out" / "marks.csv", newline="") as handle:
+        (row,) = csv.DictReader(handle)
+    assert row["status"] == "graded"
+    assert "same file" in grade("integrity", "out", "--library", "lib")
+    checked = json.loads(grade("check", "lib/known.h5", "--data", "held.npz", "--json"))
+    assert checked["status"] == "graded" and checked["correct"] == int(row["correct"])
+    assert "1 rows" in grade("export", "csv", "--reports", "out", "--out", "marks-copy.csv")
+    grade("plot", "1", "--reports", "out", "--out", "wrong.png")
+    assert (tmp_path / "wrong.png").stat().st_size > 0

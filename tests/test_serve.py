@@ -117,6 +117,51 @@ def test_a_student_uploads_through_the_page_and_reads_what_grade_check_says(
 
 
 @pytest.mark.tensorflow
+def test_the_readme_first_example_works_from_a_fresh_folder(tmp_path: Path, models: Path, bubblewrap) -> None:
+    """`grade serve --assignment kcl-dnn-cw1 --data mnist.npz`, as the README starts it: in a fresh folder, the
+    data named relatively and the state in the default relative folder (serve/). The sandboxed worker is given
+    absolute paths, so an upload is checked (it once failed every upload: bubblewrap cannot bind a relative
+    path)."""
+    shutil.copyfile(DEMO_HELDOUT, tmp_path / "mnist.npz")
+    started = Server(Path("serve"), "--assignment", "kcl-dnn-cw1", "--data", "mnist.npz", cwd=tmp_path)
+    try:
+        answer = started.upload(models / "mlp.h5", "mlp.h5")
+        done = started.wait([answer.token])[answer.token]
+    finally:
+        assert started.stop() == 0, started.log.read_text()
+    assert done["state"] == "done", done["message"]
+    assert done["result"]["status"] == "graded"
+    assert done["result"]["isolation"].startswith("bubblewrap")
+    assert (tmp_path / "serve" / "serve.sqlite").is_file()
+
+
+@pytest.mark.tensorflow
+def test_the_what_to_do_column_keeps_its_width_when_every_check_passed(server: Server, browser, models: Path) -> None:
+    """At a laptop's width (900 px), a result whose checks all pass still shows its "What to do" column at a
+    readable width (it once collapsed to one letter, its heading broken letter by letter)."""
+    answer = server.upload(models / "mlp.h5", "all_pass.h5")
+    server.wait([answer.token])
+    page = browser.new_page(viewport={"width": 900, "height": 900})
+    page.goto(answer.url)
+    outcomes = page.eval_on_selector_all("#checks tbody tr", "rows => rows.map(r => r.className)")
+    assert outcomes and set(outcomes) <= {"pass", "info"}
+    heading = page.eval_on_selector("#checks thead th:last-child", "cell => cell.getBoundingClientRect()")
+    letter = page.evaluate(
+        "() => { const s = document.createElement('span'); s.textContent = 'W';"
+        " document.querySelector('#checks thead th:last-child').appendChild(s);"
+        " const width = s.getBoundingClientRect().width; s.remove(); return width; }"
+    )
+    assert heading["width"] >= 6 * letter
+    lines = page.eval_on_selector(
+        "#checks thead th:last-child",
+        "cell => { const r = document.createRange(); r.selectNodeContents(cell);"
+        " return new Set([...r.getClientRects()].map(rect => Math.round(rect.top))).size; }",
+    )
+    assert lines == 1
+    page.close()
+
+
+@pytest.mark.tensorflow
 def test_the_page_stops_a_file_over_the_limit_before_sending_it(server: Server, browser, tmp_path: Path) -> None:
     """With JavaScript, a file over the coursework's limit is named and stopped in the page: no request leaves."""
     big = tmp_path / "huge.h5"

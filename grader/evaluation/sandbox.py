@@ -94,10 +94,11 @@ def choose_isolation(preference: str = defaults.ISOLATION) -> Isolation:
 
 
 def visible_paths(isolation: Isolation, wanted: dict[str, str]) -> dict[str, str]:
-    """Where the child sees each host path: at the path asked for in a sandbox, where it is otherwise."""
+    """Where the child sees each host path: at the path asked for in a sandbox, where it is otherwise (made
+    absolute: the child runs in a folder of its own, so a path relative to this process's would miss)."""
     if isolation.kind == "bubblewrap":
         return dict(wanted)
-    return {host: host for host in wanted}
+    return {host: os.path.abspath(host) for host in wanted}
 
 
 def command(
@@ -111,8 +112,10 @@ def command(
     """The argv, environment and working directory that run `python argv...` isolated.
 
     `readable` maps host paths to the paths the child sees them at (read-only), as `visible_paths`
-    gives them; `argv` must already use the child's paths.
+    gives them; `argv` must already use the child's paths. Host paths may be relative to this process's
+    folder (a user's `--state serve`): bubblewrap and the child are given them absolute.
     """
+    workdir = Path(os.path.abspath(workdir))
     base_env = {
         "PATH": "/usr/bin:/bin",
         "HOME": "/tmp",
@@ -138,7 +141,7 @@ def command(
     for host in _python_paths():
         binds += ["--ro-bind", host, host]
     for host, inside in sorted(readable.items()):
-        binds += ["--ro-bind", host, inside]
+        binds += ["--ro-bind", os.path.abspath(host), inside]
     full = [
         shutil.which("bwrap") or "bwrap",
         *_namespace_args(),

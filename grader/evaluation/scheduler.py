@@ -112,6 +112,7 @@ class ChildProcess:
         env: dict[str, str] | None = None,
     ) -> None:
         self.isolation = isolation
+        workdir = Path(os.path.abspath(workdir))
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.stderr_path = workdir / f"{module.rsplit('.', 1)[-1]}.log"
@@ -135,7 +136,7 @@ class ChildProcess:
         limits: sandbox.Limits,
     ) -> ChildProcess:
         """A TensorFlow worker that reads each part's images and, one at a time, the model in its inbox."""
-        inbox = workdir / "inbox"
+        inbox = Path(os.path.abspath(workdir)) / "inbox"
         inbox.mkdir(parents=True, exist_ok=True)
         inside = {str(path): f"{IMAGES_INSIDE}/{name}.npy" for name, path in images.items()}
         visible = sandbox.visible_paths(isolation, {**inside, str(inbox): INBOX_INSIDE})

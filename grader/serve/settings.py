@@ -58,6 +58,11 @@ class ServeSettings:
     "When set, each checked file is kept there (named by its sha256); else it is deleted once checked."
 
     def __post_init__(self) -> None:
+        # Absolute from the start: the workers' sandbox binds paths under the state folder, and a path
+        # relative to the folder the server was started in means nothing there.
+        object.__setattr__(self, "state", self.state.absolute())
+        if self.keep_uploads is not None:
+            object.__setattr__(self, "keep_uploads", self.keep_uploads.absolute())
         if not self.formats:
             raise GraderError(f"{self.assignment.name} takes no model files: grade serve checks model files only")
         missing = [part.name for part in self.assignment.model_parts if part.name not in self.data]
