@@ -62,6 +62,8 @@ class CodeCheck:
 
     def __str__(self) -> str:
         lines = [f"{self.file}: {self.status}" + (f" ({self.reason})" if self.reason and not self.passed else "")]
+        if not self.isolation.startswith("bubblewrap"):
+            lines.append(f"Not isolated: the functions ran without the sandbox ({self.isolation})")
         lines += [f"note: {note}" for note in self.notes]
         for question in self.questions:
             head = f"  {question['title']}: {number(question['points'])}/{number(question['max_points'])}"

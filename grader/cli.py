@@ -180,8 +180,22 @@ def cli() -> None:
 @click.option(
     "--cluster",
     metavar="ADDRESS",
-    help="Evaluate on a Dask cluster: a scheduler's address (tcp://host:8786), or local:N to start N workers "
+    help="Evaluate on a Dask cluster: a scheduler's address (tls://host:8786), or local:N to start N workers "
     "here. Labels, the gradebook and the reports stay in this process.",
+)
+@click.option(
+    "--tls-ca-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="tls:// cluster: the course CA's certificate (default: Dask's distributed.comm.tls.ca-file).",
+)
+@click.option(
+    "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="tls:// cluster: this machine's certificate."
+)
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="tls:// cluster: its private key.")
+@click.option(
+    "--cluster-insecure",
+    is_flag=True,
+    help="Allow a plain tcp:// scheduler off this machine (no encryption, no authentication; the run records it).",
 )
 def run_command(
     submissions: Path,
@@ -198,6 +212,10 @@ def run_command(
     library: tuple[Path, ...],
     no_integrity: bool,
     cluster: str | None,
+    tls_ca_file: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    cluster_insecure: bool,
 ) -> None:
     """Grade every student in SUBMISSIONS and write marks.csv and reports.
 
@@ -205,7 +223,8 @@ def run_command(
     Examples:
         grade submissions/ --heldout heldout/ --out reports/
         grade submissions/ --assignment uva-lab1 --heldout mnist=mnist_test.npz --heldout cifar10=test_batch
-        grade submissions/ --cluster tcp://scheduler.example.ac.uk:8786
+        grade submissions/ --cluster tls://scheduler.example.ac.uk:8786 --tls-ca-file ca.pem \\
+            --tls-cert coordinator.pem --tls-key coordinator.key
     """
     from rich.console import Console
 
@@ -214,6 +233,13 @@ def run_command(
     console = Console(stderr=True)
     progress = _RichProgress(console)
     try:
+        security = None
+        if tls_ca_file or tls_cert or tls_key:
+            if not (cluster or "").startswith("tls://"):
+                raise GraderError("--tls-ca-file, --tls-cert and --tls-key are for a --cluster tls://... address")
+            from grader.evaluation.cluster import tls_security
+
+            security = tls_security(tls_ca_file, tls_cert, tls_key)
         with progress:
             summary = grade_cohort(
                 submissions,
@@ -231,6 +257,8 @@ def run_command(
                 integrity=not no_integrity,
                 libraries=library,
                 cluster=cluster,
+                cluster_security=security,
+                cluster_insecure=cluster_insecure,
             )
     except GraderError as error:
         raise _fail(error) from None
@@ -251,6 +279,7 @@ def _print_summary(summary: Any) -> None:
     from rich.table import Table
 
     from grader.outputs.reports import label_of, number
+    from grader.outputs.reports import unsandboxed as unsandboxed_row
 
     console = Console()
     # A long cohort lists only the students who need a look; marks.csv and index.html hold everyone.
@@ -306,6 +335,13 @@ def _print_summary(summary: Any) -> None:
         f"reused {summary.reused} stored evaluations, in {summary.seconds:.1f} s. "
         f"Isolation: {summary.isolation.kind}."
     )
+    unsandboxed = sum(1 for row in summary.rows if unsandboxed_row(row))
+    if unsandboxed:
+        console.print(
+            f"[red]Not isolated: {unsandboxed} of {len(summary.rows)} students' files were handled without the "
+            f"sandbox ({escape(summary.isolation.detail)}); marks.csv's isolation column names them.[/]",
+            highlight=False,
+        )
     console.print(
         f"Marks: {summary.marks_csv}  Summary: {summary.out / 'index.html'}  "
         f"Reports: {summary.out}/<student_id>/report.html"
@@ -584,6 +620,8 @@ def _print_check(result: Any) -> None:
         )
     for note in result.data_notes:
         console.print(f"[yellow]Note:[/] {escape(note)}")
+    if not result.isolation.startswith("bubblewrap"):
+        console.print(f"[red]Not isolated:[/] checked without the sandbox ({escape(result.isolation)})")
     if result.images:
         wrong = result.misclassified
         console.print(f"Misclassified: {len(wrong)} of {len(result.images)} images")
@@ -873,10 +911,11 @@ def serve_command(
     from grader.courseworks.assignment import load_assignment
     from grader.evaluation.sandbox import choose_isolation
     from grader.serve.app import serve
+    from grader.serve.checker import SERVE_UNTRUSTED
     from grader.serve.settings import ServeSettings, public_sets
 
     try:
-        chosen = choose_isolation(isolation)
+        chosen = choose_isolation(isolation, untrusted=SERVE_UNTRUSTED)
         rules = load_assignment(assignment)
         settings = ServeSettings(
             assignment=rules,
@@ -893,10 +932,10 @@ def serve_command(
         )
     except GraderError as error:
         raise _fail(error) from None
-    if chosen.kind != "bubblewrap":
+    if not chosen.isolated:
         click.echo(
-            f"warning: {chosen.detail}. Uploads are files from anyone with the page's address: serve them from a "
-            "machine where bubblewrap works.",
+            f"warning: {chosen.detail}. Uploads are files from anyone with the page's address, checked with this "
+            "user's rights: every result page says so.",
             err=True,
         )
     sets = "; ".join(f"{name}: {public.description}" for name, public in settings.data.items())

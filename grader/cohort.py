@@ -44,8 +44,17 @@ from grader.courseworks.heldout import HeldoutSet, heldout_paths, load_heldout, 
 from grader.discovery import Submission, SubmittedFile, choose_for_part, discover_submissions, model_files
 from grader.errors import GraderError, HeldoutError
 from grader.evaluation.code import CODE_EVALUATOR, CodeRun, CodeTests, evaluate_code, load_tests
-from grader.evaluation.sandbox import Isolation, choose_isolation
-from grader.evaluation.scheduler import Budget, Job, LentWorker, Outcome, Scheduler, inspect_files
+from grader.evaluation.sandbox import Isolation, choose_isolation, was_isolated
+from grader.evaluation.scheduler import (
+    OUTCOME_STATUSES,
+    Budget,
+    Job,
+    LentWorker,
+    Outcome,
+    Scheduler,
+    answer_problem,
+    inspect_files,
+)
 from grader.evaluation.staging import Staged, StagingError, fingerprint, stage, stat_key
 from grader.evaluation.worker import MIN_NEAR_TIE, NEAR_TIE_SAFETY
 from grader.evaluation.worker import REVISION as WORKER_REVISION
@@ -179,6 +188,8 @@ def grade_cohort(
     libraries: Sequence[str | Path] = (),
     cluster: Any = None,
     scheduler: Scheduler | None = None,
+    cluster_security: Any = None,
+    cluster_insecure: bool = False,
 ) -> RunSummary:
     """Grade every student under `submissions` (a folder or Moodle zip) and write marks and reports to `out`.
 
@@ -191,7 +202,9 @@ def grade_cohort(
     (a scheduler's address, 'local:N', or a cluster object such as dask_jobqueue's SLURMCluster;
     grader.evaluation.cluster) instead of this machine's workers. `scheduler` is a warm Scheduler the caller
     keeps (`grade serve`): the run evaluates on its one worker and leaves it running; its images must hold the
-    held-out sets' (named by image_set).
+    held-out sets' (named by image_set). A tls:// cluster is reached with `cluster_security` (Dask's Security:
+    grader.evaluation.cluster.tls_security), else the cluster object's own, else Dask's configuration; a plain
+    tcp:// address off this machine is refused unless `cluster_insecure` (recorded with the run).
     """
     started = time.monotonic()
     progress = progress or _Silent()
@@ -201,19 +214,29 @@ def grade_cohort(
     for folder in libraries if integrity else ():
         if not Path(folder).is_dir():
             raise GraderError(f"--library {folder}: not a folder of models or of an earlier run's reports")
+    transport = ""
     if cluster is not None:
         from grader.evaluation.cluster import check_address
 
-        # A dask_jobqueue or distributed cluster object stands for its scheduler's address.
+        # A dask_jobqueue or distributed cluster object stands for its scheduler's address, and brings its security.
+        if cluster_security is None:
+            cluster_security = getattr(cluster, "security", None)
         cluster = str(getattr(cluster, "scheduler_address", cluster))
-        check_address(cluster)
+        transport = check_address(cluster, insecure=cluster_insecure)
+    # Students' code (a code part's functions, a Lambda's bytecode) never loses the sandbox silently: without
+    # bubblewrap the run stops here, before any of it runs, unless --isolation process was asked for.
+    # (On a cluster a Lambda runs on the Dask workers, each of which requires its own sandbox.)
+    untrusted = " and ".join(
+        what
+        for what, runs in (
+            (f"{rules.name}'s code part", rules.code_parts),
+            ("--allow-lambda", allow_lambda and cluster is None),
+        )
+        if runs
+    )
+    chosen_isolation = choose_isolation(isolation, untrusted=untrusted)
     found = discover_submissions(submissions, rules.formats)
-    chosen_isolation = choose_isolation(isolation)
-    if allow_lambda and chosen_isolation.kind != "bubblewrap":
-        # A Lambda's code must only ever run in the sandbox: without one, --allow-lambda would run
-        # students' code with the grader's own rights.
-        raise GraderError(f"--allow-lambda needs the bubblewrap sandbox, and {chosen_isolation.detail}")
-    if chosen_isolation.kind != "bubblewrap":
+    if not chosen_isolation.isolated:
         progress.note(f"isolation: {chosen_isolation.detail}")
     out = Path(out)
     with Gradebook(out) as book:
@@ -227,6 +250,7 @@ def grade_cohort(
             submissions=str(Path(submissions).resolve()),
             isolation=chosen_isolation.kind,
             options={
+                "isolation_detail": chosen_isolation.detail,
                 "assignment_title": rules.title,
                 "max_score": rules.max_score,
                 "workers": workers,
@@ -237,6 +261,7 @@ def grade_cohort(
                 ),
                 "memory_limit_gb": memory_limit_gb,
                 **({} if rules.single else {"heldout": _heldout_record(heldouts)}),
+                **({"cluster": cluster, "cluster_transport": transport} if cluster is not None else {}),
             },
         )
         budget = run_budget(rules, memory_limit_gb)
@@ -256,6 +281,8 @@ def grade_cohort(
             cluster,
             isolation,
             scheduler,
+            cluster_security=cluster_security,
+            cluster_insecure=cluster_insecure,
         )
         try:
             run.grade(found, workers=workers, fresh_workers=fresh_workers)
@@ -406,7 +433,11 @@ class _Run:
         cluster: str | None = None,
         isolation_preference: str = defaults.ISOLATION,
         lender: Scheduler | None = None,
+        *,
+        cluster_security: Any = None,
+        cluster_insecure: bool = False,
     ) -> None:
+        self.cluster_security, self.cluster_insecure = cluster_security, cluster_insecure
         self.book, self.run_id, self.rules, self.heldouts = book, run_id, rules, heldouts
         self.cluster = cluster
         "Where evaluations run: None for this machine's workers, else a Dask cluster (grader.evaluation.cluster)."
@@ -449,14 +480,16 @@ class _Run:
         if unseen and self.cluster is not None:
             from grader.evaluation.cluster import ClusterScheduler
 
-            # Dask workers get the images (never the labels); each worker chooses its own sandbox, and a file
-            # that runs code (--allow-lambda) needs bubblewrap there as here.
+            # Dask workers get the images (never the labels); each worker requires its own sandbox unless
+            # --isolation process was asked for (see grader.evaluation.cluster).
             scheduler = ClusterScheduler(
                 self.cluster,
-                isolation="bubblewrap" if self.allow_lambda else self.isolation_preference,
+                isolation=self.isolation_preference,
                 images={image_set(each): each.images for each in self.heldouts.values()},
                 budget=self.budget,
                 fresh_each=fresh_workers,
+                security=self.cluster_security,
+                insecure=self.cluster_insecure,
             )
             scheduler.start(len(unseen))
         elif unseen and self.lender is not None:
@@ -868,6 +901,17 @@ class _Run:
     def _record_outcome(self, units: list[_Unit], outcome: Outcome) -> None:
         self.evaluated += 1
         unit = units[0]
+        # Checked as data before a byte of it is read: a worker's answer is the output of untrusted work.
+        problem = (
+            answer_problem(outcome.answer, self.heldouts[unit.part.name].size)
+            if outcome.status == "answered"
+            else ""
+            if outcome.status in OUTCOME_STATUSES
+            else f"an unknown status {outcome.status!r}"
+        )
+        if problem:
+            reason = f"the worker's answer cannot be marked ({problem}); the file is evaluated again next run"
+            outcome = replace(outcome, status="crashed", answer=None, reason=reason[:500])
         answer = outcome.answer
         outputs = None
         if answer is not None and answer.get("ok"):
@@ -1062,7 +1106,14 @@ class _Run:
         spec = unit.part.code
         assert spec is not None
         answer = evaluation.answer or {}
-        detail: dict[str, Any] = {"evaluation": {"id": evaluation.id, "reused": reused, "seconds": evaluation.seconds}}
+        detail: dict[str, Any] = {
+            "evaluation": {
+                "id": evaluation.id,
+                "reused": reused,
+                "seconds": evaluation.seconds,
+                "isolation": evaluation.isolation,
+            }
+        }
         if evaluation.status != "answered":
             self._finish(unit, "crashed", evaluation.reason or "the code could not be run", detail)
             return
@@ -1111,6 +1162,12 @@ class _Run:
         comparison = self._architecture(unit)
         if comparison is not None:
             detail = {**(detail or {}), "architecture": comparison.to_json()}
+        # Read (inspected) under the run's isolation, evaluated under the evaluation's (a reused one may have run
+        # in an earlier, unsandboxed run): either unsandboxed, and every output of this row says so.
+        evaluated_under = ((detail or {}).get("evaluation") or {}).get("isolation") or self.isolation.detail
+        unsandboxed = next((way for way in (self.isolation.detail, evaluated_under) if not was_isolated(way)), "")
+        if unsandboxed:
+            detail = {**(detail or {}), "not_isolated": unsandboxed}
         row = {
             "student_id": submission.student_id,
             "part": unit.part.name,

@@ -19,3 +19,7 @@ STATUSES = (
 MARKED = ("graded", "flagged")
 RETRIED = ("timeout", "crashed", "over_limit")
 "Statuses of the machine's moment as much as of the file: never stored for reuse, so the next run tries again."
+
+NOT_ISOLATED = "not isolated"
+"""What every output says of work that ran without the sandbox (--isolation process, or no bubblewrap for model
+files): marks.csv's isolation column, each report, index.html, the self-check page."""

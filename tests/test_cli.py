@@ -124,9 +124,11 @@ def test_grade_prints_marks_and_writes_marks_csv(tmp_path: Path, models: Path) -
     result = invoke(str(subs), "--heldout", str(DEMO_HELDOUT), "--out", str(out), "--isolation", "process")
     assert result.exit_code == 0, result.output
     assert "1 graded, 1 refused" in result.output and "Isolation: process" in result.output
+    assert "Not isolated: 2 of 2 students' files were handled without the sandbox" in " ".join(result.output.split())
     with open(out / "marks.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["student_id"], r["status"]) for r in rows] == [("1", "graded"), ("2", "refused")]
+    assert [r.pop("isolation") for r in rows] == ["not isolated", "not isolated"]
     assert list(rows[0]) == [
         "student_id",
         "student_name",
@@ -142,7 +144,11 @@ def test_grade_prints_marks_and_writes_marks_csv(tmp_path: Path, models: Path) -
     ]
     assert f"{float(rows[0]['accuracy']):.2f}" in result.output
     report = json.loads((out / "1" / "report.json").read_text())
-    assert report["evaluation"]["isolation"].startswith("subprocess with resource limits")
+    assert report["evaluation"]["isolation"].startswith("not isolated: a plain subprocess with resource limits")
+    assert report["not_isolated"] == report["evaluation"]["isolation"]
+    assert "Not isolated:" in (out / "1" / "report.html").read_text()
+    assert "**Isolation:** not isolated" in (out / "1" / "report.md").read_text()
+    assert 'id="not-isolated"' in (out / "index.html").read_text()
 
 
 @pytest.mark.tensorflow

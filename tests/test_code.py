@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -398,3 +401,45 @@ def test_without_bubblewrap_the_audit_hook_still_refuses_the_payloads(tmp_path: 
     assert row["status"] == "flagged" and row["score"] == 10
     assert "tried to open" in row["reason"] and "tried to run a shell command (os.system)" in row["reason"]
     assert not marker.exists() and not listener.connected
+
+
+def _without_bubblewrap(folder: Path) -> dict[str, str]:
+    """The environment of a machine where bubblewrap cannot start: no bwrap on PATH."""
+    (folder / "empty-path").mkdir(exist_ok=True)
+    return {**os.environ, "PATH": str(folder / "empty-path")}
+
+
+def test_without_bubblewrap_a_code_part_stops_before_any_code_runs(tmp_path: Path) -> None:
+    """The default isolation on a machine where bubblewrap cannot start: `grade` and `grade check` stop before any
+    student's code runs (exit 1: no marks, no gradebook), saying why and the two ways on. Nothing the hostile
+    file would do happens."""
+    heldout = tmp_path / "heldout.npy"
+    heldout.write_bytes(b"secret")
+    marker = tmp_path / "payload-ran"
+    files = {"1": ("lab.py", build_code.hostile(str(heldout), 9, str(marker)))}
+    submissions = build_code.write_cohort(tmp_path / "submissions", files)
+    assignment = code_only(tmp_path)
+    env = _without_bubblewrap(tmp_path)
+    graded = subprocess.run(
+        [sys.executable, "-m", "grader", str(submissions), "--assignment", str(assignment), "--out", "out"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert graded.returncode == 1, graded.stdout + graded.stderr
+    said = " ".join(graded.stderr.split())
+    assert "uva-lab1's code part runs students' code, which needs the bubblewrap sandbox" in said
+    assert "bubblewrap is not installed" in said and "pass --isolation process" in said
+    assert not (tmp_path / "out").exists() and not marker.exists()
+    only = next(submissions.iterdir()) / "lab.py"
+    checked = subprocess.run(
+        [sys.executable, "-m", "grader", "check", str(only), "--assignment", str(assignment)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert checked.returncode == 1 and "needs the bubblewrap sandbox" in " ".join(checked.stderr.split())
+    assert not marker.exists()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from grader.cohort import grade_cohort
-from grader.errors import GraderError, SandboxUnavailable
+from grader.errors import SandboxUnavailable
 from grader.evaluation import sandbox
 
 from .conftest import DEMO_HELDOUT, ROOT
@@ -98,36 +98,55 @@ def test_bubblewrap_child_sees_only_what_it_is_given(
 def test_plain_subprocess_fallback_is_said_and_limited(
     tmp_path: Path, listening_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The fallback is a plain subprocess: it is labelled as such, and its environment is still cleared."""
+    """The fallback is a plain subprocess: it is labelled "not isolated", and its environment is still cleared."""
     monkeypatch.setenv("GRADER_TEST_SECRET", "do not pass on")
     isolation = sandbox.choose_isolation("process")
-    assert "no network or file isolation" in isolation.detail or "not requested" in isolation.detail
+    assert isolation.detail.startswith("not isolated: ") and not isolation.isolated
     facts = run_probe(isolation, tmp_path, listening_port, tmp_path / "scratch")
     assert "SANDBOX_PROBE" in facts["env"] and "GRADER_TEST_SECRET" not in facts["env"]
 
 
-def test_without_bubblewrap_the_run_falls_back_and_says_why(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """With no bwrap on PATH: auto falls back with the reason; asking for bubblewrap is a clear error."""
-    monkeypatch.setenv("PATH", str(tmp_path))
+@pytest.fixture
+def no_bubblewrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """bubblewrap made unavailable: no bwrap on PATH (as on a laptop, a container or macOS)."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
     sandbox.bubblewrap_problem.cache_clear()
-    try:
-        fallback = sandbox.choose_isolation("auto")
-        assert fallback.kind == "process"
-        assert "bubblewrap is not installed (Debian/Ubuntu: apt install bubblewrap)" in fallback.detail
-        with pytest.raises(SandboxUnavailable, match="--isolation bubblewrap: bubblewrap is not installed"):
-            sandbox.choose_isolation("bubblewrap")
-    finally:
-        monkeypatch.undo()
-        sandbox.bubblewrap_problem.cache_clear()
+    yield
+    monkeypatch.undo()
+    sandbox.bubblewrap_problem.cache_clear()
 
 
-def test_allow_lambda_refuses_to_run_without_a_sandbox(tmp_path: Path) -> None:
-    """--allow-lambda never runs students' code unsandboxed: with the plain subprocess it is an error."""
+def test_without_bubblewrap_model_files_fall_back_and_say_why(no_bubblewrap) -> None:
+    """With no bwrap on PATH: for model files read safely, auto falls back to a plain subprocess labelled "not
+    isolated" with the reason; asking for bubblewrap is a clear error."""
+    fallback = sandbox.choose_isolation("auto")
+    assert fallback.kind == "process" and not fallback.isolated
+    assert fallback.detail.startswith("not isolated: ")
+    assert "bubblewrap is not installed (Debian/Ubuntu: apt install bubblewrap)" in fallback.detail
+    with pytest.raises(SandboxUnavailable, match="--isolation bubblewrap: bubblewrap is not installed"):
+        sandbox.choose_isolation("bubblewrap")
+
+
+def test_without_bubblewrap_students_code_never_runs_unless_asked_for(no_bubblewrap) -> None:
+    """Work that runs students' code (a code part, --allow-lambda, the page, a Dask worker) never falls back
+    silently: auto stops with why and the two ways on; only an explicit --isolation process runs it."""
+    with pytest.raises(SandboxUnavailable) as stopped:
+        sandbox.choose_isolation("auto", untrusted="the code part")
+    message = str(stopped.value)
+    assert message.startswith("the code part runs students' code, which needs the bubblewrap sandbox, and ")
+    assert "bubblewrap is not installed" in message
+    assert "apt install bubblewrap" in message and "pass --isolation process" in message
+    chosen = sandbox.choose_isolation("process", untrusted="the code part")
+    assert chosen.kind == "process" and chosen.detail.startswith("not isolated")
+
+
+def test_allow_lambda_stops_before_grading_without_a_sandbox(tmp_path: Path, no_bubblewrap) -> None:
+    """--allow-lambda with the default isolation and no working bubblewrap: the run stops before it starts (no
+    gradebook, nothing read), saying why; a Lambda's code is never run with the grader's rights silently."""
     (tmp_path / "subs").mkdir()
-    with pytest.raises(GraderError, match="--allow-lambda needs the bubblewrap sandbox"):
-        grade_cohort(
-            tmp_path / "subs", heldout=DEMO_HELDOUT, out=tmp_path / "out", allow_lambda=True, isolation="process"
-        )
+    with pytest.raises(SandboxUnavailable, match="--allow-lambda runs students' code"):
+        grade_cohort(tmp_path / "subs", heldout=DEMO_HELDOUT, out=tmp_path / "out", allow_lambda=True)
+    assert not (tmp_path / "out").exists()
 
 
 RAISE_LIMIT = """

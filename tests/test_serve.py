@@ -5,7 +5,10 @@ keeps its queue in order under load, and turns away what it must without keeping
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -527,3 +530,40 @@ def test_serve_refuses_to_start_without_usable_data(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["serve", "--data", str(tmp_path / "missing.npz"), "--state", str(tmp_path)])
     assert result.exit_code == 1
     assert "missing.npz" in result.output and "Traceback" not in result.output
+
+
+def test_serve_will_not_start_without_a_sandbox_unless_asked(tmp_path: Path) -> None:
+    """Uploads come from anyone with the page's address: with the default isolation and bubblewrap unable to start,
+    `grade serve` stops before it reads anything or listens (exit 1), saying why and the two ways on."""
+    (tmp_path / "empty-path").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "grader", "serve", "--data", str(DEMO_HELDOUT), "--state", str(tmp_path / "state")],
+        env={**os.environ, "PATH": str(tmp_path / "empty-path")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    said = " ".join(done.stderr.split())
+    assert "grade serve (it checks files from anyone who has the page's address) runs students' code" in said
+    assert "bubblewrap is not installed" in said and "pass --isolation process" in said
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.tensorflow
+def test_a_page_asked_to_run_unsandboxed_says_so_on_every_result(tmp_path: Path, models: Path, rules: Path) -> None:
+    """--isolation process, asked for explicitly: the page runs, and each result (page and JSON) says "not
+    isolated"."""
+    started = Server(
+        tmp_path / "state", "--assignment", str(rules), "--data", str(DEMO_HELDOUT), "--isolation", "process"
+    )
+    try:
+        answer = started.upload(models / "mlp.h5", "mlp.h5")
+        done = started.wait([answer.token])[answer.token]
+        page = started.get(f"/r/{answer.token}").body
+    finally:
+        assert started.stop() == 0, started.log.read_text()
+    assert done["result"]["status"] == "graded"
+    assert done["result"]["isolation"].startswith("not isolated: ")
+    assert 'id="not-isolated"' in page and "checked without the sandbox" in page
+    assert "warning: not isolated" in started.log.read_text()

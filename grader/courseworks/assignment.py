@@ -576,6 +576,11 @@ class Assignment:
         return tuple(part for part in self.parts if part.code is None)
 
     @property
+    def code_parts(self) -> tuple[Part, ...]:
+        """The parts whose students hand in code that runs (their functions are called)."""
+        return tuple(part for part in self.parts if part.code is not None)
+
+    @property
     def formats(self) -> tuple[str, ...]:
         """Every format any part takes: what makes a file in a student's folder a model file."""
         return tuple(dict.fromkeys(name for part in self.parts for name in self.formats_of(part)))

@@ -14,6 +14,8 @@ coordinator commits each outcome as it arrives, so a killed run resumes as a loc
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import ipaddress
 import logging
 import os
 import re
@@ -32,9 +34,9 @@ import numpy as np
 from distributed import WorkerPlugin
 
 import grader
-from grader.errors import GraderError
+from grader.errors import GraderError, SandboxUnavailable
 from grader.evaluation import sandbox
-from grader.evaluation.scheduler import Budget, Job, Outcome, Scheduler
+from grader.evaluation.scheduler import OUTCOME_STATUSES, Budget, Job, Outcome, Scheduler
 from grader.evaluation.worker import PROTOCOL_VERSION as WORKER_PROTOCOL
 from grader.evaluation.worker import REVISION as WORKER_REVISION
 
@@ -57,24 +59,76 @@ IDLE_SECONDS = 300.0
 IN_FLIGHT_PER_WORKER = 2
 # Connecting to a scheduler, and starting a LocalCluster, may take this long.
 CONNECT_SECONDS = 60
+# What the coordinator reads back from workers: task results only as msgpack (plain data, never a pickle that could
+# run code here), and only through the scheduler (never a direct connection from a worker). See the README's
+# trust model: Dask's own messages between its peers still pickle, which mutual TLS keeps to the course's machines.
+PLAIN_RESULTS = {"deserializers": ["msgpack"], "direct_to_workers": False}
 
 
-def describe(address: str) -> str:
-    """How reports name a cluster: 'Dask LocalCluster of 2 workers' or 'Dask cluster at tcp://...'."""
+def describe(address: str, transport: str = "") -> str:
+    """How reports name a cluster: 'Dask LocalCluster of 2 workers' or 'Dask cluster at tcp://... (TLS)'."""
     local = LOCAL.match(address)
-    return f"Dask LocalCluster of {local.group(1)} workers" if local else f"Dask cluster at {address}"
+    if local:
+        return f"Dask LocalCluster of {local.group(1)} workers"
+    return f"Dask cluster at {address}" + (f" ({transport})" if transport else "")
 
 
-def check_address(address: str) -> None:
-    """A clear error for an address that is neither local:N nor a scheduler's address."""
+def check_address(address: str, *, insecure: bool = False) -> str:
+    """How the coordinator would talk to this cluster, in words ('a LocalCluster here', 'TLS', ...); a clear error,
+    before any connection is tried, for an address that is not one, and for a plain tcp:// address off this
+    machine without `insecure`: anyone who can reach such a scheduler could join as a worker."""
     local = LOCAL.match(address)
     if local and int(local.group(1)) >= 1:
-        return
-    if re.match(r"^(tcp|tls|inproc|ucx)://\S+$", address):
-        return
-    raise GraderError(
-        f"--cluster {address}: give a Dask scheduler's address (tcp://host:8786) or local:N to start N workers here"
-    )
+        return "a LocalCluster on this machine"
+    found = re.match(r"^(tcp|tls|inproc|ucx)://(\S+)$", address)
+    if found is None:
+        raise GraderError(
+            f"--cluster {address}: give a Dask scheduler's address (tls://host:8786) or local:N to start N workers here"
+        )
+    scheme, rest = found.groups()
+    if scheme == "tls":
+        return "TLS"
+    if scheme == "inproc" or _loopback(rest):
+        return f"{scheme} on this machine"
+    if not insecure:
+        raise GraderError(
+            f"--cluster {address}: a plain {scheme}:// address off this machine has no encryption and no "
+            "authentication: anyone who can reach the scheduler could join as a worker and forge marks. Use "
+            "tls:// with the course's certificates (--tls-ca-file, --tls-cert, --tls-key), or pass "
+            "--cluster-insecure on a network only the course controls (the run records it)"
+        )
+    return f"insecure {scheme}: no TLS, no authentication (--cluster-insecure)"
+
+
+def _loopback(rest: str) -> bool:
+    """Whether host:port names this machine, by its text alone (never resolved: no lookup leaves the machine)."""
+    host = rest.rsplit(":", 1)[0] if not rest.startswith("[") else rest[1 : rest.find("]")]
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_security(ca_file: str | None, cert: str | None, key: str | None) -> Any:
+    """Dask's Security for the coordinator (mutual TLS): the files given, else Dask's own configuration
+    (distributed.comm.tls.ca-file, .client.cert, .client.key); a clear error when either lacks a CA or a
+    certificate."""
+    from distributed.security import Security
+
+    given = {"tls_ca_file": ca_file, "tls_client_cert": cert, "tls_client_key": key}
+    security = Security(require_encryption=True, **{name: value for name, value in given.items() if value})
+    if not getattr(security, "tls_ca_file", None) or not getattr(security, "tls_client_cert", None):
+        raise GraderError(
+            "--cluster tls://...: give the course CA and this machine's certificate (--tls-ca-file, --tls-cert and "
+            "--tls-key), or set them in Dask's configuration (distributed.comm.tls)"
+        )
+    for name in ("tls_ca_file", "tls_client_cert", "tls_client_key"):
+        path = getattr(security, name)
+        if path and not os.path.isfile(path):
+            raise GraderError(f"--cluster tls://...: {path}: no such file")
+    return security
 
 
 class GraderPlugin(WorkerPlugin):
@@ -94,7 +148,9 @@ class GraderPlugin(WorkerPlugin):
         self.problem = ""
         "Why this worker cannot evaluate (the sandbox asked for is missing here): each task says so."
         try:
-            self.isolation = sandbox.choose_isolation(self.preference)
+            # Every Dask worker requires its own sandbox (auto never falls back here): a worker that cannot start
+            # one answers so, and the coordinator gives its work to the others.
+            self.isolation = sandbox.choose_isolation(self.preference, untrusted="a Dask worker")
         except GraderError as error:
             self.isolation, self.problem = sandbox.Isolation("none", str(error)), str(error)
         self.images: dict[str, Path] = {}
@@ -145,17 +201,34 @@ class GraderPlugin(WorkerPlugin):
         return self.scheduler
 
     def warm(self, images: dict[str, str]) -> None:
+        if self.problem:
+            return
         with self.lock:
             self._evaluator(images).warm()
 
     def evaluate(
         self, job: dict[str, Any], model: bytes, companions: list[tuple[str, bytes]], images: dict[str, str]
     ) -> dict[str, Any]:
-        """Evaluate one job as local grading does; the outcome as plain data, with this worker's release."""
+        """Evaluate one job as local grading does; the outcome as plain data (msgpack: never a pickle), with this
+        worker's release and what it read (the model's sha256, the images' key) for the coordinator to check.
+        Never raises: a failure here is an answer too."""
         if self.problem:
-            reason = f"the Dask worker {self.address} cannot evaluate: {self.problem}"
-            failed = Outcome(job["key"], "crashed", None, reason, 0.0, self.isolation)
-            return {**asdict(failed), "release": RELEASE}
+            # Never evaluated here without the sandbox: the coordinator gives the job to another worker.
+            return {"cannot_sandbox": self.problem, "dask_worker": self.address, "release": RELEASE}
+        read = {
+            "model_sha256": hashlib.sha256(model).hexdigest(),
+            "images_key": images.get(job["request"].get("images", ""), ""),
+            "dask_worker": self.address,
+            "release": RELEASE,
+        }
+        try:
+            return {**self._evaluate(job, model, companions, images), **read}
+        except Exception as error:
+            return {"task_error": f"{type(error).__name__}: {error}"[:500], **read}
+
+    def _evaluate(
+        self, job: dict[str, Any], model: bytes, companions: list[tuple[str, bytes]], images: dict[str, str]
+    ) -> dict[str, Any]:
         with self.lock:
             self.used = time.monotonic()
             evaluator = self._evaluator(images)
@@ -185,7 +258,6 @@ class GraderPlugin(WorkerPlugin):
                 self.used = time.monotonic()
         result = asdict(outcome)
         result["worker"] = {**outcome.worker, "dask_worker": self.address}
-        result["release"] = RELEASE
         return result
 
 
@@ -227,6 +299,11 @@ def warm_task(plugin: str, images: dict[str, str]) -> bool:
     return True
 
 
+def sandbox_task(plugin: str) -> str:
+    """Why this worker cannot evaluate in the sandbox the run asks for ('' when it can)."""
+    return _plugin(plugin).problem
+
+
 class ClusterScheduler:
     """The local Scheduler's interface (start, run, close, started) on a Dask cluster."""
 
@@ -239,8 +316,12 @@ class ClusterScheduler:
         budget: Budget,
         fresh_each: bool = False,
         retries: int = 1,
+        security: Any = None,
+        insecure: bool = False,
     ) -> None:
-        check_address(address)
+        self.transport = check_address(address, insecure=insecure)
+        self.security = security
+        "Dask's Security (mutual TLS) for a tls:// address (see tls_security)."
         self.address, self.isolation_preference, self.budget = address, isolation, budget
         self.images, self.fresh_each, self.retries = images, fresh_each, retries
         self.client: Any = None
@@ -251,6 +332,10 @@ class ClusterScheduler:
         "This run's worker plugin's name."
         self._served: set[str] = set()
         self._warming: list[Any] = []
+        self._capable: set[str] = set()
+        "Workers that can evaluate in the sandbox the run asks for: the only ones given jobs."
+        self._refusing: dict[str, str] = {}
+        "Workers that cannot, and why."
 
     def start(self, expected: int) -> None:
         """Connect (or start the LocalCluster), register the plugin, scatter the images to every worker once,
@@ -276,9 +361,11 @@ class ClusterScheduler:
                         dashboard_address=None,
                         silence_logs=logging.ERROR,
                     )
-                self.client = Client(self.cluster, timeout=CONNECT_SECONDS)
+                self.client = Client(self.cluster, timeout=CONNECT_SECONDS, **PLAIN_RESULTS)
             else:
-                self.client = Client(self.address, timeout=CONNECT_SECONDS)
+                if self.address.startswith("tls://") and self.security is None:
+                    self.security = tls_security(None, None, None)
+                self.client = Client(self.address, timeout=CONNECT_SECONDS, security=self.security, **PLAIN_RESULTS)
         except (OSError, TimeoutError) as error:
             self.close()
             raise GraderError(f"--cluster {self.address}: cannot connect to the Dask scheduler ({error})") from None
@@ -301,13 +388,41 @@ class ClusterScheduler:
         # same key might be held by some workers only, and a broadcast would then not reach the others.
         self._scattered = self.client.scatter(self.images, broadcast=True, hash=False)
         self._keys = {name: str(future.key) for name, future in self._scattered.items()}
-        self._workers = set(workers)
-        self._warming = [
-            self.client.submit(
-                warm_task, self.plugin, self._keys, workers=[address], pure=False, allow_other_workers=False
+        self._workers: set[str] = set()
+        self._admit(set(workers), warm=True)
+
+    def _admit(self, workers: set[str], *, warm: bool = False) -> None:
+        """Ask new workers whether they can sandbox (and, at the start, start the TensorFlow child of each that
+        can; a worker joining later starts it with its first job). A worker that cannot is never given a job;
+        with none left that can, the run stops before any file is evaluated."""
+        self._workers |= workers
+        asked = {
+            address: self.client.submit(
+                sandbox_task, self.plugin, workers=[address], pure=False, allow_other_workers=False
             )
-            for address in workers
-        ]
+            for address in sorted(workers)
+        }
+        for address, future in asked.items():
+            try:
+                problem = future.result(timeout=CONNECT_SECONDS)
+            except Exception as error:  # a worker that cannot answer is not given work
+                problem = f"it did not answer ({type(error).__name__}: {error})"
+            if problem:
+                self._refusing[address] = str(problem)
+                continue
+            self._capable.add(address)
+            if warm:
+                self._warming.append(
+                    self.client.submit(
+                        warm_task, self.plugin, self._keys, workers=[address], pure=False, allow_other_workers=False
+                    )
+                )
+        self._check_capable()
+
+    def _check_capable(self) -> None:
+        if not self._capable:
+            reasons = "; ".join(f"{address}: {problem}" for address, problem in sorted(self._refusing.items()))
+            raise SandboxUnavailable(f"--cluster {self.address}: no Dask worker can evaluate in a sandbox ({reasons})")
 
     def run(self, jobs: Iterable[Job], on_outcome: Callable[[Outcome], None]) -> None:
         """Evaluate every job on the cluster; call `on_outcome` in this thread as each finishes.
@@ -320,7 +435,8 @@ class ClusterScheduler:
         pending = list(jobs)
         pending.reverse()  # popped from the end: the first job first
         self.start(len(pending))
-        in_flight: dict[Any, Job] = {}
+        in_flight: dict[Any, tuple[Job, str]] = {}
+        "Each job in flight, and the sha256 of the model bytes it was sent."
 
         def submit() -> Any:
             self._replicate_to_newcomers()
@@ -334,66 +450,121 @@ class ClusterScheduler:
                 "model_name": job.model_name,
             }
             companions = [(name, path.read_bytes()) for path, name in job.companions]
+            model = job.model_path.read_bytes()
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Sending large graph")  # one model's bytes, by design
                 future = self.client.submit(
                     evaluate_task,
                     self.plugin,
                     plain,
-                    job.model_path.read_bytes(),
+                    model,
                     companions,
                     self._keys,
                     key=f"grader-evaluate-{uuid.uuid4().hex}",
                     pure=False,
                     retries=self.retries,
+                    workers=sorted(self._capable),
+                    allow_other_workers=False,
                 )
-            in_flight[future] = job
+            in_flight[future] = (job, hashlib.sha256(model).hexdigest())
             return future
 
-        width = max(1, IN_FLIGHT_PER_WORKER * len(self.client.scheduler_info()["workers"]))
+        width = max(1, IN_FLIGHT_PER_WORKER * len(self._capable))
         finished = as_completed([submit() for _ in range(min(width, len(pending)))])
         for future in finished:
-            job = in_flight.pop(future)
+            job, sent = in_flight.pop(future)
+            refused = self._refused_by(future)
+            if refused:
+                # That worker cannot sandbox (its bubblewrap broke, or it joined without one): never again; the
+                # job goes to another, and with none left the run stops.
+                self._capable.discard(refused[0])
+                self._refusing[refused[0]] = refused[1]
+                self._check_capable()
+                pending.append(job)
             if pending:
                 finished.add(submit())
-            on_outcome(self._outcome(job, future))
+            if not refused:
+                on_outcome(self._outcome(job, future, sent))
+
+    def _refused_by(self, future: Any) -> tuple[str, str] | None:
+        """(worker, why) when a job came back unevaluated because its worker cannot sandbox, else None."""
+        try:
+            result = future.result()
+        except Exception:
+            return None
+        if isinstance(result, dict) and result.get("cannot_sandbox"):
+            return str(result.get("dask_worker", "a worker")), str(result["cannot_sandbox"])
+        return None
 
     def _replicate_to_newcomers(self) -> None:
         """Give the images to workers that joined since they were scattered (a cluster scaling up)."""
         workers = set(self.client.scheduler_info()["workers"])
         if workers - self._workers:
             self.client.replicate(list(self._scattered.values()))
-        self._workers = workers
+            self._admit(workers - self._workers)
 
-    def _outcome(self, job: Job, future: Any) -> Outcome:
+    def _outcome(self, job: Job, future: Any, sent: str) -> Outcome:
+        """A finished job's outcome, its result checked as data first: from this release, for this job, from the
+        model it was sent (`sent`, the sha256 of those bytes) and the images it names. Anything else is `crashed`
+        with the reason, never marked."""
+        here = sandbox.Isolation("dask", describe(self.address, self.transport))
         try:
             result = future.result()
         except Exception as error:  # the cluster's failure (a worker died on every try): this student's row
             reason = f"the Dask cluster could not evaluate it: {type(error).__name__}: {error}"
-            return Outcome(
-                job.key, "crashed", None, reason[:500], 0.0, sandbox.Isolation("dask", describe(self.address))
-            )
-        if result.get("release") != RELEASE:
-            # Another grader release may predict or encode differently: its answer is never read.
-            reason = (
-                f"the Dask worker runs grader {result.get('release')}, this grader is {RELEASE}: install the same "
-                "release (and lock file) on every worker"
-            )
-            return Outcome(job.key, "crashed", None, reason, 0.0, sandbox.Isolation("dask", describe(self.address)))
+            return Outcome(job.key, "crashed", None, reason[:500], 0.0, here)
+        problem = self._result_problem(result, job, sent)
+        if problem:
+            return Outcome(job.key, "crashed", None, problem[:500], 0.0, here)
         isolation = result["isolation"]
-        served = result["worker"].get("dask_worker", "")
-        if served and served not in self._served:
+        served = result["dask_worker"]
+        if served not in self._served:
             self._served.add(served)
             self.started = len(self._served)
+        where = describe(self.address, self.transport)
         return Outcome(
-            key=result["key"],
+            key=job.key,
             status=result["status"],
             answer=result["answer"],
-            reason=result["reason"],
-            seconds=result["seconds"],
-            isolation=sandbox.Isolation(isolation["kind"], f"{isolation['detail']} (on {describe(self.address)})"),
+            reason=str(result["reason"]),
+            seconds=float(result["seconds"]),
+            isolation=sandbox.Isolation(str(isolation["kind"]), f"{isolation['detail']} (on {where})"),
             worker=result["worker"],
         )
+
+    def _result_problem(self, result: Any, job: Job, sent: str) -> str:
+        """Why a worker's result cannot be taken as this job's ('' when it can). The outputs themselves are
+        checked where every answer is (grader.evaluation.scheduler.answer_problem)."""
+        who = f"the Dask worker {result.get('dask_worker', '?')}" if isinstance(result, dict) else "a Dask worker"
+        if not isinstance(result, dict):
+            return f"{who} sent a {type(result).__name__}, not a result"
+        if result.get("release") != RELEASE:
+            # Another grader release may predict or encode differently: its answer is never read.
+            return (
+                f"{who} runs grader {result.get('release')}, this grader is {RELEASE}: install the same release (and "
+                "lock file) on every worker"
+            )
+        if result.get("task_error"):
+            return f"{who} could not evaluate it: {result['task_error']}"
+        if result.get("model_sha256") != sent:
+            return (
+                f"{who} answered for another file (sha256 {str(result.get('model_sha256'))[:16]}…, sent {sent[:16]}…)"
+            )
+        expected_images = self._keys.get(job.request.get("images", ""))
+        if result.get("images_key") != expected_images:
+            return f"{who} read other images ({result.get('images_key')!r}) than the job named ({expected_images!r})"
+        if result.get("key") != job.key:
+            return f"{who} answered for another job ({result.get('key')!r})"
+        isolation, worker = result.get("isolation"), result.get("worker")
+        if (
+            result.get("status") not in OUTCOME_STATUSES
+            or not isinstance(isolation, dict)
+            or not all(isinstance(isolation.get(name), str) for name in ("kind", "detail"))
+            or not isinstance(worker, dict)
+            or not isinstance(result.get("seconds"), int | float)
+        ):
+            return f"{who} sent a result that is not laid out as grader's"
+        return ""
 
     def close(self) -> None:
         """Stop this run's TensorFlow children on the workers (its plugin goes), and disconnect."""

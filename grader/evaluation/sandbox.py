@@ -25,6 +25,7 @@ from typing import Any
 import grader
 from grader import defaults
 from grader.errors import SandboxUnavailable
+from grader.status import NOT_ISOLATED
 
 ISOLATIONS = ("auto", "bubblewrap", "process")
 SANDBOX_TMP_BYTES = 256 * 1024 * 1024
@@ -56,6 +57,14 @@ class Isolation:
     detail: str
     "One line a TA can read: what the isolation is, or why bubblewrap was not used."
 
+    @property
+    def isolated(self) -> bool:
+        """Whether students' files were kept in a sandbox; every output of a run that was not says so."""
+        return self.kind == "bubblewrap"
+
+
+BUBBLEWRAP = "bubblewrap: no network, read-only view of the model and images only, private /tmp, limits"
+
 
 @functools.cache
 def bubblewrap_problem() -> str:
@@ -76,21 +85,44 @@ def bubblewrap_problem() -> str:
     return ""
 
 
-def choose_isolation(preference: str = defaults.ISOLATION) -> Isolation:
-    """Bubblewrap when asked for or available; a plain subprocess otherwise (or when asked for)."""
+def choose_isolation(preference: str = defaults.ISOLATION, *, untrusted: str = "") -> Isolation:
+    """Bubblewrap when asked for or available; a plain subprocess when asked for, or, for model files read
+    safely, when bubblewrap cannot start here (the run says so).
+
+    `untrusted` names work that runs students' code ('the code part', '--allow-lambda', 'grade serve', 'a Dask
+    worker'): it never loses the sandbox silently. Without a working bubblewrap, 'auto' then stops with
+    SandboxUnavailable saying why and the two ways on; only an explicit 'process' runs it unsandboxed.
+    """
     if preference not in ISOLATIONS:
         raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}")
     if preference == "process":
-        return Isolation("process", "subprocess with resource limits (bubblewrap not requested)")
+        return Isolation("process", f"{NOT_ISOLATED}: a plain subprocess with resource limits (--isolation process)")
     problem = bubblewrap_problem()
     if not problem:
-        return Isolation(
-            "bubblewrap",
-            "bubblewrap: no network, read-only view of the model and images only, private /tmp, limits",
-        )
+        return Isolation("bubblewrap", BUBBLEWRAP)
     if preference == "bubblewrap":
         raise SandboxUnavailable(f"--isolation bubblewrap: {problem}")
-    return Isolation("process", f"subprocess with resource limits; no network or file isolation: {problem}")
+    if untrusted:
+        raise SandboxUnavailable(unsandboxed(untrusted, problem))
+    return Isolation(
+        "process", f"{NOT_ISOLATED}: a plain subprocess with resource limits, no network or file isolation: {problem}"
+    )
+
+
+def was_isolated(isolation: str) -> bool:
+    """Whether work recorded with this isolation (a kind, or the detail an evaluation stored) ran in the
+    sandbox."""
+    return isolation.startswith("bubblewrap")
+
+
+def unsandboxed(untrusted: str, problem: str) -> str:
+    """Why work that runs students' code stops where bubblewrap cannot start, and the two ways on."""
+    return (
+        f"{untrusted} runs students' code, which needs the bubblewrap sandbox, and {problem}. Either make "
+        "bubblewrap work here (Debian/Ubuntu: apt install bubblewrap; user namespaces must be allowed), or pass "
+        "--isolation process to run it without isolation, with the grading user's rights (every output then "
+        f"says '{NOT_ISOLATED}')"
+    )
 
 
 def visible_paths(isolation: Isolation, wanted: dict[str, str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ served a file that screening flagged is killed with its whole process group and 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -22,11 +23,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 
 from grader import defaults
 from grader.errors import WorkerCrashed, WorkerError, WorkerOverBudget, WorkerTimeout
 from grader.evaluation import sandbox
+from grader.evaluation.worker import MAX_OUTPUT_COLUMNS, OUTPUT_DTYPES
 from grader.evaluation.worker import PROTOCOL_VERSION as WORKER_PROTOCOL
 
 IMAGES_INSIDE = "/data"
@@ -77,6 +80,45 @@ class Job:
     "The name the model gets in the worker's inbox: its format's suffix ('model.keras', 'model.onnx')."
     companions: tuple[tuple[Path, str], ...] = ()
     "Staged files placed beside the model under their own names (an ONNX graph's external data)."
+
+
+OUTCOME_STATUSES = ("answered", "timeout", "crashed", "memory", "processes")
+
+
+def answer_problem(answer: Any, images: int) -> str:
+    """Why an evaluation's answer cannot be marked ('' when it can): it is checked as data before anything is
+    read from it, whoever sent it (a local worker whose model wrote into the protocol, a Dask worker). Outputs
+    must be one row of at most MAX_OUTPUT_COLUMNS float values per image of the set, in exactly as many bytes."""
+    if not isinstance(answer, dict):
+        return f"the answer is a {type(answer).__name__}, not a mapping"
+    if not answer.get("ok"):
+        return "" if isinstance(answer.get("error", ""), str) else "its error is not text"
+    encoded = answer.get("outputs")
+    if not isinstance(encoded, dict):
+        return "it carries no outputs"
+    shape, dtype = encoded.get("shape"), encoded.get("dtype")
+    try:
+        kind = np.dtype(dtype).name if isinstance(dtype, str) else ""
+    except TypeError:
+        kind = ""
+    if kind not in OUTPUT_DTYPES:
+        return f"outputs of type {dtype!r}, not one of {', '.join(OUTPUT_DTYPES)}"
+    if (
+        not isinstance(shape, list | tuple)  # a Dask worker's answer comes as msgpack, its lists as tuples
+        or len(shape) != 2
+        or not all(isinstance(size, int) and not isinstance(size, bool) for size in shape)
+        or shape[0] != images
+        or not 1 <= shape[1] <= MAX_OUTPUT_COLUMNS
+    ):
+        return f"outputs of shape {list(shape) if isinstance(shape, tuple) else shape!r} for {images} images"
+    data = encoded.get("base64")
+    try:
+        size = len(base64.b64decode(data, validate=True)) if isinstance(data, str) else -1
+    except ValueError:
+        size = -1
+    if size != shape[0] * shape[1] * np.dtype(dtype).itemsize:
+        return "its outputs' bytes do not match their shape and type"
+    return ""
 
 
 @dataclass(frozen=True)

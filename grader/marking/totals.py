@@ -58,12 +58,14 @@ def _combined(parts: dict[str, dict[str, Any]], assignment: Assignment) -> dict[
         status = "flagged"
     else:
         status, total = next(row["status"] for row in unmarked.values() if row is not None), None
+    unsandboxed = next((way for row in parts.values() if (way := row["detail"].get("not_isolated"))), None)
     return {
         "student_id": first["student_id"],
         "student_name": first["student_name"],
         "folder": first["folder"],
         "status": status,
         "reason": "; ".join(reasons),
+        **({"not_isolated": unsandboxed} if unsandboxed else {}),
         "score": as_score(total) if total is not None else None,
         "max_score": assignment.max_score,
         "parts": ordered,

@@ -31,7 +31,7 @@ from grader.marking.schemes import Bands, Signoff, as_score
 from grader.marking.totals import PART_COLUMNS, student_rows
 from grader.outputs import figures
 from grader.outputs.code_report import code_markdown, code_report, run_notes
-from grader.status import MARKED, STATUSES
+from grader.status import MARKED, NOT_ISOLATED, STATUSES
 from grader.versions import saved_with
 
 # A several-part marks.csv: these, then PART_COLUMNS for each part.
@@ -76,12 +76,21 @@ def number(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def unsandboxed(row: dict[str, Any]) -> str:
+    """How a student's file was handled without the sandbox ('' when it was sandboxed): a one-part row's detail
+    says it, a several-part student row carries it for its parts."""
+    return str(row.get("not_isolated") or (row.get("detail") or {}).get("not_isolated") or "")
+
+
 def marks_csv(rows: list[dict[str, Any]], assignment: Assignment | None = None) -> str:
     """marks.csv as text: one row per student folder, failures included. One part: the columns above.
     Several: the student's total, status and reason, then each part's columns prefixed '<part>_'. A part
-    marked by sign-off rules has a 'label' column too ('S+'), after its score."""
+    marked by sign-off rules has a 'label' column too ('S+'), after its score. When any student's file was
+    handled without the sandbox, a last column, isolation, says 'not isolated' for each such student."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    isolation = [NOT_ISOLATED if unsandboxed(row) else "bubblewrap" for row in rows]
+    extra = ["isolation"] if NOT_ISOLATED in isolation else []
     if assignment is None or assignment.single:
         signoff = (
             isinstance(assignment.parts[0].marking, Signoff)
@@ -89,17 +98,17 @@ def marks_csv(rows: list[dict[str, Any]], assignment: Assignment | None = None) 
             else any(label_of(row) for row in rows)
         )
         columns = _with_label(MARKS_COLUMNS) if signoff else MARKS_COLUMNS
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_cell_text(row, column) for column in columns])
+        writer.writerow([*columns, *extra])
+        for row, how in zip(rows, isolation, strict=True):
+            writer.writerow([*(_cell_text(row, column) for column in columns), *([how] if extra else [])])
         return buffer.getvalue()
     names = [part.name for part in assignment.parts]
     layout = {
         part.name: _with_label(PART_COLUMNS) if isinstance(part.marking, Signoff) else PART_COLUMNS
         for part in assignment.parts
     }
-    writer.writerow([*MULTI_COLUMNS, *(f"{name}_{column}" for name in names for column in layout[name])])
-    for row in rows:
+    writer.writerow([*MULTI_COLUMNS, *(f"{name}_{column}" for name in names for column in layout[name]), *extra])
+    for row, how in zip(rows, isolation, strict=True):
         cells = [
             row["student_id"],
             row["student_name"],
@@ -111,7 +120,7 @@ def marks_csv(rows: list[dict[str, Any]], assignment: Assignment | None = None) 
         for name in names:
             part_row = row["parts"].get(name)
             cells += [_cell_text(part_row, column) if part_row is not None else "" for column in layout[name]]
-        writer.writerow(cells)
+        writer.writerow([*cells, *([how] if extra else [])])
     return buffer.getvalue()
 
 
@@ -203,6 +212,7 @@ def write_student_report(
             "grader": sections[0][0]["grader"],
             "run": sections[0][0]["run"],
             "notes": notes,
+            **({"not_isolated": unsandboxed(total)} if unsandboxed(total) else {}),
         }
         html = report_html(report, {}, sections)
     folder = out / student_folder(rows[0]["student_id"])
@@ -273,6 +283,7 @@ def build_report(
         },
         "grader": {"version": grader.__version__},
         "run": {"id": run["id"], "started_at": run["started_at"], "isolation": run["isolation"]},
+        **({"not_isolated": unsandboxed(row)} if unsandboxed(row) else {}),
     }
     if not assignment.single:
         report["part"] = {"name": part.name, "title": part.title, "weight": number(as_score(part.weight))}
@@ -413,6 +424,8 @@ def person(name: str, student_id: str) -> str:
 def report_markdown(report: dict[str, Any]) -> str:
     """A readable report for the student and the TA: one part, or the total and each part in turn."""
     lines = [f"# {_who(report['student'])}", "", f"**Status:** {report['status']}"]
+    if report.get("not_isolated"):
+        lines.append(f"**Isolation:** {report['not_isolated']}")
     if "parts" in report:
         total = report["total"]
         shown = number(total["score"]) if total["score"] is not None else "-"
@@ -715,6 +728,8 @@ def index_html(
         counts=[(status, counts[status]) for status in STATUSES if counts[status]],
         median=statistics.median(totals) if totals else None,
         integrity=integrity,
+        unsandboxed=sorted({how for row in rows if (how := unsandboxed(row))}),
+        unsandboxed_count=sum(1 for row in rows if unsandboxed(row)),
     )
 
 

@@ -30,6 +30,7 @@ from grader.serve.store import DONE, FAILED, RESTARTED, RUNNING, Store
 from grader.status import RETRIED
 
 LOG = logging.getLogger("grader.serve")
+SERVE_UNTRUSTED = "grade serve (it checks files from anyone who has the page's address)"
 TOKEN_BYTES = 32
 "A result's address: 256 random bits (secrets.token_urlsafe), never derived from the file."
 CANNOT_RUN = (
@@ -68,7 +69,9 @@ class Checker:
     def __init__(self, settings: ServeSettings, store: Store, spool: Spool) -> None:
         self.settings, self.store, self.spool = settings, store, spool
         self.work = settings.state / "work"
-        self.isolation = choose_isolation(settings.isolation)
+        # Uploads come from anyone with the address: the sandbox is required, unless --isolation process was
+        # asked for (then every result page says "not isolated").
+        self.isolation = choose_isolation(settings.isolation, untrusted=SERVE_UNTRUSTED)
         self._queue: deque[_Job] = deque()
         self._jobs: dict[str, _Job] = {}
         "Jobs queued or running, by result key."
@@ -181,7 +184,7 @@ class Checker:
                 data={name: public.path for name, public in self.settings.data.items()},
                 assignment=self.settings.assignment,
                 part=job.part or None,
-                isolation=self.settings.isolation,
+                isolation=self.isolation.kind,  # as chosen at start: never another one mid-course
                 time_limit=self.settings.time_limit,
                 memory_limit_gb=self.settings.memory_limit_gb,
                 scheduler=scheduler,
