@@ -436,7 +436,7 @@ def _per_image(out: Path, row: dict[str, Any], dataset: HeldoutSet, part: Part) 
     """Each image of a folder with its label and the class the model predicted (from the check's gradebook)."""
     if row["evaluation_id"] is None or row["status"] not in MARKED:
         return ()
-    with Gradebook(out) as book:
+    with Gradebook.reading(out) as book:
         evaluation = book.evaluation_by_id(row["evaluation_id"])
     if evaluation is None or evaluation.predictions is None:
         return ()

@@ -788,6 +788,29 @@ def export_command(
         raise _fail(error) from None
 
 
+@cli.command("upgrade")
+@click.argument("reports", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def upgrade_command(reports: Path) -> None:
+    """Bring the gradebook in REPORTS, written by an older grader, up to this grader's schema (nothing is lost).
+    Readers (export, integrity, plot, read_results) never change a gradebook; a run with --out REPORTS upgrades
+    it too.
+
+    \b
+    Example:
+        grade upgrade reports/
+    """
+    from grader.gradebook import FILE_NAME, SCHEMA_VERSION, Gradebook
+
+    if not (reports / FILE_NAME).is_file():
+        raise _fail(f"{reports}: no gradebook here; pass the output folder of a grade run")
+    try:
+        with Gradebook(reports):
+            pass
+    except GraderError as error:
+        raise _fail(error) from None
+    click.echo(f"{reports / FILE_NAME}: schema {SCHEMA_VERSION}")
+
+
 @cli.command("assignments")
 def assignments_command() -> None:
     """List the assignment files shipped with grader, with what each one grades.
@@ -870,10 +893,40 @@ def assignments_command() -> None:
     "from $GRADER_COURSE_TOKEN (which keeps it out of the process list).",
 )
 @click.option(
+    "--course-tokens",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A file of personal tokens, one per line (one per student or group): an upload must carry one, and each "
+    "has its own hourly allowance (students behind one campus address are counted apart).",
+)
+@click.option(
     "--keep-uploads",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Keep each checked file here (named by its sha256); by default it is deleted once checked.",
+)
+@click.option(
+    "--keep-days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=defaults.KEEP_DAYS,
+    show_default=True,
+    help="Delete results, upload records and kept uploads older than this, at start and daily.",
+)
+@click.option(
+    "--min-upload-rate",
+    type=click.FloatRange(min=0),
+    default=defaults.MIN_UPLOAD_KB_PER_SECOND,
+    show_default=True,
+    metavar="KB/S",
+    help="Cut off an upload that arrives slower than this on average once --upload-grace has passed.",
+)
+@click.option(
+    "--upload-grace",
+    type=click.FloatRange(min=1),
+    default=defaults.UPLOAD_GRACE_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="When an upload's rate starts to count, and the longest pause between two of its chunks.",
 )
 @click.option(
     "--forwarded-allow-ips",
@@ -895,7 +948,11 @@ def serve_command(
     spool_mb: int,
     uploads_per_hour: int,
     course_token: str | None,
+    course_tokens: Path | None,
     keep_uploads: Path | None,
+    keep_days: float,
+    min_upload_rate: float,
+    upload_grace: float,
     forwarded_allow_ips: str,
     root_path: str,
 ) -> None:
@@ -912,7 +969,7 @@ def serve_command(
     from grader.evaluation.sandbox import choose_isolation
     from grader.serve.app import serve
     from grader.serve.checker import SERVE_UNTRUSTED
-    from grader.serve.settings import ServeSettings, public_sets
+    from grader.serve.settings import ServeSettings, public_sets, read_tokens
 
     try:
         chosen = choose_isolation(isolation, untrusted=SERVE_UNTRUSTED)
@@ -928,7 +985,11 @@ def serve_command(
             spool_bytes=spool_mb * 1024 * 1024,
             uploads_per_hour=uploads_per_hour,
             course_token=course_token or None,
+            course_tokens=read_tokens(course_tokens) if course_tokens else frozenset(),
             keep_uploads=keep_uploads,
+            keep_days=keep_days,
+            min_upload_rate=min_upload_rate * 1024,
+            upload_grace_seconds=upload_grace,
         )
     except GraderError as error:
         raise _fail(error) from None

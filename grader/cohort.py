@@ -65,7 +65,7 @@ from grader.gradebook import Evaluation, Gradebook
 from grader.inspection import REVISION as INSPECTOR_REVISION
 from grader.inspection import Inspection
 from grader.marking import scoring
-from grader.marking.code import code_detail, mark_code
+from grader.marking.code import code_detail, file_attempts, mark_code
 from grader.marking.code import reasons as code_reasons
 from grader.marking.totals import student_rows
 from grader.outputs.integrity import write_integrity
@@ -1125,6 +1125,16 @@ class _Run:
         review = code_reasons(marks, "review")
         if review:
             unit.checks.append(Check("review", WARN, review, "a person should read these questions' code"))
+        tried = file_attempts(answer)
+        if tried:
+            unit.checks.append(
+                Check(
+                    "tripwire",
+                    WARN,
+                    "the file's code tried to " + "; ".join(tried) + " (refused)",
+                    "a person should read this file: its code tried what numpy functions never need",
+                )
+            )
         for note in unit.submission.notes:
             unit.checks.append(Check("file choice", WARN, note, "hand in one file with your functions"))
         flagged = [check for check in unit.checks if check.outcome == WARN]
@@ -1266,6 +1276,8 @@ def fast_batch_size(inspection: Inspection | None, official: int) -> int:
 
 def _failure_reason(answer: dict[str, Any]) -> str:
     reason = _stage_failure(answer)
+    if answer.get("attempts"):
+        reason += f"; {_attempts_text(answer)}"
     for other in answer.get("fallback_from", []):
         reason += f"; {other.get('loader', 'the Keras 2 loader')} failed too: {_stage_failure(other)}"
     if answer.get("adapt_error"):
@@ -1292,9 +1304,23 @@ def _stage_failure(answer: dict[str, Any]) -> str:
     return error
 
 
+def _attempts_text(answer: dict[str, Any]) -> str:
+    """What a model's own code (its Lambda layers, run under --allow-lambda) tried and was refused, in words."""
+    return "the model's code tried to " + "; ".join(answer["attempts"]) + " (refused)"
+
+
 def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]:
     """What the evaluation showed that the official script would have done differently."""
     checks = []
+    if answer.get("attempts"):
+        checks.append(
+            Check(
+                "tripwire",
+                WARN,
+                _attempts_text(answer),
+                "a person should look at this file: its code tried what a model never needs",
+            )
+        )
     batches = answer.get("batches") or {}
     changed = batches.get("changed") or []
     if batches.get("batch_dependent"):
@@ -1486,6 +1512,7 @@ def _evaluation_detail(evaluation: Evaluation, reused: bool) -> dict[str, Any]:
         "official_load_error",
         "official_load_unchecked",
         "fallback_from",
+        "attempts",
     )
     return {
         "id": evaluation.id,

@@ -48,4 +48,11 @@ SERVE_WORKERS = 1
 SPOOL_MB = 2048
 "Disk the uploads waiting to be checked may use together; an upload past it is told to try again later."
 UPLOADS_PER_HOUR = 20
-"Uploads one client (IP address) may make in an hour; a re-upload of a checked file counts too."
+"""Uploads taken from one client in an hour (its personal token's, else its IP address's); a re-upload of a
+checked file counts too, a refused upload does not."""
+MIN_UPLOAD_KB_PER_SECOND = 16
+"An upload arriving slower than this on average (after the grace below) is cut off by the page itself."
+UPLOAD_GRACE_SECONDS = 30.0
+"How long an upload may take before its rate is judged, and the longest pause between two of its chunks."
+KEEP_DAYS = 30.0
+"Stored results, upload records and kept uploads older than this are deleted, at start and daily."

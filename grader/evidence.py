@@ -19,7 +19,6 @@ import numpy as np
 
 from grader.courseworks.assignment import Assignment
 from grader.courseworks.heldout import HeldoutSet
-from grader.errors import GraderError
 from grader.formats.fingerprint import REVISION, read_kernels
 from grader.gradebook import FILE_NAME, Gradebook
 from grader.marking.integrity import Finding, Network, find_evidence
@@ -101,9 +100,7 @@ def rerun(
     from grader.outputs.integrity import write_integrity
     from grader.outputs.reports import run_heldout
 
-    if not (reports / FILE_NAME).is_file():
-        raise GraderError(f"{reports}: no gradebook here; pass the output folder of a grade run")
-    with Gradebook(reports) as book:
+    with Gradebook.reading(reports) as book:
         run = book.run()
         rules = load_assignment(run["assignment_path"])
         heldouts = {}
@@ -118,7 +115,7 @@ def rerun(
 
 def read_library_rows(folder: Path) -> tuple[Gradebook, list[dict[str, Any]]]:
     """A library's gradebook (kept open for its kernels and predictions) and its latest run's rows."""
-    book = Gradebook(folder)
+    book = Gradebook.reading(folder)
     try:
         return book, book.results(book.run()["id"])
     except BaseException:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import sys
 import zlib
@@ -158,12 +159,14 @@ class Evaluation:
 
 
 class Gradebook:
-    """One output folder's SQLite gradebook, open for one run at a time."""
+    """One output folder's SQLite gradebook, open for one run at a time (`Gradebook(folder)`, the writer), or read
+    while anything else goes on (`Gradebook.reading(folder)`)."""
 
     def __init__(self, folder: Path) -> None:
+        local_disk(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / FILE_NAME
-        self._lock_file = open(folder / ".gradebook.lock", "a+")  # noqa: SIM115 (held for the run)
+        self._lock_file: Any = open(folder / ".gradebook.lock", "a+")  # noqa: SIM115 (held for the run)
         if not try_lock(self._lock_file):
             self._lock_file.close()
             raise GradebookBusy(
@@ -183,6 +186,34 @@ class Gradebook:
         else:
             self._migrate(int(stored[0]))
 
+    @classmethod
+    def reading(cls, folder: Path) -> Gradebook:
+        """The gradebook opened read-only (SQLite's mode=ro): no lock, no migration, nothing written, so a run
+        writing it meanwhile is never blocked (and sees nothing of this reader). A gradebook of another schema is
+        refused with the command that brings it up to date."""
+        local_disk(folder)
+        path = folder / FILE_NAME
+        if not path.is_file():
+            raise GraderError(f"{folder}: no gradebook here; pass the output folder of a grade run")
+        book = cls.__new__(cls)
+        book.path, book._lock_file, book._recent = path, None, {}
+        book.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        book.db.row_factory = sqlite3.Row
+        try:
+            stored = book.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.DatabaseError as error:
+            book.db.close()
+            raise GraderError(f"{path}: not a gradebook grader can read ({error})") from None
+        schema = int(stored[0]) if stored else 0
+        if schema != SCHEMA_VERSION:
+            book.db.close()
+            newer = schema > SCHEMA_VERSION
+            raise GraderError(
+                f"{path}: gradebook schema {schema}, this grader reads schema {SCHEMA_VERSION}; "
+                + ("use the grader that wrote it" if newer else f"bring it up to date with `grade upgrade {folder}`")
+            )
+        return book
+
     def _migrate(self, schema: int) -> None:
         """Bring a gradebook written by an older grader up to SCHEMA_VERSION, in one transaction."""
         if schema > SCHEMA_VERSION or any(step not in MIGRATIONS for step in range(schema, SCHEMA_VERSION)):
@@ -200,7 +231,8 @@ class Gradebook:
 
     def close(self) -> None:
         self.db.close()
-        self._lock_file.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
 
     def __enter__(self) -> Gradebook:
         return self
@@ -426,6 +458,40 @@ class Gradebook:
             item["detail"] = json.loads(item["detail"])
             out.append(item)
         return out
+
+
+# File systems on which SQLite's WAL mode (its shared-memory index) does not work: a gradebook there is refused.
+NETWORK_FILE_SYSTEMS = frozenset(
+    {
+        "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs", "sshfs", "afs", "ncpfs", "glusterfs",
+        "fuse.glusterfs", "ceph", "fuse.ceph", "lustre", "gpfs", "beegfs", "fuse.s3fs", "davfs", "fuse.davfs2",
+    }
+)  # fmt: skip
+
+
+def file_system(folder: Path, mounts: list[tuple[str, str]] | None = None) -> str:
+    """The type of the file system a folder is on ('ext4', 'nfs4'; '' when unknown): the mount point that holds
+    it, as /proc/mounts lists them (`mounts`: (mount point, type) pairs, else this machine's)."""
+    if mounts is None:
+        import psutil
+
+        try:
+            mounts = [(part.mountpoint, part.fstype) for part in psutil.disk_partitions(all=True)]
+        except (OSError, RuntimeError):
+            return ""
+    place = os.path.realpath(folder)
+    holding = [(point, kind) for point, kind in mounts if place == point or place.startswith(point.rstrip("/") + "/")]
+    return max(holding, key=lambda found: len(found[0]))[1] if holding else ""
+
+
+def local_disk(folder: Path, mounts: list[tuple[str, str]] | None = None) -> None:
+    """Refuse a gradebook folder on a network file system, where SQLite's WAL mode does not work."""
+    kind = file_system(folder, mounts)
+    if kind in NETWORK_FILE_SYSTEMS:
+        raise GraderError(
+            f"{folder}: on a network file system ({kind}); the gradebook is SQLite in WAL mode, which does not "
+            "work there: put --out on a local disk (copy the reports to the share afterwards)"
+        )
 
 
 def try_lock(handle: Any) -> bool:

@@ -268,3 +268,57 @@ def write_cohort(root: Path, files: dict[str, tuple[str, str]]) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
     return root
+
+
+# Each way past the audit hook a review found or a determined student would try, in relu (the rest of the file
+# is VECTORISED): {name: (relu's body, words the report must use)}. VICTIM is a file the payload tries to
+# overwrite (a constant, taken); none of them may change it, with or without bubblewrap.
+RELU = "def relu(feature_maps):\n    return np.where(feature_maps > 0, feature_maps, 0.0)"
+TRIPWIRE = {
+    # The review's payload: os reached through an allowed module, then os.open with write flags.
+    "reach_os": (
+        "    os = dataclasses.inspect.os\n    os.close(os.open(VICTIM, os.O_WRONLY | os.O_TRUNC))\n",
+        "was not run: it tried to reach Python's internals or a module it may not import (`inspect` at line",
+    ),
+    "reach_os_by_name": (
+        "    os = getattr(getattr(dataclasses, 'insp' + 'ect'), 'o' + 's')\n"
+        "    os.close(os.open(VICTIM, os.O_WRONLY | os.O_TRUNC))\n",
+        "tried to reach Python's internals or a module it may not import ('inspect' by name)",
+    ),
+    # __name__ assigned to pass as numpy (the old hook's test), then an import.
+    "name_as_numpy": ("    import os\n    os.truncate(VICTIM, 0)\n", "tried to import os"),
+    "frames_from_a_traceback": (
+        "    try:\n        1 / 0\n    except ZeroDivisionError as error:\n"
+        "        frame = getattr(getattr(error, '__trace' + 'back__'), 'tb_' + 'frame')\n"
+        "        getattr(getattr(frame, 'f_' + 'back'), 'f_' + 'globals').clear()\n",
+        "tried to reach Python's internals or a module it may not import ('__traceback__' by name)",
+    ),
+    "frames_in_the_open": (
+        "    try:\n        1 / 0\n    except ZeroDivisionError as error:\n"
+        "        error.__traceback__.tb_frame.f_back.f_globals.clear()\n",
+        "was not run: it tried to reach Python's internals or a module it may not import (`__traceback__` at",
+    ),
+    "gc": ("    import gc\n    gc.get_objects()\n", "tried to import gc"),
+    "subclasses_walk": (
+        "    for cls in ().__class__.__base__.__subclasses__():\n"
+        "        if cls.__name__ == 'Guard':\n            cls.run = None\n",
+        "tried to reach Python's internals or a module it may not import (`__base__` at line 21, `__subclasses__` at",
+    ),
+    "subclasses_by_name": (
+        "    getattr(object, '__subcl' + 'asses__')()\n",
+        "tried to reach Python's internals or a module it may not import ('__subclasses__' by name)",
+    ),
+    "code_as_a_library": (
+        "    exec(compile('open(VICTIM, \"w\")', '/usr/lib/python3/dist-packages/numpy/x.py', 'exec'))\n",
+        "tried to make code at run time (compile)",
+    ),
+    "open_for_writing": ("    open(VICTIM, 'w').write('pwned = True')\n", "for writing"),
+}
+
+
+def tripwire_file(name: str, victim: str) -> str:
+    """VECTORISED with relu carrying one TRIPWIRE payload (which then returns the right answer)."""
+    body, _ = TRIPWIRE[name]
+    prelude = f"import dataclasses\nVICTIM = {victim!r}\n" + ('__name__ = "numpy"\n' if name == "name_as_numpy" else "")
+    relu = "def relu(feature_maps):\n" + body + "    return np.where(feature_maps > 0, feature_maps, 0.0)"
+    return prelude + VECTORISED.replace(RELU, relu)

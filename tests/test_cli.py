@@ -44,6 +44,7 @@ EXAMPLES = {
     "plot": "grade plot ",
     "integrity": "grade integrity ",
     "serve": "grade serve ",
+    "upgrade": "grade upgrade ",
 }
 
 

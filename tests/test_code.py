@@ -203,17 +203,19 @@ def test_a_syntax_error_gives_each_question_its_line(cohort) -> None:
 
 
 def test_hostile_code_is_refused_with_its_reason_and_has_no_effect(cohort) -> None:
-    """Reading the held-out file (open and np.load), a socket to a listening server and os.system (both
-    reached through numpy's builtins, past the import check) are refused inside the sandbox; those questions
-    get 0 with the reason, the student is flagged for a person, the rest are graded, and nothing happened."""
+    """Reading the held-out file (open and np.load) is refused while the code runs; a socket to a listening
+    server and os.system, both reached through numpy's builtins (`np.__dict__["__builtins__"]`), are not run at
+    all: their functions reach Python's internals. Those questions get 0 with the reason, the student is flagged
+    for a person, the rest are graded, and nothing happened."""
     row = cohort["rows"]["108"]
     assert row["status"] == "flagged"
     found = questions(cohort, "108")
     assert points(cohort, "108") == {"q20": 5, "q21": 0, "q22": 0, "q23": 0, "q24": 5, "q25": 0}
     assert "tried to open" in found["q21"]["reason"] and "labels.npy" in found["q21"]["reason"]
     assert "tried to open" in found["q22"]["reason"]
-    assert "tried to import socket" in found["q23"]["reason"]
-    assert "tried to run a shell command (os.system)" in found["q25"]["reason"]
+    for question in ("q23", "q25"):
+        reason = found[question]["reason"]
+        assert "was not run: it tried to reach Python's internals" in reason and "`__builtins__`" in reason
     review = "code: review: q21, q22, q23, q25: the code tried what it may not (refused); q21: 0 of 4 cases passed"
     assert row["reason"].startswith(review)
     assert not cohort["marker"].exists()  # neither os.system nor the top-level subprocess.run ran
@@ -384,7 +386,8 @@ def test_grade_check_runs_a_students_functions_before_they_upload(tmp_path: Path
 
 def test_without_bubblewrap_the_audit_hook_still_refuses_the_payloads(tmp_path: Path) -> None:
     """--isolation process (no namespaces: a machine without bubblewrap): the held-out file is readable on this
-    host, yet the hook refuses opening it, the shell and the socket; nothing happens."""
+    host, yet the tripwire refuses opening it, and the shell and the socket are never run; nothing happens, and
+    the row says it was not isolated."""
     heldout = tmp_path / "heldout.npy"
     heldout.write_bytes(b"secret")
     marker = tmp_path / "payload-ran"
@@ -399,7 +402,8 @@ def test_without_bubblewrap_the_audit_hook_still_refuses_the_payloads(tmp_path: 
         listener.close()
     row = summary.rows[0]
     assert row["status"] == "flagged" and row["score"] == 10
-    assert "tried to open" in row["reason"] and "tried to run a shell command (os.system)" in row["reason"]
+    assert "tried to open" in row["reason"] and "was not run: it tried to reach Python's internals" in row["reason"]
+    assert row["not_isolated"].startswith("not isolated")
     assert not marker.exists() and not listener.connected
 
 
@@ -443,3 +447,50 @@ def test_without_bubblewrap_a_code_part_stops_before_any_code_runs(tmp_path: Pat
     )
     assert checked.returncode == 1 and "needs the bubblewrap sandbox" in " ".join(checked.stderr.split())
     assert not marker.exists()
+
+
+def _tripwire_cohort(root: Path) -> tuple[Path, Path]:
+    victim = root / "victim.py"
+    victim.write_text("original = True\n")
+    files = {
+        f"3{number:02d}": ("lab.py", build_code.tripwire_file(name, str(victim)))
+        for number, name in enumerate(build_code.TRIPWIRE)
+    }
+    return build_code.write_cohort(root / "submissions", files), victim
+
+
+def _each_attempt_is_named_and_flagged(summary, victim: Path) -> None:
+    rows = {row["student_id"]: row for row in summary.rows}
+    for number, (name, (_, words)) in enumerate(build_code.TRIPWIRE.items()):
+        row = rows[f"3{number:02d}"]
+        q21 = row["parts"]["code"]["detail"]["code"]["questions"][1]
+        assert row["status"] == "flagged", name
+        assert q21["points"] == 0 and words in q21["reason"], (name, q21["reason"])
+        assert q21["review"] == "the code tried what it may not (refused)", name
+        assert row["parts"]["code"]["score"] == 17, name  # every other question is graded as usual
+    assert victim.read_text() == "original = True\n"
+
+
+def test_each_way_past_the_hook_is_contained_named_and_flagged_in_the_sandbox(tmp_path: Path, bubblewrap) -> None:
+    """One student per technique a review or a determined student would try against the audit hook (os reached
+    through an allowed module and opened for writing, __name__ assigned to pass as numpy, a traceback's frames,
+    gc, a __subclasses__ walk, code compiled under a library's file name, a plain write), in the open or by a
+    computed name: under bubblewrap, each is contained, the question names what was tried, and the student is
+    flagged for a person; the file they aimed at is unchanged."""
+    submissions, victim = _tripwire_cohort(tmp_path)
+    summary = grade_cohort(submissions, assignment=code_only(tmp_path), out=tmp_path / "reports", integrity=False)
+    _each_attempt_is_named_and_flagged(summary, victim)
+    assert summary.isolation.kind == "bubblewrap"
+    assert "isolation" not in summary.marks_csv.read_text().splitlines()[0]
+
+
+def test_each_way_past_the_hook_is_refused_without_the_sandbox_when_asked_for(tmp_path: Path) -> None:
+    """The same files with --isolation process, asked for explicitly: the tripwire alone refuses and names each
+    attempt (nothing changes on this machine), and every output says the run was not isolated."""
+    submissions, victim = _tripwire_cohort(tmp_path)
+    summary = grade_cohort(
+        submissions, assignment=code_only(tmp_path), out=tmp_path / "reports", integrity=False, isolation="process"
+    )
+    _each_attempt_is_named_and_flagged(summary, victim)
+    with open(summary.marks_csv, newline="") as handle:
+        assert {row["isolation"] for row in csv.DictReader(handle)} == {"not isolated"}

@@ -56,3 +56,63 @@ def test_read_marks_of_a_folder_without_a_run_is_a_clear_error(tmp_path: Path) -
         grader.read_marks(tmp_path)
     with pytest.raises(GraderError, match="no gradebook here"):
         grader.read_results(tmp_path)
+
+
+@pytest.mark.tensorflow
+def test_readers_work_while_a_grade_run_holds_the_gradebook(graded, cohort: Path, tmp_path: Path) -> None:
+    """A second `grade` run on the same reports folder (new held-out images: every file evaluated again) holds the
+    gradebook's lock and writes it; meanwhile read_marks, read_results, `grade export` and `grade integrity` read
+    the last completed run without waiting and without error."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from .conftest import DEMO_HELDOUT
+
+    out = tmp_path / "reports"
+    shutil.copytree(graded.out, out)
+    with np.load(DEMO_HELDOUT) as data:
+        np.savez(tmp_path / "fewer.npz", x=data["x"][:2000], y=data["y"][:2000])
+    command = [sys.executable, "-m", "grader", str(cohort), "--heldout", str(tmp_path / "fewer.npz"), "--out", str(out)]
+    run = subprocess.Popen([*command, "--fresh-workers"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _running(out) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert run.poll() is None, "the run ended before the readers could be tried"
+        marks = grader.read_marks(out)
+        results = grader.read_results(out)
+        exported = subprocess.run(
+            [sys.executable, "-m", "grader", "export", "csv", "--reports", str(out), "--out", str(tmp_path / "m.csv")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        integrity = subprocess.run(
+            [sys.executable, "-m", "grader", "integrity", str(out)], capture_output=True, text=True, timeout=120
+        )
+        still_running = run.poll() is None
+    finally:
+        errors = run.communicate(timeout=600)[1]
+    assert still_running, "the readers took longer than the run: try a larger cohort"
+    assert run.returncode == 0, errors
+    assert len(marks) == len(graded.rows) and set(results["student_id"]) <= set(marks.index)
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "m.csv").read_text() == graded.marks_csv.read_text()
+    assert integrity.returncode == 0, integrity.stderr
+
+
+def _running(out: Path) -> bool:
+    """Whether a run is under way in `out` (its gradebook, read without a lock, says so)."""
+    import contextlib
+    import sqlite3
+
+    with (
+        contextlib.suppress(sqlite3.Error),
+        sqlite3.connect(f"file:{out / 'gradebook.sqlite'}?mode=ro", uri=True) as db,
+    ):
+        return db.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0] > 0
+    return False

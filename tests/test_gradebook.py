@@ -128,3 +128,59 @@ def test_notes_are_appended_to_a_result(tmp_path: Path) -> None:
     assert result["reason"] == "report: could not be written (OSError()); figure: x"
     assert result["detail"]["notes"] == ["report: could not be written (OSError())", "figure: x"]
     assert json.dumps(result["detail"])
+
+
+def test_a_reader_opens_read_only_and_never_waits_for_the_writer(tmp_path: Path) -> None:
+    """While a run holds the gradebook (its lock, and a write transaction open), a reader opens it read-only
+    without waiting, sees what was committed, and cannot write."""
+    with Gradebook(tmp_path) as writer:
+        exact = np.array([[0.1, 0.9]], np.float32)
+        stored = store(writer, exact)
+        writer.db.execute("BEGIN IMMEDIATE")
+        writer.db.execute("UPDATE meta SET value = value WHERE key = 'schema'")
+        with Gradebook.reading(tmp_path) as reader:
+            assert np.array_equal(reader.outputs(stored), exact)
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                reader.db.execute("DELETE FROM evaluations")
+        writer.db.execute("COMMIT")
+
+
+def test_a_reader_refuses_an_older_gradebook_and_names_the_command_that_upgrades_it(tmp_path: Path) -> None:
+    """A reader never migrates: a gradebook of an older schema is refused with `grade upgrade`, left untouched,
+    and readable once upgraded."""
+    from click.testing import CliRunner
+
+    from grader.cli import cli
+
+    with Gradebook(tmp_path) as book:
+        book.db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION - 1),))
+    with pytest.raises(GraderError, match=f"bring it up to date with `grade upgrade {tmp_path}`"):
+        Gradebook.reading(tmp_path)
+    with sqlite3.connect(tmp_path / "gradebook.sqlite") as db:
+        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == str(SCHEMA_VERSION - 1)
+    done = CliRunner().invoke(cli, ["upgrade", str(tmp_path)], catch_exceptions=False)
+    assert done.exit_code == 0 and f"schema {SCHEMA_VERSION}" in done.output
+    Gradebook.reading(tmp_path).close()
+
+
+@pytest.mark.parametrize(
+    ("folder", "refused"),
+    [
+        ("/mnt/share/course/reports", "nfs4"),
+        ("/home/ta/reports", ""),
+        ("/mnt/sshfs/reports", "fuse.sshfs"),
+        ("/mnt/shared-not/reports", ""),
+    ],
+)
+def test_a_gradebook_on_a_network_file_system_is_refused(folder: str, refused: str) -> None:
+    """The mount holding the folder decides (as /proc/mounts lists them, longest prefix first): on NFS, SMB or
+    sshfs the gradebook is refused with why (SQLite's WAL mode does not work there); a local disk is taken."""
+    from grader.gradebook import file_system, local_disk
+
+    mounts = [("/", "ext4"), ("/home", "ext4"), ("/mnt/share", "nfs4"), ("/mnt/sshfs", "fuse.sshfs")]
+    assert file_system(Path(folder), mounts) == (refused or "ext4")
+    if refused:
+        with pytest.raises(GraderError, match=f"network file system \\({refused}\\).*WAL mode, which does not work"):
+            local_disk(Path(folder), mounts)
+    else:
+        local_disk(Path(folder), mounts)

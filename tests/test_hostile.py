@@ -122,26 +122,59 @@ def test_reports_record_the_isolation(hostile_run) -> None:
     assert report["evaluation"]["isolation"] == summary.isolation.detail
 
 
-@pytest.mark.usefixtures("bubblewrap")
-def test_allowed_lambda_runs_only_inside_the_sandbox(tmp_path: Path, models: Path, traps: Traps, listener) -> None:
-    """With --allow-lambda a payload runs (its predictions show it), but inside the sandbox: it leaves no
-    canary on the host, reads neither the secret nor the labels, reaches no host port; a payload that
-    starts processes is stopped by the process budget; the ordinary student is graded."""
-    root = tmp_path / "submissions"
+def _lambda_cohort(root: Path, models: Path) -> Path:
     shutil.copyfile(models / "payload.h5", folder(root, "Pay Load_1_assignsubmission_file_") / "payload.h5")
     shutil.copyfile(models / "spawner.h5", folder(root, "Spa Wner_2_assignsubmission_file_") / "spawner.h5")
     shutil.copyfile(models / "mlp.h5", folder(root, "Ann Good_3_assignsubmission_file_") / "ann.h5")
+    return root
+
+
+LAMBDA_ATTEMPTS = ("make a folder (os.mkdir)", "for reading", "use the network")
+
+
+@pytest.mark.usefixtures("bubblewrap")
+def test_allowed_lambda_runs_only_inside_the_sandbox(tmp_path: Path, models: Path, traps: Traps, listener) -> None:
+    """With --allow-lambda a payload runs (its predictions show it), inside the sandbox and under the tripwire:
+    each thing it tries (a folder on the host, the secret and the labels, a host port) is refused and named in
+    the report, and the student is flagged; nothing reaches the host. A payload that starts processes the way
+    no audit event sees gets past the tripwire, and is stopped by the sandbox's process budget. The ordinary
+    student is graded."""
+    root = _lambda_cohort(tmp_path / "submissions", models)
     summary = grade_cohort(
         root, heldout=DEMO_HELDOUT, out=tmp_path / "reports", allow_lambda=True, isolation="bubblewrap"
     )
     rows = {row["student_id"]: row for row in summary.rows}
     assert rows["1"]["status"] == "flagged" and "allowed by the instructor" in rows["1"]["reason"]
+    assert "tripwire: the model's code tried to" in rows["1"]["reason"]
+    assert all(attempt in rows["1"]["reason"] for attempt in LAMBDA_ATTEMPTS), rows["1"]["reason"]
+    assert str(traps.secret) in rows["1"]["reason"]
     # The payload zeroes its input, so every image gets the same class: it ran.
     assert len(set(_predicted(summary, rows["1"]))) == 1
     assert not traps.canary.exists()
     assert connections(listener) == 0
     assert rows["2"]["status"] == "over_limit" and "processes" in rows["2"]["reason"]
     assert rows["3"]["status"] == "graded"
+    assert "isolation" not in summary.marks_csv.read_text().splitlines()[0]
+
+
+def test_allowed_lambda_without_the_sandbox_runs_only_when_asked_and_says_so(
+    tmp_path: Path, models: Path, traps: Traps, listener
+) -> None:
+    """--allow-lambda with --isolation process, asked for explicitly: the Lambda runs with the grading user's
+    rights; the tripwire still refuses and names each attempt (nothing reaches the host), and every output
+    says "not isolated"."""
+    root = _lambda_cohort(tmp_path / "submissions", models)
+    (root / "Spa Wner_2_assignsubmission_file_" / "spawner.h5").unlink()  # unsandboxed, it would really spawn
+    summary = grade_cohort(root, heldout=DEMO_HELDOUT, out=tmp_path / "reports", allow_lambda=True, isolation="process")
+    rows = {row["student_id"]: row for row in summary.rows}
+    assert rows["1"]["status"] == "flagged"
+    assert all(attempt in rows["1"]["reason"] for attempt in LAMBDA_ATTEMPTS), rows["1"]["reason"]
+    assert not traps.canary.exists() and connections(listener) == 0
+    with open(summary.marks_csv, newline="") as handle:
+        isolation = {row["student_id"]: row["isolation"] for row in csv.DictReader(handle)}
+    assert set(isolation.values()) == {"not isolated"}
+    assert 'id="not-isolated"' in (summary.out / "index.html").read_text()
+    assert "Not isolated:" in (summary.out / "1" / "report.html").read_text()
 
 
 def _predicted(summary, row) -> list[int]:

@@ -4,9 +4,12 @@ keeps its queue in order under load, and turns away what it must without keeping
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +31,7 @@ from grader.serve.store import RESTARTED
 
 from . import hostile
 from .conftest import DEMO_HELDOUT, Traps
-from .serve_client import Server, streamed_form
+from .serve_client import Server, form, streamed_form
 
 LIMIT = 30 * 1024 * 1024
 "The test coursework's file-size limit: KCL's rules with 30 MB instead of 500 MB."
@@ -567,3 +570,193 @@ def test_a_page_asked_to_run_unsandboxed_says_so_on_every_result(tmp_path: Path,
     assert done["result"]["isolation"].startswith("not isolated: ")
     assert 'id="not-isolated"' in page and "checked without the sandbox" in page
     assert "warning: not isolated" in started.log.read_text()
+
+
+# Under hostile use ------------------------------------------------------------------------------------------
+
+PERSONAL = ("personal-token-of-ann-0001", "personal-token-of-bob-0002")
+OLD = 40 * 24 * 3600
+
+
+def _old_state(state: Path, kept: Path) -> dict[str, str]:
+    """A state folder a server left 40 days ago (an upload and its result) beside yesterday's, and kept files
+    of both ages: what a restart with --keep-days 30 must prune, and keep."""
+    from grader.serve.store import DONE, Store
+
+    store = Store(state)
+    now = time.time()
+    tokens = {"old": "o" * 43, "recent": "r" * 43}
+    for age, token in tokens.items():
+        created = now - (OLD if age == "old" else 24 * 3600)
+        store.add(token, file_name=f"{age}.h5", sha256=age, size=1, part="", result_key=f"key-{age}")
+        store.save_result(f"key-{age}", age, 1.0, {"status": "graded", "receipt": age}, [token])
+        store._db.execute("UPDATE uploads SET created = ? WHERE token = ?", (created, token))
+        store._db.execute("UPDATE results SET created = ? WHERE key = ?", (created, f"key-{age}"))
+        assert store.upload(token).state == DONE
+    store.close()
+    kept.mkdir()
+    for age in tokens:
+        path = kept / f"{age}.h5"
+        path.write_bytes(b"kept")
+        if age == "old":
+            os.utime(path, (now - OLD, now - OLD))
+    return tokens
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory, rules: Path):
+    """A server with personal tokens (two uploads an hour each), a short upload grace, --keep-days 30, and the
+    state of an earlier server: an upload and kept file 40 days old, and yesterday's."""
+    folder = tmp_path_factory.mktemp("strict")
+    tokens = folder / "tokens.txt"
+    tokens.write_text(
+        "# course tokens, one per student\n" + "".join(f"{t} student {i}\n" for i, t in enumerate(PERSONAL))
+    )
+    earlier = _old_state(folder / "state", folder / "kept")
+    options = ["--course-tokens", str(tokens), "--uploads-per-hour", "2", "--upload-grace", "3"]
+    options += ["--keep-days", "30", "--keep-uploads", str(folder / "kept")]
+    for started in running(folder, rules, *options):
+        started.earlier = earlier  # type: ignore[attr-defined]
+        yield started
+
+
+@pytest.mark.tensorflow
+def test_only_taken_uploads_count_per_personal_token(strict: Server, models: Path) -> None:
+    """Behind one campus address, each personal token has its own allowance; uploads refused (no token, an unknown
+    one, a file that is not a model file) are not counted against anyone; the allowance's end is told (429)."""
+    nat = "10.9.9.9"
+    ann, bob = ({"course_token": token} for token in PERSONAL)
+    assert strict.upload(models / "mlp.h5", "mlp.h5", client=nat).status == 403
+    assert strict.upload(models / "mlp.h5", "mlp.h5", fields={"course_token": "x" * 30}, client=nat).status == 403
+    assert strict.upload(b"%PDF-1.4", "report.pdf", fields=ann, client=nat).status == 400
+    assert strict.get(f"/?token={PERSONAL[0]}").status == 200
+    for _ in range(2):
+        taken = strict.upload(models / "mlp.h5", "mlp.h5", fields=ann, client=nat)
+        assert taken.status == 200 and "/r/" in taken.url
+    again = strict.upload(models / "mlp.h5", "mlp.h5", fields=ann, client=nat)
+    assert again.status == 429 and "Your link has checked 2 files" in again.body
+    assert strict.upload(models / "mlp.h5", "mlp.h5", fields=bob, client=nat).status == 200
+
+
+@pytest.mark.tensorflow
+def test_an_upload_slower_than_the_stated_rate_is_cut_off(strict: Server) -> None:
+    """A client that sends a form's first bytes and then trickles (a slow-body attack): the page itself cuts it
+    off once the grace has passed (408), keeps nothing, and goes on serving."""
+    with socket.create_connection(("127.0.0.1", strict.port), timeout=30) as connection:
+        connection.sendall(
+            b"POST /check HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b'Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name="course_token"\r\n\r\n'
+            + PERSONAL[1].encode()
+            + b'\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="slow.h5"\r\n\r\n'
+        )
+        started = time.monotonic()
+        answer = b""
+        while b"\r\n\r\n" not in answer and time.monotonic() - started < 20:
+            try:
+                connection.sendall(b"x")
+            except OSError:
+                break
+            connection.settimeout(1)
+            with contextlib.suppress(TimeoutError):
+                answer += connection.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert time.monotonic() - started < 15
+    deadline = time.monotonic() + 120  # other tests' uploads may still be checked (their files then go)
+    while strict.kept_files() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert strict.kept_files() == [] and strict.get("/healthz").status == 200
+
+
+@pytest.mark.tensorflow
+def test_what_is_older_than_keep_days_is_pruned_at_start(strict: Server) -> None:
+    """At start, the upload record, its result and the kept file older than --keep-days are deleted (the old page
+    is not found); yesterday's are kept."""
+    earlier = strict.earlier  # type: ignore[attr-defined]
+    assert strict.get(f"/r/{earlier['old']}.json").status == 404
+    recent = strict.get(f"/r/{earlier['recent']}.json")
+    assert recent.status == 200 and json.loads(recent.body)["result"]["receipt"] == "recent"
+    kept = strict.state.parent / "kept"
+    assert not (kept / "old.h5").exists() and (kept / "recent.h5").exists()
+
+
+@pytest.mark.tensorflow
+def test_result_and_course_tokens_never_reach_the_access_log(strict: Server, models: Path) -> None:
+    """uvicorn's access log shows a result's address by its token's first characters only, and no course token."""
+    answer = strict.upload(models / "cnn.h5", "cnn.h5", fields={"course_token": PERSONAL[1]}, client="10.3.3.3")
+    strict.wait([answer.token])
+    for path in (f"/r/{answer.token}", f"/r/{answer.token}.json", f"/?token={PERSONAL[0]}"):
+        strict.get(path)
+    log = strict.log.read_text()
+    assert f"/r/{answer.token[:6]}…" in log
+    assert answer.token not in log and answer.token[:12] not in log
+    assert PERSONAL[0] not in log and PERSONAL[1] not in log
+
+
+def test_disk_and_sqlite_work_runs_off_the_event_loop(tmp_path: Path, monkeypatch) -> None:
+    """An upload's writes to disk and every SQLite call behind a page run in a worker thread, never on the event
+    loop (a slow disk would stall every visitor): each is watched where it runs while the app takes an upload and
+    serves its page."""
+    import asyncio
+
+    from grader.courseworks.assignment import load_assignment
+    from grader.serve import receiving, store
+    from grader.serve.app import create_app
+    from grader.serve.settings import ServeSettings, public_sets
+
+    where: list[tuple[str, bool]] = []
+
+    def watched(name: str, original):
+        def run(*args, **kwargs):
+            try:
+                asyncio.get_running_loop()
+                on_loop = True
+            except RuntimeError:
+                on_loop = False
+            where.append((name, on_loop))
+            return original(*args, **kwargs)
+
+        return run
+
+    for owner, name in ((store.Store, "add"), (store.Store, "upload"), (receiving._Form, "_part_data")):
+        monkeypatch.setattr(owner, name, watched(name, getattr(owner, name)))
+    rules = load_assignment("kcl-dnn-cw1")
+    settings = ServeSettings(
+        assignment=rules, data=public_sets(rules, DEMO_HELDOUT), state=tmp_path, isolation="process"
+    )
+    app = create_app(settings)
+    (tmp_path / "spool").mkdir()
+    body, boundary = form(b"\x89HDF\r\n\x1a\n" + bytes(300_000), "model.h5", {})
+
+    async def call(method: str, path: str, content: bytes = b"") -> list[dict]:
+        pending = [{"type": "http.request", "body": content, "more_body": False}]
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        headers = [(b"content-type", f"multipart/form-data; boundary={boundary}".encode())] if content else []
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
+            "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
+        }  # fmt: skip
+        await app(scope, receive, send)
+        return sent
+
+    async def session() -> tuple[int, int]:
+        posted = await call("POST", "/check", body)
+        location = dict(posted[0]["headers"])[b"location"].decode()
+        shown = await call("GET", location + ".json")
+        return posted[0]["status"], shown[0]["status"]
+
+    # In a thread of its own: a browser fixture of the same session may hold an event loop in this one.
+    statuses: list[tuple[int, int]] = []
+    runner = threading.Thread(target=lambda: statuses.append(asyncio.run(session())))
+    runner.start()
+    runner.join(60)
+    assert statuses == [(303, 200)]
+    assert {name for name, _ in where} == {"add", "upload", "_part_data"}
+    assert [name for name, on_loop in where if on_loop] == []

@@ -384,10 +384,13 @@ class ClusterScheduler:
             GraderPlugin(self.isolation_preference, self.budget, self.fresh_each, per_host), name=self.plugin
         )
         # Kept referenced here for the run: the workers hold the images while these futures live.
-        # hash=False: keys of this run's own. An earlier run's (a killed coordinator's) same images under the
-        # same key might be held by some workers only, and a broadcast would then not reach the others.
-        self._scattered = self.client.scatter(self.images, broadcast=True, hash=False)
-        self._keys = {name: str(future.key) for name, future in self._scattered.items()}
+        # Keys of this run's own (a dict's keys are used as they are, so the run's plugin name is added): an
+        # earlier run's (a killed coordinator's) same images under the same key might be held by some workers
+        # only, or be released while this run scatters them, and a broadcast would then not reach the others.
+        self._keys = {name: f"{name}-{self.plugin}" for name in self.images}
+        self._scattered = self.client.scatter(
+            {self._keys[name]: images for name, images in self.images.items()}, broadcast=True, hash=False
+        )
         self._workers: set[str] = set()
         self._admit(set(workers), warm=True)
 

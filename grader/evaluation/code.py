@@ -246,6 +246,8 @@ def evaluate_code(run: CodeRun, tests: CodeTests, *, isolation: sandbox.Isolatio
         )
         answer["load_errors"] = session.loaded.get("errors", [])
         answer["load_attempts"] = session.loaded.get("attempts", [])
+        # Statements not run because they reach out of the student's code: attempts found before anything ran.
+        answer["prepare_attempts"] = prepared.get("attempts", [])
         for question, found in prepared["questions"].items():
             answer["questions"][question] = _question(session, question, found, tests)
             for case in answer["questions"][question]["cases"]:
@@ -261,7 +263,8 @@ def evaluate_code(run: CodeRun, tests: CodeTests, *, isolation: sandbox.Isolatio
 def _question(session: _Session, question: str, found: dict[str, Any], tests: CodeTests) -> dict[str, Any]:
     result: dict[str, Any] = {"function": found.get("function"), "cases": [], "attempts": []}
     if found.get("function") is None:
-        return result
+        # Not found, or found and left out because it reaches out of the student's code (then said so).
+        return {**result, **{key: found[key] for key in ("refused", "where", "name") if key in found}}
     result["where"], result["loops"] = found["where"], found["loops"]
     stopped = ""
     for index, case in enumerate(tests.cases[question]):

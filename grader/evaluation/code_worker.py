@@ -12,10 +12,13 @@ speaks grader's line protocol (one JSON message per line each way, 'ready' first
 - {"load": true}: run the kept statements one by one, each error noted with its line.
 - {"call": name, "args": [...]}: call a function; arrays come and go as .npy bytes (never pickles).
 
-While the student's code runs, an audit hook (PEP 578) refuses what it must not do (open files other than
-Python's own modules, start programs, use sockets or ctypes, change files) and notes each attempt, which
-the answer reports; printing is capped. The sandbox, not this hook, is the security boundary: the hook
-gives a TA the reason. Expected outputs and labels never enter this process.
+Before any of it runs, a statement that reaches Python's internals (`__subclasses__`, `__globals__`, a frame's
+`f_back`) or a module the code may not import through another's attribute (`dataclasses.inspect.os`) is left out
+and reported as an attempt. While the student's code runs, a tripwire (grader.evaluation.tripwire: an audit hook)
+refuses and records what it must not do (open files other than Python's own modules, write any file, start
+programs, use sockets or ctypes, look at the call stack, import other modules); printing is capped. The
+sandbox, not the tripwire, is the security boundary: the tripwire gives a TA the reason. Expected outputs and
+labels never enter this process.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import os
 import sys
 import time
 import warnings
+from types import CodeType, ModuleType
 from typing import Any
 
 import numpy as np
@@ -40,6 +44,7 @@ import numpy.lib.stride_tricks  # noqa: F401
 import numpy.linalg  # noqa: F401
 
 from grader.evaluation.protocol import open_channel
+from grader.evaluation.tripwire import Refused, Tripwire
 
 PROTOCOL_VERSION = 1
 # What a student's code may import unless the assignment says otherwise.
@@ -60,136 +65,68 @@ DEFAULT_IMPORTS = (
 )
 PRINT_LIMIT = 1024 * 1024
 RETURN_LIMIT = 64 * 1024 * 1024
-# What the student's code is refused while it runs, by audit event name (or prefix ending in '.'), and how
-# a report says it.
-REFUSED_EVENTS = {
-    "os.system": "run a shell command",
-    "os.exec": "start a program",
-    "os.posix_spawn": "start a program",
-    "os.spawn": "start a program",
-    "os.fork": "start a process",
-    "os.forkpty": "start a process",
-    "subprocess.Popen": "start a program",
-    "pty.spawn": "start a program",
-    "socket.": "use the network",
-    "ctypes.": "call C code through ctypes",
-    "shutil.": "change files",
-    "os.remove": "delete a file",
-    "os.unlink": "delete a file",
-    "os.rename": "rename a file",
-    "os.rmdir": "delete a folder",
-    "os.mkdir": "make a folder",
-    "os.chmod": "change file permissions",
-    "os.chown": "change file ownership",
-    "os.truncate": "change a file",
-    "os.link": "link a file",
-    "os.symlink": "link a file",
-    "os.listdir": "list a folder",
-    "os.scandir": "list a folder",
-    "os.walk": "list a folder",
-    "os.chdir": "change folder",
-    "os.kill": "signal a process",
-    "os.killpg": "signal a process",
-    "os.putenv": "change the environment",
-    "os.unsetenv": "change the environment",
-    "sys.addaudithook": "remove grader's watch",
-    "gc.get_objects": "reach grader's own objects",
-    "gc.get_referrers": "reach grader's own objects",
-    "gc.get_referents": "reach grader's own objects",
-    "urllib.Request": "use the network",
-    "webbrowser.open": "open a browser",
-}
 LOOP_CALLS = {"vectorize", "apply_along_axis", "apply_over_axes", "frompyfunc", "nditer", "ndindex", "map"}
-
-
-class Refused(BaseException):
-    """Raised into the student's code when it tries what it may not. A BaseException, so that a plain
-    `except Exception` in the student's code does not swallow it."""
+STUDENT_MODULE = "student"
+STUDENT_FILE = "<student"
+"How the student's statements are compiled: '<student lab.py>', '<student cell 4>' (see Guard.untrusted)."
+# Attributes a student's numpy code never needs and that lead out of it: to Python's internals (every class,
+# a function's globals, the frames above it) or to modules it may not import (dataclasses.inspect.os). A statement
+# naming one is not run; getattr and friends refuse them by name.
+INTERNALS = frozenset(
+    {
+        "__subclasses__", "__bases__", "__base__", "__mro__", "mro", "__globals__", "__closure__", "__code__",
+        "__builtins__", "__dict__", "__getattribute__", "__self__", "__func__", "__wrapped__", "__reduce__",
+        "__reduce_ex__", "__loader__", "__spec__", "__import__", "__defaults__", "__kwdefaults__", "__traceback__",
+        "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "f_trace", "tb_frame", "tb_next", "gi_frame",
+        "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code", "co_code", "co_consts", "cell_contents",
+        "attrgetter", "methodcaller",
+    }
+)  # fmt: skip
+MODULES_OUT = frozenset(
+    {
+        "os", "sys", "inspect", "subprocess", "builtins", "importlib", "ctypes", "gc", "socket", "shutil", "io",
+        "posix", "mmap", "pickle", "marshal", "signal", "threading", "_thread", "multiprocessing", "tempfile",
+        "pathlib", "pty", "resource", "traceback", "linecache", "types", "codecs", "runpy", "zipimport",
+    }
+)  # fmt: skip
 
 
 class Guard:
-    """The audit hook and the capped output the student's code runs under."""
+    """The tripwire and the capped output the student's code runs under."""
 
     def __init__(self, allowed: tuple[str, ...]) -> None:
         self.allowed = allowed
-        self.active = False
-        self.attempts: list[str] = []
-        self.trusted_code: set[int] = set()
-        here = os.path.dirname(os.path.realpath(__file__))
-        self.grader_folder = os.path.dirname(here)
-        self.python_folders = tuple(
-            {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
-        )
-        sys.addaudithook(self.hook)
+        self.tripwire = Tripwire(self.untrusted, imports=allowed)
+        self.printed = 0
 
-    def hook(self, event: str, args: tuple[Any, ...]) -> None:
-        if not self.active:
-            return
-        what = self._refusal(event, args)
-        if what:
-            self.attempts.append(what)
-            raise Refused(what)
+    @staticmethod
+    def untrusted(code: CodeType) -> bool:
+        """The student's statements and whatever code was made while they ran ('<string>': a library's eval on
+        their behalf): every code object not from a real file or Python's import machinery."""
+        name = code.co_filename
+        return name.startswith("<") and not name.startswith("<frozen ")
 
-    def _refusal(self, event: str, args: tuple[Any, ...]) -> str:
-        if event == "open":
-            path, mode = args[0], args[1]
-            if isinstance(path, int):
-                return ""  # an already open descriptor (numpy and io wrap fds); opening one needs os.open
-            text = os.fsdecode(path) if isinstance(path, str | bytes) else str(path)
-            reading = mode is None or (isinstance(mode, str) and set(mode) <= set("rbt"))
-            if reading and self._python_module(text):
-                return ""  # Python importing an allowed module's own files
-            return f"open {text!r}"
-        if event == "import":
-            root = str(args[0]).split(".")[0]
-            return "" if root in self.allowed or self._library_import() else f"import {root}"
-        if event in ("exec", "compile"):
-            if not args or id(args[0]) in self.trusted_code or self._library_import():
-                return ""
-            # Importing an allowed module runs its code (numpy.typing, first imported by the student's code).
-            filename = getattr(args[0], "co_filename", None) if event == "exec" else args[1] if len(args) > 1 else None
-            return "" if isinstance(filename, str) and self._python_module(filename) else "run code by exec"
-        for name, what in REFUSED_EVENTS.items():
-            if event == name or (name.endswith(".") and event.startswith(name)) or event.startswith(name + "."):
-                return f"{what} ({event})"
-        return ""
+    @property
+    def attempts(self) -> list[str]:
+        """What the student's code tried since the last `take` (the guarded builtins add to it too)."""
+        return self.tripwire.attempts
 
-    def _python_module(self, path: str) -> bool:
-        """Whether a path is one of Python's own module files (its installation's, never grader's)."""
-        real = os.path.realpath(path)
-        return (
-            real.endswith((".py", ".pyc", ".so"))
-            and real.startswith(self.python_folders)
-            and not real.startswith(self.grader_folder + os.sep)
-        )
-
-    def _library_import(self) -> bool:
-        """Whether an allowed library (numpy) is importing its own parts, rather than the student's code."""
-        frame = sys._getframe(2)
-        while frame is not None:
-            name = frame.f_globals.get("__name__", "")
-            if name == STUDENT_MODULE:
-                return False
-            if name.split(".")[0] in self.allowed and name.split(".")[0] != "__future__":
-                return True
-            frame = frame.f_back  # type: ignore[assignment]
-        return False
+    def take(self) -> list[str]:
+        """What the student's code tried since the last call (refused, each once)."""
+        return self.tripwire.take()
 
     def run(self, call: Any) -> Any:
-        """Run `call()` with the hook refusing and printing capped; the attempts it made are in self.attempts."""
-        self.attempts = []
+        """Run `call()` under the tripwire with printing capped; what it tried stays in the tripwire."""
         printed = Printed()
         saved = sys.stdout, sys.stderr, sys.stdin
         # stdin is the protocol: input() or sys.stdin.read() in the student's code reads nothing instead.
         sys.stdout = sys.stderr = printed
         sys.stdin = io.StringIO("")
-        self.active = True
         try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
+            with warnings.catch_warnings(), np.errstate(all="ignore"), self.tripwire.watching():
                 warnings.simplefilter("ignore")  # overflow in exp() is the student's NaN, not a warning
                 return call()
         finally:
-            self.active = False
             sys.stdout, sys.stderr, sys.stdin = saved
             self.printed = printed.count
 
@@ -208,9 +145,6 @@ class Printed(io.TextIOBase):
 
     def writable(self) -> bool:
         return True
-
-
-STUDENT_MODULE = "student"
 
 
 # Reading the file ----------------------------------------------------------------------------------
@@ -314,6 +248,31 @@ def defined_names(node: ast.stmt) -> list[str]:
     return []
 
 
+def reaches(node: ast.stmt, cell: int | None) -> list[str]:
+    """Where a statement reaches Python's internals or a module through another's attribute: each place as a
+    report says it ("`__subclasses__` at line 7"), in order; [] for a statement that does not."""
+    found = []
+    # In reading order: `a.__traceback__.tb_frame` names __traceback__ first (it ends first).
+    ordered = sorted(ast.walk(node), key=lambda n: (getattr(n, "lineno", 0), getattr(n, "end_col_offset", 0) or 0))
+    for inner in ordered:
+        named = ""
+        if isinstance(inner, ast.Attribute) and (inner.attr in INTERNALS or inner.attr in MODULES_OUT):
+            named = inner.attr
+        elif isinstance(inner, ast.ImportFrom):
+            named = next((a.name for a in inner.names if a.name in INTERNALS or a.name in MODULES_OUT), "")
+        elif isinstance(inner, ast.Constant) and isinstance(inner.value, str) and inner.value in INTERNALS:
+            named = inner.value  # getattr(x, "__globals__"), operator.attrgetter("f_back")
+        if named:
+            found.append(f"`{named}` at {where(cell, getattr(inner, 'lineno', node.lineno))}")
+    return list(dict.fromkeys(found))
+
+
+def reach_words(places: list[str]) -> str:
+    """What a statement that is not run because it reaches out tried, as an attempt is worded."""
+    shown = ", ".join(places[:3]) + (", ..." if len(places) > 3 else "")
+    return f"reach Python's internals or a module it may not import ({shown})"
+
+
 Program = list[tuple[Any, str]]
 "The kept statements, each compiled on its own, with where it is."
 
@@ -344,6 +303,9 @@ def prepare(
         used = False
         for node in tree.body:
             why = take(node, allowed) or _needs_left_out(node, kept, left_out)
+            reached = [] if why else reaches(node, cell)
+            if reached:
+                why = f"not run: it tried to {reach_words(reached)}"
             if why:
                 dropped.append(
                     {
@@ -353,6 +315,7 @@ def prepare(
                         "what": describe(node, chunk["source"]),
                         "why": why,
                         "names": defined_names(node),
+                        **({"refused": reach_words(reached)} if reached else {}),
                     }
                 )
                 left_out.update(defined_names(node))
@@ -366,11 +329,16 @@ def prepare(
                     if isinstance(target, ast.Name):
                         functions[target.id] = (node.value, cell)
             module = ast.Module(body=[node], type_ignores=[])
-            filename = f"cell {cell}" if cell is not None else os.path.basename(path)
+            # The file name marks the code as the student's for the tripwire (a module cannot change it).
+            filename = (
+                f"{STUDENT_FILE} cell {cell}>" if cell is not None else f"{STUDENT_FILE} {os.path.basename(path)}>"
+            )
             program.append((compile(module, filename, "exec", dont_inherit=True), where(cell, node.lineno)))
         if used and cell is not None:
             used_cells.append(cell)
     found: dict[str, dict[str, Any]] = {}
+    told: list[dict[str, Any]] = []
+    "Statements left out for reaching out that a question's result names (the rest are the file's attempts)."
     for question, names in questions.items():
         name = next((n for n in names if n in functions), None)
         if name is None:
@@ -378,7 +346,11 @@ def prepare(
             loose = {_loose(n): n for n in functions}
             name = next((loose[_loose(n)] for n in names if _loose(n) in loose), None)
         if name is None:
+            refused = next((item for item in dropped if item.get("refused") and set(item["names"]) & set(names)), None)
             found[question] = {"function": None}
+            if refused is not None:
+                found[question].update(refused=refused["refused"], where=refused["where"], name=refused["names"][0])
+                told.append(refused)
             continue
         node, cell = functions[name]
         found[question] = {
@@ -395,6 +367,7 @@ def prepare(
         "dropped": dropped,
         "defined": sorted(functions),
         "questions": found,
+        "attempts": [item["refused"] for item in dropped if item.get("refused") and item not in told],
     }
     return answer, program
 
@@ -435,22 +408,57 @@ def loops(name: str, functions: dict[str, tuple[ast.AST, int | None]]) -> list[d
 
 
 def restricted_builtins(guard: Guard) -> dict[str, Any]:
-    """Python's builtins with import limited to the allowed modules and without open, input and
-    breakpoint (the audit hook still refuses what gets past this)."""
-    real_import = builtins.__import__
+    """Python's builtins without input and breakpoint; import limited to the allowed modules; getattr, setattr,
+    delattr, hasattr and vars refusing what a statement may not name (INTERNALS, and a module the code may not
+    import): by a computed name, they would reach what `reaches` keeps out."""
+
+    def refuse(what: str) -> Refused:
+        guard.attempts.append(what)
+        return Refused(what)
+
+    def named(name: Any) -> str:
+        if not isinstance(name, str) or name in INTERNALS or name in MODULES_OUT:
+            raise refuse(f"reach Python's internals or a module it may not import ({name!r} by name)")
+        return name
+
+    def outside(value: Any) -> Any:
+        if isinstance(value, ModuleType) and value.__name__.split(".")[0] not in guard.allowed:
+            raise refuse(f"reach the module {value.__name__} through another's attribute")
+        return value
 
     def guarded_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
-        root = name.split(".")[0]
+        # A module already loaded is imported without an audit event: the import statement is judged here too.
+        root = str(name).split(".")[0]
         if level or root not in guard.allowed:
-            guard.attempts.append(f"import {name}")
-            raise Refused(f"import {name}")
-        return real_import(name, globals, locals, fromlist, level)
+            raise refuse(f"import {name}")
+        return outside(real_import(name, globals, locals, fromlist, level))
 
+    def guarded_getattr(target: Any, name: Any, *default: Any) -> Any:
+        return outside(getattr(target, named(name), *default))
+
+    def guarded_hasattr(target: Any, name: Any) -> bool:
+        return hasattr(target, named(name))
+
+    def guarded_setattr(target: Any, name: Any, value: Any) -> None:
+        setattr(target, named(name), value)
+
+    def guarded_delattr(target: Any, name: Any) -> None:
+        delattr(target, named(name))
+
+    def guarded_vars(*target: Any) -> Any:
+        if target and isinstance(target[0], ModuleType | type):
+            raise refuse(f"read the namespace of {getattr(target[0], '__name__', 'a module')} (vars)")
+        return vars(*target)
+
+    real_import = builtins.__import__
     table = dict(vars(builtins))
-    # open stays: the audit hook refuses it, and records the attempt a plain NameError would hide.
+    # open stays: the tripwire refuses it, and records the attempt a plain NameError would hide.
     for name in ("input", "breakpoint", "exit", "quit", "help"):
         table.pop(name, None)
-    table["__import__"] = guarded_import
+    table.update(
+        __import__=guarded_import, getattr=guarded_getattr, hasattr=guarded_hasattr, setattr=guarded_setattr,
+        delattr=guarded_delattr, vars=guarded_vars,
+    )  # fmt: skip
     return table
 
 
@@ -463,8 +471,9 @@ def one_line(error: BaseException) -> str:
     trace = error.__traceback__
     while trace is not None:
         filename = trace.tb_frame.f_code.co_filename
-        if filename.startswith("cell ") or trace.tb_frame.f_globals.get("__name__") == STUDENT_MODULE:
-            line = f"{filename}, line {trace.tb_lineno}" if filename.startswith("cell ") else f"line {trace.tb_lineno}"
+        if filename.startswith(STUDENT_FILE):
+            cell = filename[len(STUDENT_FILE) :].strip(" >")
+            line = f"{cell}, line {trace.tb_lineno}" if cell.startswith("cell ") else f"line {trace.tb_lineno}"
         trace = trace.tb_next
     text = text if len(text) <= 300 else text[:297] + "..."
     return f"{text} ({line})" if line else text
@@ -484,17 +493,12 @@ class Student:
     def load(self) -> dict[str, Any]:
         errors, attempts = [], []
         for code, at in self.program:
-            self.guard.trusted_code = {id(code)}
             try:
                 self.guard.run(lambda code=code: exec(code, self.namespace))
             except BaseException as error:  # noqa: BLE001 (each statement's failure is the student's, and noted)
-                attempts += self.guard.attempts
                 errors.append({"where": at, "error": self.explain(error)})
-            else:
-                attempts += self.guard.attempts
-            finally:
-                self.guard.trusted_code = set()
-        return {"ok": True, "errors": errors, "attempts": attempts}
+            attempts += self.guard.take()
+        return {"ok": True, "errors": errors, "attempts": list(dict.fromkeys(attempts))}
 
     def call(self, name: str, args: list[Any]) -> dict[str, Any]:
         function = self.namespace.get(name)
@@ -512,19 +516,19 @@ class Student:
         try:
             seconds, encoded = self.guard.run(timed)
         except BaseException as error:  # noqa: BLE001 (whatever the student's function raises is its result)
-            attempts = self.guard.attempts
+            explained = self.explain(error)
             return {
                 "ok": False,
-                "error": self.explain(error),
+                "error": explained,
                 "refused": isinstance(error, Refused),
-                "attempts": attempts,
+                "attempts": self.guard.take(),
                 "seconds": time.perf_counter() - started,
             }
         return {
             "ok": True,
             "seconds": seconds,
             "printed": self.guard.printed,
-            "attempts": self.guard.attempts,
+            "attempts": self.guard.take(),
             **encoded,
         }
 

@@ -33,11 +33,13 @@ import re
 import sys
 import time
 from importlib import metadata
+from types import CodeType
 from typing import Any
 
 import numpy as np
 
 from grader.evaluation.protocol import open_channel
+from grader.evaluation.tripwire import Tripwire, nested_codes
 
 PROTOCOL_VERSION = 2
 # The same image predicted in a fast batch and in an official one gives outputs that differ by float32
@@ -53,8 +55,8 @@ BATCH_DRIFT = 1e-3
 NEAR_TIE_SAFETY = 10
 MIN_NEAR_TIE = 1e-4
 # What the worker computes from a file; part of every stored evaluation's key, so a change to it
-# evaluates every file again instead of reusing what an older worker stored.
-REVISION = 3
+# evaluates every file again instead of reusing what an older worker stored. (4: a Lambda's attempts.)
+REVISION = 4
 COLLECT_EVERY = 8
 MAX_OUTPUT_COLUMNS = 4096
 OUTPUT_DTYPES = ("float16", "float32", "float64")
@@ -123,6 +125,10 @@ class Worker:
         }
         self._tf_keras: Any = None
         self._prepared: dict[tuple[str, str], np.ndarray] = {}
+        self.model_code: set[CodeType] = set()
+        "The code objects of the model being evaluated (its Lambda layers'), by value."
+        self.tripwire = Tripwire(lambda code: code in self.model_code)
+        sys.addaudithook(self._capture)
 
     def loader(self, name: str) -> Any:
         """The Keras module a loader name stands for; tf_keras is imported the first time it is needed."""
@@ -136,9 +142,26 @@ class Worker:
 
     def evaluate(self, request: dict[str, Any]) -> dict[str, Any]:
         """Try each loader the request allows, in order; the first that loads and predicts answers. An ONNX
-        graph is predicted by onnxruntime (see grader.formats.onnx)."""
+        graph is predicted by onnxruntime (see grader.formats.onnx). A model whose Lambda bytecode the instructor
+        let run (safe_mode off) runs under the tripwire: what its code tries is refused and listed as `attempts`."""
         if request.get("format") == "onnx":
             return self._evaluate_onnx(request)
+        if request.get("safe_mode", True):
+            return self._evaluate_keras(request)
+        self.model_code.clear()
+        with self.tripwire.watching():
+            answer = self._evaluate_keras(request)
+        return {**answer, "attempts": self.tripwire.take()}
+
+    def _capture(self, event: str, args: tuple[Any, ...]) -> None:
+        """Note the code objects a model's Lambda layers carry as Keras makes functions of them (its func_load,
+        under either Keras): the frames that run them are the model's, for the tripwire."""
+        if not (event == "function.__new__" and self.tripwire.armed and args and isinstance(args[0], CodeType)):
+            return
+        if sys._getframe(1).f_code.co_name == "func_load":
+            self.model_code.update(nested_codes(args[0]))
+
+    def _evaluate_keras(self, request: dict[str, Any]) -> dict[str, Any]:
         failures: list[dict[str, Any]] = []
         for name in request.get("loaders", ["keras3"]):
             answer = self._evaluate_with(name, request)

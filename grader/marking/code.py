@@ -100,6 +100,11 @@ class QuestionMark:
 
 def mark_question(question: Question, result: dict[str, Any] | None, factor: float, problem: str = "") -> QuestionMark:
     """The points one question's stored result earns. `problem` is why the file gave no result at all."""
+    if result is not None and result.get("refused"):
+        # Its function was found but not run: it reached out of the student's code (grader.evaluation.code_worker).
+        name = result.get("name", question.functions[0])
+        left_out = f"{name} at {result['where']} was not run: it tried to {result['refused']}"
+        return QuestionMark(question, 0, 0, 0, 0, left_out, review="the code tried what it may not (refused)")
     if result is None or result.get("function") is None:
         return QuestionMark(question, 0, 0, 0, 0, problem or not_found(question))
     cases = result.get("cases", [])
@@ -205,6 +210,12 @@ def mark_code(answer: dict[str, Any], spec: CodeSpec, problem: str = "") -> list
             why = f"no function found; syntax error at {first['where']}: {first['message']}"
         marks.append(mark_question(question, result, spec.loop_factor, why))
     return marks
+
+
+def file_attempts(answer: dict[str, Any]) -> list[str]:
+    """What the file's code tried outside any question's calls: statements left out because they reach out of it,
+    and what its definitions tried while they ran (refused, each once)."""
+    return list(dict.fromkeys([*answer.get("prepare_attempts", []), *answer.get("load_attempts", [])]))
 
 
 def total(marks: list[QuestionMark]) -> Score:

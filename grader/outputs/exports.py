@@ -67,7 +67,7 @@ def load_marks(reports: Path) -> Marks:
     """The latest completed run in a reports folder."""
     if not (reports / "gradebook.sqlite").exists():
         raise ExportError(f"{reports}: no gradebook here; run `grade SUBMISSIONS --out {reports}` first")
-    with Gradebook(reports) as book:
+    with Gradebook.reading(reports) as book:
         run = book.run()
         results = book.results(run["id"])
     options = run["options"]

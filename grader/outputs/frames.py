@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from grader.errors import GraderError
-from grader.gradebook import FILE_NAME, Gradebook
+from grader.gradebook import Gradebook
 from grader.status import STATUSES
 
 # marks.csv's numeric columns (and each part's, prefixed '<part>_'), with the dtype each is read as.
@@ -44,10 +44,7 @@ def read_marks(reports: str | Path) -> pd.DataFrame:
 def read_results(reports: str | Path) -> pd.DataFrame:
     """Every check of the latest run, long: one row per student, part and check (a code part's questions are
     checks too), with its outcome ('pass', 'info', 'warn', 'fail'), message and advice."""
-    folder = Path(reports)
-    if not (folder / FILE_NAME).is_file():
-        raise GraderError(f"{folder}: no gradebook here; pass the output folder of a grade run")
-    with Gradebook(folder) as book:
+    with Gradebook.reading(Path(reports)) as book:
         results = book.results(book.run()["id"])
     rows: list[dict[str, Any]] = []
     for result in results:

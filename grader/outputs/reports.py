@@ -741,7 +741,7 @@ def plot_student(
     from grader.courseworks.assignment import load_assignment
     from grader.errors import GraderError
 
-    with Gradebook(reports) as book:
+    with Gradebook.reading(reports) as book:
         run = book.run()
         rules = load_assignment(run["assignment_path"])
         if part_name is None and not rules.single:

@@ -7,9 +7,10 @@ it out of caches and other sites' frames, and without a Referer (the token is in
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import secrets
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -27,12 +29,13 @@ from grader.formats import advice
 from grader.serve.checker import Checker
 from grader.serve.limits import RateLimit, Spool
 from grader.serve.pages import render
-from grader.serve.receiving import FORM_OVERHEAD, UploadRefused, receive
+from grader.serve.receiving import FORM_OVERHEAD, Pace, UploadRefused, receive
 from grader.serve.settings import ServeSettings
 from grader.serve.store import DONE, FAILED, Store, Upload
 
 LOG = logging.getLogger("grader.serve")
 REFRESH_SECONDS = 2
+DAY = 24 * 3600.0
 HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
@@ -70,7 +73,7 @@ def create_app(settings: ServeSettings) -> Starlette:
 
     async def home(request: Request) -> Response:
         given = request.query_params.get("token", "")
-        if settings.course_token and not secrets.compare_digest(given.encode(), settings.course_token.encode()):
+        if not settings.admits(given):
             return problem(
                 request,
                 403,
@@ -94,27 +97,20 @@ def create_app(settings: ServeSettings) -> Starlette:
 
     async def upload(request: Request) -> Response:
         client = request.client.host if request.client else "unknown"
-        wait = rate.allow(client)
+        gate = _Gate(settings, rate, client)
         try:
-            if wait:
-                minutes = max(1, round(wait / 60))
-                raise UploadRefused(
-                    429,
-                    "Too many checks",
-                    f"this address has checked {settings.uploads_per_hour} files in the last hour, the most this "
-                    f"page allows: try again in {minutes} minute{'s' if minutes != 1 else ''}",
-                    retry_after=wait,
-                )
             received = await receive(
                 request,
                 spool_folder=spool_folder,
                 limit=settings.max_upload_bytes,
                 spool=spool,
-                token=settings.course_token,
+                gate=gate,
                 drain=2 * settings.max_upload_bytes + FORM_OVERHEAD,
+                pace=Pace(settings.min_upload_rate, settings.upload_grace_seconds),
             )
         except UploadRefused as refusal:
-            await _drain(request, 2 * settings.max_upload_bytes + FORM_OVERHEAD)
+            if refusal.drain:
+                await _drain(request, 2 * settings.max_upload_bytes + FORM_OVERHEAD)
             headers = {"Retry-After": str(int(refusal.retry_after))} if refusal.retry_after else {}
             return problem(request, refusal.status, refusal.title, _sentence(refusal.message), **headers)
         except ClientDisconnect:
@@ -129,17 +125,20 @@ def create_app(settings: ServeSettings) -> Starlette:
         elif part and part not in {each.name for each in settings.parts}:
             why = f"This coursework has no model called {part!r}."
         if why:
-            received.discard(spool)
+            await run_in_threadpool(received.discard, spool)
+            gate.give_back(received.key)
             return problem(request, 400, "Not a file this page checks", why)
         try:
-            token = checker.submit(received, part)
+            token = await run_in_threadpool(checker.submit, received, part)
         except BaseException:
-            received.discard(spool)
+            await run_in_threadpool(received.discard, spool)
+            gate.give_back(received.key)
             raise
         return RedirectResponse(f"{request.scope.get('root_path', '')}/r/{token}", status_code=303, headers=HEADERS)
 
-    def found(request: Request) -> Upload | None:
-        return store.upload(request.path_params["token"])
+    async def found(request: Request) -> Upload | None:
+        # SQLite runs off the event loop: a slow disk delays this page, not every other visitor's.
+        return await run_in_threadpool(store.upload, request.path_params["token"])
 
     def missing(request: Request) -> Response:
         return problem(
@@ -150,7 +149,7 @@ def create_app(settings: ServeSettings) -> Starlette:
         )
 
     async def result(request: Request) -> Response:
-        upload = found(request)
+        upload = await found(request)
         if upload is None:
             return missing(request)
         if upload.state == DONE and upload.result is not None:
@@ -175,7 +174,7 @@ def create_app(settings: ServeSettings) -> Starlette:
         )
 
     async def result_json(request: Request) -> Response:
-        upload = found(request)
+        upload = await found(request)
         if upload is None:
             return JSONResponse({"error": "not found"}, status_code=404, headers=HEADERS)
         return JSONResponse(
@@ -196,7 +195,7 @@ def create_app(settings: ServeSettings) -> Starlette:
         )
 
     async def receipt(request: Request) -> Response:
-        upload = found(request)
+        upload = await found(request)
         if upload is None or upload.result is None:
             return missing(request)
         name = f"receipt-{upload.sha256[:12]}.txt"
@@ -211,17 +210,39 @@ def create_app(settings: ServeSettings) -> Starlette:
     async def not_found(request: Request, error: Exception) -> Response:
         return missing(request)
 
+    def prune() -> None:
+        """Delete what is older than --keep-days: upload records, results, kept uploads."""
+        before = time.time() - settings.keep_days * DAY
+        gone = store.prune(before)
+        kept = 0
+        if settings.keep_uploads is not None and settings.keep_uploads.is_dir():
+            for path in settings.keep_uploads.iterdir():
+                with contextlib.suppress(OSError):
+                    if path.is_file() and path.stat().st_mtime < before:
+                        path.unlink()
+                        kept += 1
+        if gone or kept:
+            LOG.info("deleted %d upload records and %d kept files older than %g days", gone, kept, settings.keep_days)
+
+    async def prune_daily() -> None:
+        while True:
+            await asyncio.sleep(DAY)
+            await run_in_threadpool(prune)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         interrupted = store.interrupt_unfinished()
         if interrupted:
             LOG.warning("%d uploads left unchecked by the last server were marked to upload again", interrupted)
+        prune()
         shutil.rmtree(spool_folder, ignore_errors=True)  # their files: nothing is kept past a restart
         spool_folder.mkdir(parents=True)
         checker.start()
+        daily = asyncio.create_task(prune_daily())
         try:
             yield
         finally:
+            daily.cancel()
             checker.close()
             store.close()
 
@@ -235,6 +256,58 @@ def create_app(settings: ServeSettings) -> Starlette:
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
+
+
+class _Gate:
+    """Who may upload, asked once the form's fields before the file are read: the course token (or a personal one),
+    then the hourly allowance of that personal token, else of the client's address. Only taken uploads count:
+    one refused later is given back."""
+
+    def __init__(self, settings: ServeSettings, rate: RateLimit, client: str) -> None:
+        self.settings, self.rate, self.client = settings, rate, client
+
+    def admit(self, fields: dict[str, str]) -> str:
+        given = fields.get("course_token", "")
+        if not self.settings.admits(given):
+            raise UploadRefused(
+                403,
+                "Course link needed",
+                "this page checks files for the course's students only: open it from the link on the course "
+                "page (it carries the course's token)",
+            )
+        key = self.settings.counted_as(given, self.client)
+        wait = self.rate.allow(key)
+        if wait:
+            minutes = max(1, round(wait / 60))
+            who = "your link" if key.startswith("token") else "this address"
+            raise UploadRefused(
+                429,
+                "Too many checks",
+                f"{who} has checked {self.settings.uploads_per_hour} files in the last hour, the most this page "
+                f"allows: try again in {minutes} minute{'s' if minutes != 1 else ''}",
+                retry_after=wait,
+            )
+        return key
+
+    def give_back(self, key: str) -> None:
+        self.rate.give_back(key)
+
+
+class RedactTokens(logging.Filter):
+    """Keeps the secrets in addresses out of uvicorn's access log: a result's token (its first characters
+    stay, to match a student's report) and a course token in a query."""
+
+    RESULT = re.compile(r"(/r/[A-Za-z0-9_-]{6})[A-Za-z0-9_-]+")
+    QUERY = re.compile(r"([?&]token=)[^&\s]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
+
+    @classmethod
+    def redact(cls, text: str) -> str:
+        return cls.QUERY.sub(r"\1…", cls.RESULT.sub(r"\1…", text))
 
 
 async def _drain(request: Request, limit: int) -> None:
@@ -269,6 +342,7 @@ def serve(
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
     LOG.addHandler(handler)
     LOG.setLevel(logging.INFO)
+    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
     uvicorn.run(
         create_app(settings),
         host=host,

@@ -34,6 +34,13 @@ class RateLimit:
                 self._seen = {key: value for key, value in self._seen.items() if value and value[-1] > now - HOUR}
             return 0.0
 
+    def give_back(self, client: str) -> None:
+        """Uncount `client`'s latest upload: it was not taken after all (too large, not a model file)."""
+        with self._lock:
+            times = self._seen.get(client)
+            if times:
+                times.pop()
+
 
 class Spool:
     """The bytes uploads hold on disk, against a cap: a reservation is made as bytes arrive, released when the

@@ -6,17 +6,20 @@ fed here chunk by chunk instead.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import re
 import secrets
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from grader.serve.limits import Spool
@@ -33,9 +36,13 @@ UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 class UploadRefused(Exception):
     """The upload is not taken: the page to show, with its HTTP status."""
 
-    def __init__(self, status: int, title: str, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, status: int, title: str, message: str, *, retry_after: float | None = None, drain: bool = True
+    ) -> None:
         super().__init__(message)
         self.status, self.title, self.message, self.retry_after = status, title, message, retry_after
+        self.drain = drain
+        "Whether the rest of the body is read (and dropped) so a browser sees the page; never for a slow one."
 
 
 @dataclass
@@ -50,6 +57,8 @@ class Received:
     sha256: str
     fields: dict[str, str] = field(default_factory=dict)
     "The form's other fields (part, course_token)."
+    key: str = ""
+    "What the upload is counted under against its hourly allowance (see Gate)."
 
     def discard(self, spool: Spool) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -73,11 +82,23 @@ def safe_name(given: str) -> str:
     return name[-MAX_NAME_CHARACTERS:]
 
 
+class Gate(Protocol):
+    """Who may upload: asked with the form's fields when the file's first byte is about to arrive."""
+
+    def admit(self, fields: dict[str, str]) -> str:
+        """The key the upload is counted under (raises UploadRefused: no course token, too many uploads)."""
+
+    def give_back(self, key: str) -> None:
+        """Uncount an admitted upload that was not taken after all."""
+
+
 class _Form:
     """python-multipart's callbacks: the fields in order, and the one file written as it arrives."""
 
-    def __init__(self, folder: Path, limit: int, spool: Spool, token: str | None) -> None:
-        self.folder, self.limit, self.spool, self.token = folder, limit, spool, token
+    def __init__(self, folder: Path, limit: int, spool: Spool, gate: Gate) -> None:
+        self.folder, self.limit, self.spool, self.gate = folder, limit, spool, gate
+        self.key: str | None = None
+        "What the upload was counted under, once admitted."
         self.fields: dict[str, str] = {}
         self.file_name: str | None = None
         self.size = 0
@@ -129,19 +150,12 @@ class _Form:
         if self.file_name is not None:
             self.refuse(UploadRefused(400, "One file at a time", "upload one model file at a time"))
             return
-        # The page's form puts the course token before the file, so it is known before a byte of the file is
-        # written; a client that sends it after the file is refused.
-        if self.token is not None and not secrets.compare_digest(
-            self.fields.get("course_token", "").encode(), self.token.encode()
-        ):
-            self.refuse(
-                UploadRefused(
-                    403,
-                    "Course link needed",
-                    "this page checks files for the course's students only: open it from the link on the course "
-                    "page (it carries the course's token)",
-                )
-            )
+        # The page's form puts the course token before the file, so it is known (and the upload counted against
+        # its hourly allowance) before a byte of the file is written; a client that sends it after is refused.
+        try:
+            self.key = self.gate.admit(self.fields)
+        except UploadRefused as refusal:
+            self.refuse(refusal)
             return
         self.file_name = safe_name(options[b"filename"].decode("utf-8", "replace"))
         self._handle = open(self.folder / "upload", "wb")  # noqa: SIM115 (closed in _part_end or close())
@@ -192,54 +206,100 @@ class _Form:
             self._handle = None
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How slowly an upload may arrive before the app cuts it off (a slow client holds a connection and a
+    spool reservation; nginx's client_body_timeout is not relied on)."""
+
+    bytes_per_second: float
+    "The least average rate, counted from the start, once `grace_seconds` have passed."
+    grace_seconds: float
+    "Also the longest pause between two chunks."
+
+    def problem(self, read: int, elapsed: float) -> str:
+        if elapsed > self.grace_seconds and read < self.bytes_per_second * elapsed:
+            return (
+                f"the upload arrived at {read / max(elapsed, 1e-9) / 1024:,.1f} KB/s, slower than the "
+                f"{self.bytes_per_second / 1024:,.0f} KB/s this page waits for"
+            )
+        return ""
+
+
 async def receive(
-    request: Request, *, spool_folder: Path, limit: int, spool: Spool, token: str | None, drain: int
+    request: Request, *, spool_folder: Path, limit: int, spool: Spool, gate: Gate, drain: int, pace: Pace
 ) -> Received:
     """Read an upload form from `request`, its file into a new folder under `spool_folder`.
 
-    Raises UploadRefused for a form that is not an upload, a file over `limit` bytes, a full spool or a missing
-    course `token`; the partial file is deleted first. A refused body is still read (and dropped) up to `drain`
-    bytes, so that a browser that is still sending sees the page instead of a reset connection.
+    Raises UploadRefused for a form that is not an upload, a file over `limit` bytes, a full spool, an upload the
+    `gate` does not admit (no course token, too many uploads) or one slower than `pace`; the partial file is
+    deleted first and the gate's count given back. A refused body is still read (and dropped) up to `drain`
+    bytes, so that a browser that is still sending sees the page instead of a reset connection. The parsing and
+    the file's writes run off the event loop.
     """
     kind, options = parse_options_header(request.headers.get("content-type"))
     if kind != b"multipart/form-data" or b"boundary" not in options:
         raise UploadRefused(400, "Not an upload form", "send the file with the page's form (multipart/form-data)")
     declared = request.headers.get("content-length")
     folder = spool_folder / secrets.token_hex(16)
-    folder.mkdir(parents=True)
-    form = _Form(folder, limit, spool, token)
+    await run_in_threadpool(folder.mkdir, parents=True)
+    form = _Form(folder, limit, spool, gate)
     parser = MultipartParser(options[b"boundary"], form.callbacks())
     read = 0
+    started = time.monotonic()
+    chunks = request.stream().__aiter__()
     try:
         if declared and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
             # Known to be too large before a byte is read: nothing is written.
             form.refuse(too_large(limit))
-        async for chunk in request.stream():
+        while True:
+            try:
+                chunk = await asyncio.wait_for(chunks.__anext__(), pace.grace_seconds)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                form.refuse(too_slow(f"nothing arrived for {pace.grace_seconds:g} s"))
+                break
             read += len(chunk)
+            slow = pace.problem(read, time.monotonic() - started)
+            if slow and form.refusal is None:
+                form.refuse(too_slow(slow))
+                break
             if form.refusal is None:
-                parser.write(chunk)
+                await run_in_threadpool(parser.write, chunk)
             elif read > drain:
                 break  # stop reading: the connection closes and the browser may show its own error
         if form.refusal is None:
-            parser.finalize()
+            await run_in_threadpool(parser.finalize)
     except BaseException as error:  # the client went away, or the form broke the parser: keep nothing
         form.close()
-        _remove(folder, spool, form.size)
+        await _remove(folder, spool, form, gate)
         if isinstance(error, MultipartParseError):
             raise UploadRefused(400, "Not an upload form", f"the form could not be read ({error})") from None
         raise
     if form.refusal is not None or form.file_name is None:
         form.close()
-        _remove(folder, spool, form.size)
+        await _remove(folder, spool, form, gate)
         raise form.refusal or UploadRefused(400, "No file", "choose a model file to check")
     if not form.file_name:
         form.file_name = "model.h5"
     path = folder / form.file_name
-    (folder / "upload").rename(path)
-    return Received(folder, path, form.file_name, form.size, form.hash.hexdigest(), form.fields)
+    await run_in_threadpool((folder / "upload").rename, path)
+    assert form.key is not None
+    return Received(folder, path, form.file_name, form.size, form.hash.hexdigest(), form.fields, form.key)
 
 
-def _remove(folder: Path, spool: Spool, size: int) -> None:
-    with contextlib.suppress(OSError):
-        shutil.rmtree(folder)
-    spool.release(size)
+def too_slow(why: str) -> UploadRefused:
+    return UploadRefused(
+        408, "Upload too slow", f"{why}; it was not kept. Upload it again from a steadier connection.", drain=False
+    )
+
+
+async def _remove(folder: Path, spool: Spool, form: _Form, gate: Gate) -> None:
+    def remove() -> None:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(folder)
+
+    await run_in_threadpool(remove)
+    spool.release(form.size)
+    if form.key is not None:
+        gate.give_back(form.key)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +56,17 @@ class ServeSettings:
     "Uploads one client may make in an hour."
     course_token: str | None = None
     "When set, an upload must carry it (the course page links to /?token=...)."
+    course_tokens: frozenset[str] = frozenset()
+    "Personal tokens (one per student or group: --course-tokens FILE): an upload must carry one of them (or the"
+    " course token), and each has its own hourly allowance (a campus NAT gives many students one address)."
     keep_uploads: Path | None = None
     "When set, each checked file is kept there (named by its sha256); else it is deleted once checked."
+    min_upload_rate: float = defaults.MIN_UPLOAD_KB_PER_SECOND * 1024
+    "Bytes per second an upload must average once upload_grace_seconds have passed; slower ones are cut off."
+    upload_grace_seconds: float = defaults.UPLOAD_GRACE_SECONDS
+    "When an upload's rate starts to count, and the longest pause between two of its chunks."
+    keep_days: float = defaults.KEEP_DAYS
+    "Results, upload records and kept uploads older than this are deleted, at start and daily."
 
     def __post_init__(self) -> None:
         # Absolute from the start: the workers' sandbox binds paths under the state folder, and a path
@@ -73,6 +84,24 @@ class ServeSettings:
                 "--workers and --uploads-per-hour must be at least 1, and --spool-mb must hold one upload "
                 f"of the assignment's limit ({self.max_upload_bytes / 1024**2:,.0f} MB)"
             )
+
+    def admits(self, given: str) -> bool:
+        """Whether a visitor holding `given` may upload: anyone when no token is set, else the holder of the
+        course token or of a personal token (compared in constant time: by hash for the personal ones)."""
+        if self.course_token is None and not self.course_tokens:
+            return True
+        if self.course_token is not None and secrets.compare_digest(given.encode(), self.course_token.encode()):
+            return True
+        return _hashed(given) in self._personal
+
+    def counted_as(self, given: str, client: str) -> str:
+        """What an admitted upload counts against: its personal token, else its client's address."""
+        hashed = _hashed(given)
+        return f"token {hashed[:16]}" if hashed in self._personal else f"address {client}"
+
+    @functools.cached_property
+    def _personal(self) -> frozenset[str]:
+        return frozenset(_hashed(token) for token in self.course_tokens)
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -106,6 +135,29 @@ class ServeSettings:
             "grader": grader.__version__,
         }
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+
+
+def _hashed(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def read_tokens(path: Path) -> frozenset[str]:
+    """Personal tokens from a file: one per line (anything after the first space is a note, such as the student's
+    name); blank lines and lines starting with '#' are skipped. A clear error for an unreadable file, a short
+    token or none at all."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise GraderError(f"--course-tokens {path}: cannot be read ({error})") from None
+    tokens = [line.split()[0] for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    short = [number for number, token in enumerate(tokens, start=1) if len(token) < 16]
+    if not tokens or short:
+        raise GraderError(
+            f"--course-tokens {path}: give one token of at least 16 characters per line"
+            + (f" (token {short[0]} is shorter)" if short else " (the file holds none)")
+            + "; python -c 'import secrets; print(secrets.token_urlsafe(24))' makes one"
+        )
+    return frozenset(tokens)
 
 
 def public_sets(

@@ -134,6 +134,24 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def prune(self, before: float) -> int:
+        """Delete uploads recorded before `before` (a Unix time) and the results no upload left refers to that are
+        as old; return how many uploads were deleted. Their pages are then not found."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                gone = self._db.execute(
+                    "DELETE FROM uploads WHERE created < ? AND state NOT IN (?, ?)", (before, QUEUED, RUNNING)
+                ).rowcount
+                self._db.execute(
+                    "DELETE FROM results WHERE created < ? AND key NOT IN (SELECT result_key FROM uploads)", (before,)
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return gone
+
     def upload(self, token: str) -> Upload | None:
         with self._lock:
             row = self._db.execute(
