@@ -954,11 +954,11 @@ class _Run:
             self._finish(unit, status, _failure_reason(answer), detail)
             return
         if answer.get("fallback_from") and self.rules.versions.legacy_loader_policy == "refuse":
-            self._finish(unit, "load_failed", _legacy_refusal(answer, self.rules), detail)
+            self._finish(unit, "load_failed", _legacy_refusal(answer, self.rules, part), detail)
             return
         # The evaluation states the output width; screening's guess from the config gives way to it.
         unit.checks = [check for check in unit.checks if check.name != "outputs"]
-        unit.checks.extend(_evaluation_checks(answer, self.rules))
+        unit.checks.extend(_evaluation_checks(answer, self.rules, part))
         assert evaluation.predictions is not None and evaluation.output_shape is not None
         labels = self.heldouts[part.name].labels
         correct = scoring.count_correct(evaluation.predictions, labels)
@@ -1309,8 +1309,9 @@ def _attempts_text(answer: dict[str, Any]) -> str:
     return "the model's code tried to " + "; ".join(answer["attempts"]) + " (refused)"
 
 
-def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]:
-    """What the evaluation showed that the official script would have done differently."""
+def _evaluation_checks(answer: dict[str, Any], rules: Assignment, part: Part) -> list[Check]:
+    """What the evaluation showed that the coursework's own evaluation would have done differently."""
+    evaluation = part.evaluation.name
     checks = []
     if answer.get("attempts"):
         checks.append(
@@ -1346,29 +1347,32 @@ def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]
         else:
             why = "all of them: most batches held a near-tie"
         message = (
-            f"predicted in batches of {batches['fast']}; {batches['rechecked']} of the official script's "
+            f"predicted in batches of {batches['fast']}; {batches['rechecked']} of {evaluation}'s "
             f"batches of {batches['official']} were predicted again as it predicts them ({why}), with the "
             "same outputs up to rounding"
         )
         if changed:
             message += (
-                f"; {len(changed)} images changed class there (kept as the official script gives them: "
+                f"; {len(changed)} images changed class there (kept as {evaluation} gives them: "
                 f"{', '.join(map(str, changed[:10]))})"
             )
         checks.append(Check("batch size", PASS, message))
     if answer.get("fallback_from"):
         flag = rules.versions.legacy_loader_policy == "flag"
         advice = (
-            f"save the model with TensorFlow {rules.versions.tensorflow} (Keras 3), which the official script uses"
+            f"save the model with TensorFlow {rules.versions.tensorflow} (Keras 3), which {evaluation} uses"
             if flag
             else ""
         )
-        checks.append(Check("loader", WARN if flag else PASS, _legacy_message(answer, rules), advice))
+        checks.append(Check("loader", WARN if flag else PASS, _legacy_message(answer, rules, part), advice))
     elif answer.get("onnx_batches"):
         checks.append(Check("loader", PASS, f"predicted by {answer.get('loader')}, {answer['onnx_batches']}"))
     else:
-        checks.append(Check("loader", PASS, f"loaded by {answer.get('loader')}, as the official script loads it"))
-    if answer.get("official_load_error"):
+        checks.append(Check("loader", PASS, f"loaded by {answer.get('loader')}, as {evaluation} loads it"))
+    # Only where the coursework's evaluation loads the file compiled (Coursework 1's load_model(file)): another
+    # coursework's evaluation never meets the saved training setup.
+    compiles = part.evaluation.compiles_on_load
+    if compiles and answer.get("official_load_error"):
         checks.append(
             Check(
                 "official script",
@@ -1379,7 +1383,7 @@ def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]
                 "save the model again with the TensorFlow the coursework names",
             )
         )
-    if answer.get("official_load_unchecked"):
+    if compiles and answer.get("official_load_unchecked"):
         checks.append(
             Check(
                 "official script",
@@ -1404,21 +1408,21 @@ def _evaluation_checks(answer: dict[str, Any], rules: Assignment) -> list[Check]
     return checks
 
 
-def _legacy_message(answer: dict[str, Any], rules: Assignment) -> str:
-    """Why a file was graded with TensorFlow's Keras 2 loader: what the official script's loader did."""
+def _legacy_message(answer: dict[str, Any], rules: Assignment, part: Part) -> str:
+    """Why a file was graded with TensorFlow's Keras 2 loader: what the coursework's evaluation's loader did."""
     tensorflow = rules.versions.tensorflow
     return (
-        f"the official script would fail with this file (its loader under TensorFlow {tensorflow} is Keras 3: "
+        f"{part.evaluation.name} would fail with this file (its loader under TensorFlow {tensorflow} is Keras 3: "
         f"{_stage_failure(answer['fallback_from'][0])}); graded with TensorFlow {tensorflow}'s Keras 2 loader "
         f"({answer.get('loader')}), as markers resolve older files"
     )
 
 
-def _legacy_refusal(answer: dict[str, Any], rules: Assignment) -> str:
+def _legacy_refusal(answer: dict[str, Any], rules: Assignment, part: Part) -> str:
     """The reason for a file only the Keras 2 loader reads, under legacy_loader_policy = 'refuse'."""
     tensorflow = rules.versions.tensorflow
     return (
-        f"the official script cannot use this file: its loader under TensorFlow {tensorflow} is Keras 3, and "
+        f"{part.evaluation.name} cannot use this file: its loader under TensorFlow {tensorflow} is Keras 3, and "
         f"{_stage_failure(answer['fallback_from'][0])}; this assignment does not grade with TensorFlow "
         f'{tensorflow}\'s Keras 2 loader ({answer.get("loader")}), which can (legacy_loader_policy = "refuse")'
     )

@@ -252,12 +252,30 @@ def test_a_compile_check_that_cannot_be_made_is_a_warning_not_a_silence() -> Non
     from grader.cohort import _evaluation_checks
     from grader.courseworks.assignment import load_assignment
 
+    rules = load_assignment()
     checks = _evaluation_checks(
-        {"loader": "keras 3.15.1", "official_load_unchecked": "ImportError: x"}, load_assignment()
+        {"loader": "keras 3.15.1", "official_load_unchecked": "ImportError: x"}, rules, rules.parts[0]
     )
     warned = [check for check in checks if check.name == "official script"]
     assert len(warned) == 1 and warned[0].outcome == "warn"
     assert "could not check whether the official script's load_model(file) would compile" in warned[0].message
+
+
+@pytest.mark.parametrize("name", ["oxford-practical3", "syde522-a4", "uva-lab1", "kit-ex9"])
+def test_the_compile_check_is_coursework_1_s_alone(name: str) -> None:
+    """Only a coursework whose evaluation loads the file compiled (Coursework 1's load_model(file), stated by
+    compiles_on_load in its file) flags a saved training setup that would not compile; the others' own
+    evaluations never compile it, so the same answer gives no check there."""
+    from grader.cohort import _evaluation_checks
+    from grader.courseworks.assignment import load_assignment
+
+    answer = {"loader": "keras 3.15.1", "official_load_error": "ValueError: reduction='auto'"}
+    kcl = load_assignment("kcl-dnn-cw1")
+    assert [c.name for c in _evaluation_checks(answer, kcl, kcl.parts[0]) if c.outcome == "warn"] == ["official script"]
+    rules = load_assignment(name)
+    for part in rules.model_parts:
+        assert not part.evaluation.compiles_on_load
+        assert "official script" not in {check.name for check in _evaluation_checks(answer, rules, part)}
 
 
 def test_the_tie_share_edge_is_exact() -> None:

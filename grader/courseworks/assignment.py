@@ -411,11 +411,25 @@ class EvaluationSpec:
     tie_flag_share: float = 0.01
     "Flag a student when more than this share of the images had exactly tied top outputs, so that the"
     " official script's argmax rule (the first of the tied classes) decided their class."
+    name: str = "the coursework's own evaluation"
+    "What reports call the coursework's own evaluation, whose result each mark equals ('the official script',"
+    " 'the notebook's evaluation'): the checks that say what it would have done name it so."
+    compiles_on_load: bool = False
+    "Whether the coursework's own evaluation loads the file with the training setup compiled (Coursework 1's"
+    " script calls load_model(file)): a .h5 file whose saved setup would not compile there is then flagged"
+    " (it is graded with compile=False, which predicts the same). False where the evaluation never compiles."
 
 
 # Evaluation settings that change how a result is marked, never the predictions: a stored evaluation is
 # reused across changes to these (see Part.evaluation_key).
-MARKING_ONLY = ("time_limit_seconds", "nonfinite_policy", "output_width_policy", "tie_flag_share")
+MARKING_ONLY = (
+    "time_limit_seconds",
+    "nonfinite_policy",
+    "output_width_policy",
+    "tie_flag_share",
+    "name",
+    "compiles_on_load",
+)
 
 
 @dataclass(frozen=True)
@@ -993,6 +1007,8 @@ def _parse_evaluation(evaluation: _Reader, data: DataSpec) -> EvaluationSpec:
         nonfinite_policy=evaluation.choice("nonfinite_policy", POLICIES, defaults.nonfinite_policy),
         output_width_policy=evaluation.choice("output_width_policy", POLICIES, defaults.output_width_policy),
         tie_flag_share=evaluation.share("tie_flag_share", defaults.tie_flag_share),
+        name=evaluation.get("name", str) or defaults.name,
+        compiles_on_load=evaluation.flag("compiles_on_load", defaults.compiles_on_load),
     )
     if spec.feed == "official-kcl":
         for key in ("mlp_input", "cnn_input"):
