@@ -4,7 +4,8 @@ The notebook API:
 - `grader.grade("submissions/", assignment=..., heldout=..., out="reports/")` grades a cohort (the `grade`
   command; `cluster="tcp://host:8786"` or `"local:4"` evaluates on Dask) and returns its summary;
 - `grader.check("model.h5")` checks one file as the instructor's run would;
-- `grader.read_marks("reports/")` and `grader.read_results("reports/")` return pandas DataFrames.
+- `grader.read_marks("reports/")` and `grader.read_results("reports/")` return pandas DataFrames;
+- `with grader.keep_workers_warm(): ...` lets the runs inside reuse each other's warm TensorFlow workers.
 Each result renders as an HTML table in Jupyter.
 """
 
@@ -25,6 +26,10 @@ def __getattr__(name: str) -> Any:
         from grader.cohort import grade_cohort
 
         return grade_cohort
+    if name == "keep_workers_warm":
+        from grader.evaluation.scheduler import keep_workers_warm
+
+        return keep_workers_warm
     if name in ("read_marks", "read_results"):
         from grader.outputs import frames
 

@@ -55,13 +55,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError("these tests use real models but lack @pytest.mark.tensorflow: " + ", ".join(unmarked))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _warm_workers():
+    """The session's warm TensorFlow workers (grader.evaluation.scheduler.keep_workers_warm): the runs the
+    tests and their fixtures make in this process take a kept worker with their sandbox, images and threads
+    instead of starting TensorFlow again."""
+    from grader.evaluation.scheduler import keep_workers_warm
+
+    with keep_workers_warm() as pool:
+        yield pool
+
+
 @pytest.fixture(autouse=True)
 def _workers_only_under_the_tensorflow_marker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
-    """A test without the tensorflow marker that would start a TensorFlow worker fails, saying so."""
-    if request.node.get_closest_marker("tensorflow"):
+    """A test without the tensorflow marker that would start a TensorFlow worker fails, saying so. A test
+    with it shares the session's warm workers, unless it is marked own_workers (it counts or kills workers,
+    or must see a worker start)."""
+    from grader.evaluation import scheduler
+
+    tensorflow = request.node.get_closest_marker("tensorflow")
+    if not tensorflow or request.node.get_closest_marker("own_workers"):
+        monkeypatch.setattr(scheduler.WorkerPool, "current", None)
+    if tensorflow:
         yield
         return
-    from grader.evaluation import scheduler
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"{request.node.nodeid} starts a TensorFlow worker: mark it @pytest.mark.tensorflow")

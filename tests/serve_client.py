@@ -44,10 +44,16 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.state = cwd / state if cwd is not None else state
         self.log = self.state.parent / f"{self.state.name}.log"
+        # The server's own temporary folder (as the system's /tmp would be), which the tests can check is left
+        # empty: the system's own is shared with the other tests running beside this one.
+        self.tmp = self.state.parent / f"{self.state.name}.tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
         where = [] if cwd is not None else ["--state", str(state)]
         command = [sys.executable, "-m", "grader", "serve", *where, "--port", str(self.port), *options]
         with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env={**os.environ, "TMPDIR": str(self.tmp)}
+            )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

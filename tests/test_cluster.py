@@ -294,7 +294,12 @@ def test_a_worker_that_joins_mid_run_gets_the_images() -> None:
         before = set(scheduler.client.scheduler_info()["workers"])
         scheduler.cluster.scale(2)
         scheduler.client.wait_for_workers(2, timeout=120)
-        newcomer = (set(scheduler.client.scheduler_info()["workers"]) - before).pop()
+        # The scheduler's list of workers can lag its count on a loaded machine: wait until the newcomer is in it.
+        deadline = time.monotonic() + 120
+        while not (joined := set(scheduler.client.scheduler_info()["workers"]) - before):
+            assert time.monotonic() < deadline, "the second worker never appeared in the scheduler's list"
+            time.sleep(0.2)
+        newcomer = joined.pop()
         scheduler._replicate_to_newcomers()
         key = scheduler._keys["images-test"]
         # The coordinator reads plain data back only (msgpack): the array's bytes, not the array.

@@ -23,6 +23,7 @@ from .conftest import DEMO_HELDOUT, make_cohort
 pytestmark = pytest.mark.tensorflow
 
 
+@pytest.mark.own_workers
 def test_a_worker_killed_mid_evaluation_is_crashed_and_the_run_goes_on(tmp_path: Path, models: Path) -> None:
     """The worker evaluating a model is killed from outside (as the kernel's OOM killer would): that student
     is `crashed`, saying the worker was killed, and the next student is graded by a new worker."""

@@ -35,7 +35,15 @@ LAYOUT = {
 
 def grade(cohort: Path, out: Path, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "grader", str(cohort), "--heldout", str(DEMO_HELDOUT), "--out", str(out), *extra]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # As a terminal's shell starts it: Ctrl-C's SIGINT at its default, whatever the test process inherited (a
+    # process that ignores SIGINT passes that on, and Python then never raises KeyboardInterrupt).
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def orphans(out: Path, within: float) -> list[str]:

@@ -179,6 +179,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory, models: Path) -> Path:
 
 
 @pytest.mark.tensorflow
+@pytest.mark.own_workers
 def test_warm_workers_then_a_band_change_without_tensorflow(cohort: Path, tmp_path: Path) -> None:
     """Six files take one warm worker each (no restart between them); changing only the bands re-marks
     every student from stored predictions with no worker started, and the marks follow the new table."""
@@ -206,6 +207,7 @@ def test_warm_workers_then_a_band_change_without_tensorflow(cohort: Path, tmp_pa
 
 
 @pytest.mark.tensorflow
+@pytest.mark.own_workers
 def test_fresh_workers_start_one_per_submission(cohort: Path, tmp_path: Path) -> None:
     """--fresh-workers starts a new worker for every submission, and gives the same marks."""
     warm = grade_cohort(cohort, heldout=DEMO_HELDOUT, out=tmp_path / "warm", workers=1)
@@ -335,3 +337,22 @@ def test_images_are_prepared_as_the_data_spec_says() -> None:
     assert (x[:, 0] == 2.0).all() and (x[:, 1] == -1.0).all() and (x[:, 2] == 2.0).all()
     normalised = prepare(grey, {"scale": 255, "mean": [0.1307], "std": [0.3081]})
     assert np.array_equal(normalised, (grey.astype("float32") / 255 - np.float32(0.1307)) / np.float32(0.3081))
+
+
+@pytest.mark.tensorflow
+@pytest.mark.own_workers
+def test_runs_within_keep_workers_warm_share_their_workers(cohort: Path, tmp_path: Path) -> None:
+    """Inside keep_workers_warm, a second run takes the first run's warm worker instead of starting TensorFlow
+    again, with the same marks byte for byte; the kept worker is stopped when the block ends."""
+    import grader
+
+    with grader.keep_workers_warm() as pool:
+        first = grade_cohort(cohort, heldout=DEMO_HELDOUT, out=tmp_path / "first", workers=1)
+        second = grade_cohort(cohort, heldout=DEMO_HELDOUT, out=tmp_path / "second", workers=1)
+        [kept] = pool.waiting
+        process = kept.process
+        assert process.poll() is None
+    assert (first.evaluated, first.workers_started) == (6, 1)
+    assert (second.evaluated, second.workers_started) == (6, 0)
+    assert (tmp_path / "second" / "marks.csv").read_bytes() == (tmp_path / "first" / "marks.csv").read_bytes()
+    assert process.poll() is not None  # stopped with the block

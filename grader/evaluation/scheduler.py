@@ -9,16 +9,20 @@ served a file that screening flagged is killed with its whole process group and 
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
+import functools
+import hashlib
 import json
 import os
 import queue
 import re
 import shutil
 import signal
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -205,8 +209,13 @@ class ChildProcess:
         child.protocol = WORKER_PROTOCOL
         return child
 
-    def start(self, timeout: float = STARTUP_SECONDS) -> dict[str, Any]:
-        self.process = sandbox.popen(self.argv, self.env, self.cwd, self.limits, self.stderr_path)
+    def start(
+        self, timeout: float = STARTUP_SECONDS, spawn: Callable[[Callable[[], Any]], Any] | None = None
+    ) -> dict[str, Any]:
+        """Start the child and wait for its ready message. The child dies with the thread that started it (the
+        sandbox's parent-death signal): `spawn` runs the start in a thread that lives longer (WorkerPool)."""
+        popen = functools.partial(sandbox.popen, self.argv, self.env, self.cwd, self.limits, self.stderr_path)
+        self.process = spawn(popen) if spawn is not None else popen()
         # A thread reads the child's answers: select() on pipes does not exist on Windows, and a thread
         # lets the waiting side watch the child's memory while it waits.
         self._lines: queue.Queue[bytes | None] = queue.Queue()
@@ -362,6 +371,7 @@ class Scheduler:
         threads: int | None = None,
         limits: sandbox.Limits | None = None,
         fresh_each: bool = False,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.isolation = isolation
         self.images = images
@@ -373,6 +383,8 @@ class Scheduler:
         self.budget = budget
         self.limits = limits or sandbox.Limits()
         self.fresh_each = fresh_each
+        self.pool = pool if pool is not None else WorkerPool.current
+        "Warm workers kept between runs (keep_workers_warm); None: every worker is this run's own."
         self._stop = threading.Event()
         self._live: set[ChildProcess] = set()
         self._lock = threading.Lock()
@@ -457,8 +469,7 @@ class Scheduler:
             results.put(error)
         finally:
             if worker is not None:
-                worker.close()
-                self._forget(worker)
+                self._release(worker)
 
     def _evaluate_on(self, worker: ChildProcess, job: Job) -> tuple[Outcome, ChildProcess | None]:
         """Evaluate one job on a worker; the outcome, and the worker if it may serve the next job (None when
@@ -500,11 +511,24 @@ class Scheduler:
         return self._start_worker(folder)
 
     def close(self) -> None:
-        """Stop evaluate_one's worker."""
+        """Stop evaluate_one's worker (or give it back to the pool)."""
         if self._one is not None:
-            self._one.close()
-            self._forget(self._one)
+            self._release(self._one)
             self._one = None
+
+    def _release(self, worker: ChildProcess) -> None:
+        """A worker this scheduler is done with: back to the pool when there is one and it may serve again
+        (alive, not grown, not stopping), else stopped."""
+        self._forget(worker)
+        if self.pool is None or self._stop.is_set() or not self.pool.give(self._pool_key, worker):
+            worker.close()
+
+    @functools.cached_property
+    def _pool_key(self) -> tuple[Any, ...]:
+        """What a kept worker must share with this scheduler to serve it: the sandbox, the images (each set's
+        name and the sha256 of its bytes), the threads and the limits it was started with."""
+        images = tuple(sorted((name, _sha256(path)) for name, path in self.images.items()))
+        return (self.isolation, images, self.threads, self.limits)
 
     def _retire(self) -> bool:
         """Whether this thread, whose worker will not start, may stop and leave the jobs to the others
@@ -516,17 +540,28 @@ class Scheduler:
             return False
 
     def _start_worker(self, folder: Path) -> ChildProcess:
-        """A new worker, ready for requests; tried STARTUP_ATTEMPTS times (raises WorkerError after)."""
+        """A warm worker from the pool, else a new one, ready for requests; a new one is tried
+        STARTUP_ATTEMPTS times (raises WorkerError after)."""
+        if self.pool is not None:
+            kept = self.pool.take(self._pool_key)
+            if kept is not None:
+                with self._lock:
+                    self._live.add(kept)
+                return kept
+            # A worker that may outlive this run lives in the pool's folder, with its own copy of the images:
+            # the run's working folder is removed when the run ends.
+            folder = self.pool.folder()
         failures = []
         for _ in range(STARTUP_ATTEMPTS):
+            images = self.pool.images(self.images, dict(self._pool_key[1])) if self.pool is not None else self.images
             worker = ChildProcess.worker(
-                isolation=self.isolation, images=self.images, workdir=folder, threads=self.threads, limits=self.limits
+                isolation=self.isolation, images=images, workdir=folder, threads=self.threads, limits=self.limits
             )
             with self._lock:
                 self._live.add(worker)
                 self.started += 1
             try:
-                worker.start()
+                worker.start(spawn=self.pool.spawn if self.pool is not None else None)
             except WorkerError as error:
                 self._forget(worker)
                 failures.append(str(error))
@@ -580,6 +615,105 @@ class Scheduler:
         return Outcome(job.key, status, None, reason, seconds, self.isolation, info)
 
 
+class WorkerPool:
+    """Warm workers kept between runs in this process, while `keep_workers_warm()` is in force.
+
+    A run takes a kept worker whose sandbox, image sets, threads and limits are its own, and gives it back when
+    it is done with it; a worker that failed, timed out, crossed a limit, grew, or served a file screening
+    flagged is never given back (the scheduler kills it, as within one run). So reuse across runs is what one
+    run already does from one student to the next: one model at a time, each in a clean Keras session, on
+    images that are the same bytes (named by their hash). At most `keep` workers wait; more are stopped.
+    """
+
+    current: WorkerPool | None = None
+    "The pool runs in this process use (set by keep_workers_warm)."
+
+    def __init__(self, folder: Path, keep: int = 2) -> None:
+        self.root = Path(os.path.abspath(folder))
+        self.keep = keep
+        self._idle: list[tuple[tuple[Any, ...], ChildProcess]] = []
+        self._lock = threading.Lock()
+        self._made = 0
+        # Kept workers outlive the run's threads, and a child dies with the thread that started it: the pool's
+        # own thread starts them.
+        self._starter = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="grader-pool")
+
+    def spawn(self, start: Callable[[], Any]) -> Any:
+        """Run `start` (a child's Popen) in the pool's own thread, which lives as long as the pool."""
+        return self._starter.submit(start).result()
+
+    def take(self, key: tuple[Any, ...]) -> ChildProcess | None:
+        """A kept worker for this key, alive, or None."""
+        with self._lock:
+            for index, (kept, worker) in enumerate(self._idle):
+                if kept == key:
+                    del self._idle[index]
+                    if worker.process is not None and worker.process.poll() is None:
+                        return worker
+                    worker.kill()
+        return None
+
+    def give(self, key: tuple[Any, ...], worker: ChildProcess) -> bool:
+        """Keep a worker for the next run; False when it may not be kept (gone, or grown)."""
+        if worker.process is None or worker.process.poll() is not None or _resident(worker) > RECYCLE_BYTES:
+            return False
+        with self._lock:
+            self._idle.append((key, worker))
+            surplus = self._idle[: max(0, len(self._idle) - self.keep)]
+            del self._idle[: len(surplus)]
+        for _, oldest in surplus:
+            oldest.close()
+        return True
+
+    @property
+    def waiting(self) -> list[ChildProcess]:
+        """The workers kept now, oldest first."""
+        with self._lock:
+            return [worker for _, worker in self._idle]
+
+    def folder(self) -> Path:
+        """A new worker's own folder (its inbox and log)."""
+        with self._lock:
+            self._made += 1
+            return self.root / f"worker-{self._made}"
+
+    def images(self, images: dict[str, Path], digests: dict[str, str]) -> dict[str, Path]:
+        """The pool's own copies of a run's image sets (hard links where possible), by their names; each copy
+        is named by the sha256 of its bytes."""
+        kept = {}
+        with self._lock:  # workers of one run start side by side, each wanting the same copies
+            for name, path in images.items():
+                target = self.root / "images" / f"{digests[name]}.npy"
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    _place(path, target)
+                kept[name] = target
+        return kept
+
+    def close(self) -> None:
+        """Stop every kept worker."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _, worker in idle:
+            worker.close()
+        self._starter.shutdown()
+
+
+@contextlib.contextmanager
+def keep_workers_warm(keep: int = 2) -> Iterator[WorkerPool]:
+    """Within this block, runs in this process (grader.grade, grader.check, the commands run in-process) reuse
+    each other's warm TensorFlow workers instead of starting new ones (see WorkerPool); they are stopped when
+    the block ends. A notebook grading several times, or a test suite, pays TensorFlow's start once."""
+    with tempfile.TemporaryDirectory(prefix="grader-workers-") as folder:
+        pool, outer = WorkerPool(Path(folder), keep), WorkerPool.current
+        WorkerPool.current = pool
+        try:
+            yield pool
+        finally:
+            WorkerPool.current = outer
+            pool.close()
+
+
 class LentWorker:
     """A Scheduler's one warm worker lent to a run (`grade serve`): the run's jobs are evaluated on it one at a
     time, in the run's thread, and it stays warm for the next run (close() leaves it running)."""
@@ -602,6 +736,11 @@ class LentWorker:
 
     def close(self) -> None:
         """The worker is the lender's: it stops when the lender closes its scheduler."""
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _place(source: Path, target: Path) -> None:
