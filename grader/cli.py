@@ -661,10 +661,10 @@ def integrity_command(reports: Path, library: tuple[Path, ...], heldout: tuple[s
     Example:
         grade integrity reports/ --library known_models/ --library ../2025/reports/
     """
-    from grader.evidence import rerun
+    from grader.cohort import rerun_integrity
 
     try:
-        evidence, problems = rerun(reports, library, part_paths(heldout, "--heldout"))
+        evidence, problems = rerun_integrity(reports, library, part_paths(heldout, "--heldout"))
     except GraderError as error:
         raise _fail(error) from None
     for problem in problems:

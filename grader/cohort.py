@@ -40,7 +40,7 @@ from grader.checks.screening import (
     summary,
 )
 from grader.courseworks.assignment import Assignment, EvaluationSpec, Part, load_assignment
-from grader.courseworks.heldout import HeldoutSet, heldout_paths, load_heldout, write_images
+from grader.courseworks.heldout import HeldoutSet, heldout_paths, load_heldout, run_heldout, write_images
 from grader.discovery import Submission, SubmittedFile, choose_for_part, discover_submissions, model_files
 from grader.errors import GraderError, HeldoutError
 from grader.evaluation.code import CODE_EVALUATOR, CodeRun, CodeTests, evaluate_code, load_tests
@@ -58,7 +58,7 @@ from grader.evaluation.scheduler import (
 from grader.evaluation.staging import Staged, StagingError, fingerprint, stage, stat_key
 from grader.evaluation.worker import MIN_NEAR_TIE, NEAR_TIE_SAFETY
 from grader.evaluation.worker import REVISION as WORKER_REVISION
-from grader.evidence import gather, is_gradebook_folder, library_folder
+from grader.evidence import Evidence, gather, is_gradebook_folder, library_folder
 from grader.formats import CODE_FORMATS, DEFAULT_FORMATS, FORMATS, advice, format_of
 from grader.formats.fingerprint import REVISION as FINGERPRINT_REVISION
 from grader.gradebook import Evaluation, Gradebook
@@ -342,6 +342,23 @@ def index_library(
         folder, assignment=rules, heldout=heldout, out=target, isolation=isolation, reports=False, integrity=True
     )
     return target
+
+
+def rerun_integrity(
+    reports: Path, libraries: Sequence[Path] = (), heldout: Path | Mapping[str, Path] | None = None
+) -> tuple[Evidence, list[str]]:
+    """`grade integrity`: the latest run's evidence again, with these libraries; writes integrity.html/.csv."""
+    with Gradebook.reading(reports) as book:
+        run = book.run()
+        rules = load_assignment(run["assignment_path"])
+        heldouts = {}
+        for part in rules.model_parts:
+            given = heldout.get(part.name) if isinstance(heldout, Mapping) else heldout
+            heldouts[part.name] = run_heldout(run, rules, part, given)
+        sources = {part.name: heldouts[part.name].source for part in rules.model_parts}
+        known = [index_library(folder, rules, sources, reports, run["isolation"]) for folder in libraries]
+        evidence = gather(book, run["id"], rules, heldouts, known)
+    return evidence, write_integrity(evidence, reports, rules, heldouts)
 
 
 def load_heldouts(rules: Assignment, given: str | Path | Mapping[str, str | Path]) -> dict[str, HeldoutSet]:

@@ -355,3 +355,8 @@ def _why_no_model(files: tuple[SubmittedFile, ...], formats: tuple[str, ...]) ->
             return f"no {kind} file: found {listed.name}; this assignment takes {advice(formats)}", "no_file"
     names = ", ".join(f.name for f in files[:3]) + (", ..." if len(files) > 3 else "")
     return f"no {kind} file (found {names})", "no_file"
+
+
+def person(name: str, student_id: str) -> str:
+    """How reports name a student: 'Ada Lovelace (100001)', or the id alone when there is no name."""
+    return f"{name} ({student_id})" if name else student_id

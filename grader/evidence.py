@@ -19,10 +19,10 @@ import numpy as np
 
 from grader.courseworks.assignment import Assignment
 from grader.courseworks.heldout import HeldoutSet
+from grader.discovery import person
 from grader.formats.fingerprint import REVISION, read_kernels
 from grader.gradebook import FILE_NAME, Gradebook
 from grader.marking.integrity import Finding, Network, find_evidence
-from grader.outputs.reports import person
 
 LIBRARY_FOLDER = "library"
 
@@ -89,28 +89,6 @@ def gather(
         for _, (library_book, _) in known:
             library_book.close()
     return Evidence(findings, networks, described, tuple(notes))
-
-
-def rerun(
-    reports: Path, libraries: Sequence[Path] = (), heldout: Path | Mapping[str, Path] | None = None
-) -> tuple[Evidence, list[str]]:
-    """`grade integrity`: the latest run's evidence again, with these libraries; writes integrity.html/.csv."""
-    from grader.cohort import index_library
-    from grader.courseworks.assignment import load_assignment
-    from grader.outputs.integrity import write_integrity
-    from grader.outputs.reports import run_heldout
-
-    with Gradebook.reading(reports) as book:
-        run = book.run()
-        rules = load_assignment(run["assignment_path"])
-        heldouts = {}
-        for part in rules.model_parts:
-            given = heldout.get(part.name) if isinstance(heldout, Mapping) else heldout
-            heldouts[part.name] = run_heldout(run, rules, part, given)
-        sources = {part.name: heldouts[part.name].source for part in rules.model_parts}
-        known = [index_library(folder, rules, sources, reports, run["isolation"]) for folder in libraries]
-        evidence = gather(book, run["id"], rules, heldouts, known)
-    return evidence, write_integrity(evidence, reports, rules, heldouts)
 
 
 def read_library_rows(folder: Path) -> tuple[Gradebook, list[dict[str, Any]]]:

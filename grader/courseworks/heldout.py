@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from grader import defaults
-from grader.courseworks.assignment import DataSpec, Part
-from grader.errors import HeldoutError
+from grader.courseworks.assignment import Assignment, DataSpec, Part
+from grader.errors import GraderError, HeldoutError
 
 NPZ_KEYS = (("x", "y"), ("x_test", "y_test"))
 IDX_DTYPES = {0x08: np.uint8}
@@ -413,3 +413,16 @@ def _hash(array: np.ndarray) -> str:
     digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
     digest.update(np.ascontiguousarray(array).data.cast("B"))
     return digest.hexdigest()
+
+
+def run_heldout(run: dict[str, Any], rules: Assignment, part: Part, given: Path | None = None) -> HeldoutSet:
+    """The held-out set a run graded a part with (from where the run read it, or `given`), checked by hash."""
+    recorded = run["options"].get("heldout", {}).get(part.name) if not rules.single else None
+    source = given or Path((recorded or {}).get("source") or run["heldout_source"].split(" + ")[0])
+    expected = recorded["sha256"] if recorded else run["heldout_sha256"]
+    heldout = load_heldout(source, part.data)
+    if heldout.sha256 != expected:
+        raise GraderError(
+            f"{source} is not the held-out set this run graded with (sha256 differs); pass --heldout with that set"
+        )
+    return heldout

@@ -8,13 +8,12 @@ from typing import Any
 import grader
 from grader.courseworks.assignment import Assignment, Part
 from grader.marking.schemes import as_score
+from grader.outputs.student import whose
 from grader.status import MARKED
 
 
 def code_report(row: dict[str, Any], assignment: Assignment, part: Part, run: dict[str, Any]) -> dict[str, Any]:
     """The report.json document for one student's code part."""
-    from grader.outputs.reports import whose  # reports imports this module
-
     spec = part.code
     assert spec is not None
     detail = row["detail"]

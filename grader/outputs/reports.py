@@ -24,13 +24,15 @@ from typing import Any
 import grader
 from grader.architecture import explain_inspection
 from grader.courseworks.assignment import Assignment, Part
-from grader.courseworks.heldout import HeldoutSet
+from grader.courseworks.heldout import HeldoutSet, run_heldout
+from grader.discovery import person
 from grader.gradebook import Gradebook
 from grader.marking import scoring
 from grader.marking.schemes import Bands, Signoff, as_score
 from grader.marking.totals import PART_COLUMNS, student_rows
 from grader.outputs import figures
 from grader.outputs.code_report import code_markdown, code_report, run_notes
+from grader.outputs.student import whose
 from grader.status import MARKED, NOT_ISOLATED, STATUSES
 from grader.versions import saved_with
 
@@ -306,20 +308,6 @@ def build_report(
     return report
 
 
-def whose(row: dict[str, Any]) -> dict[str, Any]:
-    """A report's 'student' and 'file': who handed in what (every part's report begins with them)."""
-    detail = row["detail"]
-    return {
-        "student": {"id": row["student_id"], "name": row["student_name"], "folder": row["folder"]},
-        "file": {
-            "name": row["file"],
-            "sha256": row["sha256"],
-            "size": detail.get("size"),
-            "all_files": detail.get("files", []),
-        },
-    }
-
-
 def _architecture_status(row: dict[str, Any]) -> str | None:
     """The status of the architecture comparison stored with a result ('exact', 'kinds', 'different')."""
     return ((row.get("detail") or {}).get("architecture") or {}).get("status")
@@ -414,11 +402,6 @@ def _inspection_summary(inspection: dict[str, Any] | None) -> dict[str, Any] | N
 
 def _who(student: dict[str, Any]) -> str:
     return person(student["name"], student["id"])
-
-
-def person(name: str, student_id: str) -> str:
-    """How reports name a student: 'Ada Lovelace (100001)', or the id alone when there is no name."""
-    return f"{name} ({student_id})" if name else student_id
 
 
 def report_markdown(report: dict[str, Any]) -> str:
@@ -770,22 +753,6 @@ def plot_student(
         f"wrote {target}: the first {len(shown)} misclassified images of {student_id}, as the coursework's "
         f"script draws them ({listed})"
     )
-
-
-def run_heldout(run: dict[str, Any], rules: Assignment, part: Part, given: Path | None = None) -> HeldoutSet:
-    """The held-out set a run graded a part with (from where the run read it, or `given`), checked by hash."""
-    from grader.courseworks.heldout import load_heldout
-    from grader.errors import GraderError
-
-    recorded = run["options"].get("heldout", {}).get(part.name) if not rules.single else None
-    source = given or Path((recorded or {}).get("source") or run["heldout_source"].split(" + ")[0])
-    expected = recorded["sha256"] if recorded else run["heldout_sha256"]
-    heldout = load_heldout(source, part.data)
-    if heldout.sha256 != expected:
-        raise GraderError(
-            f"{source} is not the held-out set this run graded with (sha256 differs); pass --heldout with that set"
-        )
-    return heldout
 
 
 def _section(heading: str, title: str, sentence: str) -> list[str]:
