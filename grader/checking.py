@@ -23,8 +23,8 @@ from grader.errors import GraderError, NotAnH5File, PartUnknown, WorkerError
 from grader.evaluation.sandbox import choose_isolation
 from grader.evaluation.scheduler import NO_WORKER, Scheduler, inspect_files
 from grader.formats import CODE_FORMATS, format_of
+from grader.formats.base import Inspection
 from grader.gradebook import Gradebook
-from grader.inspection import Inspection
 from grader.outputs.reports import number
 from grader.status import MARKED
 from grader.versions import saved_with

@@ -60,10 +60,10 @@ from grader.evaluation.worker import MIN_NEAR_TIE, NEAR_TIE_SAFETY
 from grader.evaluation.worker import REVISION as WORKER_REVISION
 from grader.evidence import Evidence, gather, is_gradebook_folder, library_folder
 from grader.formats import CODE_FORMATS, DEFAULT_FORMATS, FORMATS, advice, format_of
+from grader.formats.base import Inspection
 from grader.formats.fingerprint import REVISION as FINGERPRINT_REVISION
 from grader.gradebook import Evaluation, Gradebook
 from grader.inspection import REVISION as INSPECTOR_REVISION
-from grader.inspection import Inspection
 from grader.marking import scoring
 from grader.marking.code import code_detail, file_attempts, mark_code
 from grader.marking.code import reasons as code_reasons

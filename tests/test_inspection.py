@@ -10,7 +10,7 @@ from grader.architecture import explain_parameters
 from grader.checking import inspect_one
 from grader.checks.screening import screen
 from grader.courseworks.assignment import load_assignment
-from grader.inspection import inspect_h5
+from grader.formats.keras_h5 import inspect_h5
 
 from .conftest import SHARED
 

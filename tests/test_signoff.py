@@ -17,7 +17,7 @@ from grader.checks.architecture_spec import DIFFERENT, EXACT, KINDS, compare
 from grader.cli import cli
 from grader.cohort import grade_cohort
 from grader.courseworks.assignment import load_assignment
-from grader.inspection import inspect_h5
+from grader.formats.keras_h5 import inspect_h5
 from grader.outputs.exports import export
 
 from .conftest import DEMO_HELDOUT, make_cohort

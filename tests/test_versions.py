@@ -8,7 +8,7 @@ import pytest
 
 from grader.checks.screening import version_check
 from grader.courseworks.assignment import load_assignment
-from grader.inspection import Inspection
+from grader.formats.base import Inspection
 from grader.versions import saved_with, version_tag
 
 RULES = load_assignment()

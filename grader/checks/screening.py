@@ -13,7 +13,7 @@ from typing import Any
 from grader.checks.architecture_spec import EXACT, compare_inspection
 from grader.courseworks.assignment import Assignment, Limit, Part
 from grader.formats import DEFAULT_FORMATS, advice
-from grader.inspection import Inspection
+from grader.formats.base import Inspection
 from grader.versions import SavedWith, parse_release, saved_with, version_tag
 
 PASS, WARN, FAIL = "pass", "warn", "fail"

@@ -1,7 +1,7 @@
 """Model formats: how a file is recognised, inspected without running it, and fed in the worker.
 
 Three formats are graded:
-- `keras-h5`: a Keras model saved as HDF5 (`model.save('name.h5')`), read with h5py (grader.inspection);
+- `keras-h5`: a Keras model saved as HDF5 (`model.save('name.h5')`), read with h5py (grader.formats.keras_h5);
 - `keras-zip`: Keras 3's `.keras` zip (config.json, metadata.json, model.weights.h5), its archive checked
   before any member is opened (grader.formats.keras_zip);
 - `onnx`: an ONNX graph (torch.onnx.export, tf2onnx, jax2onnx), parsed with the onnx package, never run
@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.inspection import Inspection, inspect_h5, read_head
+from grader.formats.base import Inspection
+from grader.formats.keras_h5 import inspect_h5, read_head
 
 FORMATS = {
     "keras-h5": (".h5",),

@@ -15,7 +15,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from grader.inspection import MAX_CONFIG_DEPTH, Inspection, json_depth, read_config_text, walk_storage
+from grader.formats.base import Inspection
+from grader.formats.keras_h5 import MAX_CONFIG_DEPTH, json_depth, read_config_text, walk_storage
 
 MAX_MEMBERS = 64
 MAX_MEMBER_BYTES = 1024**3

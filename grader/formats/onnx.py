@@ -23,7 +23,7 @@ import numpy as np
 
 from grader.architecture import canonical_kind
 from grader.errors import ModelLoadError
-from grader.inspection import Inspection
+from grader.formats.base import Inspection
 
 STANDARD_DOMAINS = ("", "ai.onnx")
 # Bytes per element of ONNX's tensor types (TensorProto.DataType), for declared sizes.
