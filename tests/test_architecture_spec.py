@@ -276,6 +276,7 @@ name = "t"
 max_score = 2
 [data]
 image_shape = [28, 28]
+classes = 10
 [evaluation]
 feed = "declared"
 [marking]

@@ -159,7 +159,10 @@ def test_an_assignment_lists_the_formats_it_takes() -> None:
     """[screening] formats: Coursework 1 takes .h5 only, Oxford all three; an unknown format is an error."""
     assert load_assignment().screening.formats == ("keras-h5",)
     assert OXFORD.screening.formats == ("keras-h5", "keras-zip", "onnx")
-    text = """schema = 1\n[assignment]\nname = "t"\nmax_score = 1\n[[bands]]\nrange = "[0, 100]"\nscore = 1\n"""
+    text = (
+        """schema = 1\n[assignment]\nname = "t"\nmax_score = 1\n[data]\nimage_shape = [28, 28]\nclasses = 10\n"""
+        """[evaluation]\nfeed = "declared"\n[[bands]]\nrange = "[0, 100]"\nscore = 1\n"""
+    )
     with pytest.raises(AssignmentError, match="screening.formats holds 'pytorch'"):
         parse_assignment(tomllib.loads(text + '[screening]\nformats = ["pytorch"]\n'), path="t.toml", sha256="0")
 
@@ -427,6 +430,11 @@ def test_a_part_may_take_its_own_formats() -> None:
     text = """schema = 1
 [assignment]
 name = "t"
+[data]
+image_shape = [28, 28]
+classes = 10
+[evaluation]
+feed = "declared"
 [screening]
 formats = ["keras-h5"]
 [[parts]]

@@ -939,6 +939,10 @@ def _parse_question(question: _Reader, defaults: dict[str, Fraction]) -> Questio
 
 
 def _parse_data(data: _Reader) -> DataSpec:
+    # No coursework's images are assumed: each file says what its images are.
+    for key, example in (("image_shape", "[28, 28] for grey digits, [32, 32, 3] for colour images"), ("classes", "10")):
+        if key not in data.values:
+            data.fail(key, f"is missing: give it for the part's images (for example {example})")
     defaults = DataSpec()
     shape = data.shape("image_shape", defaults.image_shape)
     if len(shape) not in (2, 3):
@@ -996,6 +1000,17 @@ PUBLIC_SETS = ("mnist", "cifar10")
 
 
 def _parse_evaluation(evaluation: _Reader, data: DataSpec) -> EvaluationSpec:
+    # No coursework's feeding rule is assumed: each file says how its models are fed.
+    if "feed" not in evaluation.values:
+        evaluation.fail(
+            "feed",
+            "is missing: 'declared' (the images in the shape each model declares) or 'official-kcl' (Coursework 1's "
+            "test script: CNN or MLP by the model's input rank, with mlp_input and cnn_input)",
+        )
+    if evaluation.values.get("feed") == "official-kcl":
+        for key in ("mlp_input", "cnn_input"):
+            if key not in evaluation.values:
+                evaluation.fail(key, "is missing: feed = 'official-kcl' reshapes each image to it")
     defaults = EvaluationSpec()
     spec = EvaluationSpec(
         feed=evaluation.choice("feed", FEEDS, defaults.feed),
