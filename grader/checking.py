@@ -16,6 +16,7 @@ from grader.checks.screening import FAIL, INFO, OUTCOMES, PASS, WARN, Check, che
 from grader.cohort import grade_cohort
 from grader.courseworks.assignment import Assignment, Part, load_assignment
 from grader.courseworks.datasets import NAMES as PUBLIC_NAMES
+from grader.courseworks.datasets import SHA256 as PUBLIC_SHA256
 from grader.courseworks.datasets import public_dataset
 from grader.courseworks.heldout import HeldoutSet, load_heldout
 from grader.courseworks.official import Reference, run_official
@@ -253,8 +254,6 @@ class CheckResult:
 
 
 _COLOURS = {PASS: "#14532d", INFO: "#1e40af", WARN: "#8a5a00", FAIL: "#991b1b"}
-# grader's hash (images and labels as arrays) of MNIST's 10,000 test digits, however the .npz is packed.
-MNIST_TEST_SHA256 = "66ba650019d0f594d63207c3c6b940d40244c1186c582a0dff452097bb3a75ab"
 
 
 def outcome_words(status: str) -> str:
@@ -281,12 +280,8 @@ def data_for(part: Part, data: str | Path | Mapping[str, str | Path] | None) -> 
 
 def describe_data(dataset: HeldoutSet, source: Path, part: Part, *, downloaded: bool) -> str:
     """How a result names the data it was measured on: 'MNIST test set (10,000 images)', or the file's name."""
-    if downloaded:
-        name = PUBLIC_NAMES[part.data.public]
-    elif dataset.sha256 == MNIST_TEST_SHA256:
-        name = "MNIST test set"
-    else:
-        name = source.name
+    known = next((PUBLIC_NAMES[public] for public, digest in PUBLIC_SHA256.items() if digest == dataset.sha256), None)
+    name = PUBLIC_NAMES[part.data.public] if downloaded else known or source.name
     return f"{name} ({dataset.size:,} images)"
 
 

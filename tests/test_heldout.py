@@ -13,7 +13,7 @@ from grader.courseworks.assignment import DataSpec
 from grader.courseworks.heldout import load_heldout, write_images
 from grader.errors import HeldoutError
 
-from .conftest import DEMO_HELDOUT
+from .conftest import DEMO_HELDOUT, SHARED
 
 SPEC = DataSpec()
 
@@ -336,3 +336,25 @@ def test_sixteen_bit_grey_pngs_are_scaled_not_clipped(tmp_path: Path) -> None:
     Image.fromarray(image.astype(np.uint16) * 257).save(tmp_path / str(label) / "wide.png")
     heldout = load_heldout(tmp_path, DataSpec())
     assert np.array_equal(heldout.images[0], image)
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize(
+    ("public", "file", "part"), [("mnist", "mnist.npz", "mlp"), ("cifar10", "cifar10_test.npz", "cifar10")]
+)
+def test_a_public_test_set_given_as_a_file_is_named_by_its_hash(public: str, file: str, part: str) -> None:
+    """`grade check --data FILE` names the data "MNIST test set" or "CIFAR-10 test set" when the file holds that
+    set (its images and labels hash to the set's, grader.courseworks.datasets.SHA256), whatever the file's name;
+    any other file is named by its file name."""
+    from grader.checking import describe_data
+    from grader.courseworks.assignment import load_assignment
+
+    path = SHARED / "data" / file
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the corpus tests need ../shared")
+    spec = load_assignment("uva-lab1").part(part)
+    heldout = load_heldout(path, spec.data)
+    named = describe_data(heldout, path, spec, downloaded=False)
+    assert named == {"mnist": "MNIST test set", "cifar10": "CIFAR-10 test set"}[public] + " (10,000 images)"
+    demo = load_heldout(DEMO_HELDOUT, load_assignment("uva-lab1").part("mlp").data)
+    assert describe_data(demo, DEMO_HELDOUT, spec, downloaded=False) == f"{DEMO_HELDOUT.name} (3,000 images)"
