@@ -116,13 +116,13 @@ class CheckResult:
     graded_with: str
     loader: str | None
     isolation: str
+    marking: str
+    "What the part's marking is called, as its assignment file names it ('Table 1', 'Sign-off', ...)."
     reference: Reference | None = None
     "What the official script itself printed (with --reference)."
     assignment: str = ""
     part: str = ""
     "The part the file was checked as ('' for a one-part assignment)."
-    marking: str = "Table 1"
-    "What the part's marking is called ('Table 1', 'Mark table', 'Marking', 'Sign-off')."
     label: str | None = None
     "The sign-off label ('S+') a sign-off scheme would give, on this data set."
     images: tuple[dict[str, Any], ...] = ()
