@@ -6,8 +6,10 @@ TensorFlow (only the worker does), so `grade --help` is instant.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,18 @@ class _CannotRun(click.ClickException):
 
 def _fail(error: Exception | str) -> click.ClickException:
     return _CannotRun(str(error))
+
+
+@contextlib.contextmanager
+def _reported() -> Iterator[None]:
+    """grader's own errors as the command's one-line message (exit 1), and a sandboxed child that cannot run said
+    so: every command reports them the same way."""
+    try:
+        yield
+    except GraderError as error:
+        raise _fail(error) from None
+    except WorkerError as error:
+        raise _fail(f"cannot run a sandboxed child process: {error}") from None
 
 
 # Options several commands share, each defined once.
@@ -233,37 +247,34 @@ def run_command(
     console = Console(stderr=True)
     progress = _RichProgress(console)
     try:
-        security = None
-        if tls_ca_file or tls_cert or tls_key:
-            if not (cluster or "").startswith("tls://"):
-                raise GraderError("--tls-ca-file, --tls-cert and --tls-key are for a --cluster tls://... address")
-            from grader.evaluation.cluster import tls_security
+        with _reported():
+            security = None
+            if tls_ca_file or tls_cert or tls_key:
+                if not (cluster or "").startswith("tls://"):
+                    raise GraderError("--tls-ca-file, --tls-cert and --tls-key are for a --cluster tls://... address")
+                from grader.evaluation.cluster import tls_security
 
-            security = tls_security(tls_ca_file, tls_cert, tls_key)
-        with progress:
-            summary = grade_cohort(
-                submissions,
-                assignment=assignment,
-                heldout=part_paths(heldout, "--heldout") or defaults.HELDOUT,
-                out=out,
-                isolation=isolation,
-                workers=workers,
-                fresh_workers=fresh_workers,
-                allow_lambda=allow_lambda,
-                time_limit=time_limit,
-                memory_limit_gb=memory_limit,
-                progress=progress,
-                rehash=rehash,
-                integrity=not no_integrity,
-                libraries=library,
-                cluster=cluster,
-                cluster_security=security,
-                cluster_insecure=cluster_insecure,
-            )
-    except GraderError as error:
-        raise _fail(error) from None
-    except WorkerError as error:
-        raise _fail(f"cannot run a sandboxed child process: {error}") from None
+                security = tls_security(tls_ca_file, tls_cert, tls_key)
+            with progress:
+                summary = grade_cohort(
+                    submissions,
+                    assignment=assignment,
+                    heldout=part_paths(heldout, "--heldout") or defaults.HELDOUT,
+                    out=out,
+                    isolation=isolation,
+                    workers=workers,
+                    fresh_workers=fresh_workers,
+                    allow_lambda=allow_lambda,
+                    time_limit=time_limit,
+                    memory_limit_gb=memory_limit,
+                    progress=progress,
+                    rehash=rehash,
+                    integrity=not no_integrity,
+                    libraries=library,
+                    cluster=cluster,
+                    cluster_security=security,
+                    cluster_insecure=cluster_insecure,
+                )
     except KeyboardInterrupt:
         click.echo(
             "Interrupted. Every result finished so far is kept in the gradebook: run the same command again to resume.",
@@ -408,11 +419,9 @@ def inspect_command(file: Path, assignment: str | None, as_json: bool) -> None:
     from grader.checking import inspect_one
     from grader.courseworks.assignment import load_assignment
 
-    try:
+    with _reported():
         rules = load_assignment(assignment)
         inspection, checks = inspect_one(file, rules)
-    except GraderError as error:
-        raise _fail(error) from None
     if as_json:
         click.echo(json.dumps({"inspection": inspection, "checks": [c.to_json() for c in checks]}, indent=2))
         return
@@ -565,7 +574,7 @@ def check_command(
     """
     from grader.checking import check
 
-    try:
+    with _reported():
         result = check(
             file,
             data=part_paths(data, "--data"),
@@ -574,10 +583,6 @@ def check_command(
             reference=reference,
             isolation=isolation,
         )
-    except GraderError as error:
-        raise _fail(error) from None
-    except WorkerError as error:
-        raise _fail(f"cannot run a sandboxed child process: {error}") from None
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     elif hasattr(result, "questions"):  # a code file (grader.checking_code.CodeCheck)
@@ -663,10 +668,8 @@ def integrity_command(reports: Path, library: tuple[Path, ...], heldout: tuple[s
     """
     from grader.cohort import rerun_integrity
 
-    try:
+    with _reported():
         evidence, problems = rerun_integrity(reports, library, part_paths(heldout, "--heldout"))
-    except GraderError as error:
-        raise _fail(error) from None
     for problem in problems:
         click.echo(f"warning: {problem}", err=True)
     click.echo(f"{evidence.count} pair(s) with evidence; wrote {reports / 'integrity.html'} and integrity.csv")
@@ -705,10 +708,8 @@ def plot_command(student_id: str, reports: Path, out: Path, heldout: Path | None
     """
     from grader.outputs.reports import plot_student
 
-    try:
+    with _reported():
         click.echo(plot_student(reports, student_id, out, heldout, part))
-    except GraderError as error:
-        raise _fail(error) from None
 
 
 @cli.command("export")
@@ -770,7 +771,7 @@ def export_command(
     """
     from grader.outputs.exports import export
 
-    try:
+    with _reported():
         click.echo(
             export(
                 fmt,
@@ -784,8 +785,6 @@ def export_command(
                 grade_as=grade_as,
             )
         )
-    except GraderError as error:
-        raise _fail(error) from None
 
 
 @cli.command("upgrade")
@@ -803,11 +802,8 @@ def upgrade_command(reports: Path) -> None:
 
     if not (reports / FILE_NAME).is_file():
         raise _fail(f"{reports}: no gradebook here; pass the output folder of a grade run")
-    try:
-        with Gradebook(reports):
-            pass
-    except GraderError as error:
-        raise _fail(error) from None
+    with _reported(), Gradebook(reports):
+        pass
     click.echo(f"{reports / FILE_NAME}: schema {SCHEMA_VERSION}")
 
 
@@ -831,10 +827,8 @@ def assignments_command() -> None:
     table.add_column("parts")
     table.add_column("description", overflow="fold", ratio=1)
     for name in sorted(builtin_assignments()):
-        try:
+        with _reported():
             rules = load_assignment(name)
-        except GraderError as error:
-            raise _fail(error) from None
         parts = ", ".join(part.name for part in rules.parts) if not rules.single else "one model"
         table.add_row(escape(name), escape(parts), escape(rules.description))
     Console().print(table)
@@ -971,7 +965,7 @@ def serve_command(
     from grader.serve.checker import SERVE_UNTRUSTED
     from grader.serve.settings import ServeSettings, public_sets, read_tokens
 
-    try:
+    with _reported():
         chosen = choose_isolation(isolation, untrusted=SERVE_UNTRUSTED)
         rules = load_assignment(assignment)
         settings = ServeSettings(
@@ -991,8 +985,6 @@ def serve_command(
             min_upload_rate=min_upload_rate * 1024,
             upload_grace_seconds=upload_grace,
         )
-    except GraderError as error:
-        raise _fail(error) from None
     if not chosen.isolated:
         click.echo(
             f"warning: {chosen.detail}. Uploads are files from anyone with the page's address, checked with this "
@@ -1005,10 +997,8 @@ def serve_command(
         f"{'s' if workers != 1 else ''}; state in {state}/)",
         err=True,
     )
-    try:
+    with _reported():
         serve(settings, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips, root_path=root_path)
-    except GraderError as error:
-        raise _fail(error) from None
 
 
 def main() -> None:
