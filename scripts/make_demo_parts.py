@@ -1,4 +1,5 @@
-"""Build a demo cohort for an assignment with parts: UvA Lab 1 (an MNIST MLP, an MNIST CNN, a CIFAR-10 CNN).
+"""Build demo cohorts for the assignments with parts: UvA Lab 1 (an MNIST MLP, an MNIST CNN, a CIFAR-10 CNN) and
+SYDE 522 A4 (an MNIST network on (28, 28) images, a CIFAR-10 CNN), from the same trained networks.
 
     python scripts/make_demo_parts.py                              # MNIST and CIFAR-10 from keras's loaders
     python scripts/make_demo_parts.py --mnist ../shared/data/mnist.npz \\
@@ -15,6 +16,11 @@ Nothing here is committed (demo/ is ignored by git): CIFAR-10 states no licence,
 models trained on them are shipped. The cohort covers what part matching meets: files named for their
 questions, files named nothing helpful (matched by their input shape), a file whose name fits two parts,
 a missing part, and a model built with another input than its question asks.
+
+It also writes demo/syde522-a4/ (four students, the same held-out images), graded with:
+
+    grade demo/syde522-a4/submissions --assignment syde522-a4 --out demo/syde522-a4/reports \\
+        --heldout mnist=demo/syde522-a4/heldout/mnist --heldout cifar10=demo/syde522-a4/heldout/cifar10
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "demo" / "uva-lab1"
+SYDE_OUT = ROOT / "demo" / "syde522-a4"
 
 
 def load(path: str | None, loader: str, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -103,6 +110,7 @@ def main() -> None:
     parser.add_argument("--cifar10-train", help="CIFAR-10 training images, .npz with x_train/y_train")
     parser.add_argument("--cifar10-test", help="CIFAR-10 test images, .npz with x_test/y_test")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--syde-out", type=Path, default=SYDE_OUT, help="where SYDE 522 A4's cohort goes")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
@@ -142,12 +150,33 @@ def main() -> None:
         # The MLP part is a (28, 28) Flatten model: graded as it declares, and flagged.
         ("Barbara Liskov", 200105): {"flat": "liskov_mlp.h5", "cnn": "liskov_cnn.h5", "cifar": "liskov_cifar.h5"},
     }
+    write_cohort(keras, trained, cohort, args.out)
+    print(f"wrote {args.out}/submissions ({len(cohort)} students) and {args.out}/heldout/{{mnist,cifar10}}")
+
+    # The same networks serve SYDE 522 A4: question 7's MNIST model takes (28, 28) as the notebook's does (seed
+    # 003, line 78), question 10's is a CIFAR-10 CNN; the same held-out images.
+    syde = {
+        # Named for their questions.
+        ("Ada Lovelace", 300101): {"flat": "q7_mnist.h5", "cifar": "q10_cifar.h5"},
+        # Named nothing helpful: matched to parts by their input shapes.
+        ("Alan Turing", 300102): {"flat": "model_a.h5", "cifar": "model_b.h5"},
+        ("Grace Hopper", 300103): {"flat": "digits.h5", "cifar": "cifar_best.h5"},
+        # The CIFAR-10 network is missing.
+        ("Edsger Dijkstra", 300104): {"flat": "mnist.h5"},
+    }
+    shutil.rmtree(args.syde_out, ignore_errors=True)
+    shutil.copytree(args.out / "heldout", args.syde_out / "heldout")
+    write_cohort(keras, trained, syde, args.syde_out)
+    print(f"wrote {args.syde_out}/submissions ({len(syde)} students) and {args.syde_out}/heldout/{{mnist,cifar10}}")
+
+
+def write_cohort(keras, trained, cohort, out: Path) -> None:  # type: ignore[no-untyped-def]
+    """One Moodle folder per student, each model a perturbed copy of the trained one (every file differs)."""
     for (name, participant), files in cohort.items():
-        folder = args.out / "submissions" / f"{name}_{participant}_assignsubmission_file_"
+        folder = out / "submissions" / f"{name}_{participant}_assignsubmission_file_"
         folder.mkdir(parents=True)
         for kind, file_name in files.items():
             perturbed(keras, trained[kind], participant).save(folder / file_name, include_optimizer=False)
-    print(f"wrote {args.out}/submissions ({len(cohort)} students) and {args.out}/heldout/{{mnist,cifar10}}")
 
 
 if __name__ == "__main__":
