@@ -242,6 +242,14 @@ def test_syde_parts_equal_the_notebooks_predict_argmax_and_score_linearly(syde, 
         )
         exact = 2 * min(Fraction(1), max(Fraction(0), share))
         assert Fraction(str(part["score"])) == Fraction(int(exact * 2), 2)
+    # A linear scale's next step is named by its score, once, in both reports.
+    steps = []
+    for row in summary.rows:
+        folder = summary.marks_csv.parent / row["student_id"]
+        steps += [line for line in (folder / "report.md").read_text().splitlines() if line.startswith("**Next step:")]
+        assert "(score " not in (folder / "report.html").read_text()
+    named_once = re.compile(r"\*\*Next step:\*\* score [\d.]+ needs [\d,]+ more correct images")
+    assert steps and all(named_once.fullmatch(step) for step in steps), steps
 
 
 def test_held_out_images_must_fit_the_part(tmp_path: Path, models: Path) -> None:

@@ -404,6 +404,13 @@ def _who(student: dict[str, Any]) -> str:
     return person(student["name"], student["id"])
 
 
+def _next_named(mark: dict[str, Any]) -> str:
+    """The next band or step and its score: '[96.5, 97) (score 18)', 'S+ (score 2)'; a linear scale's step, named
+    by its score already, once: 'score 1.5'."""
+    score = f"score {number(mark['next_score'])}"
+    return mark["next_band"] if mark["next_band"] == score else f"{mark['next_band']} ({score})"
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """A readable report for the student and the TA: one part, or the total and each part in turn."""
     lines = [f"# {_who(report['student'])}", "", f"**Status:** {report['status']}"]
@@ -436,8 +443,8 @@ def _part_markdown(report: dict[str, Any], heading: str) -> list[str]:
         lines.append(f"**Score:** {number(mark['score'])} / {number(mark['max_score'])}{band}")
         if mark.get("next_band"):
             lines.append(
-                f"**Next {'band' if mark.get('band') else 'step'}:** {mark['next_band']} (score "
-                f"{number(mark['next_score'])}) needs {mark['images_to_next_band']:,} more correct images"
+                f"**Next {'band' if mark.get('band') else 'step'}:** {_next_named(mark)} needs "
+                f"{mark['images_to_next_band']:,} more correct images"
             )
     confidence = report.get("confidence")
     if confidence:
@@ -547,6 +554,7 @@ def _templates() -> Any:
     )
     environment.globals["number"] = number
     environment.globals["run_notes"] = run_notes
+    environment.globals["next_named"] = _next_named
     environment.globals["css"] = (resources.files("grader.outputs") / "templates" / "base.css").read_text()
     return environment
 
