@@ -551,9 +551,9 @@ class Scheduler:
             # A worker that may outlive this run lives in the pool's folder, with its own copy of the images:
             # the run's working folder is removed when the run ends.
             folder = self.pool.folder()
+        images = self.pool.images(self.images, dict(self._pool_key[1])) if self.pool is not None else self.images
         failures = []
         for _ in range(STARTUP_ATTEMPTS):
-            images = self.pool.images(self.images, dict(self._pool_key[1])) if self.pool is not None else self.images
             worker = ChildProcess.worker(
                 isolation=self.isolation, images=images, workdir=folder, threads=self.threads, limits=self.limits
             )
