@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import grader
-from grader import defaults
+from grader import defaults, formats
 from grader.checks.screening import FAIL, INFO, OUTCOMES, PASS, WARN, Check, checks_from_json, screen, size_check
 from grader.cohort import grade_cohort
 from grader.courseworks.assignment import Assignment, Part, load_assignment
@@ -23,7 +23,6 @@ from grader.courseworks.official import Reference, run_official
 from grader.errors import GraderError, NotAnH5File, PartUnknown, WorkerError
 from grader.evaluation.sandbox import choose_isolation
 from grader.evaluation.scheduler import NO_WORKER, Scheduler, inspect_files
-from grader.formats import CODE_FORMATS, format_of
 from grader.formats.base import Inspection
 from grader.gradebook import Gradebook
 from grader.outputs.reports import number
@@ -329,7 +328,7 @@ def check(
     if not path.is_file():
         raise NotAnH5File(f"{path}: no such file")
     rules = assignment if isinstance(assignment, Assignment) else load_assignment(assignment)
-    if format_of(path.name) in CODE_FORMATS:
+    if formats.is_code(path.name):
         from grader.checking_code import check_code
 
         return check_code(path, rules, rules.part(part) if part else None, isolation=isolation)  # type: ignore[return-value]
@@ -387,15 +386,13 @@ def check(
     detail = row["detail"]
     inspection = detail.get("inspection") or {}
     evaluation = detail.get("evaluation") or {}
-    saved = saved_with(inspection.get("keras_version"), inspection.get("backend")) if inspection else None
-    described = saved.description if saved else None
-    if inspection.get("format") == "onnx":
-        described = f"{inspection.get('producer') or 'an unnamed exporter'} (ONNX)"
+    found = formats.of_inspection(inspection) or formats.named(
+        formats.format_of(path.name) or rules.formats_of(chosen)[0]
+    )
+    described = found.saved_with(inspection, brief=True) if inspection else None
     beside = sorted({entry["location"] for entry in inspection.get("external_data") or ()})
     versions = evaluation.get("versions") or {}
-    graded_with = f"TensorFlow {versions.get('tensorflow', rules.versions.tensorflow)}"
-    if str(evaluation.get("loader", "")).startswith("onnxruntime"):
-        graded_with = evaluation["loader"]
+    graded_with = found.graded_with(evaluation.get("loader"), versions, rules.versions.tensorflow, brief=True)
     return CheckResult(
         file=path.name if not beside else f"{path.name} (with {', '.join(beside)})",
         sha256=row["sha256"],

@@ -25,12 +25,10 @@ from typing import Any, Protocol
 import numpy as np
 
 import grader
-from grader import defaults
+from grader import defaults, formats
 from grader.checks.architecture_spec import Comparison, compare_inspection
 from grader.checks.screening import (
-    CODE_LAYERS,
     FAIL,
-    INSPECTED_FORMATS,
     PASS,
     WARN,
     Check,
@@ -59,7 +57,6 @@ from grader.evaluation.staging import Staged, StagingError, fingerprint, stage, 
 from grader.evaluation.worker import MIN_NEAR_TIE, NEAR_TIE_SAFETY
 from grader.evaluation.worker import REVISION as WORKER_REVISION
 from grader.evidence import Evidence, gather, is_gradebook_folder, library_folder
-from grader.formats import CODE_FORMATS, DEFAULT_FORMATS, FORMATS, advice, format_of
 from grader.formats.base import Inspection
 from grader.formats.fingerprint import REVISION as FINGERPRINT_REVISION
 from grader.gradebook import Evaluation, Gradebook
@@ -71,7 +68,6 @@ from grader.marking.totals import student_rows
 from grader.outputs.integrity import write_integrity
 from grader.outputs.reports import write_reports, write_student_report
 from grader.status import STATUSES
-from grader.versions import saved_with
 
 FAILED_RUNS = {"timeout": "timeout", "crashed": "crashed", "memory": "over_limit", "processes": "over_limit"}
 FAILED_STAGES = {"load": "load_failed", "predict": "predict_failed", "output": "bad_output"}
@@ -563,7 +559,7 @@ class _Run:
 
         def taking(file: SubmittedFile) -> list[Part]:
             """The parts that take a file's format (a .py file goes only to a code part)."""
-            return takers.get(format_of(file.name) or "", [])
+            return takers.get(formats.format_of(file.name) or "", [])
 
         named = {
             id(submission): {
@@ -577,8 +573,7 @@ class _Run:
             for submission in submissions
             if not submission.problem
             for file in model_files(submission.files, self.rules.formats)
-            if len([p for p in named[id(submission)][file.name] if p.files]) != 1
-            and format_of(file.name) not in CODE_FORMATS
+            if len([p for p in named[id(submission)][file.name] if p.files]) != 1 and not formats.is_code(file.name)
         ]
         shapes = self._declared_shapes(undecided)
         units = []
@@ -593,7 +588,7 @@ class _Run:
                     assigned[patterned[0].name].append(file)
                     went.append(f"{file.name} is for part {patterned[0].name} by its name")
                     continue
-                if format_of(file.name) in CODE_FORMATS:
+                if formats.is_code(file.name):
                     code_parts = taking(file)
                     if len(code_parts) == 1:
                         assigned[code_parts[0].name].append(file)
@@ -699,7 +694,11 @@ class _Run:
         it fails."""
         if unit.staged is None:
             try:
-                unit.staged = stage(unit.submission, self.staging / f"{self._staged}{_suffix(unit)}", unit.sha256)
+                unit.staged = stage(
+                    unit.submission,
+                    self.staging / f"{self._staged}{_suffix(unit, self.rules.formats_of(unit.part))}",
+                    unit.sha256,
+                )
                 self._staged += 1
             except StagingError as error:
                 if not quiet:
@@ -757,15 +756,14 @@ class _Run:
                     blob = base64.b64decode(kernels) if kernels else None
                     self.book.add_weights(unit.sha256, FINGERPRINT_REVISION, summary, blob)
             else:
-                formats = self.rules.formats_of(unit.part)
+                accepted = self.rules.formats_of(unit.part)
+                sole = formats.sole(accepted)
                 unit.checks.append(
                     Check(
-                        "HDF5 file" if formats == DEFAULT_FORMATS else "model file",
+                        sole.container if sole is not None else "model file",
                         FAIL,
                         answer.get("error", "could not be read"),
-                        "save the model again with model.save('name.h5') and re-upload"
-                        if formats == DEFAULT_FORMATS
-                        else f"hand in {advice(formats)} again",
+                        sole.again if sole is not None and sole.again else f"hand in {formats.advice(accepted)} again",
                     )
                 )
 
@@ -827,16 +825,12 @@ class _Run:
         staged_beside = self._stage_companions(unit, companions)
         if staged_beside is None:
             return None
-        runs_code = any(c.name in ("layers", "config") and c.outcome == WARN for c in unit.checks)
         inspection = unit.inspection
-        # A Keras 2 file that Keras 3 cannot use is tried with tf_keras, TF 2.18's Keras 2 loader. That
-        # loader runs Lambda bytecode whatever safe_mode says, so screening must have found no code in
-        # the file, or the instructor must have allowed it.
-        keras2 = inspection is not None and saved_with(inspection.keras_version).keras_major != 3
-        carries_code = inspection is not None and bool(
-            inspection.code_objects or set(inspection.layer_classes) & CODE_LAYERS
+        found = formats.of_inspection(inspection) or formats.named(
+            formats.format_of(submission.chosen.name) or self.rules.formats_of(part)[0]
         )
-        loaders = ["keras3", "tf_keras"] if keras2 and (self.allow_lambda or not carries_code) else ["keras3"]
+        # Screening let a file that carries code through only under --allow-lambda (and warned).
+        runs_code = self.allow_lambda and inspection is not None and found.runs_code(inspection)
         evaluation, data = part.evaluation, part.data
         return Job(
             key=f"{part.name}:{unit.sha256}",
@@ -855,13 +849,13 @@ class _Run:
                 "mlp_input": list(evaluation.mlp_input),
                 "cnn_input": list(evaluation.cnn_input),
                 "input_mode": evaluation.input_mode,
-                "loaders": loaders,
-                "format": INSPECTED_FORMATS.get(inspection.format, "keras-h5") if inspection else "keras-h5",
+                "format": found.name,
+                **found.request(inspection, allow_lambda=self.allow_lambda),
             },
             # A file that runs code gets a worker of its own, thrown away afterwards.
             fresh=runs_code,
             wall_seconds=evaluation.time_limit_seconds,
-            model_name=f"model{_suffix(unit)}",
+            model_name=f"model{_suffix(unit, self.rules.formats_of(unit.part))}",
             companions=staged_beside,
         )
 
@@ -869,9 +863,10 @@ class _Run:
         """The files an ONNX graph keeps its weights in (screening has checked each is a plain file of the
         same folder), hashed where they lie; the unit's sha256 becomes the hash of the graph and its data
         together, so a changed data file is evaluated again. None (unit finished) if one cannot be read."""
-        if unit.inspection is None or not unit.inspection.external_data:
+        graph = formats.of_inspection(unit.inspection)
+        names = graph.companions(unit.inspection) if graph is not None and unit.inspection is not None else ()
+        if not names:
             return []
-        names = sorted({entry["location"] for entry in unit.inspection.external_data})
         listed = {f.name: f for f in unit.submission.files}
         found = []
         for name in names:
@@ -1057,7 +1052,7 @@ class _Run:
             assert unit.submission.chosen is not None
             folder = self.workdir / "code" / str(number) / "in"
             folder.mkdir(parents=True)
-            name = "code.ipynb" if format_of(unit.submission.chosen.name) == "notebook" else "code.py"
+            name = "code" + formats.suffix_of(unit.submission.chosen.name, "code.py")
             try:
                 unit.staged = stage(unit.submission, folder / name, unit.sha256)
             except StagingError as error:
@@ -1236,11 +1231,11 @@ class _Run:
             self.book.note_result(self.run_id, submission.student_id, notes)
 
 
-def _suffix(unit: _Unit) -> str:
-    """The suffix a staged copy keeps (Keras loads by it): the chosen file's format's, else '.h5'."""
+def _suffix(unit: _Unit, accepted: tuple[str, ...]) -> str:
+    """The suffix a staged copy keeps (loaders go by it): the chosen file's format's, else the part's first's."""
     chosen = unit.submission.chosen
-    found = format_of(chosen.name) if chosen is not None else None
-    return FORMATS[found][0] if found else ".h5"
+    found = formats.format_of(chosen.name) if chosen is not None else None
+    return formats.named(found or accepted[0]).suffixes[0]
 
 
 def _beside(submission: Submission) -> dict[str, int]:

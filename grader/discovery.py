@@ -23,22 +23,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from grader import formats as model_formats
 from grader.errors import SubmissionsError
-from grader.formats import CODE_FORMATS, DEFAULT_FORMATS, FORMATS, advice, refusal, suffixes
+from grader.formats import advice, refusal, suffixes
 
 MOODLE_FOLDER = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_$")
 MOODLE_FLAT = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_(?P<file>.+)$")
 # Canvas's "Download Submissions": sortablenamewithoutspaces[_LATE]_<user id>_<attachment id>_<file name>.
 CANVAS_FLAT = re.compile(r"^(?P<name>[a-z-]+)(?:_LATE)?_(?P<id>\d+)_(?P<attachment>\d+)_(?P<file>.+)$")
 IGNORED_NAMES = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
-OTHER_MODEL_SUFFIXES = {
-    ".keras": "a .keras file (Keras 3 zip format), not .h5: save the model with model.save('name.h5')",
-    ".hdf5": "an .hdf5 file: the official script loads only files ending in .h5; rename it to .h5",
-    ".pb": "a TensorFlow SavedModel part, not .h5: save the model with model.save('name.h5')",
-    ".zip": "a zip archive: upload the .h5 file itself, not an archive",
-    ".pt": "a PyTorch file: the coursework needs a Keras model saved as .h5",
-    ".pth": "a PyTorch file: the coursework needs a Keras model saved as .h5",
-}
 
 
 @dataclass(frozen=True)
@@ -79,7 +72,7 @@ class Submission:
     "The Moodle zip the files are in, or '' for a folder on disk."
 
 
-def discover_submissions(path: str | Path, formats: tuple[str, ...] = DEFAULT_FORMATS) -> list[Submission]:
+def discover_submissions(path: str | Path, formats: tuple[str, ...]) -> list[Submission]:
     """List every student's submission under a folder or inside a Moodle zip, sorted by folder name; a model
     file is one whose name ends as one of `formats` says (Coursework 1: .h5)."""
     path = Path(path)
@@ -270,7 +263,7 @@ def _choose(student_id: str, group: list[_Entry], zip_path: str, formats: tuple[
     return Submission(**base, chosen=chosen, notes=notes)
 
 
-def model_files(files: tuple[SubmittedFile, ...], formats: tuple[str, ...] = DEFAULT_FORMATS) -> list[SubmittedFile]:
+def model_files(files: tuple[SubmittedFile, ...], formats: tuple[str, ...]) -> list[SubmittedFile]:
     """The files a model may be graded from: at the top of the folder, named as one of the formats (any
     case; Coursework 1: .h5), by name."""
     ends = suffixes(formats)
@@ -283,7 +276,7 @@ def choose_for_part(
     *,
     part: str,
     elsewhere: list[str],
-    formats: tuple[str, ...] = DEFAULT_FORMATS,
+    formats: tuple[str, ...],
 ) -> Submission:
     """The student's entry with the file chosen for one part of a several-part assignment: the last in
     name order of the files matched to it, or a problem saying why there is none (`elsewhere` says where
@@ -302,10 +295,11 @@ def choose_for_part(
 
 
 def _kind_of_file(formats: tuple[str, ...]) -> str:
-    """'.h5' for Coursework 1's wording, 'code (.py or .ipynb)' for a code part, else 'model'."""
-    if formats and set(formats) <= set(CODE_FORMATS):
-        return "code (" + " or ".join(FORMATS[name][0] for name in formats) + ")"
-    return ".h5" if formats == DEFAULT_FORMATS else "model"
+    """'code (.py or .ipynb)' for a code part; for a part that takes one format, its word ('.h5'); else 'model'."""
+    if formats and all(model_formats.named(name).code for name in formats):
+        return "code (" + " or ".join(model_formats.named(name).suffixes[0] for name in formats) + ")"
+    sole = model_formats.sole(formats)
+    return sole.kind if sole is not None else "model"
 
 
 def _last(models: list[SubmittedFile], formats: tuple[str, ...]) -> tuple[SubmittedFile, tuple[str, ...]]:
@@ -317,8 +311,9 @@ def _last(models: list[SubmittedFile], formats: tuple[str, ...]) -> tuple[Submit
         notes.append(
             f"{len(models)} {_kind_of_file(formats)} files: graded {chosen.name} (last in name order), not {others}"
         )
-    if chosen.name.lower().endswith(".h5") and not chosen.name.endswith(".h5"):
-        notes.append(f"{chosen.name}: the official script only loads names ending in lower-case .h5")
+    found = model_formats.format_of(chosen.name)
+    if found is not None:
+        notes.extend(model_formats.named(found).notes(chosen.name))
     return chosen, tuple(notes)
 
 
@@ -333,7 +328,9 @@ def _why_no_model(files: tuple[SubmittedFile, ...], formats: tuple[str, ...]) ->
         if refused and "/" not in listed.name:
             return refused, "refused"
     saved_model = next((f.name for f in files if f.name.lower().endswith("saved_model.pb")), None)
-    if saved_model is not None and formats != DEFAULT_FORMATS:
+    sole = model_formats.sole(formats)
+    other_suffixes = sole.other_suffixes if sole is not None else {}
+    if saved_model is not None and not other_suffixes:
         return (
             f"{saved_model} belongs to a TensorFlow SavedModel folder, which this assignment does not take: "
             f"hand in {advice(formats)}",
@@ -348,10 +345,10 @@ def _why_no_model(files: tuple[SubmittedFile, ...], formats: tuple[str, ...]) ->
         )
     for listed in files:
         suffix = Path(listed.name).suffix.lower()
-        reason = OTHER_MODEL_SUFFIXES.get(suffix) if formats == DEFAULT_FORMATS else None
+        reason = other_suffixes.get(suffix)
         if reason:
-            return f"no .h5 file: found {listed.name}, {reason}", "no_file"
-        if suffix in suffixes(tuple(FORMATS)) and formats != DEFAULT_FORMATS:
+            return f"no {kind} file: found {listed.name}, {reason}", "no_file"
+        if suffix in model_formats.all_suffixes() and not other_suffixes:
             return f"no {kind} file: found {listed.name}; this assignment takes {advice(formats)}", "no_file"
     names = ", ".join(f.name for f in files[:3]) + (", ..." if len(files) > 3 else "")
     return f"no {kind} file (found {names})", "no_file"

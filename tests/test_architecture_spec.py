@@ -274,6 +274,8 @@ schema = 1
 [assignment]
 name = "t"
 max_score = 2
+[screening]
+formats = ["keras-h5"]
 [data]
 image_shape = [28, 28]
 classes = 10

@@ -163,6 +163,8 @@ schema = 1
 [assignment]
 name = "two"
 max_score = 3
+[screening]
+formats = ["onnx"]
 [data]
 image_shape = [28, 28]
 classes = 10

@@ -19,7 +19,7 @@ def touch(path: Path, data: bytes = b"x") -> Path:
 
 
 def by_id(root: Path) -> dict:
-    return {s.student_id: s for s in discover_submissions(root)}
+    return {s.student_id: s for s in discover_submissions(root, ("keras-h5",))}
 
 
 def test_moodle_folder_gives_name_and_participant_id(tmp_path: Path) -> None:
@@ -131,9 +131,9 @@ def test_moodle_zip_is_read_in_place(tmp_path: Path) -> None:
 def test_bad_submissions_paths_are_clear_errors(tmp_path: Path) -> None:
     """A missing path or a file that is not a zip stops the run with a message."""
     with pytest.raises(SubmissionsError, match="no such folder or zip"):
-        discover_submissions(tmp_path / "missing")
+        discover_submissions(tmp_path / "missing", ("keras-h5",))
     with pytest.raises(SubmissionsError, match="not a folder of submissions or a Moodle zip"):
-        discover_submissions(touch(tmp_path / "file.txt"))
+        discover_submissions(touch(tmp_path / "file.txt"), ("keras-h5",))
 
 
 def test_canvas_download_names_give_the_canvas_user_id(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from grader.cohort import grade_cohort
 from grader.courseworks.assignment import load_assignment, parse_assignment
 from grader.discovery import discover_submissions
 from grader.errors import AssignmentError
-from grader.formats import inspect_file, sniff
+from grader.formats import inspect_file, recognised
 from grader.formats.onnx import inspect_onnx
 
 from . import build_onnx
@@ -88,13 +88,10 @@ def test_files_are_recognised_by_content_not_name(graphs: Path, tmp_path: Path) 
     renamed.write_bytes((graphs / "mlp.onnx").read_bytes())
     (tmp_path / "p.bin").write_bytes(b"\x80\x04\x95\x00")
     (tmp_path / "s.bin").write_bytes((16).to_bytes(8, "little") + b'{"a": 1}        ')
-    assert [sniff(p) for p in (renamed, graphs / "bomb.keras", tmp_path / "p.bin", tmp_path / "s.bin")] == [
-        "onnx",
-        "zip",
-        "pickle",
-        "safetensors",
-    ]
+    found = [recognised(p) for p in (renamed, graphs / "bomb.keras", tmp_path / "p.bin", tmp_path / "s.bin")]
+    assert [None if f is None else f.name for f in found] == ["onnx", "keras-zip", None, None]
     assert inspect_file(renamed).format == "onnx"
+    assert inspect_file(tmp_path / "p.bin").format == "a Python pickle, not HDF5"
 
 
 def test_an_onnx_graph_is_inspected_without_running_it(graphs: Path) -> None:
@@ -165,6 +162,8 @@ def test_an_assignment_lists_the_formats_it_takes() -> None:
     )
     with pytest.raises(AssignmentError, match="screening.formats holds 'pytorch'"):
         parse_assignment(tomllib.loads(text + '[screening]\nformats = ["pytorch"]\n'), path="t.toml", sha256="0")
+    with pytest.raises(AssignmentError, match=r"t.toml: screening.formats is missing: name the model formats"):
+        parse_assignment(tomllib.loads(text), path="t.toml", sha256="0")
 
 
 @pytest.mark.corpus
@@ -319,7 +318,7 @@ def test_kcl_takes_h5_only_and_keeps_its_advice(tmp_path: Path, graphs: Path) ->
     folder = tmp_path / "subs" / "Al A_1_assignsubmission_file_"
     folder.mkdir(parents=True)
     (folder / "model.keras").write_bytes((graphs / "climbing.keras").read_bytes())
-    found = discover_submissions(tmp_path / "subs")[0]
+    found = discover_submissions(tmp_path / "subs", ("keras-h5",))[0]
     assert found.problem == (
         "no .h5 file: found model.keras, a .keras file (Keras 3 zip format), not .h5: save the model with "
         "model.save('name.h5')"

@@ -30,7 +30,7 @@ from grader.architecture import ALIASES
 from grader.checks.architecture_spec import PADDINGS, SETTINGS, ArchitectureSpec, LayerSpec
 from grader.checks.architecture_spec import POLICIES as ARCHITECTURE_POLICIES
 from grader.errors import AssignmentError
-from grader.formats import CODE_FORMATS, DEFAULT_FORMATS, MODEL_FORMATS
+from grader.formats import code_formats, model_formats
 from grader.marking.code import RULES as CODE_RULES
 from grader.marking.code import CodeSpec, Question
 from grader.marking.schemes import (
@@ -438,8 +438,8 @@ class ScreeningSpec:
 
     allowed_layers: frozenset[str]
     "Layer classes a model may use. Anything else (custom classes, Lambda) is refused before loading."
-    formats: tuple[str, ...] = DEFAULT_FORMATS
-    "The model formats accepted ('keras-h5', 'keras-zip', 'onnx'); a file of another format is refused with advice."
+    formats: tuple[str, ...]
+    "The model formats accepted ('keras-h5', 'keras-zip', 'onnx', or one a package registers); others are refused."
     onnx_operators: frozenset[str] = ONNX_OPERATORS
     "ONNX operators (standard domain) a graph may use; custom domains and functions are always refused."
 
@@ -582,7 +582,7 @@ class Assignment:
 
     def formats_of(self, part: Part) -> tuple[str, ...]:
         """The formats a part takes: its own list, else the assignment's (a code part: .py and notebooks)."""
-        return part.formats or (CODE_FORMATS if part.code is not None else self.screening.formats)
+        return part.formats or (code_formats() if part.code is not None else self.screening.formats)
 
     @property
     def model_parts(self) -> tuple[Part, ...]:
@@ -704,10 +704,16 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
     if not allowed or not all(isinstance(layer, str) and layer.isidentifier() for layer in allowed):
         screening.fail("allowed_layers", "must be a list of layer class names, such as ['Dense', 'Conv2D']")
 
-    formats = screening.get("formats", list) or list(DEFAULT_FORMATS)
+    formats = screening.get("formats", list) or []
+    if not formats and any(part.code is None and not part.formats for part in parts):
+        screening.fail(
+            "formats",
+            f"is missing: name the model formats this coursework takes, such as ['keras-h5'] (choose from: "
+            f"{', '.join(model_formats())})",
+        )
     for format_name in formats:
-        if format_name not in MODEL_FORMATS:
-            screening.fail("formats", f"holds {format_name!r}; choose from: {', '.join(MODEL_FORMATS)}")
+        if format_name not in model_formats():
+            screening.fail("formats", f"holds {format_name!r}; choose from: {', '.join(model_formats())}")
     operators = screening.get("onnx_operators", list)
     if operators is not None and not all(isinstance(op, str) and op.isidentifier() for op in operators):
         screening.fail("onnx_operators", "must be a list of ONNX operator names, such as ['Conv', 'Relu', 'Gemm']")
@@ -796,8 +802,8 @@ def _parse_part(reader: _Reader, document: dict[str, Any], entry: dict[str, Any]
     architecture = _parse_architecture(part, data, tuple(parsed_shapes), marking)
     formats = part.get("formats", list) or []
     for format_name in formats:
-        if format_name not in MODEL_FORMATS:
-            part.fail("formats", f"holds {format_name!r}; choose from: {', '.join(MODEL_FORMATS)}")
+        if format_name not in model_formats():
+            part.fail("formats", f"holds {format_name!r}; choose from: {', '.join(model_formats())}")
     part.reject_unknown(
         {
             "name",
@@ -875,8 +881,8 @@ def _parse_code_part(part: _Reader, entry: dict[str, Any], name: str, path: str)
     )
     formats = part.get("formats", list) or []
     for format_name in formats:
-        if format_name not in CODE_FORMATS:
-            part.fail("formats", f"holds {format_name!r}; a code part takes: {', '.join(CODE_FORMATS)}")
+        if format_name not in code_formats():
+            part.fail("formats", f"holds {format_name!r}; a code part takes: {', '.join(code_formats())}")
     files = part.get("files", list) or []
     if not all(isinstance(pattern, str) and pattern.strip() for pattern in files):
         part.fail("files", "must be a list of file-name patterns, such as ['*functions*']")

@@ -32,14 +32,15 @@ import math
 import re
 import sys
 import time
-from importlib import metadata
 from types import CodeType
 from typing import Any
 
 import numpy as np
 
+from grader import formats
 from grader.evaluation.protocol import open_channel
 from grader.evaluation.tripwire import Tripwire, nested_codes
+from grader.formats.base import installed
 
 PROTOCOL_VERSION = 2
 # The same image predicted in a fast batch and in an official one gives outputs that differ by float32
@@ -119,7 +120,7 @@ class Worker:
         self.versions = {
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
-            "tf_keras": _installed("tf_keras"),
+            "tf_keras": installed("tf_keras"),
             "numpy": np.__version__,
             "python": sys.version.split()[0],
         }
@@ -141,17 +142,22 @@ class Worker:
         return self._tf_keras
 
     def evaluate(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Try each loader the request allows, in order; the first that loads and predicts answers. An ONNX
-        graph is predicted by onnxruntime (see grader.formats.onnx). A model whose Lambda bytecode the instructor
-        let run (safe_mode off) runs under the tripwire: what its code tries is refused and listed as `attempts`."""
-        if request.get("format") == "onnx":
-            return self._evaluate_onnx(request)
+        """Answer one request with the file's format (grader.formats): Keras files through `keras`, an ONNX graph
+        by onnxruntime, a course's own format as it says. A model whose Lambda bytecode the instructor let run
+        (safe_mode off) runs under the tripwire: what its code tries is refused and listed as `attempts`."""
+        found = formats.named(request["format"])
         if request.get("safe_mode", True):
-            return self._evaluate_keras(request)
+            return found.evaluate(self, request)
         self.model_code.clear()
         with self.tripwire.watching():
-            answer = self._evaluate_keras(request)
+            answer = found.evaluate(self, request)
         return {**answer, "attempts": self.tripwire.take()}
+
+    def one_line(self, error: BaseException, *, path: str = "", name: str = "") -> str:
+        return one_line(error, path=path, name=name)
+
+    def encode(self, outputs: Any, count: int) -> dict[str, Any]:
+        return _encode_outputs(outputs, count)
 
     def _capture(self, event: str, args: tuple[Any, ...]) -> None:
         """Note the code objects a model's Lambda layers carry as Keras makes functions of them (its func_load,
@@ -161,17 +167,19 @@ class Worker:
         if sys._getframe(1).f_code.co_name == "func_load":
             self.model_code.update(nested_codes(args[0]))
 
-    def _evaluate_keras(self, request: dict[str, Any]) -> dict[str, Any]:
+    def with_keras(self, request: dict[str, Any], *, compile_check: bool) -> dict[str, Any]:
+        """Try each loader the request allows, in order; the first that loads and predicts answers.
+        `compile_check`: also say whether load_model(file) would fail compiling the training setup the file saves."""
         failures: list[dict[str, Any]] = []
         for name in request.get("loaders", ["keras3"]):
-            answer = self._evaluate_with(name, request)
+            answer = self._evaluate_with(name, request, compile_check)
             if answer["ok"]:
                 return {**answer, "fallback_from": failures}
             failures.append(answer)
         first = failures[0]
         return {**first, "fallback_from": failures[1:]}
 
-    def _evaluate_with(self, loader: str, request: dict[str, Any]) -> dict[str, Any]:
+    def _evaluate_with(self, loader: str, request: dict[str, Any], compile_check: bool) -> dict[str, Any]:
         path, name = request["model"], request.get("name", "model.h5")
         module = self.loader(loader)
         version = getattr(module, "__version__", "")
@@ -196,9 +204,9 @@ class Worker:
         except BaseException as error:
             return {**answer, "ok": False, "stage": "load", "error": one_line(error, path=path, name=name)}
         answer.update(input_shape=input_shape, summary=_summary(net), parameters=_count(net))
-        if loader == "keras3":
+        if loader == "keras3" and compile_check:
             answer.update(_official_compile_problem(net, path, name))
-        x = self._prepared_images(request)
+        x = self.prepared_images(request)
         count = x.shape[0]
         if request.get("feed", "official-kcl") == "declared":
             shape, problem = declared_feed(input_shape, x.shape[1:])
@@ -236,36 +244,13 @@ class Worker:
         answer["predict_seconds"] = round(time.perf_counter() - started, 3)
         return {**answer, **_encode_outputs(outputs, count)}
 
-    def _evaluate_onnx(self, request: dict[str, Any]) -> dict[str, Any]:
-        from grader.errors import ModelLoadError
-        from grader.formats.onnx import predict_onnx
-
-        path, name = request["model"], request.get("name", "model.onnx")
-        answer: dict[str, Any] = {
-            "id": request.get("id"),
-            "versions": {**self.versions, "onnxruntime": _installed("onnxruntime"), "onnx": _installed("onnx")},
-            "loader": f"onnxruntime {_installed('onnxruntime')}",
-            "net_type": None,
-        }
-        x = self._prepared_images(request)
-        try:
-            outputs, info = predict_onnx(path, x)
-        except ModelLoadError as error:
-            return {**answer, "ok": False, "stage": "load", "error": one_line(error, path=path, name=name)}
-        except BaseException as error:  # a graph that cannot be run on these images is a fact about the file
-            return {**answer, "ok": False, "stage": "predict", "error": one_line(error, path=path, name=name)}
-        answer.update(info)
-        answer["onnx_batches"] = answer.pop("batches")
-        answer["summary"] = []
-        return {**answer, **_encode_outputs(outputs, x.shape[0])}
-
     def reset(self) -> None:
         """A clean Keras session (and tf_keras's, once used) for the next model."""
         self.keras.backend.clear_session(free_memory=False)
         if self._tf_keras is not None:
             self._tf_keras.backend.clear_session()
 
-    def _prepared_images(self, request: dict[str, Any]) -> np.ndarray:
+    def prepared_images(self, request: dict[str, Any]) -> np.ndarray:
         """A part's images as its data spec prepares them (see prepare); done once per worker and set, so
         every model reads the same array."""
         key = (request["images"], json.dumps(request.get("data", {}), sort_keys=True))
@@ -431,8 +416,6 @@ def _official_compile_problem(net: Any, path: str, name: str) -> dict[str, str]:
     would fail where compile=False succeeded (Keras 2 losses with reduction='auto', for example):
     {"official_load_error": ...} when it would, {"official_load_unchecked": why} when that cannot be
     told here, {} when it would not."""
-    if not path.endswith(".h5"):
-        return {}  # a .keras zip: the official script (Coursework 1's) loads .h5 files only
     try:
         import h5py
 
@@ -508,13 +491,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     return None if value is None else int(value)
-
-
-def _installed(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def serve(images: dict[str, str], threads: int) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from grader.architecture import analyse, config_of, declared_input, endpoints, inbound_names
-from grader.formats.base import Inspection, LayerFact
+from grader.formats.base import FAIL, PASS, Check, Inspection, LayerFact, Screening
+from grader.formats.keras_config import KerasFormat
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # HDF5 looks for its superblock at 0 and then at every power of two from 512 (after a user block).
@@ -448,3 +449,52 @@ def _text_attr(attrs: Any, key: str) -> str | None:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class KerasH5(KerasFormat):
+    """`keras-h5`: a Keras model saved as HDF5 (`model.save('name.h5')`), Coursework 1's format."""
+
+    name = "keras-h5"
+    suffixes = (".h5",)
+    described = "a Keras .h5 file"
+    short = "Keras .h5"
+    how = "a Keras model saved with model.save('model.h5')"
+    inspected_as = "hdf5"
+    container = "HDF5 file"
+    kind = ".h5"
+    # load_model(file) compiles the training setup an .h5 file saves.
+    compile_check = True
+    resave = "save the model with model.save('name.h5') and upload that file"
+    again = "save the model again with model.save('name.h5') and re-upload"
+    other_suffixes = {
+        ".keras": "a .keras file (Keras 3 zip format), not .h5: save the model with model.save('name.h5')",
+        ".hdf5": "an .hdf5 file: the official script loads only files ending in .h5; rename it to .h5",
+        ".pb": "a TensorFlow SavedModel part, not .h5: save the model with model.save('name.h5')",
+        ".zip": "a zip archive: upload the .h5 file itself, not an archive",
+        ".pt": "a PyTorch file: the coursework needs a Keras model saved as .h5",
+        ".pth": "a PyTorch file: the coursework needs a Keras model saved as .h5",
+    }
+
+    def recognise(self, path: Path, head: bytes, hdf5: bool) -> bool:
+        return hdf5
+
+    def inspect(self, path: Path) -> Inspection:
+        return inspect_h5(path)
+
+    def container_check(self, inspection: Inspection, screening: Screening) -> Check:
+        if not inspection.readable:
+            return Check(
+                "HDF5 file",
+                FAIL,
+                f"HDF5 cannot open it ({inspection.open_error}); it may be truncated or corrupt",
+                "save the model again and check the upload finished",
+            )
+        return Check("HDF5 file", PASS, "valid HDF5")
+
+    def notes(self, file_name: str) -> tuple[str, ...]:
+        if file_name.lower().endswith(".h5") and not file_name.endswith(".h5"):
+            return (f"{file_name}: the official script only loads names ending in lower-case .h5",)
+        return ()
+
+
+FORMAT = KerasH5()

@@ -15,7 +15,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from grader.formats.base import Inspection
+from grader.formats.base import FAIL, PASS, Check, Inspection, Screening
+from grader.formats.keras_config import KerasFormat
 from grader.formats.keras_h5 import MAX_CONFIG_DEPTH, json_depth, read_config_text, walk_storage
 
 MAX_MEMBERS = 64
@@ -130,3 +131,34 @@ def _json_text(text: str) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError):
         return None
+
+
+class KerasZip(KerasFormat):
+    """`keras-zip`: Keras 3's `.keras` zip (config.json, metadata.json, model.weights.h5)."""
+
+    name = "keras-zip"
+    suffixes = (".keras",)
+    described = "a Keras .keras zip"
+    short = "Keras .keras"
+    how = "a Keras model saved with model.save('model.keras')"
+    inspected_as = "keras-zip"
+
+    def recognise(self, path: Path, head: bytes, hdf5: bool) -> bool:
+        # Any zip: a zipped folder or .h5 is reported by what the archive holds.
+        return head.startswith(b"PK\x03\x04")
+
+    def inspect(self, path: Path) -> Inspection:
+        return inspect_keras_zip(path)
+
+    def container_check(self, inspection: Inspection, screening: Screening) -> Check:
+        """A .keras zip's central directory: what it holds, before any member was opened."""
+        fix = "save the model again with model.save('model.keras') and upload that file unchanged"
+        if inspection.open_error:
+            return Check("archive", FAIL, inspection.open_error, fix)
+        if inspection.archive_problems:
+            return Check("archive", FAIL, "; ".join(inspection.archive_problems[:3]), fix)
+        members = ", ".join(f"{m['name']} ({m['size']:,} bytes)" for m in inspection.members)
+        return Check("archive", PASS, f"a Keras zip: {members}")
+
+
+FORMAT = KerasZip()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from grader.architecture import canonical_kind
 from grader.errors import ModelLoadError
-from grader.formats.base import Inspection
+from grader.formats.base import FAIL, PASS, WARN, Check, Evaluator, Inspection, ModelFormat, Screening, installed
 
 STANDARD_DOMAINS = ("", "ai.onnx")
 # Bytes per element of ONNX's tensor types (TensorProto.DataType), for declared sizes.
@@ -522,3 +523,185 @@ def _attribute(node: Any, name: str) -> Any:
     import onnx
 
     return next((onnx.helper.get_attribute_value(each) for each in node.attribute if each.name == name), None)
+
+
+# Screening (in the grading process) ------------------------------------------------------------------
+
+
+def _operators_check(inspection: Inspection, allowed: frozenset[str]) -> Check:
+    """Standard-domain operators from the assignment's list only; no custom domain, no function of its own."""
+    fix = "export with the standard operators only (torch.onnx.export with a default opset)"
+    if inspection.functions:
+        return Check(
+            "operators", FAIL, f"the graph defines its own functions: {', '.join(inspection.functions[:5])}", fix
+        )
+    custom = [op for op in inspection.operators if ":" in op]
+    if custom:
+        return Check("operators", FAIL, f"operators outside the standard domains: {', '.join(custom[:5])}", fix)
+    unknown = sorted(set(inspection.operators) - allowed)
+    if unknown:
+        return Check("operators", FAIL, f"operators this assignment does not allow: {', '.join(unknown[:8])}", fix)
+    extra = sorted(domain for domain in inspection.opsets if domain not in ("", "ai.onnx"))
+    imported = f" (it also imports {', '.join(extra)}, which no node uses)" if extra else ""
+    return Check("operators", PASS, f"{', '.join(inspection.operators)}{imported}")
+
+
+def _external_data_check(inspection: Inspection, beside: Mapping[str, int] | None) -> Check:
+    """Weights stored beside the graph: only plain file names of the same submission folder, each read
+    within its size; any other location could name any file on the disk, and is refused."""
+    if not inspection.external_data:
+        return Check("external data", PASS, "none: every weight is inside the graph file")
+    fix = "export again so that the weights sit in the .onnx file, or hand in the .onnx.data file beside it unchanged"
+    files = beside or {}
+    problems = []
+    for entry in inspection.external_data:
+        location, tensor = entry["location"], entry["tensor"]
+        if not _plain_name(location):
+            problems.append(f"{tensor} names {location!r}, which is not a file name beside the graph")
+            continue
+        if location not in files:
+            problems.append(f"{tensor} names {location!r}, which is not in the submission")
+            continue
+        try:
+            offset = int(entry["offset"] or 0)
+            length = int(entry["length"]) if entry["length"] != "" else entry["bytes"]
+        except ValueError:
+            problems.append(f"{tensor} gives an offset or length that is not a number")
+            continue
+        if offset < 0 or length < 0 or offset + length > files[location]:
+            problems.append(
+                f"{tensor} reads bytes {offset:,} to {offset + length:,} of {location} ({files[location]:,} bytes)"
+            )
+        elif length != entry["bytes"]:
+            problems.append(f"{tensor} declares {entry['bytes']:,} bytes but names {length:,} in {location}")
+    if problems:
+        return Check("external data", FAIL, "; ".join(problems[:3]), fix)
+    names = sorted({entry["location"] for entry in inspection.external_data})
+    return Check(
+        "external data",
+        PASS,
+        f"{len(inspection.external_data)} tensors in {', '.join(names)}, beside the graph (staged and hashed with it)",
+    )
+
+
+def _plain_name(location: str) -> bool:
+    """A file name with no folder in it: no separator, no '..', not absolute, no drive, not hidden."""
+    return bool(location) and not (
+        "/" in location
+        or "\\" in location
+        or ":" in location
+        or "\x00" in location
+        or location.startswith(".")
+        or location in ("..", ".")
+    )
+
+
+class Onnx(ModelFormat):
+    """`onnx`: an ONNX graph (torch.onnx.export, tf2onnx, jax2onnx), parsed with the onnx package, never run
+    outside the worker, predicted there by onnxruntime."""
+
+    name = "onnx"
+    suffixes = (".onnx",)
+    described = "an ONNX graph"
+    short = "ONNX"
+    how = "an ONNX export (PyTorch: torch.onnx.export(model, example_input, 'model.onnx'))"
+    inspected_as = "onnx"
+
+    def recognise(self, path: Path, head: bytes, hdf5: bool) -> bool:
+        # ONNX's ModelProto begins with ir_version (field 1, varint: 0x08), as every exporter writes it; a
+        # safetensors file (an 8-byte length, then JSON) is not one.
+        safetensors = len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 30)
+        return len(head) > 1 and head[0] == 0x08 and 3 <= head[1] <= 20 and not safetensors
+
+    def inspect(self, path: Path) -> Inspection:
+        return inspect_onnx(path)
+
+    def container_check(self, inspection: Inspection, screening: Screening) -> Check:
+        if not inspection.readable:
+            return Check("ONNX graph", FAIL, inspection.open_error, f"export the model again: {screening.advice()}")
+        return Check("ONNX graph", PASS, f"a valid ONNX protobuf ({inspection.size:,} bytes)")
+
+    def screen(self, inspection: Inspection, screening: Screening) -> list[Check]:
+        """Operators, external data, parameters, outputs, producer, and the architecture."""
+        checks = [
+            _operators_check(inspection, screening.onnx_operators),
+            _external_data_check(inspection, screening.beside),
+        ]
+        if inspection.checker_error:
+            checks.append(
+                Check(
+                    "ONNX checker",
+                    WARN,
+                    f"onnx.checker finds the graph malformed: {inspection.checker_error}",
+                    "export the model again with a current exporter",
+                )
+            )
+        if inspection.unbacked_datasets:
+            checks.append(
+                Check(
+                    "parameters",
+                    FAIL,
+                    f"tensors declaring more bytes than the file stores: {', '.join(inspection.unbacked_datasets[:3])}",
+                    "export the trained model again",
+                )
+            )
+        else:
+            checks.append(screening.parameters(inspection))
+        checks.append(screening.outputs(inspection))
+        opsets = _opsets(inspection.opsets)
+        batch = (
+            "; no batch axis: predicted one image at a time"
+            if not inspection.batch_axis
+            else f"; a fixed batch of {inspection.fixed_batch}: predicted {inspection.fixed_batch} at a time"
+            if inspection.fixed_batch
+            else ""
+        )
+        checks.append(
+            Check(
+                "exporter", PASS, f"exported by {inspection.producer or 'an unnamed exporter'}, opset {opsets}{batch}"
+            )
+        )
+        architecture = screening.architecture(inspection)
+        return checks if architecture is None else [*checks, architecture]
+
+    def companions(self, inspection: Inspection) -> tuple[str, ...]:
+        return tuple(sorted({entry["location"] for entry in inspection.external_data}))
+
+    def saved_with(self, inspection: Mapping[str, Any], *, brief: bool = False) -> str | None:
+        # An ONNX graph states its exporter and operator sets, not a Keras release.
+        producer = inspection.get("producer") or "an unnamed exporter"
+        if brief:
+            return f"{producer} (ONNX)"
+        return f"{producer} (ONNX, opset {_opsets(inspection.get('opsets') or {})})"
+
+    def graded_with(
+        self, loader: str | None, versions: Mapping[str, Any], tensorflow: str, *, brief: bool = False
+    ) -> str:
+        return loader or "onnxruntime (not evaluated)"
+
+    def evaluate(self, worker: Evaluator, request: dict[str, Any]) -> dict[str, Any]:
+        path, name = request["model"], request.get("name", "model.onnx")
+        answer: dict[str, Any] = {
+            "id": request.get("id"),
+            "versions": {**worker.versions, "onnxruntime": installed("onnxruntime"), "onnx": installed("onnx")},
+            "loader": f"onnxruntime {installed('onnxruntime')}",
+            "net_type": None,
+        }
+        x = worker.prepared_images(request)
+        try:
+            outputs, info = predict_onnx(path, x)
+        except ModelLoadError as error:
+            return {**answer, "ok": False, "stage": "load", "error": worker.one_line(error, path=path, name=name)}
+        except BaseException as error:  # a graph that cannot be run on these images is a fact about the file
+            return {**answer, "ok": False, "stage": "predict", "error": worker.one_line(error, path=path, name=name)}
+        answer.update(info)
+        answer["onnx_batches"] = answer.pop("batches")
+        answer["summary"] = []
+        return {**answer, **worker.encode(outputs, x.shape[0])}
+
+
+def _opsets(opsets: Mapping[str, int]) -> str:
+    return ", ".join(f"{domain or 'ai.onnx'} {version}" for domain, version in sorted(opsets.items()))
+
+
+FORMAT = Onnx()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import grader
+from grader import formats
 from grader.architecture import explain_inspection
 from grader.courseworks.assignment import Assignment, Part
 from grader.courseworks.heldout import HeldoutSet, run_heldout
@@ -34,7 +35,6 @@ from grader.outputs import figures
 from grader.outputs.code_report import code_markdown, code_report, run_notes
 from grader.outputs.student import whose
 from grader.status import MARKED, NOT_ISOLATED, STATUSES
-from grader.versions import saved_with
 
 # A several-part marks.csv: these, then PART_COLUMNS for each part.
 MULTI_COLUMNS = ("student_id", "student_name", "folder", "status", "score", "reason")
@@ -344,20 +344,10 @@ def _versions(detail: dict[str, Any], assignment: Assignment) -> dict[str, Any]:
     """Saved-with (from the file), graded-with and the loader (from the evaluation), and the name's tag."""
     inspection = detail.get("inspection") or {}
     evaluation = detail.get("evaluation") or {}
-    saved = saved_with(inspection.get("keras_version"), inspection.get("backend")) if inspection else None
-    used = evaluation.get("versions") or {}
+    found = formats.of_inspection(inspection) or formats.named(assignment.screening.formats[0])
     loader = evaluation.get("loader")
-    graded = (
-        f"TensorFlow {used['tensorflow']} with {loader}"
-        if used.get("tensorflow") and loader
-        else f"TensorFlow {assignment.versions.tensorflow} (not evaluated)"
-    )
-    described = saved.description if saved else None
-    if inspection.get("format") == "onnx":
-        # An ONNX graph states its exporter and operator sets, not a Keras release.
-        opsets = ", ".join(f"{d or 'ai.onnx'} {v}" for d, v in sorted((inspection.get("opsets") or {}).items()))
-        described = f"{inspection.get('producer') or 'an unnamed exporter'} (ONNX, opset {opsets})"
-        graded = loader or "onnxruntime (not evaluated)"
+    graded = found.graded_with(loader, evaluation.get("versions") or {}, assignment.versions.tensorflow)
+    described = found.saved_with(inspection) if inspection else None
     return {
         "saved_with": described,
         "keras_version": inspection.get("keras_version"),

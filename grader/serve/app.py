@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from grader.formats import advice
+from grader.formats import advice, format_of
 from grader.serve.checker import Checker
 from grader.serve.limits import RateLimit, Spool
 from grader.serve.pages import render
@@ -117,7 +117,7 @@ def create_app(settings: ServeSettings) -> Starlette:
             return Response(status_code=400)
         part = received.fields.get("part", "")
         why = None
-        if not received.name.lower().endswith(settings.suffixes):
+        if format_of(received.name) not in settings.formats:
             why = (
                 f"The file {received.name} is not a model file this page checks ({', '.join(settings.suffixes)}). "
                 f"Hand in {advice(settings.formats)}."

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import grader
 from grader import defaults
+from grader import formats as model_formats
 from grader.checking import data_for, describe_data
 from grader.courseworks.assignment import Assignment, Part
 from grader.courseworks.datasets import public_dataset
 from grader.courseworks.heldout import HeldoutSet, load_heldout
 from grader.errors import GraderError
-from grader.formats import FORMATS, MODEL_FORMATS
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class ServeSettings:
     @property
     def formats(self) -> tuple[str, ...]:
         """The model formats the page takes: the assignment's (its code files are checked by `grade check`)."""
-        return tuple(name for name in self.assignment.formats if name in MODEL_FORMATS)
+        return tuple(name for name in self.assignment.formats if name in model_formats.model_formats())
 
     @property
     def max_upload_bytes(self) -> int:
@@ -116,7 +116,7 @@ class ServeSettings:
     @property
     def suffixes(self) -> tuple[str, ...]:
         """The file name endings the page takes ('.h5', ...)."""
-        return tuple(suffix for name in self.formats for suffix in FORMATS[name])
+        return model_formats.suffixes(self.formats)
 
     @property
     def parts(self) -> tuple[Part, ...]:
