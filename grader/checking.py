@@ -12,7 +12,18 @@ from typing import Any
 
 import grader
 from grader import defaults, formats
-from grader.checks.screening import FAIL, INFO, OUTCOMES, PASS, WARN, Check, checks_from_json, screen, size_check
+from grader.checks.screening import (
+    FAIL,
+    INFO,
+    OUTCOMES,
+    PASS,
+    WARN,
+    Check,
+    checks_from_json,
+    screen,
+    size_check,
+    unreadable_check,
+)
 from grader.cohort import grade_cohort
 from grader.courseworks.assignment import Assignment, Part, load_assignment
 from grader.courseworks.datasets import NAMES as PUBLIC_NAMES
@@ -47,7 +58,7 @@ def inspect_one(
     checks = [size_check(path.stat().st_size, assignment)]
     answers: dict[Path, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="grader-inspect-", dir=scratch) as work:
-        staged = Path(work) / "model.h5"
+        staged = Path(work) / f"model{formats.suffix_of(path.name, path.name)}"
         shutil.copyfile(path, staged)
         inspect_files(
             [staged],
@@ -57,14 +68,7 @@ def inspect_one(
         )
         answer = answers[staged]
     if not answer.get("ok"):
-        checks.append(
-            Check(
-                "HDF5 file",
-                FAIL,
-                answer.get("error", "could not be read"),
-                "save the model again with model.save('name.h5')",
-            )
-        )
+        checks.append(unreadable_check(answer.get("error", ""), assignment.formats_of(assignment.parts[0])))
         return None, checks
     inspection = {**answer["inspection"], "path": str(path)}
     checks += screen(
@@ -347,7 +351,8 @@ def check(
         folder = Path(work) / "submission" / "check"
         folder.mkdir(parents=True)
         shutil.copyfile(path, folder / path.name)
-        if path.suffix.lower() == ".onnx":
+        named = formats.format_of(path.name)
+        if named is not None and formats.named(named).has_companions:
             # An export's weights may sit beside it (mnist.onnx.data): copy the plain files the run would see
             # in the student's folder, so that screening judges the same names and sizes.
             for name in beside_files(path):
@@ -390,7 +395,7 @@ def check(
         formats.format_of(path.name) or rules.formats_of(chosen)[0]
     )
     described = found.saved_with(inspection, brief=True) if inspection else None
-    beside = sorted({entry["location"] for entry in inspection.get("external_data") or ()})
+    beside = found.companions(Inspection.from_json(inspection)) if inspection else ()
     versions = evaluation.get("versions") or {}
     graded_with = found.graded_with(evaluation.get("loader"), versions, rules.versions.tensorflow, brief=True)
     return CheckResult(

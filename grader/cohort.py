@@ -36,6 +36,7 @@ from grader.checks.screening import (
     screen,
     size_check,
     summary,
+    unreadable_check,
 )
 from grader.courseworks.assignment import Assignment, EvaluationSpec, Part, load_assignment
 from grader.courseworks.heldout import HeldoutSet, heldout_paths, load_heldout, run_heldout, write_images
@@ -756,16 +757,7 @@ class _Run:
                     blob = base64.b64decode(kernels) if kernels else None
                     self.book.add_weights(unit.sha256, FINGERPRINT_REVISION, summary, blob)
             else:
-                accepted = self.rules.formats_of(unit.part)
-                sole = formats.sole(accepted)
-                unit.checks.append(
-                    Check(
-                        sole.container if sole is not None else "model file",
-                        FAIL,
-                        answer.get("error", "could not be read"),
-                        sole.again if sole is not None and sole.again else f"hand in {formats.advice(accepted)} again",
-                    )
-                )
+                unit.checks.append(unreadable_check(answer.get("error", ""), self.rules.formats_of(unit.part)))
 
         if todo:
             inspect_files(

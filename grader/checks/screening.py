@@ -165,7 +165,7 @@ def _parameters_check(inspection: Inspection, assignment: Assignment) -> Check:
             FAIL,
             f"the config declares {declared:,} parameters but the file stores "
             f"{stored:,}: building it would allocate what the file never held",
-            "save the trained model with model.save('name.h5')",
+            _save_again(inspection),
         )
     counted = max(stored, declared or 0)
     check = limit_check("parameters", counted, limit, "parameters", advice)
@@ -174,9 +174,26 @@ def _parameters_check(inspection: Inspection, assignment: Assignment) -> Check:
             "parameters",
             WARN,
             f"the config declares {declared:,} parameters, the file stores {stored:,}",
-            "save the model again with model.save('name.h5')",
+            _save_again(inspection),
         )
     return check
+
+
+def _save_again(inspection: Inspection) -> str:
+    """How to write this file's format again from the trained model (its format's words)."""
+    found = formats.of_inspection(inspection)
+    return found.save_again if found is not None else "save the trained model again"
+
+
+def unreadable_check(error: str, accepted: tuple[str, ...]) -> Check:
+    """A file the sandboxed inspector could not read at all, in the words of the part's one format if it has one."""
+    sole = formats.sole(accepted)
+    return Check(
+        sole.container if sole is not None else "model file",
+        FAIL,
+        error or "could not be read",
+        sole.again if sole is not None and sole.again else f"hand in {formats.advice(accepted)} again",
+    )
 
 
 def _output_check(inspection: Inspection, classes: int) -> Check:
@@ -214,7 +231,7 @@ def version_check(inspection: Inspection, assignment: Assignment, file_name: str
                 "TF version",
                 outcome,
                 f"saved by {saved.description}, older than TensorFlow {grading}, and the file name has no version tag",
-                f"put the TensorFlow version in the file name, e.g. {_tagged(file_name, saved)}, as the "
+                f"put the TensorFlow version in the file name, e.g. {_tagged(file_name, saved, inspection)}, as the "
                 "coursework asks for older versions",
             )
         low, high = saved.tensorflow or (tag, tag)
@@ -230,8 +247,10 @@ def version_check(inspection: Inspection, assignment: Assignment, file_name: str
     return Check("TF version", PASS, f"saved by {saved.description}{tagged}; graded with TensorFlow {grading}")
 
 
-def _tagged(file_name: str, saved: SavedWith) -> str:
-    """The file name with a tag for the newest release that could have saved it (model_tf213.h5)."""
+def _tagged(file_name: str, saved: SavedWith, inspection: Inspection) -> str:
+    """The file name with a tag for the newest release that could have saved it (model_tf213.h5), ending as its
+    format's files do."""
     stem = file_name.rsplit("/", 1)[-1].rsplit(".", 1)[0] or "model"
     major, minor = saved.tensorflow[1] if saved.tensorflow else (2, 13)
-    return f"{stem}_tf{major}{minor}.h5"
+    found = formats.of_inspection(inspection)
+    return f"{stem}_tf{major}{minor}{found.suffixes[0] if found and found.suffixes else ''}"

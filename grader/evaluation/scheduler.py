@@ -38,7 +38,6 @@ from grader.evaluation.worker import PROTOCOL_VERSION as WORKER_PROTOCOL
 
 IMAGES_INSIDE = "/data"
 INBOX_INSIDE = "/submission"
-MODEL_NAME = "model.h5"
 STARTUP_SECONDS = 180.0
 # A worker that fails to start is tried again this many times in all before its jobs are given up on.
 STARTUP_ATTEMPTS = 2
@@ -80,8 +79,8 @@ class Job:
     "Evaluate in a worker that is discarded afterwards."
     wall_seconds: float | None = None
     "This job's own time limit (its part's), when it differs from the scheduler's budget."
-    model_name: str = MODEL_NAME
-    "The name the model gets in the worker's inbox: its format's suffix ('model.keras', 'model.onnx')."
+    model_name: str = ""
+    "The model's name in the worker's inbox, ending as its format's files do ('model.onnx'); default: the copy's."
     companions: tuple[tuple[Path, str], ...] = ()
     "Staged files placed beside the model under their own names (an ONNX graph's external data)."
 
@@ -574,7 +573,7 @@ class Scheduler:
             self._live.discard(worker)
 
     def _evaluate(self, worker: ChildProcess, job: Job) -> Outcome:
-        staged = worker.inbox / job.model_name
+        staged = worker.inbox / (job.model_name or job.model_path.name)
         _place(job.model_path, staged)
         beside = [worker.inbox / name for _, name in job.companions]
         for (source, _), target in zip(job.companions, beside, strict=True):
@@ -586,7 +585,7 @@ class Scheduler:
             request = {
                 **job.request,
                 "id": job.key,
-                "model": f"{worker.inbox_inside}/{job.model_name}",
+                "model": f"{worker.inbox_inside}/{staged.name}",
                 "name": job.name,
             }
             answer = worker.ask(request, budget)
@@ -789,12 +788,13 @@ def inspect_files(
                     limits=limits,
                 )
                 child.start(timeout=60)
-            staged = inbox / MODEL_NAME
+            # Recognised by content; the name keeps the staged copy's suffix, which some readers go by.
+            staged = inbox / f"model{path.suffix.lower()}"
             _place(path, staged)
             failure = ""
             try:
                 answer = child.ask(
-                    {"path": f"{visible[str(inbox)]}/{MODEL_NAME}", "fingerprint": fingerprint}, INSPECTION_BUDGET
+                    {"path": f"{visible[str(inbox)]}/{staged.name}", "fingerprint": fingerprint}, INSPECTION_BUDGET
                 )
             except WorkerTimeout:
                 failure = f"did not finish within {INSPECTION_BUDGET.wall_seconds:g} s"

@@ -32,6 +32,7 @@ import math
 import re
 import sys
 import time
+from pathlib import Path
 from types import CodeType
 from typing import Any
 
@@ -180,7 +181,7 @@ class Worker:
         return {**first, "fallback_from": failures[1:]}
 
     def _evaluate_with(self, loader: str, request: dict[str, Any], compile_check: bool) -> dict[str, Any]:
-        path, name = request["model"], request.get("name", "model.h5")
+        path, name = request["model"], request.get("name", Path(request["model"]).name)
         module = self.loader(loader)
         version = getattr(module, "__version__", "")
         answer: dict[str, Any] = {

@@ -298,6 +298,10 @@ class ModelFormat:
     "The advice for a file that is no model at all, when a part takes this format alone (else: hand in ...)."
     again: ClassVar[str] = ""
     "The advice for a file the inspector could not read, when a part takes this format alone."
+    save_again: ClassVar[str] = "save the trained model again"
+    "How to write a file of this format again from the trained model (when what it stores disagrees with itself)."
+    has_companions: ClassVar[bool] = False
+    "Whether a file of this format may read files beside it (ONNX external data), which travel with it."
 
     def recognise(self, path: Path, head: bytes, hdf5: bool) -> bool:
         """Whether the file at `path`, whose first bytes are `head`, is of this format (`hdf5`: HDF5's signature

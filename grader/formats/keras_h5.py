@@ -466,6 +466,7 @@ class KerasH5(KerasFormat):
     compile_check = True
     resave = "save the model with model.save('name.h5') and upload that file"
     again = "save the model again with model.save('name.h5') and re-upload"
+    save_again = "save the model again with model.save('name.h5')"
     other_suffixes = {
         ".keras": "a .keras file (Keras 3 zip format), not .h5: save the model with model.save('name.h5')",
         ".hdf5": "an .hdf5 file: the official script loads only files ending in .h5; rename it to .h5",

@@ -142,6 +142,7 @@ class KerasZip(KerasFormat):
     short = "Keras .keras"
     how = "a Keras model saved with model.save('model.keras')"
     inspected_as = "keras-zip"
+    save_again = "save the model again with model.save('model.keras')"
 
     def recognise(self, path: Path, head: bytes, hdf5: bool) -> bool:
         # Any zip: a zipped folder or .h5 is reported by what the archive holds.

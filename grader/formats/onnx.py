@@ -606,6 +606,8 @@ class Onnx(ModelFormat):
     short = "ONNX"
     how = "an ONNX export (PyTorch: torch.onnx.export(model, example_input, 'model.onnx'))"
     inspected_as = "onnx"
+    save_again = "export the trained model again"
+    has_companions = True
 
     def recognise(self, path: Path, head: bytes, hdf5: bool) -> bool:
         # ONNX's ModelProto begins with ir_version (field 1, varint: 0x08), as every exporter writes it; a

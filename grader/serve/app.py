@@ -107,6 +107,7 @@ def create_app(settings: ServeSettings) -> Starlette:
                 gate=gate,
                 drain=2 * settings.max_upload_bytes + FORM_OVERHEAD,
                 pace=Pace(settings.min_upload_rate, settings.upload_grace_seconds),
+                unnamed=f"model{settings.suffixes[0] if settings.suffixes else ''}",
             )
         except UploadRefused as refusal:
             if refusal.drain:

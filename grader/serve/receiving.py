@@ -226,7 +226,15 @@ class Pace:
 
 
 async def receive(
-    request: Request, *, spool_folder: Path, limit: int, spool: Spool, gate: Gate, drain: int, pace: Pace
+    request: Request,
+    *,
+    spool_folder: Path,
+    limit: int,
+    spool: Spool,
+    gate: Gate,
+    drain: int,
+    pace: Pace,
+    unnamed: str = "model",
 ) -> Received:
     """Read an upload form from `request`, its file into a new folder under `spool_folder`.
 
@@ -234,7 +242,8 @@ async def receive(
     `gate` does not admit (no course token, too many uploads) or one slower than `pace`; the partial file is
     deleted first and the gate's count given back. A refused body is still read (and dropped) up to `drain`
     bytes, so that a browser that is still sending sees the page instead of a reset connection. The parsing and
-    the file's writes run off the event loop.
+    the file's writes run off the event loop. A file sent without a name is called `unnamed` (the page's first
+    format's name, 'model.h5').
     """
     kind, options = parse_options_header(request.headers.get("content-type"))
     if kind != b"multipart/form-data" or b"boundary" not in options:
@@ -281,7 +290,7 @@ async def receive(
         await _remove(folder, spool, form, gate)
         raise form.refusal or UploadRefused(400, "No file", "choose a model file to check")
     if not form.file_name:
-        form.file_name = "model.h5"
+        form.file_name = unnamed
     path = folder / form.file_name
     await run_in_threadpool((folder / "upload").rename, path)
     assert form.key is not None
