@@ -101,7 +101,7 @@ def test_bad_assignment_names_the_file_key_and_fix(tmp_path: Path, old: str, new
 
 def test_unreadable_assignment_files(tmp_path: Path) -> None:
     """A missing file, or one that is not TOML, is a clear error."""
-    with pytest.raises(AssignmentError, match="no such assignment file .*built-in assignments: kcl-dnn-cw1"):
+    with pytest.raises(AssignmentError, match="no such assignment file .*assignments by name: kcl-dnn-cw1"):
         load_assignment(tmp_path / "missing.toml")
     broken = tmp_path / "broken.toml"
     broken.write_text("schema = = 1")

@@ -22,13 +22,13 @@ import re
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from grader.architecture import ALIASES
 from grader.checks.architecture_spec import PADDINGS, SETTINGS, ArchitectureSpec, LayerSpec
 from grader.checks.architecture_spec import POLICIES as ARCHITECTURE_POLICIES
+from grader.courseworks.catalogue import catalogue, lookup
 from grader.errors import AssignmentError
 from grader.formats import code_formats, model_formats
 from grader.marking.code import RULES as CODE_RULES
@@ -617,9 +617,9 @@ class Assignment:
 
 
 def builtin_assignments() -> dict[str, Path]:
-    """The assignment files shipped with grader, by name (file name without .toml)."""
-    folder = resources.files("grader.courseworks")
-    return {Path(str(entry)).stem: Path(str(entry)) for entry in folder.iterdir() if str(entry).endswith(".toml")}
+    """The assignment files grader ships and installed packages register, by name (file name without .toml);
+    grader's own where a name is taken twice (grader.courseworks.catalogue)."""
+    return {name: sources[0].path for name, sources in catalogue().items()}
 
 
 def load_assignment(path_or_name: str | Path | None = None) -> Assignment:
@@ -629,13 +629,12 @@ def load_assignment(path_or_name: str | Path | None = None) -> Assignment:
     """
     if path_or_name is None:
         path_or_name = DEFAULT_ASSIGNMENT
-    builtins = builtin_assignments()
-    path = builtins.get(str(path_or_name), Path(path_or_name))
+    path = lookup(str(path_or_name)) or Path(path_or_name)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        names = ", ".join(sorted(builtins))
-        raise AssignmentError(f"{path}: no such assignment file (built-in assignments: {names})") from None
+        names = ", ".join(sorted(catalogue()))
+        raise AssignmentError(f"{path}: no such assignment file (assignments by name: {names})") from None
     except OSError as error:
         raise AssignmentError(f"{path}: cannot read the assignment file ({error.strerror})") from None
     try:

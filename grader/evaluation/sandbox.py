@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import importlib.util
 import os
 import shutil
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +163,11 @@ def command(
         "TF_CPP_MIN_LOG_LEVEL": "2",
         **env,
     }
+    plugins = _plugin_paths()
+    if plugins.search:
+        # A course's package that registers a format or coursework from outside this Python's prefix: the
+        # child imports it (and reads its entry points) from where it lies.
+        base_env["PYTHONPATH"] = os.pathsep.join(plugins.search)
     if isolation.kind != "bubblewrap":
         private = {
             "HOME": str(workdir),
@@ -170,7 +177,7 @@ def command(
         }
         return [sys.executable, *argv], {**base_env, **private}, str(workdir)
     binds: list[str] = []
-    for host in _python_paths():
+    for host in (*_python_paths(), *plugins.folders):
         binds += ["--ro-bind", host, host]
     for host, inside in sorted(readable.items()):
         binds += ["--ro-bind", os.path.abspath(host), inside]
@@ -290,6 +297,39 @@ def _system_binds() -> list[str]:
         elif os.path.isdir(top):
             binds += ["--ro-bind", top, top]
     return binds
+
+
+@dataclass(frozen=True)
+class _Plugins:
+    search: tuple[str, ...]
+    "The sys.path entries that hold the packages and their metadata."
+    folders: tuple[str, ...]
+    "The packages' own folders and their .dist-info folders, bound read-only and nothing around them."
+
+
+@functools.cache
+def _plugin_paths() -> _Plugins:
+    """Where the packages that register grader formats or courseworks lie, when outside this Python's prefix and
+    grader's own folder (which every child sees already): a course's package on PYTHONPATH, or installed
+    editable from its source folder. Only each package's folder and its metadata are bound, never the folder
+    around them (which may hold a course's private data); the child finds them through PYTHONPATH."""
+    seen = _python_paths()
+    search: dict[str, None] = {}
+    folders: dict[str, None] = {}
+    for group in ("grader.formats", "grader.courseworks"):
+        for point in metadata.entry_points(group=group):
+            spec = importlib.util.find_spec(point.value.split(":")[0].split(".")[0])
+            places = list(spec.submodule_search_locations or ()) if spec is not None else []
+            if spec is not None and spec.origin and not places:
+                places = [spec.origin]
+            info = getattr(point.dist, "_path", None)  # the .dist-info folder (PathDistribution's own)
+            for place in [*places, *([str(info)] if info is not None else [])]:
+                real = os.path.realpath(place)
+                if any(real == p or real.startswith(p + "/") for p in seen):
+                    continue
+                folders[real] = None
+                search[os.path.dirname(real)] = None
+    return _Plugins(tuple(search), tuple(folders))
 
 
 @functools.cache
