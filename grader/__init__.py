@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from grader.release import VERSION as __version__
+
+__all__ = ["__version__"]
 
 
 def __getattr__(name: str) -> Any:

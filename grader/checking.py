@@ -10,7 +10,6 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import grader
 from grader import defaults, formats
 from grader.checks.screening import (
     FAIL,
@@ -37,6 +36,7 @@ from grader.evaluation.scheduler import NO_WORKER, Scheduler, inspect_files
 from grader.formats.base import Inspection
 from grader.gradebook import Gradebook
 from grader.outputs.reports import number
+from grader.release import VERSION
 from grader.status import MARKED
 from grader.versions import saved_with
 
@@ -136,7 +136,7 @@ class CheckResult:
     "Whether the data set is the part's public test set (else data the student gave)."
     architecture: dict[str, Any] | None = None
     "The file's layers against the part's required architecture (see architecture_spec.Comparison.to_json)."
-    grader_version: str = grader.__version__
+    grader_version: str = VERSION
 
     @property
     def verdict(self) -> str:

@@ -9,13 +9,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import grader
 from grader import defaults
 from grader.cohort import grade_cohort
 from grader.courseworks.assignment import Assignment, Part
 from grader.errors import GraderError
 from grader.outputs.code_report import run_notes
 from grader.outputs.reports import number
+from grader.release import VERSION
 from grader.status import MARKED
 
 
@@ -36,7 +36,7 @@ class CodeCheck:
     part: str
     isolation: str
     tests_sha256: str
-    grader_version: str = grader.__version__
+    grader_version: str = VERSION
 
     @property
     def passed(self) -> bool:

@@ -15,10 +15,10 @@ from typing import Any
 
 import click
 
-import grader
 from grader import defaults
 from grader.errors import GraderError, WorkerError
 from grader.evaluation.sandbox import ISOLATIONS
+from grader.release import VERSION
 
 EXIT_OK = 0
 EXIT_CANNOT_RUN = 1
@@ -128,7 +128,7 @@ OUTCOME_STYLES = {"pass": "green", "info": "blue", "warn": "yellow", "fail": "re
 
 
 @click.group(cls=_DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(grader.__version__, prog_name="grader")
+@click.version_option(VERSION, prog_name="grader")
 def cli() -> None:
     """Grade deep-learning coursework (trained models, and code) safely, exactly and fast.
 

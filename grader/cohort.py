@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-import grader
 from grader import defaults, formats
 from grader.checks.architecture_spec import Comparison, compare_inspection
 from grader.checks.screening import (
@@ -68,14 +67,15 @@ from grader.marking.code import reasons as code_reasons
 from grader.marking.totals import student_rows
 from grader.outputs.integrity import write_integrity
 from grader.outputs.reports import write_reports, write_student_report
+from grader.release import VERSION
 from grader.status import STATUSES
 
 FAILED_RUNS = {"timeout": "timeout", "crashed": "crashed", "memory": "over_limit", "processes": "over_limit"}
 FAILED_STAGES = {"load": "load_failed", "predict": "predict_failed", "output": "bad_output"}
 WORK_FOLDER = ".work"
-INSPECTOR = f"grader {grader.__version__} inspector {INSPECTOR_REVISION}"
+INSPECTOR = f"grader {VERSION} inspector {INSPECTOR_REVISION}"
 # Stored evaluations are reused only when they were made by this grader and this worker's way of predicting.
-EVALUATOR = f"{grader.__version__} worker {WORKER_REVISION}"
+EVALUATOR = f"{VERSION} worker {WORKER_REVISION}"
 # Predictions run in batches of this size, then near-ties are predicted again in the official script's
 # own batches (see worker._predict_as_official): the same outputs as batch 32, two to four times faster.
 # 256 is as fast as 1024 on the models students train, and holds a worker to about 0.8 GB, not 1.3.
@@ -239,7 +239,7 @@ def grade_cohort(
     with Gradebook(out) as book:
         _clear_stale_work(out)
         run_id = book.start_run(
-            grader_version=grader.__version__,
+            grader_version=VERSION,
             assignment_name=rules.name,
             assignment_path=rules.path,
             assignment_sha256=rules.sha256,

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from grader import formats
 from grader.checks.architecture_spec import EXACT, compare_inspection
-from grader.courseworks.assignment import Assignment, Limit, Part
 from grader.formats.base import FAIL, INFO, OUTCOMES, PASS, WARN, Check, Inspection, checks_from_json
 from grader.versions import SavedWith, parse_release, saved_with, version_tag
+
+if TYPE_CHECKING:
+    # Type-only: the coursework's rules come in as arguments (the layer contract in pyproject.toml).
+    from grader.courseworks.assignment import Assignment, Limit, Part
 
 __all__ = ["FAIL", "INFO", "OUTCOMES", "PASS", "WARN", "Check", "checks_from_json", "screen", "size_check"]
 # A config may declare more parameters than the file stores by this much before it is called a lie

@@ -33,16 +33,16 @@ from typing import Any
 import numpy as np
 from distributed import WorkerPlugin
 
-import grader
 from grader.errors import GraderError, SandboxUnavailable
 from grader.evaluation import sandbox
 from grader.evaluation.scheduler import OUTCOME_STATUSES, Budget, Job, Outcome, Scheduler
 from grader.evaluation.worker import PROTOCOL_VERSION as WORKER_PROTOCOL
 from grader.evaluation.worker import REVISION as WORKER_REVISION
+from grader.release import VERSION
 
 LOCAL = re.compile(r"^local:(\d+)$")
 # A Dask worker's answer is read only from the same grader release and worker protocol as this coordinator's.
-RELEASE = f"{grader.__version__} (worker protocol {WORKER_PROTOCOL}, revision {WORKER_REVISION})"
+RELEASE = f"{VERSION} (worker protocol {WORKER_PROTOCOL}, revision {WORKER_REVISION})"
 PLUGIN = "grader"
 QUIET = {
     "distributed.worker.profile.enabled": False,

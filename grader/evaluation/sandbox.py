@@ -24,10 +24,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import grader
 from grader import defaults
 from grader.errors import SandboxUnavailable
 from grader.status import NOT_ISOLATED
+
+GRADER_FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"grader's own package folder, which every child imports grader from."
 
 ISOLATIONS = ("auto", "bubblewrap", "process")
 SANDBOX_TMP_BYTES = 256 * 1024 * 1024
@@ -342,7 +344,7 @@ def _python_paths() -> tuple[str, ...]:
     paths = {
         os.path.realpath(sys.base_prefix),
         os.path.realpath(sys.prefix),
-        os.path.realpath(os.path.dirname(grader.__file__)),
+        os.path.realpath(GRADER_FOLDER),
     }
     paths = {p for p in paths if not p.startswith("/usr/") and p != "/usr"}
     executable = os.path.realpath(sys.executable)

@@ -14,11 +14,14 @@ columns). With several parts:
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from grader.courseworks.assignment import Assignment
 from grader.marking.schemes import as_score
 from grader.status import MARKED
+
+if TYPE_CHECKING:
+    # Type-only: the coursework's rules come in as arguments (the layer contract in pyproject.toml).
+    from grader.courseworks.assignment import Assignment
 
 PART_COLUMNS = ("file", "status", "accuracy", "correct", "total", "score", "reason", "sha256")
 "Each part's columns in a several-part marks.csv, prefixed '<part>_'."

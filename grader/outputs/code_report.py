@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import grader
 from grader.courseworks.assignment import Assignment, Part
 from grader.marking.schemes import as_score
 from grader.outputs.student import whose
+from grader.release import VERSION
 from grader.status import MARKED
 
 
@@ -34,7 +34,7 @@ def code_report(row: dict[str, Any], assignment: Assignment, part: Part, run: di
             "path": assignment.path,
             "sha256": assignment.sha256,
         },
-        "grader": {"version": grader.__version__},
+        "grader": {"version": VERSION},
         "run": {"id": run["id"], "started_at": run["started_at"], "isolation": run["isolation"]},
     }
 

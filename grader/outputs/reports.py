@@ -21,7 +21,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import grader
 from grader import formats
 from grader.architecture import explain_inspection
 from grader.courseworks.assignment import Assignment, Part
@@ -34,6 +33,7 @@ from grader.marking.totals import PART_COLUMNS, student_rows
 from grader.outputs import figures
 from grader.outputs.code_report import code_markdown, code_report, run_notes
 from grader.outputs.student import whose
+from grader.release import VERSION
 from grader.status import MARKED, NOT_ISOLATED, STATUSES
 
 # A several-part marks.csv: these, then PART_COLUMNS for each part.
@@ -283,7 +283,7 @@ def build_report(
                 else {}
             ),
         },
-        "grader": {"version": grader.__version__},
+        "grader": {"version": VERSION},
         "run": {"id": run["id"], "started_at": run["started_at"], "isolation": run["isolation"]},
         **({"not_isolated": unsandboxed(row)} if unsandboxed(row) else {}),
     }

@@ -7,9 +7,9 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-import grader
 from grader.checking import outcome_words
 from grader.outputs.reports import number, shape_text
+from grader.release import VERSION
 
 OUTCOME_WORDS = {"pass": "pass", "info": "note", "warn": "warning", "fail": "fail"}
 
@@ -34,5 +34,5 @@ def status_words(status: str) -> str:
 def render(template: str, **context: Any) -> str:
     """A page: `template` with `context`, plus what every page shows."""
     return _ENVIRONMENT.get_template(template).render(
-        version=grader.__version__, outcome_words=OUTCOME_WORDS, status_words=status_words, **context
+        version=VERSION, outcome_words=OUTCOME_WORDS, status_words=status_words, **context
     )

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import grader
 from grader import defaults
 from grader import formats as model_formats
 from grader.checking import data_for, describe_data
@@ -18,6 +17,7 @@ from grader.courseworks.assignment import Assignment, Part
 from grader.courseworks.datasets import public_dataset
 from grader.courseworks.heldout import HeldoutSet, load_heldout
 from grader.errors import GraderError
+from grader.release import VERSION
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ class ServeSettings:
             "time_limit": self.time_limit,
             "memory_limit_gb": self.memory_limit_gb,
             "isolation": self.isolation,
-            "grader": grader.__version__,
+            "grader": VERSION,
         }
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
