@@ -342,10 +342,10 @@ def check(
     source = Path(given) if given is not None else public_dataset(chosen.data.public)
     dataset = load_heldout(source, chosen.data)
     description = describe_data(dataset, source, chosen, downloaded=given is None)
-    if reference and chosen.evaluation.feed != "official-kcl":
+    if reference and not chosen.evaluation.script:
         raise GraderError(
-            f"--reference runs Coursework 1's official test script; part {chosen.name} of {rules.name} is fed by "
-            f"the '{chosen.evaluation.feed}' rule, which has no script of its own to run"
+            f"--reference runs the coursework's own test script where grader ships it; part {chosen.name} of "
+            f"{rules.name} has none (its assignment file does not say [evaluation] script = true)"
         )
     with tempfile.TemporaryDirectory(prefix="grader-check-", dir=scratch) as work:
         folder = Path(work) / "submission" / "check"

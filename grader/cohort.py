@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
@@ -838,8 +838,7 @@ class _Run:
                 "feed": evaluation.feed,
                 "batch_size": evaluation.batch_size,
                 "fast_batch_size": fast_batch_size(inspection, evaluation.batch_size),
-                "mlp_input": list(evaluation.mlp_input),
-                "cnn_input": list(evaluation.cnn_input),
+                "by_rank": [asdict(rule) for rule in evaluation.by_rank],
                 "input_mode": evaluation.input_mode,
                 "format": found.name,
                 **found.request(inspection, allow_lambda=self.allow_lambda),
@@ -955,7 +954,7 @@ class _Run:
         answer = evaluation.answer or {}
         if not answer.get("ok"):
             status = FAILED_STAGES.get(answer.get("stage", ""), "load_failed")
-            self._finish(unit, status, _failure_reason(answer), detail)
+            self._finish(unit, status, _failure_reason(answer, part.evaluation.name), detail)
             return
         if answer.get("fallback_from") and self.rules.versions.legacy_loader_policy == "refuse":
             self._finish(unit, "load_failed", _legacy_refusal(answer, self.rules, part), detail)
@@ -974,23 +973,25 @@ class _Run:
                 unit,
                 "bad_output",
                 f"the model outputs {width} scores per image; this assignment has {classes} classes "
-                f"(end it with Dense({classes})); the official script would report {official}% "
+                f"(end it with Dense({classes})); {part.evaluation.name} would report {official}% "
                 '(output_width_policy = "refuse")',
                 detail,
             )
             return
-        unit.checks.append(_width_check(width, classes))
+        unit.checks.append(_width_check(width, classes, part.evaluation.name))
         if evaluation.nonfinite:
             message = (
                 f"{evaluation.nonfinite:,} of {labels.size:,} images gave NaN or infinite outputs "
-                "(the official script's argmax counts those as the class of the first NaN)"
+                f"({part.evaluation.name}'s argmax counts those as the class of the first NaN)"
             )
             if part.evaluation.nonfinite_policy == "refuse":
                 self._finish(unit, "bad_output", message, detail)
                 return
             unit.checks.append(Check("outputs", WARN, message, "check the model for overflow or division by zero"))
         if evaluation.ties and evaluation.ties["images"]:
-            unit.checks.append(_ties_check(evaluation.ties, labels.size, part.evaluation.tie_flag_share))
+            unit.checks.append(
+                _ties_check(evaluation.ties, labels.size, part.evaluation.tie_flag_share, part.evaluation.name)
+            )
         if evaluation.ties and evaluation.ties.get("constant"):
             unit.checks.append(_constant_check(int(evaluation.predictions[0]), labels.size))
         comparison = self._architecture(unit)
@@ -1278,18 +1279,19 @@ def fast_batch_size(inspection: Inspection | None, official: int) -> int:
     return max(official, min(FAST_BATCH_SIZE, ACTIVATION_BUDGET // (4 * largest)))
 
 
-def _failure_reason(answer: dict[str, Any]) -> str:
-    reason = _stage_failure(answer)
+def _failure_reason(answer: dict[str, Any], evaluation: str) -> str:
+    """Why a file could not be marked; `evaluation`: what the coursework's own evaluation is called."""
+    reason = _stage_failure(answer, evaluation)
     if answer.get("attempts"):
         reason += f"; {_attempts_text(answer)}"
     for other in answer.get("fallback_from", []):
-        reason += f"; {other.get('loader', 'the Keras 2 loader')} failed too: {_stage_failure(other)}"
+        reason += f"; {other.get('loader', 'the Keras 2 loader')} failed too: {_stage_failure(other, evaluation)}"
     if answer.get("adapt_error"):
         reason += f"; fed the shape it declares, it failed again: {answer['adapt_error']}"
     return reason
 
 
-def _stage_failure(answer: dict[str, Any]) -> str:
+def _stage_failure(answer: dict[str, Any], evaluation: str) -> str:
     error = answer.get("error", "unknown error")
     stage = answer.get("stage")
     if stage == "load":
@@ -1301,10 +1303,12 @@ def _stage_failure(answer: dict[str, Any]) -> str:
     if stage == "predict":
         fed = answer.get("fed_shape")
         declared = answer.get("input_shape")
-        return (
-            f"the model takes input {_shape(declared)} but the official script feeds {_shape(fed)} "
-            f"({answer.get('net_type')} rule): {error}"
-        )
+        if answer.get("net_type"):
+            return (
+                f"the model takes input {_shape(declared)} but {evaluation} feeds {_shape(fed)} "
+                f"({answer['net_type']} rule): {error}"
+            )
+        return f"the model takes input {_shape(declared)} and was fed {_shape(fed)}: {error}"
     return error
 
 
@@ -1334,8 +1338,8 @@ def _evaluation_checks(answer: dict[str, Any], rules: Assignment, part: Part) ->
                 "batch size",
                 WARN,
                 f"the model's outputs depend on the other images in its batch (a "
-                "layer works across the batch axis), so every image was predicted in the official "
-                f"script's batches of {batches['official']}; batches of {batches['fast']} would have "
+                f"layer works across the batch axis), so every image was predicted in {evaluation}'s "
+                f"batches of {batches['official']}; batches of {batches['fast']} would have "
                 f"changed the class of {len(changed):,} images",
                 "normalise over an image's own axes (axis=-1), never over the batch (axis=0)",
             )
@@ -1404,20 +1408,33 @@ def _evaluation_checks(answer: dict[str, Any], rules: Assignment, part: Part) ->
             Check(
                 "input",
                 WARN,
-                f"the official script would fail ({adapted['reference_error']}); "
+                f"{part.evaluation.name} would fail ({adapted['reference_error']}); "
                 f"fed {_shape(adapted['fed_shape'])} as the model declares{repeated}",
-                "take 28x28x1 input (or 784 values) as the official script feeds",
+                f"take {_fed_shapes(part.evaluation)} input as {part.evaluation.name} feeds",
             )
         )
     return checks
 
 
+def _fed_shapes(spec: EvaluationSpec) -> str:
+    """The shapes the coursework's rule feeds: '28x28x1 (or 784 values)'."""
+    shapes = [rule.shape for rule in spec.by_rank]
+    if not shapes:
+        return "the declared"
+
+    def said(shape: tuple[int, ...]) -> str:
+        return f"{shape[0]} values" if len(shape) == 1 else "x".join(map(str, shape))
+
+    return said(shapes[0]) + "".join(f" (or {said(shape)})" for shape in shapes[1:])
+
+
 def _legacy_message(answer: dict[str, Any], rules: Assignment, part: Part) -> str:
     """Why a file was graded with TensorFlow's Keras 2 loader: what the coursework's evaluation's loader did."""
     tensorflow = rules.versions.tensorflow
+    failure = _stage_failure(answer["fallback_from"][0], part.evaluation.name)
     return (
         f"{part.evaluation.name} would fail with this file (its loader under TensorFlow {tensorflow} is Keras 3: "
-        f"{_stage_failure(answer['fallback_from'][0])}); graded with TensorFlow {tensorflow}'s Keras 2 loader "
+        f"{failure}); graded with TensorFlow {tensorflow}'s Keras 2 loader "
         f"({answer.get('loader')}), as markers resolve older files"
     )
 
@@ -1425,14 +1442,15 @@ def _legacy_message(answer: dict[str, Any], rules: Assignment, part: Part) -> st
 def _legacy_refusal(answer: dict[str, Any], rules: Assignment, part: Part) -> str:
     """The reason for a file only the Keras 2 loader reads, under legacy_loader_policy = 'refuse'."""
     tensorflow = rules.versions.tensorflow
+    failure = _stage_failure(answer["fallback_from"][0], part.evaluation.name)
     return (
         f"{part.evaluation.name} cannot use this file: its loader under TensorFlow {tensorflow} is Keras 3, and "
-        f"{_stage_failure(answer['fallback_from'][0])}; this assignment does not grade with TensorFlow "
+        f"{failure}; this assignment does not grade with TensorFlow "
         f'{tensorflow}\'s Keras 2 loader ({answer.get("loader")}), which can (legacy_loader_policy = "refuse")'
     )
 
 
-def _width_check(width: int, classes: int) -> Check:
+def _width_check(width: int, classes: int, evaluation: str) -> Check:
     """The output width the evaluation found, against the assignment's classes (output_width_policy 'flag')."""
     if width == classes:
         return Check("outputs", PASS, f"{width} outputs, one per class")
@@ -1445,8 +1463,8 @@ def _width_check(width: int, classes: int) -> Check:
     return Check(
         "outputs",
         WARN,
-        f"the model outputs {scores} per image; this assignment has {classes} classes; graded as the official "
-        f"script grades it, by the argmax over {'its one output' if width == 1 else f'all {width}'} ({effect})",
+        f"the model outputs {scores} per image; this assignment has {classes} classes; graded as {evaluation} "
+        f"grades it, by the argmax over {'its one output' if width == 1 else f'all {width}'} ({effect})",
         f"end the model with Dense({classes}, activation='softmax')",
     )
 
@@ -1458,12 +1476,12 @@ def _classes(first: int, last: int) -> str:
     return f"classes {first} {'and' if last == first + 1 else 'to'} {last}"
 
 
-def _ties_check(ties: dict[str, Any], total: int, flag_share: float) -> Check:
-    """How many images the official script's tie rule decided, flagged above the assignment's share."""
+def _ties_check(ties: dict[str, Any], total: int, flag_share: float, evaluation: str) -> Check:
+    """How many images the evaluation's tie rule decided, flagged above the assignment's share."""
     given = ", ".join(f"{count:,} given class {cls}" for cls, count in sorted(ties["classes"].items(), key=_by_class))
     message = (
         f"{ties['images']:,} of {total:,} images had two or more classes with exactly the same top output; "
-        f"the official script's argmax gave each the first of them ({given})"
+        f"{evaluation}'s argmax gave each the first of them ({given})"
     )
     # Exact: "more than 1%" of 12,000 images is 121 or more, never a float's rounding of 120.
     if ties["images"] > Fraction(repr(flag_share)) * total:

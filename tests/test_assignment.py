@@ -35,8 +35,11 @@ def test_default_assignment_holds_coursework_1() -> None:
     assert rules.limits.file_bytes.policy == "refuse"
     assert rules.limits.parameters.policy == "flag"
     assert rules.versions.tensorflow == "2.18.0"
-    assert part.evaluation.feed == "official-kcl"
-    assert part.evaluation.mlp_input == (784,) and part.evaluation.cnn_input == (28, 28, 1)
+    assert part.evaluation.feed == "by-rank" and part.evaluation.script
+    assert [(step.name, step.rank_above, step.shape) for step in part.evaluation.by_rank] == [
+        ("CNN", 2, (28, 28, 1)),
+        ("MLP", 0, (784,)),
+    ]
     assert part.evaluation.batch_size == 32 and part.data.scale == 255 and part.data.public == "mnist"
     assert "Lambda" not in rules.screening.allowed_layers and "Dense" in rules.screening.allowed_layers
     assert len(rules.sha256) == 64
@@ -80,16 +83,17 @@ def test_intervals_parse_exactly(text: str, expected: tuple) -> None:
             r"limits\.file_size_policy is 'maybe'; choose one of: refuse, flag",
         ),
         ("batch_size = 32", "batch_size = -1", r"evaluation\.batch_size must be a positive integer"),
-        ("mlp_input = [784]", "mlp_input = [28]", r"evaluation\.mlp_input \[28\] holds 28 values"),
+        ("shape = [784]", "shape = [28]", r"evaluation\.by_rank\[1\]\.shape \[28\] holds 28 values"),
+        ("rank_above = 2", "rank_above = -1", r"evaluation\.by_rank\[0\]\.rank_above must be a whole number"),
+        ('name = "MLP"', 'label = "MLP"', r"evaluation\.by_rank\[1\]\.name is missing"),
+        ('feed = "by-rank"', 'feed = "official-kcl"', r"evaluation\.feed is 'official-kcl'; choose one of: by-rank"),
         ("[limits]", "[limits]\nmax_files = 3", r"limits\.max_files is not a known key"),
         ("schema = 1", "schema = 2", r"schema is 2, but this grader reads schema 1"),
         ('name = "kcl-dnn-cw1"', 'name = "a b"', r"assignment\.name may hold only"),
         # Nothing falls back to Coursework 1's 28x28 digits, ten classes or its test script's feeding rule.
         ("image_shape = [28, 28]\n", "", r"data\.image_shape is missing: give it for the part's images"),
         ("classes = 10\n", "", r"data\.classes is missing"),
-        ('feed = "official-kcl"\n', "", r"evaluation\.feed is missing: 'declared' .* or 'official-kcl'"),
-        ("mlp_input = [784]\n", "", r"evaluation\.mlp_input is missing: feed = 'official-kcl' reshapes"),
-        ("cnn_input = [28, 28, 1]\n", "", r"evaluation\.cnn_input is missing"),
+        ('feed = "by-rank"\n', "", r"evaluation\.feed is missing: 'declared' .* or 'by-rank'"),
     ],
 )
 def test_bad_assignment_names_the_file_key_and_fix(tmp_path: Path, old: str, new: str, message: str) -> None:

@@ -285,11 +285,11 @@ def test_the_tie_share_edge_is_exact() -> None:
     share, never a float's rounding of it."""
     from grader.cohort import _ties_check
 
-    at = _ties_check({"images": 120, "classes": {"0": 120}}, 12_000, 0.01)
-    over = _ties_check({"images": 121, "classes": {"0": 121}}, 12_000, 0.01)
+    at = _ties_check({"images": 120, "classes": {"0": 120}}, 12_000, 0.01, "the official script")
+    over = _ties_check({"images": 121, "classes": {"0": 121}}, 12_000, 0.01, "the official script")
     assert (at.outcome, over.outcome) == ("pass", "warn")
     # In floats 0.29 * 100 is 28.999999999999996, which 29 tied images would exceed: exactly 29% is not more.
-    assert _ties_check({"images": 29, "classes": {"0": 29}}, 100, 0.29).outcome == "pass"
+    assert _ties_check({"images": 29, "classes": {"0": 29}}, 100, 0.29, "the official script").outcome == "pass"
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,7 @@ UNTAGGED_POLICIES = ("refuse", "flag", "grade")
 LEGACY_LOADER_POLICIES = ("refuse", "flag", "grade")
 INPUT_MODES = ("reference", "adapt")
 # How a model is fed its images (see EvaluationSpec.feed).
-FEEDS = ("official-kcl", "declared")
+FEEDS = ("by-rank", "declared")
 # How images are laid out for the model: NHWC (Keras, TensorFlow) or NCHW (PyTorch exports).
 LAYOUTS = ("nhwc", "nchw")
 SCHEMES = ("bands", "linear", "signoff")
@@ -386,19 +386,30 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
+class RankFeed:
+    """One step of a 'by-rank' feeding rule: a model whose input rank (len(net.input_shape), batch axis included)
+    is above `rank_above` is fed each image reshaped to `shape`, and the rule calls it `name`."""
+
+    name: str
+    "What the rule calls such a model ('CNN', 'MLP'): reports say which step fed it."
+    shape: tuple[int, ...]
+    "One image's shape as fed to such a model; it holds the image's values."
+    rank_above: int = 0
+    "The step applies to a model whose input rank is above this; the steps are tried in order, the first wins."
+
+
+@dataclass(frozen=True)
 class EvaluationSpec:
     """How a model is fed and how long it may take."""
 
-    feed: str = "official-kcl"
-    "'official-kcl': Coursework 1's test script ('CNN' if len(net.input_shape) > 2 else 'MLP', reshaped to"
-    " mlp_input or cnn_input). 'declared': the images reshaped to the input shape the model declares."
+    feed: str = "declared"
+    "'declared': the images reshaped to the input shape the model declares. 'by-rank': the first of `by_rank`'s"
+    " steps whose rank_above the model's input rank exceeds says the shape (a coursework's own test script's rule)."
     input_mode: str = "reference"
-    "Under 'official-kcl': 'reference' gives predict_failed where the script's feed fails; 'adapt' then"
-    " feeds the shape the model declares, and flags it."
-    mlp_input: tuple[int, ...] = (784,)
-    "Shape of one image for a model the official rule calls an MLP (input rank 2)."
-    cnn_input: tuple[int, ...] = (28, 28, 1)
-    "Shape of one image for a model the official rule calls a CNN (input rank above 2)."
+    "Under 'by-rank': 'reference' gives predict_failed where the rule's feed fails; 'adapt' then feeds the"
+    " shape the model declares, and flags it."
+    by_rank: tuple[RankFeed, ...] = ()
+    "The 'by-rank' rule's steps, in order ([[evaluation.by_rank]] tables: name, rank_above, shape)."
     batch_size: int = 32
     "Batch size of predict(); 32 is Keras's default, which the official script uses."
     time_limit_seconds: float = 300.0
@@ -418,6 +429,9 @@ class EvaluationSpec:
     "Whether the coursework's own evaluation loads the file with the training setup compiled (Coursework 1's"
     " script calls load_model(file)): a .h5 file whose saved setup would not compile there is then flagged"
     " (it is graded with compile=False, which predicts the same). False where the evaluation never compiles."
+    script: bool = False
+    "Whether grader ships the coursework's own test script (grader/courseworks/official.py), which `grade check"
+    " --reference` runs beside grader's evaluation."
 
 
 # Evaluation settings that change how a result is marked, never the predictions: a stored evaluation is
@@ -429,6 +443,7 @@ MARKING_ONLY = (
     "tie_flag_share",
     "name",
     "compiles_on_load",
+    "script",
 )
 
 
@@ -1009,19 +1024,15 @@ def _parse_evaluation(evaluation: _Reader, data: DataSpec) -> EvaluationSpec:
     if "feed" not in evaluation.values:
         evaluation.fail(
             "feed",
-            "is missing: 'declared' (the images in the shape each model declares) or 'official-kcl' (Coursework 1's "
-            "test script: CNN or MLP by the model's input rank, with mlp_input and cnn_input)",
+            "is missing: 'declared' (the images in the shape each model declares) or 'by-rank' (a test script's "
+            "rule: the shape by the model's input rank, given by [[evaluation.by_rank]] tables)",
         )
-    if evaluation.values.get("feed") == "official-kcl":
-        for key in ("mlp_input", "cnn_input"):
-            if key not in evaluation.values:
-                evaluation.fail(key, "is missing: feed = 'official-kcl' reshapes each image to it")
     defaults = EvaluationSpec()
+    feed = evaluation.choice("feed", FEEDS, defaults.feed)
     spec = EvaluationSpec(
-        feed=evaluation.choice("feed", FEEDS, defaults.feed),
+        feed=feed,
         input_mode=evaluation.choice("input_mode", INPUT_MODES, defaults.input_mode),
-        mlp_input=evaluation.shape("mlp_input", defaults.mlp_input),
-        cnn_input=evaluation.shape("cnn_input", defaults.cnn_input),
+        by_rank=_parse_by_rank(evaluation, data) if feed == "by-rank" else (),
         batch_size=evaluation.positive_int("batch_size", defaults.batch_size),
         time_limit_seconds=evaluation.positive_number("time_limit_seconds", defaults.time_limit_seconds),
         nonfinite_policy=evaluation.choice("nonfinite_policy", POLICIES, defaults.nonfinite_policy),
@@ -1029,18 +1040,39 @@ def _parse_evaluation(evaluation: _Reader, data: DataSpec) -> EvaluationSpec:
         tie_flag_share=evaluation.share("tie_flag_share", defaults.tie_flag_share),
         name=evaluation.get("name", str) or defaults.name,
         compiles_on_load=evaluation.flag("compiles_on_load", defaults.compiles_on_load),
+        script=evaluation.flag("script", defaults.script),
     )
-    if spec.feed == "official-kcl":
-        for key in ("mlp_input", "cnn_input"):
-            shape = getattr(spec, key)
-            if math.prod(shape) != data.values:
-                evaluation.fail(
-                    key,
-                    f"{list(shape)} holds {math.prod(shape)} values but one image of {list(data.image_shape)} "
-                    f"holds {data.values}",
-                )
+    if feed != "by-rank" and "by_rank" in evaluation.values:
+        evaluation.fail("by_rank", f"is used only with feed = 'by-rank' (this part's feed is {feed!r}): remove it")
     evaluation.reject_unknown(set(EvaluationSpec.__dataclass_fields__))
     return spec
+
+
+def _parse_by_rank(evaluation: _Reader, data: DataSpec) -> tuple[RankFeed, ...]:
+    """feed = 'by-rank''s steps: [[evaluation.by_rank]] tables of name, rank_above (default 0) and shape."""
+    example = "[[evaluation.by_rank]] name = 'CNN', rank_above = 2, shape = [28, 28, 1]"
+    raw = evaluation.get("by_rank", list)
+    if not raw or not all(isinstance(entry, dict) for entry in raw):
+        evaluation.fail("by_rank", f"is missing: feed = 'by-rank' needs its steps as tables, such as {example}")
+    steps = []
+    for index, entry in enumerate(raw):
+        step = _Reader(entry, evaluation.path, f"{evaluation.prefix}.by_rank[{index}]")
+        name = step.get("name", str, required=True)
+        shape = step.shape("shape", ())
+        if not shape:
+            step.fail("shape", "is missing: one image's shape as this step feeds it, such as [784]")
+        if math.prod(shape) != data.values:
+            step.fail(
+                "shape",
+                f"{list(shape)} holds {math.prod(shape)} values but one image of {list(data.image_shape)} "
+                f"holds {data.values}",
+            )
+        rank_above = step.get("rank_above", int)
+        if rank_above is not None and (isinstance(rank_above, bool) or rank_above < 0):
+            step.fail("rank_above", f"must be a whole number, 0 or more, not {rank_above!r}")
+        step.reject_unknown(set(RankFeed.__dataclass_fields__))
+        steps.append(RankFeed(name=name, shape=shape, rank_above=rank_above or 0))
+    return tuple(steps)
 
 
 def _parse_marking(

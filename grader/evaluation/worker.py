@@ -7,19 +7,13 @@ predict on. Each answer is one JSON line on stdout carrying the model's raw outp
 process takes the argmax and computes the accuracy. Nothing is pickled across the boundary.
 
 Images are prepared as the part's data spec says (x / scale, then per-channel mean and std, then the
-layout) and fed by the part's rule. Coursework 1's rule ('official-kcl') is its official script's, step
-for step:
-
-    net = load_model(file)                       # here: safe_mode=True, compile=False
-    netType = 'CNN' if len(net.input_shape) > 2 else 'MLP'
-    x_test = x_test.astype('float32') / 255
-    x_test = x_test.reshape(N, 784) or x_test.reshape(N, 28, 28, 1)
-    outputs = net.predict(x_test)                # batch size 32
-
-The 'declared' rule reshapes the images to the input shape the model declares. Two departures, each
-recorded in the answer: a Keras 2 file that Keras 3 (the official script's loader) cannot load or run is
-tried again with tf_keras, TensorFlow 2.18's Keras 2 loader; and under an assignment's 'adapt' input mode a
-model the reference feed fails on is fed the shape it declares.
+layout) and fed by the part's rule, which its assignment file states: 'declared' reshapes the images to the
+input shape the model declares; 'by-rank' takes the first of the file's steps whose rank_above the model's
+input rank exceeds, and reshapes to its shape (a test script's rule, step for step: Coursework 1's is in
+kcl-dnn-cw1.toml). The model is loaded with safe_mode=True and compile=False and predicts in the part's batch
+size. Two departures, each recorded in the answer: a Keras 2 file that Keras 3 (the evaluation's loader)
+cannot load or run is tried again with tf_keras, TensorFlow 2.18's Keras 2 loader; and under an
+assignment's 'adapt' input mode a model the rule's feed fails on is fed the shape it declares.
 """
 
 from __future__ import annotations
@@ -43,7 +37,7 @@ from grader.evaluation.protocol import open_channel
 from grader.evaluation.tripwire import Tripwire, nested_codes
 from grader.formats.base import installed
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 # The same image predicted in a fast batch and in an official one gives outputs that differ by float32
 # rounding (sums taken in another order): its drift, measured relative to the row's largest output (at
 # least 1). A drift above BATCH_DRIFT is not rounding: the model's outputs depend on the other images in
@@ -85,9 +79,10 @@ def one_line(error: BaseException, *, path: str = "", name: str = "") -> str:
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
-def net_type(input_shape: Any) -> str:
-    """The official script's rule, verbatim: 'CNN' if len(net.input_shape) > 2 else 'MLP'."""
-    return "CNN" if len(input_shape) > 2 else "MLP"
+def by_rank(steps: list[dict[str, Any]], input_shape: Any) -> dict[str, Any] | None:
+    """The first step of a 'by-rank' rule whose rank_above the model's input rank (len(net.input_shape))
+    exceeds, or None when none does."""
+    return next((step for step in steps if len(input_shape) > step.get("rank_above", 0)), None)
 
 
 def adapted_shape(declared: Any, image_shape: tuple[int, ...]) -> tuple[tuple[int, ...], int] | None:
@@ -209,14 +204,19 @@ class Worker:
             answer.update(_official_compile_problem(net, path, name))
         x = self.prepared_images(request)
         count = x.shape[0]
-        if request.get("feed", "official-kcl") == "declared":
+        if request["feed"] == "declared":
             shape, problem = declared_feed(input_shape, x.shape[1:])
             answer["net_type"] = None
             if shape is None:
                 return {**answer, "ok": False, "stage": "predict", "error": problem, "declared_mismatch": True}
         else:
-            answer["net_type"] = net_type(input_shape)
-            shape = tuple(request["mlp_input"] if answer["net_type"] == "MLP" else request["cnn_input"])
+            step = by_rank(request["by_rank"], input_shape)
+            if step is None:
+                rank = len(input_shape)
+                problem = f"no step of the coursework's feeding rule takes a model whose input has rank {rank}"
+                return {**answer, "ok": False, "stage": "predict", "error": problem, "net_type": None}
+            answer["net_type"] = step["name"]
+            shape = tuple(step["shape"])
         answer["fed_shape"] = [count, *shape]
         started = time.perf_counter()
         try:
