@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,7 +53,6 @@ from grader.evaluation.scheduler import (
     inspect_files,
 )
 from grader.evaluation.staging import Staged, StagingError, fingerprint, stage, stat_key
-from grader.evaluation.worker import MIN_NEAR_TIE, NEAR_TIE_SAFETY
 from grader.evaluation.worker import REVISION as WORKER_REVISION
 from grader.evidence import Evidence, gather, is_gradebook_folder, library_folder
 from grader.formats.base import Inspection
@@ -68,6 +66,16 @@ from grader.marking.totals import student_rows
 from grader.outputs.integrity import write_integrity
 from grader.outputs.reports import write_reports, write_student_report
 from grader.release import VERSION
+from grader.run.verdict import (
+    constant_check,
+    evaluation_checks,
+    evaluation_detail,
+    failure_reason,
+    legacy_refusal,
+    mark_detail,
+    ties_check,
+    width_check,
+)
 from grader.status import STATUSES
 
 FAILED_RUNS = {"timeout": "timeout", "crashed": "crashed", "memory": "over_limit", "processes": "over_limit"}
@@ -947,21 +955,21 @@ class _Run:
     def _mark(self, unit: _Unit, evaluation: Evaluation, *, reused: bool) -> None:
         """Turn an evaluation into a status, a reason and (when it can be marked) a mark."""
         part = unit.part
-        detail = {"evaluation": _evaluation_detail(evaluation, reused)}
+        detail = {"evaluation": evaluation_detail(evaluation, reused)}
         if evaluation.status != "answered":
             self._finish(unit, FAILED_RUNS.get(evaluation.status, "crashed"), evaluation.reason, detail)
             return
         answer = evaluation.answer or {}
         if not answer.get("ok"):
             status = FAILED_STAGES.get(answer.get("stage", ""), "load_failed")
-            self._finish(unit, status, _failure_reason(answer, part.evaluation.name), detail)
+            self._finish(unit, status, failure_reason(answer, part.evaluation.name), detail)
             return
         if answer.get("fallback_from") and self.rules.versions.legacy_loader_policy == "refuse":
-            self._finish(unit, "load_failed", _legacy_refusal(answer, self.rules, part), detail)
+            self._finish(unit, "load_failed", legacy_refusal(answer, self.rules, part), detail)
             return
         # The evaluation states the output width; screening's guess from the config gives way to it.
         unit.checks = [check for check in unit.checks if check.name != "outputs"]
-        unit.checks.extend(_evaluation_checks(answer, self.rules, part))
+        unit.checks.extend(evaluation_checks(answer, self.rules, part))
         assert evaluation.predictions is not None and evaluation.output_shape is not None
         labels = self.heldouts[part.name].labels
         correct = scoring.count_correct(evaluation.predictions, labels)
@@ -978,7 +986,7 @@ class _Run:
                 detail,
             )
             return
-        unit.checks.append(_width_check(width, classes, part.evaluation.name))
+        unit.checks.append(width_check(width, classes, part.evaluation.name))
         if evaluation.nonfinite:
             message = (
                 f"{evaluation.nonfinite:,} of {labels.size:,} images gave NaN or infinite outputs "
@@ -990,10 +998,10 @@ class _Run:
             unit.checks.append(Check("outputs", WARN, message, "check the model for overflow or division by zero"))
         if evaluation.ties and evaluation.ties["images"]:
             unit.checks.append(
-                _ties_check(evaluation.ties, labels.size, part.evaluation.tie_flag_share, part.evaluation.name)
+                ties_check(evaluation.ties, labels.size, part.evaluation.tie_flag_share, part.evaluation.name)
             )
         if evaluation.ties and evaluation.ties.get("constant"):
-            unit.checks.append(_constant_check(int(evaluation.predictions[0]), labels.size))
+            unit.checks.append(constant_check(int(evaluation.predictions[0]), labels.size))
         comparison = self._architecture(unit)
         result = scoring.mark(
             correct,
@@ -1004,7 +1012,7 @@ class _Run:
             if comparison
             else "",
         )
-        detail["mark"] = _mark_detail(result, part)
+        detail["mark"] = mark_detail(result, part)
         flagged = [check for check in unit.checks if check.outcome == WARN]
         status = "flagged" if flagged else "graded"
         self._finish(unit, status, summary(unit.checks, WARN), detail, result, evaluation.id)
@@ -1277,301 +1285,3 @@ def fast_batch_size(inspection: Inspection | None, official: int) -> int:
     if not largest:
         return official
     return max(official, min(FAST_BATCH_SIZE, ACTIVATION_BUDGET // (4 * largest)))
-
-
-def _failure_reason(answer: dict[str, Any], evaluation: str) -> str:
-    """Why a file could not be marked; `evaluation`: what the coursework's own evaluation is called."""
-    reason = _stage_failure(answer, evaluation)
-    if answer.get("attempts"):
-        reason += f"; {_attempts_text(answer)}"
-    for other in answer.get("fallback_from", []):
-        reason += f"; {other.get('loader', 'the Keras 2 loader')} failed too: {_stage_failure(other, evaluation)}"
-    if answer.get("adapt_error"):
-        reason += f"; fed the shape it declares, it failed again: {answer['adapt_error']}"
-    return reason
-
-
-def _stage_failure(answer: dict[str, Any], evaluation: str) -> str:
-    error = answer.get("error", "unknown error")
-    stage = answer.get("stage")
-    if stage == "load":
-        onnx = str(answer.get("loader", "")).startswith("onnxruntime")
-        runtime = "onnxruntime could not load the graph" if onnx else "Keras could not load the model"
-        return f"{runtime}: {error}"
-    if stage == "predict" and str(answer.get("loader", "")).startswith("onnxruntime"):
-        return f"onnxruntime could not predict these images with the graph: {error}"
-    if stage == "predict":
-        fed = answer.get("fed_shape")
-        declared = answer.get("input_shape")
-        if answer.get("net_type"):
-            return (
-                f"the model takes input {_shape(declared)} but {evaluation} feeds {_shape(fed)} "
-                f"({answer['net_type']} rule): {error}"
-            )
-        return f"the model takes input {_shape(declared)} and was fed {_shape(fed)}: {error}"
-    return error
-
-
-def _attempts_text(answer: dict[str, Any]) -> str:
-    """What a model's own code (its Lambda layers, run under --allow-lambda) tried and was refused, in words."""
-    return "the model's code tried to " + "; ".join(answer["attempts"]) + " (refused)"
-
-
-def _evaluation_checks(answer: dict[str, Any], rules: Assignment, part: Part) -> list[Check]:
-    """What the evaluation showed that the coursework's own evaluation would have done differently."""
-    evaluation = part.evaluation.name
-    checks = []
-    if answer.get("attempts"):
-        checks.append(
-            Check(
-                "tripwire",
-                WARN,
-                _attempts_text(answer),
-                "a person should look at this file: its code tried what a model never needs",
-            )
-        )
-    batches = answer.get("batches") or {}
-    changed = batches.get("changed") or []
-    if batches.get("batch_dependent"):
-        checks.append(
-            Check(
-                "batch size",
-                WARN,
-                f"the model's outputs depend on the other images in its batch (a "
-                f"layer works across the batch axis), so every image was predicted in {evaluation}'s "
-                f"batches of {batches['official']}; batches of {batches['fast']} would have "
-                f"changed the class of {len(changed):,} images",
-                "normalise over an image's own axes (axis=-1), never over the batch (axis=0)",
-            )
-        )
-    elif batches.get("fast", 0) > batches.get("official", 0):
-        if "margin" in batches:
-            why = (
-                "the first, middle and last as probes, and every batch holding an image whose two top outputs "
-                f"are within {batches['margin']:.2g} of each other: {NEAR_TIE_SAFETY} times twice the largest "
-                f"difference measured between the two batch sizes ({batches['drift']:.2g}), and at least "
-                f"{MIN_NEAR_TIE:.0e}"
-            )
-        else:
-            why = "all of them: most batches held a near-tie"
-        message = (
-            f"predicted in batches of {batches['fast']}; {batches['rechecked']} of {evaluation}'s "
-            f"batches of {batches['official']} were predicted again as it predicts them ({why}), with the "
-            "same outputs up to rounding"
-        )
-        if changed:
-            message += (
-                f"; {len(changed)} images changed class there (kept as {evaluation} gives them: "
-                f"{', '.join(map(str, changed[:10]))})"
-            )
-        checks.append(Check("batch size", PASS, message))
-    if answer.get("fallback_from"):
-        flag = rules.versions.legacy_loader_policy == "flag"
-        advice = (
-            f"save the model with TensorFlow {rules.versions.tensorflow} (Keras 3), which {evaluation} uses"
-            if flag
-            else ""
-        )
-        checks.append(Check("loader", WARN if flag else PASS, _legacy_message(answer, rules, part), advice))
-    elif answer.get("onnx_batches"):
-        checks.append(Check("loader", PASS, f"predicted by {answer.get('loader')}, {answer['onnx_batches']}"))
-    else:
-        checks.append(Check("loader", PASS, f"loaded by {answer.get('loader')}, as {evaluation} loads it"))
-    # Only where the coursework's evaluation loads the file compiled (Coursework 1's load_model(file)): another
-    # coursework's evaluation never meets the saved training setup.
-    compiles = part.evaluation.compiles_on_load
-    if compiles and answer.get("official_load_error"):
-        checks.append(
-            Check(
-                "official script",
-                WARN,
-                "the official script's load_model(file) would fail while "
-                f"compiling the saved training setup ({answer['official_load_error']}); graded "
-                "with compile=False, which predicts the same",
-                "save the model again with the TensorFlow the coursework names",
-            )
-        )
-    if compiles and answer.get("official_load_unchecked"):
-        checks.append(
-            Check(
-                "official script",
-                WARN,
-                "could not check whether the official script's load_model(file) would compile the saved "
-                f"training setup ({answer['official_load_unchecked']}); graded with compile=False",
-                "a marker should run the official script on this file",
-            )
-        )
-    adapted = answer.get("adapted")
-    if adapted:
-        repeated = " with the grey image in each of 3 channels" if adapted["channels_repeated"] > 1 else ""
-        checks.append(
-            Check(
-                "input",
-                WARN,
-                f"{part.evaluation.name} would fail ({adapted['reference_error']}); "
-                f"fed {_shape(adapted['fed_shape'])} as the model declares{repeated}",
-                f"take {_fed_shapes(part.evaluation)} input as {part.evaluation.name} feeds",
-            )
-        )
-    return checks
-
-
-def _fed_shapes(spec: EvaluationSpec) -> str:
-    """The shapes the coursework's rule feeds: '28x28x1 (or 784 values)'."""
-    shapes = [rule.shape for rule in spec.by_rank]
-    if not shapes:
-        return "the declared"
-
-    def said(shape: tuple[int, ...]) -> str:
-        return f"{shape[0]} values" if len(shape) == 1 else "x".join(map(str, shape))
-
-    return said(shapes[0]) + "".join(f" (or {said(shape)})" for shape in shapes[1:])
-
-
-def _legacy_message(answer: dict[str, Any], rules: Assignment, part: Part) -> str:
-    """Why a file was graded with TensorFlow's Keras 2 loader: what the coursework's evaluation's loader did."""
-    tensorflow = rules.versions.tensorflow
-    failure = _stage_failure(answer["fallback_from"][0], part.evaluation.name)
-    return (
-        f"{part.evaluation.name} would fail with this file (its loader under TensorFlow {tensorflow} is Keras 3: "
-        f"{failure}); graded with TensorFlow {tensorflow}'s Keras 2 loader "
-        f"({answer.get('loader')}), as markers resolve older files"
-    )
-
-
-def _legacy_refusal(answer: dict[str, Any], rules: Assignment, part: Part) -> str:
-    """The reason for a file only the Keras 2 loader reads, under legacy_loader_policy = 'refuse'."""
-    tensorflow = rules.versions.tensorflow
-    failure = _stage_failure(answer["fallback_from"][0], part.evaluation.name)
-    return (
-        f"{part.evaluation.name} cannot use this file: its loader under TensorFlow {tensorflow} is Keras 3, and "
-        f"{failure}; this assignment does not grade with TensorFlow "
-        f'{tensorflow}\'s Keras 2 loader ({answer.get("loader")}), which can (legacy_loader_policy = "refuse")'
-    )
-
-
-def _width_check(width: int, classes: int, evaluation: str) -> Check:
-    """The output width the evaluation found, against the assignment's classes (output_width_policy 'flag')."""
-    if width == classes:
-        return Check("outputs", PASS, f"{width} outputs, one per class")
-    effect = (
-        f"an image given {_classes(classes, width - 1)} counts as wrong"
-        if width > classes
-        else f"{_classes(width, classes - 1)} can never be predicted"
-    )
-    scores = "1 score" if width == 1 else f"{width} scores"
-    return Check(
-        "outputs",
-        WARN,
-        f"the model outputs {scores} per image; this assignment has {classes} classes; graded as {evaluation} "
-        f"grades it, by the argmax over {'its one output' if width == 1 else f'all {width}'} ({effect})",
-        f"end the model with Dense({classes}, activation='softmax')",
-    )
-
-
-def _classes(first: int, last: int) -> str:
-    """'class 9', 'classes 10 and 11', 'classes 5 to 9'."""
-    if first == last:
-        return f"class {first}"
-    return f"classes {first} {'and' if last == first + 1 else 'to'} {last}"
-
-
-def _ties_check(ties: dict[str, Any], total: int, flag_share: float, evaluation: str) -> Check:
-    """How many images the evaluation's tie rule decided, flagged above the assignment's share."""
-    given = ", ".join(f"{count:,} given class {cls}" for cls, count in sorted(ties["classes"].items(), key=_by_class))
-    message = (
-        f"{ties['images']:,} of {total:,} images had two or more classes with exactly the same top output; "
-        f"{evaluation}'s argmax gave each the first of them ({given})"
-    )
-    # Exact: "more than 1%" of 12,000 images is 121 or more, never a float's rounding of 120.
-    if ties["images"] > Fraction(repr(flag_share)) * total:
-        return Check(
-            "tied outputs",
-            WARN,
-            f"{message}: more than {flag_share * 100:g}% of the images, so the tie rule, not the model, decided them",
-            "classes with exactly the same output on many images share their weights (a copied layer or "
-            "column), or the network is dead and gives every class the same output (NaN weights, a saturated "
-            "ReLU): check its last layers and its training",
-        )
-    return Check("tied outputs", PASS, f"{message}; at most {flag_share * 100:g}% of the images, not flagged")
-
-
-def _constant_check(given: int, total: int) -> Check:
-    """A model whose outputs are the same for every image: it does not use its input."""
-    return Check(
-        "constant outputs",
-        WARN,
-        f"every one of the {total:,} images got exactly the same outputs, so the model gives class {given} to "
-        "all of them whatever the image shows: it does not use its input",
-        "a network whose outputs do not depend on its input is dead or broken (NaN weights behind a ReLU, a "
-        "saturated layer): check its training",
-    )
-
-
-def _by_class(item: tuple[str, int]) -> int:
-    return int(item[0])
-
-
-def _shape(shape: Any) -> str:
-    if not isinstance(shape, list):
-        return str(shape)
-    return "(" + ", ".join("None" if size is None else str(size) for size in shape) + ")"
-
-
-def _evaluation_detail(evaluation: Evaluation, reused: bool) -> dict[str, Any]:
-    answer = evaluation.answer or {}
-    keys = (
-        "net_type",
-        "input_shape",
-        "fed_shape",
-        "output_shape",
-        "loader",
-        "load_seconds",
-        "predict_seconds",
-        "parameters",
-        "summary",
-        "versions",
-        "stage",
-        "error",
-        "worker",
-        "adapted",
-        "official_load_error",
-        "official_load_unchecked",
-        "fallback_from",
-        "attempts",
-    )
-    return {
-        "id": evaluation.id,
-        "status": evaluation.status,
-        "reused": reused,
-        "isolation": evaluation.isolation,
-        "seconds": evaluation.seconds,
-        "nonfinite": evaluation.nonfinite,
-        **{key: answer[key] for key in keys if key in answer},
-    }
-
-
-def _mark_detail(result: scoring.Mark, part: Part) -> dict[str, Any]:
-    percent = result.exact_percent
-    return {
-        "correct": result.correct,
-        "total": result.total,
-        "accuracy": result.accuracy,
-        "accuracy_exact": f"{percent.numerator}/{percent.denominator}",
-        "band": result.band.text if result.band else None,
-        "score": result.score,
-        "max_score": part.max_score,
-        "scheme": f"{part.marking_name}: {part.marking.describe()}",
-        "next_band": result.next_label,
-        "next_score": result.next_score,
-        "images_to_next_band": result.images_to_next,
-        **(
-            {
-                "label": result.label,
-                "rule": result.rule,
-                "passed_over": [{"label": label, "reasons": list(why)} for label, why in result.passed_over],
-            }
-            if result.label is not None
-            else {}
-        ),
-    }

@@ -251,11 +251,11 @@ def test_ties_everywhere_take_one_official_pass() -> None:
 def test_a_compile_check_that_cannot_be_made_is_a_warning_not_a_silence() -> None:
     """When the worker cannot tell whether the official script's load_model(file) would compile the saved
     training setup, the report says so as a warning instead of dropping the check."""
-    from grader.cohort import _evaluation_checks
     from grader.courseworks.assignment import load_assignment
+    from grader.run.verdict import evaluation_checks
 
     rules = load_assignment()
-    checks = _evaluation_checks(
+    checks = evaluation_checks(
         {"loader": "keras 3.15.1", "official_load_unchecked": "ImportError: x"}, rules, rules.parts[0]
     )
     warned = [check for check in checks if check.name == "official script"]
@@ -268,28 +268,28 @@ def test_the_compile_check_is_coursework_1_s_alone(name: str) -> None:
     """Only a coursework whose evaluation loads the file compiled (Coursework 1's load_model(file), stated by
     compiles_on_load in its file) flags a saved training setup that would not compile; the others' own
     evaluations never compile it, so the same answer gives no check there."""
-    from grader.cohort import _evaluation_checks
     from grader.courseworks.assignment import load_assignment
+    from grader.run.verdict import evaluation_checks
 
     answer = {"loader": "keras 3.15.1", "official_load_error": "ValueError: reduction='auto'"}
     kcl = load_assignment("kcl-dnn-cw1")
-    assert [c.name for c in _evaluation_checks(answer, kcl, kcl.parts[0]) if c.outcome == "warn"] == ["official script"]
+    assert [c.name for c in evaluation_checks(answer, kcl, kcl.parts[0]) if c.outcome == "warn"] == ["official script"]
     rules = load_assignment(name)
     for part in rules.model_parts:
         assert not part.evaluation.compiles_on_load
-        assert "official script" not in {check.name for check in _evaluation_checks(answer, rules, part)}
+        assert "official script" not in {check.name for check in evaluation_checks(answer, rules, part)}
 
 
 def test_the_tie_share_edge_is_exact() -> None:
     """tie_flag_share = 0.01 of 12,000 images flags 121 tied images and not 120: the edge is the exact
     share, never a float's rounding of it."""
-    from grader.cohort import _ties_check
+    from grader.run.verdict import ties_check
 
-    at = _ties_check({"images": 120, "classes": {"0": 120}}, 12_000, 0.01, "the official script")
-    over = _ties_check({"images": 121, "classes": {"0": 121}}, 12_000, 0.01, "the official script")
+    at = ties_check({"images": 120, "classes": {"0": 120}}, 12_000, 0.01, "the official script")
+    over = ties_check({"images": 121, "classes": {"0": 121}}, 12_000, 0.01, "the official script")
     assert (at.outcome, over.outcome) == ("pass", "warn")
     # In floats 0.29 * 100 is 28.999999999999996, which 29 tied images would exceed: exactly 29% is not more.
-    assert _ties_check({"images": 29, "classes": {"0": 29}}, 100, 0.29, "the official script").outcome == "pass"
+    assert ties_check({"images": 29, "classes": {"0": 29}}, 100, 0.29, "the official script").outcome == "pass"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""A cohort's run, stage by stage (grader.cohort drives it)."""
