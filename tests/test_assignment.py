@@ -249,3 +249,13 @@ def test_part_errors_name_the_file_the_key_and_the_fix(tmp_path: Path, old: str,
     path.write_text(PARTS.replace(old, new))
     with pytest.raises(AssignmentError, match=re.escape(f"{path}: ") + ".*" + re.escape(message)):
         load_assignment(path)
+
+
+def test_command_line_overrides_keep_the_feeding_rule() -> None:
+    """--time-limit replaces one evaluation setting in every part and keeps the rest, the by-rank steps included."""
+    rules = load_assignment("kcl-dnn-cw1")
+    changed = rules.with_overrides(time_limit_seconds=10.0, batch_size=None)
+    assert changed.parts[0].evaluation.time_limit_seconds == 10.0
+    assert changed.parts[0].evaluation.by_rank == rules.parts[0].evaluation.by_rank
+    assert changed.parts[0].evaluation.batch_size == rules.parts[0].evaluation.batch_size
+

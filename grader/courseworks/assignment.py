@@ -625,9 +625,7 @@ class Assignment:
         values = {key: value for key, value in evaluation.items() if value is not None}
         if not values:
             return self
-        parts = tuple(
-            replace(part, evaluation=EvaluationSpec(**{**asdict(part.evaluation), **values})) for part in self.parts
-        )
+        parts = tuple(replace(part, evaluation=replace(part.evaluation, **values)) for part in self.parts)
         return replace(self, parts=parts)
 
 
