@@ -6,7 +6,6 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from grader.evaluation.sandbox import choose_isolation
 from grader.evaluation.scheduler import NO_WORKER, Scheduler, inspect_files
 from grader.formats.base import Inspection
 from grader.gradebook import Gradebook
-from grader.outputs.reports import number
+from grader.outputs.reports import number, template
 from grader.release import VERSION
 from grader.status import MARKED
 from grader.versions import saved_with
@@ -238,21 +237,11 @@ class CheckResult:
 
     def _repr_html_(self) -> str:
         """Jupyter's rich display: the status, the accuracy and a table of checks."""
-        rows = "".join(
-            f"<tr><td>{escape(c.name)}</td><td style='color:{_COLOURS[c.outcome]};font-weight:600'>{c.outcome}"
-            f"</td><td>{escape(c.message)}</td><td>{escape(c.advice)}</td></tr>"
-            for c in self.checks
-        )
-        accuracy = (
-            f"<p><b>{escape(self.dataset)}</b>: {_printed(self.accuracy)}% ({self.correct:,}/{self.total:,})"
-            f" &rarr; {escape(self.verdict)} <i>on this data, not on the hidden test set</i></p>"
-            if self.accuracy is not None
-            else ""
-        )
-        return (
-            f"<div><p><b>{escape(self.file)}</b>: <b>{escape(self.status)}</b> {escape(self.reason)}</p>"
-            f"{accuracy}<table><tr><th>check</th><th>outcome</th><th>found</th><th>what to do</th></tr>{rows}"
-            f"</table><pre>{escape(self.receipt())}</pre></div>"
+        accuracy = _printed(self.accuracy) if self.accuracy is not None else ""
+        return str(
+            template("notebook_check.html.j2").render(
+                result=self, accuracy=accuracy, colours=_COLOURS, receipt=self.receipt()
+            )
         )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from grader.cohort import grade_cohort
 from grader.courseworks.assignment import Assignment, Part
 from grader.errors import GraderError
 from grader.outputs.code_report import run_notes
-from grader.outputs.reports import number
+from grader.outputs.reports import number, template
 from grader.release import VERSION
 from grader.status import MARKED
 
@@ -86,17 +85,8 @@ class CodeCheck:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{escape(q['title'])}</td><td>{escape(str(q['function'] or '-'))}</td>"
-            f"<td>{q['passed']}/{q['total']}</td><td>{number(q['points'])}/{number(q['max_points'])}</td>"
-            f"<td>{escape(q['reason'])}</td></tr>"
-            for q in self.questions
-        )
-        return (
-            f"<div><p><b>{escape(self.file)}</b>: <b>{escape(self.status)}</b>, {number(self.score)} / "
-            f"{number(self.max_score)}</p><table><tr><th>question</th><th>function</th><th>cases</th>"
-            f"<th>points</th><th>why points were lost</th></tr>{rows}</table></div>"
-        )
+        """Jupyter's rich display: the score, then each question."""
+        return str(template("notebook_code.html.j2").render(result=self))
 
 
 def check_code(path: Path, rules: Assignment, part: Part | None, *, isolation: str = defaults.ISOLATION) -> CodeCheck:

@@ -479,7 +479,7 @@ def _print_architecture(console: Any, comparison: dict[str, Any]) -> None:
     """The layers the coursework asks for against the model's, each difference with what to change."""
     from rich.table import Table
 
-    from grader.outputs.reports import shape_text
+    from grader.shapes import shape_text
 
     table = Table(title=f"architecture: against {comparison['document']}'s, layer by layer", title_justify="left")
     table.add_column("#", justify="right", no_wrap=True)
@@ -505,7 +505,7 @@ def _print_parameters(console: Any, inspection: dict[str, Any]) -> None:
     from rich.table import Table
 
     from grader.architecture import explain_inspection
-    from grader.outputs.reports import shape_text
+    from grader.shapes import shape_text
 
     explained = explain_inspection(inspection)
     assert explained is not None

@@ -76,6 +76,7 @@ from grader.run.verdict import (
     ties_check,
     width_check,
 )
+from grader.shapes import shape_text
 from grader.status import STATUSES
 
 FAILED_RUNS = {"timeout": "timeout", "crashed": "crashed", "memory": "over_limit", "processes": "over_limit"}
@@ -142,15 +143,22 @@ class RunSummary:
 
     def _repr_html_(self) -> str:
         """Jupyter's rich display: what the run did, then the marks as a table."""
-        from html import escape
+        from markupsafe import Markup
 
-        counts = ", ".join(f"{count} {status}" for status, count in self.counts.items())
-        head = (
-            f"<p><b>{len(self.rows)} students</b>: {escape(counts)}. Evaluated {self.evaluated}, reused "
-            f"{self.reused}, in {self.seconds:.1f} s ({escape(self.isolation.detail)}). "
-            f"Marks: <code>{escape(str(self.marks_csv))}</code></p>"
+        from grader.outputs.reports import template
+
+        return str(
+            template("notebook_run.html.j2").render(
+                students=len(self.rows),
+                counts=", ".join(f"{count} {status}" for status, count in self.counts.items()),
+                evaluated=self.evaluated,
+                reused=self.reused,
+                seconds=self.seconds,
+                isolation=self.isolation.detail,
+                marks_csv=str(self.marks_csv),
+                marks_table=Markup(self.marks().to_html(na_rep="")),  # pandas escapes the cells itself
+            )
         )
-        return head + str(self.marks().to_html(na_rep=""))
 
 
 @dataclass
@@ -611,7 +619,9 @@ class _Run:
                 if len(fitting) == 1:
                     assigned[fitting[0].name].append(file)
                     matched_by_shape[fitting[0].name].append(file.name)
-                    went.append(f"{file.name} is for part {fitting[0].name} by its input shape {_shape_text(shape)}")
+                    went.append(
+                        f"{file.name} is for part {fitting[0].name} by its input shape {shape_text(shape, 'unknown')}"
+                    )
                 else:
                     went.append(_unmatched(file.name, shape, fitting))
             for part in parts:
@@ -630,7 +640,7 @@ class _Run:
                                 "file choice",
                                 PASS,
                                 f"{name}: its name fits no part's pattern ({', '.join(part.files)}); its input "
-                                f"shape {_shape_text(shapes.get(chosen.chosen.location))} is this part's",
+                                f"shape {shape_text(shapes.get(chosen.chosen.location), 'unknown')} is this part's",
                             )
                         )
                 units.append(unit)
@@ -796,12 +806,13 @@ class _Run:
             unit.checks.append(Check("file choice", WARN, note, "leave only the model to be marked in the folder"))
         declared = _declared(unit.inspection)
         if part.input_shapes and declared is not None and declared not in part.input_shapes:
-            wanted = " or ".join(_shape_text(shape) for shape in part.input_shapes)
+            wanted = " or ".join(shape_text(shape, "unknown") for shape in part.input_shapes)
             unit.checks.append(
                 Check(
                     "input shape",
                     WARN,
-                    f"the model declares input {_shape_text(declared)}; part {part.name}'s models take {wanted}",
+                    f"the model declares input {shape_text(declared, 'unknown')}; "
+                    f"part {part.name}'s models take {wanted}",
                     f"build the model for this part's input {wanted}, as the coursework asks",
                 )
             )
@@ -1252,23 +1263,16 @@ def _declared(inspection: Inspection | None) -> tuple | None:
     return None
 
 
-def _shape_text(shape: tuple | None) -> str:
-    """(784,), (28, 28, 1): a shape as Python writes it."""
-    if shape is None:
-        return "unknown"
-    return "(" + ", ".join(str(size) for size in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
 def _unmatched(name: str, shape: tuple | None, candidates: list[Part]) -> str:
     """Why a model file went to no part (`candidates`: the parts both its name and its shape fit)."""
     if len(candidates) > 1:
         return (
             f"{name} fits several parts ({', '.join(p.name for p in candidates)}) by its name and input shape "
-            f"{_shape_text(shape)}, so it was not graded: name it for one part"
+            f"{shape_text(shape, 'unknown')}, so it was not graded: name it for one part"
         )
     if shape is None:
         return f"{name}: its name fits no part and its input shape could not be read"
-    return f"{name}: neither its name nor its input shape {_shape_text(shape)} fits a part"
+    return f"{name}: neither its name nor its input shape {shape_text(shape, 'unknown')} fits a part"
 
 
 def _cost(inspection: Inspection | None) -> int:

@@ -154,3 +154,36 @@ def test_data_for_a_data_set_serves_every_part_measured_on_it(models: Path) -> N
     wrong = CliRunner().invoke(cli, ["check", str(models / "cnn.h5"), "-a", "uva-lab1", "--data", "cifar10=x.npz"])
     assert wrong.exit_code == 1
     assert "--data names cifar10, not part cnn or its data set mnist: add cnn=PATH" in wrong.output
+
+
+def test_a_checks_notebook_display_escapes_what_the_file_and_its_checks_say() -> None:
+    """The notebook display is rendered from a template that escapes the file's name and every check's text."""
+    from grader.checking import CheckResult
+    from grader.checks.screening import Check
+
+    result = CheckResult(
+        file="<img src=x onerror=alert(1)>.h5",
+        sha256="ab" * 32,
+        size=1234,
+        status="flagged",
+        reason="<b>odd</b>",
+        checks=(Check("outputs", "warn", "a <script>", "fix 'it'"),),
+        accuracy=97.5,
+        correct=9750,
+        total=10000,
+        score=18,
+        band="[97.5, 98)",
+        max_score=20,
+        dataset="MNIST test set (10,000 images)",
+        dataset_sha256="cd",
+        saved_with="Keras 3",
+        graded_with="keras 3",
+        loader="keras 3",
+        isolation="bubblewrap",
+        marking="Table 1",
+    )
+    html = result._repr_html_()
+    assert "<img" not in html and "<script>" not in html and "<b>odd" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;.h5" in html and "a &lt;script&gt;" in html
+    assert "97.5% (9,750/10,000) &rarr; Table 1 would give 18/20 (band [97.5, 98))" in html
+    assert "<td style='color:#8a5a00;font-weight:600'>warn</td>" in html

@@ -60,15 +60,6 @@ def student_folder(student_id: str) -> str:
     return name[:200]
 
 
-def shape_text(shape: Any) -> str:
-    """A shape as Keras prints it, '(None, 28, 28, 1)'; '-' for none."""
-    if not shape:
-        return "-"
-    if not isinstance(shape, list | tuple):
-        return str(shape)
-    return "(" + ", ".join("None" if size is None else str(size) for size in shape) + ")"
-
-
 def number(value: Any) -> str:
     """A number as a marks file shows it: '' for none, integers without '.0', floats by repr."""
     if value is None:

@@ -11,6 +11,7 @@ from grader.courseworks.assignment import Assignment, EvaluationSpec, Part
 from grader.evaluation.worker import MIN_NEAR_TIE, NEAR_TIE_SAFETY
 from grader.gradebook import Evaluation
 from grader.marking import scoring
+from grader.shapes import shape_text
 
 
 def failure_reason(answer: dict[str, Any], evaluation: str) -> str:
@@ -39,10 +40,10 @@ def _stage_failure(answer: dict[str, Any], evaluation: str) -> str:
         declared = answer.get("input_shape")
         if answer.get("net_type"):
             return (
-                f"the model takes input {_shape(declared)} but {evaluation} feeds {_shape(fed)} "
-                f"({answer['net_type']} rule): {error}"
+                f"the model takes input {shape_text(declared, 'None')} but {evaluation} feeds "
+                f"{shape_text(fed, 'None')} ({answer['net_type']} rule): {error}"
             )
-        return f"the model takes input {_shape(declared)} and was fed {_shape(fed)}: {error}"
+        return f"the model takes input {shape_text(declared, 'None')} and was fed {shape_text(fed, 'None')}: {error}"
     return error
 
 
@@ -143,7 +144,7 @@ def evaluation_checks(answer: dict[str, Any], rules: Assignment, part: Part) -> 
                 "input",
                 WARN,
                 f"{part.evaluation.name} would fail ({adapted['reference_error']}); "
-                f"fed {_shape(adapted['fed_shape'])} as the model declares{repeated}",
+                f"fed {shape_text(adapted['fed_shape'], 'None')} as the model declares{repeated}",
                 f"take {_fed_shapes(part.evaluation)} input as {part.evaluation.name} feeds",
             )
         )
@@ -244,12 +245,6 @@ def constant_check(given: int, total: int) -> Check:
 
 def _by_class(item: tuple[str, int]) -> int:
     return int(item[0])
-
-
-def _shape(shape: Any) -> str:
-    if not isinstance(shape, list):
-        return str(shape)
-    return "(" + ", ".join("None" if size is None else str(size) for size in shape) + ")"
 
 
 def evaluation_detail(evaluation: Evaluation, reused: bool) -> dict[str, Any]:

@@ -8,8 +8,9 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from grader.checking import outcome_words
-from grader.outputs.reports import number, shape_text
+from grader.outputs.reports import number
 from grader.release import VERSION
+from grader.shapes import shape_text
 
 OUTCOME_WORDS = {"pass": "pass", "info": "note", "warn": "warning", "fail": "fail"}
 
