@@ -258,4 +258,3 @@ def test_command_line_overrides_keep_the_feeding_rule() -> None:
     assert changed.parts[0].evaluation.time_limit_seconds == 10.0
     assert changed.parts[0].evaluation.by_rank == rules.parts[0].evaluation.by_rank
     assert changed.parts[0].evaluation.batch_size == rules.parts[0].evaluation.batch_size
-
