@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -66,6 +66,7 @@ from grader.marking.totals import student_rows
 from grader.outputs.integrity import write_integrity
 from grader.outputs.reports import write_reports, write_student_report
 from grader.release import VERSION
+from grader.run.plan import cost, image_set, worker_request
 from grader.run.verdict import (
     constant_check,
     evaluation_checks,
@@ -85,12 +86,6 @@ WORK_FOLDER = ".work"
 INSPECTOR = f"grader {VERSION} inspector {INSPECTOR_REVISION}"
 # Stored evaluations are reused only when they were made by this grader and this worker's way of predicting.
 EVALUATOR = f"{VERSION} worker {WORKER_REVISION}"
-# Predictions run in batches of this size, then near-ties are predicted again in the official script's
-# own batches (see worker._predict_as_official): the same outputs as batch 32, two to four times faster.
-# 256 is as fast as 1024 on the models students train, and holds a worker to about 0.8 GB, not 1.3.
-FAST_BATCH_SIZE = 256
-# Float32 bytes one layer's outputs may take for a whole fast batch (a 224x224x32 feature map: 40 images).
-ACTIVATION_BUDGET = 256 * 1024 * 1024
 
 
 class Progress(Protocol):
@@ -406,11 +401,6 @@ def run_budget(rules: Assignment, memory_limit_gb: float) -> Budget:
     )
 
 
-def image_set(heldout: HeldoutSet) -> str:
-    """The name a worker knows a held-out set's images by: parts judged on the same images share one copy."""
-    return f"images-{heldout.images_sha256[:16]}"
-
-
 def _heldout_fields(rules: Assignment, heldouts: dict[str, HeldoutSet]) -> dict[str, Any]:
     """The run's held-out columns: the one set's, or for several parts each part's joined in part order."""
     if rules.single:
@@ -553,7 +543,7 @@ class _Run:
         if scheduler is not None:
             # The costliest models first: a large one left to the end would keep one worker busy while the
             # others wait with nothing to do.
-            jobs.sort(key=lambda job: -_cost(sharing[job.key][0].inspection))
+            jobs.sort(key=lambda job: -cost(sharing[job.key][0].inspection))
             try:
                 scheduler.run(jobs, lambda outcome: self._record_safely(sharing[outcome.key], outcome))
             finally:
@@ -842,29 +832,16 @@ class _Run:
         )
         # Screening let a file that carries code through only under --allow-lambda (and warned).
         runs_code = self.allow_lambda and inspection is not None and found.runs_code(inspection)
-        evaluation, data = part.evaluation, part.data
         return Job(
             key=f"{part.name}:{unit.sha256}",
             model_path=path,
             name=Path(submission.chosen.name).name,
-            request={
-                # Keras refuses a Lambda's bytecode in safe mode: only an instructor's --allow-lambda
-                # lets it load, and then only in a worker of its own, inside the sandbox.
-                "safe_mode": not runs_code,
-                "images": image_set(self.heldouts[part.name]),
-                "data": {"scale": data.scale, "mean": list(data.mean), "std": list(data.std), "layout": data.layout},
-                "image_shape": list(data.image_shape),
-                "feed": evaluation.feed,
-                "batch_size": evaluation.batch_size,
-                "fast_batch_size": fast_batch_size(inspection, evaluation.batch_size),
-                "by_rank": [asdict(rule) for rule in evaluation.by_rank],
-                "input_mode": evaluation.input_mode,
-                "format": found.name,
-                **found.request(inspection, allow_lambda=self.allow_lambda),
-            },
+            request=worker_request(
+                part, self.heldouts[part.name], inspection, found, allow_lambda=self.allow_lambda, runs_code=runs_code
+            ),
             # A file that runs code gets a worker of its own, thrown away afterwards.
             fresh=runs_code,
-            wall_seconds=evaluation.time_limit_seconds,
+            wall_seconds=part.evaluation.time_limit_seconds,
             model_name=f"model{_suffix(unit, self.rules.formats_of(unit.part))}",
             companions=staged_beside,
         )
@@ -1273,19 +1250,3 @@ def _unmatched(name: str, shape: tuple | None, candidates: list[Part]) -> str:
     if shape is None:
         return f"{name}: its name fits no part and its input shape could not be read"
     return f"{name}: neither its name nor its input shape {shape_text(shape, 'unknown')} fits a part"
-
-
-def _cost(inspection: Inspection | None) -> int:
-    """An estimate of the work a model is: its multiply-adds per image, else its parameters."""
-    if inspection is None:
-        return 0
-    return inspection.multiply_adds or inspection.parameter_count
-
-
-def fast_batch_size(inspection: Inspection | None, official: int) -> int:
-    """How many images a fast batch holds: up to FAST_BATCH_SIZE while the largest layer's outputs stay
-    within ACTIVATION_BUDGET, and the official batch size when the config does not say how large they are."""
-    largest = inspection.largest_activation if inspection is not None else None
-    if not largest:
-        return official
-    return max(official, min(FAST_BATCH_SIZE, ACTIVATION_BUDGET // (4 * largest)))

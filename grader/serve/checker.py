@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from grader.checking import CheckResult, check
-from grader.cohort import image_set, run_budget
+from grader.cohort import run_budget
 from grader.courseworks.heldout import write_images
 from grader.errors import GraderError, PartUnknown, WorkerError
 from grader.evaluation.sandbox import choose_isolation
 from grader.evaluation.scheduler import Scheduler
+from grader.run.plan import image_set
 from grader.serve.limits import Spool
 from grader.serve.receiving import Received
 from grader.serve.settings import ServeSettings
