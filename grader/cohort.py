@@ -27,7 +27,6 @@ from grader import defaults, formats
 from grader.checks.architecture_spec import Comparison, compare_inspection
 from grader.checks.screening import (
     FAIL,
-    PASS,
     WARN,
     Check,
     refused,
@@ -36,9 +35,9 @@ from grader.checks.screening import (
     summary,
     unreadable_check,
 )
-from grader.courseworks.assignment import Assignment, EvaluationSpec, Part, load_assignment
+from grader.courseworks.assignment import Assignment, EvaluationSpec, load_assignment
 from grader.courseworks.heldout import HeldoutSet, heldout_paths, load_heldout, run_heldout, write_images
-from grader.discovery import Submission, SubmittedFile, choose_for_part, discover_submissions, model_files
+from grader.discovery import Submission, SubmittedFile, discover_submissions
 from grader.errors import GraderError, HeldoutError
 from grader.evaluation.code import CODE_EVALUATOR, CodeRun, CodeTests, evaluate_code, load_tests
 from grader.evaluation.sandbox import Isolation, choose_isolation, was_isolated
@@ -52,7 +51,7 @@ from grader.evaluation.scheduler import (
     answer_problem,
     inspect_files,
 )
-from grader.evaluation.staging import Staged, StagingError, fingerprint, stage, stat_key
+from grader.evaluation.staging import StagingError, fingerprint, stage, stat_key
 from grader.evaluation.worker import REVISION as WORKER_REVISION
 from grader.evidence import Evidence, gather, is_gradebook_folder, library_folder
 from grader.formats.base import Inspection
@@ -67,6 +66,8 @@ from grader.outputs.integrity import write_integrity
 from grader.outputs.reports import write_reports, write_student_report
 from grader.release import VERSION
 from grader.run.plan import cost, image_set, worker_request
+from grader.run.route import route
+from grader.run.unit import Unit, declared_shape
 from grader.run.verdict import (
     constant_check,
     evaluation_checks,
@@ -154,27 +155,6 @@ class RunSummary:
                 marks_table=Markup(self.marks().to_html(na_rep="")),  # pandas escapes the cells itself
             )
         )
-
-
-@dataclass
-class _Unit:
-    """One model a student hands in for one part of the assignment: its way through the run."""
-
-    submission: Submission
-    "The student's entry, with the file chosen for this part."
-    part: Part
-    checks: list[Check] = field(default_factory=list)
-    sha256: str = ""
-    size: int | None = None
-    staged: Staged | None = None
-    "The private copy, made only when something still has to read the file."
-    inspection: Inspection | None = None
-    inspection_json: dict[str, Any] | None = None
-    "The inspection as stored (kept, so that a re-mark does not serialise it again)."
-    status: str = ""
-    "The status the unit ended with, once its row is committed."
-    comparison: Comparison | None = None
-    "The file's layers against the part's required architecture, once compared."
 
 
 def grade_cohort(
@@ -483,7 +463,7 @@ class _Run:
     def grade(self, submissions: list[Submission], *, workers: int | None, fresh_workers: bool) -> None:
         self.staging = self.workdir / "staging"
         self.staging.mkdir(parents=True)
-        units = self._units(submissions)
+        units = route(submissions, self.rules, self._declared_shapes)
         self.progress.start(len(units))
         identified = [unit for unit in units if self._identify(unit)]
         code_units = [unit for unit in identified if unit.part.code is not None]
@@ -531,7 +511,7 @@ class _Run:
         read = self._inspect(todo)
         waiting = [unit for unit in identified if unit.inspection is not None or id(unit) in read]
         # Identical files (a resubmission, a shared model) are evaluated once per part and marked for each.
-        sharing: dict[str, list[_Unit]] = {}
+        sharing: dict[str, list[Unit]] = {}
         jobs = []
         for unit in waiting:
             job = self._screen_or_reuse(unit)
@@ -555,102 +535,21 @@ class _Run:
 
     # Steps -----------------------------------------------------------------------------------------
 
-    def _units(self, submissions: list[Submission]) -> list[_Unit]:
-        """A unit per student and part. One part takes the file discovery chose, as Coursework 1's script
-        does; several take each model file to the part its name says, else to the part its declared input
-        shape fits (read by the sandboxed inspector), and each part grades the last of its files by name."""
-        parts = self.rules.parts
-        if self.rules.single and not parts[0].files and not parts[0].input_shapes:
-            return [_Unit(submission, parts[0]) for submission in submissions]
-        takers = {name: [p for p in parts if name in self.rules.formats_of(p)] for name in self.rules.formats}
-
-        def taking(file: SubmittedFile) -> list[Part]:
-            """The parts that take a file's format (a .py file goes only to a code part)."""
-            return takers.get(formats.format_of(file.name) or "", [])
-
-        named = {
-            id(submission): {
-                f.name: [p for p in taking(f) if p.name_matches(f.name)]
-                for f in model_files(submission.files, self.rules.formats)
-            }
-            for submission in submissions
-        }
-        undecided = [
-            (submission, file)
-            for submission in submissions
-            if not submission.problem
-            for file in model_files(submission.files, self.rules.formats)
-            if len([p for p in named[id(submission)][file.name] if p.files]) != 1 and not formats.is_code(file.name)
-        ]
-        shapes = self._declared_shapes(undecided)
-        units = []
-        for submission in submissions:
-            assigned: dict[str, list[SubmittedFile]] = {part.name: [] for part in parts}
-            went: list[str] = []
-            matched_by_shape: dict[str, list[str]] = {part.name: [] for part in parts}
-            for file in model_files(submission.files, self.rules.formats):
-                by_name = named[id(submission)][file.name]
-                patterned = [p for p in by_name if p.files]
-                if len(patterned) == 1:
-                    assigned[patterned[0].name].append(file)
-                    went.append(f"{file.name} is for part {patterned[0].name} by its name")
-                    continue
-                if formats.is_code(file.name):
-                    code_parts = taking(file)
-                    if len(code_parts) == 1:
-                        assigned[code_parts[0].name].append(file)
-                        went.append(f"{file.name} is for part {code_parts[0].name}, the part that takes code")
-                    else:
-                        went.append(f"{file.name}: its name fits none of the code parts' patterns")
-                    continue
-                # The name fits several parts' patterns (those decide between them by shape), or none (all do).
-                shape = shapes.get(file.location)
-                fitting = [p for p in (patterned or taking(file)) if p.shape_matches(shape)]
-                if len(fitting) == 1:
-                    assigned[fitting[0].name].append(file)
-                    matched_by_shape[fitting[0].name].append(file.name)
-                    went.append(
-                        f"{file.name} is for part {fitting[0].name} by its input shape {shape_text(shape, 'unknown')}"
-                    )
-                else:
-                    went.append(_unmatched(file.name, shape, fitting))
-            for part in parts:
-                chosen = choose_for_part(
-                    submission,
-                    assigned[part.name],
-                    part=part.name,
-                    elsewhere=went,
-                    formats=self.rules.formats_of(part),
-                )
-                unit = _Unit(chosen, part)
-                for name in matched_by_shape[part.name]:
-                    if chosen.chosen is not None and chosen.chosen.name == name and part.files:
-                        unit.checks.append(
-                            Check(
-                                "file choice",
-                                PASS,
-                                f"{name}: its name fits no part's pattern ({', '.join(part.files)}); its input "
-                                f"shape {shape_text(shapes.get(chosen.chosen.location), 'unknown')} is this part's",
-                            )
-                        )
-                units.append(unit)
-        return units
-
     def _declared_shapes(self, files: list[tuple[Submission, SubmittedFile]]) -> dict[str, tuple | None]:
         """The input shape (without the batch axis) each file's model declares, read by the sandboxed
         inspector (stored inspections reused); None when it cannot be read."""
         probes = [
-            (file, _Unit(replace(submission, chosen=file, notes=()), self.rules.model_parts[0]))
+            (file, Unit(replace(submission, chosen=file, notes=()), self.rules.model_parts[0]))
             for submission, file in files
         ]
         readable = [unit for file, unit in probes if file.kind == "file" and self._hash(unit) is None]
         self._inspect(self._stored_inspections(readable), quiet=True)
         shapes: dict[str, tuple | None] = {}
         for file, unit in probes:
-            shapes[file.location] = _declared(unit.inspection)
+            shapes[file.location] = declared_shape(unit.inspection)
         return shapes
 
-    def _identify(self, unit: _Unit) -> bool:
+    def _identify(self, unit: Unit) -> bool:
         """Check the listing and hash the chosen file where it lies. False when the unit is decided."""
         submission = unit.submission
         if submission.chosen is None:
@@ -676,7 +575,7 @@ class _Run:
             return False
         return True
 
-    def _hash(self, unit: _Unit) -> str | None:
+    def _hash(self, unit: Unit) -> str | None:
         """Set the unit's sha256 and size from the gradebook (a file unchanged since it was hashed) or by
         reading it; the reason when it cannot be read."""
         submission = unit.submission
@@ -698,7 +597,7 @@ class _Run:
             self.book.add_fingerprint(chosen.location, key, unit.sha256)
         return None
 
-    def _copy(self, unit: _Unit, *, quiet: bool = False) -> Path | None:
+    def _copy(self, unit: Unit, *, quiet: bool = False) -> Path | None:
         """The private copy of the unit's file, made on first need; None (unit finished, unless quiet) if
         it fails."""
         if unit.staged is None:
@@ -715,7 +614,7 @@ class _Run:
                 return None
         return unit.staged.path
 
-    def _stored_inspections(self, units: list[_Unit]) -> list[_Unit]:
+    def _stored_inspections(self, units: list[Unit]) -> list[Unit]:
         """Take inspections from the gradebook; return the units whose file must still be inspected (or, for
         integrity evidence, have its weights summarised)."""
         todo = []
@@ -727,7 +626,7 @@ class _Run:
                 todo.append(unit)
         return todo
 
-    def _refused_already(self, unit: _Unit) -> bool:
+    def _refused_already(self, unit: Unit) -> bool:
         """Whether a stored inspection already says screening will refuse the file (no worker needed)."""
         if unit.inspection is None:
             return False
@@ -741,14 +640,14 @@ class _Run:
             )
         )
 
-    def _stored_evaluation_id(self, unit: _Unit) -> int | None:
+    def _stored_evaluation_id(self, unit: Unit) -> int | None:
         heldout = self.heldouts[unit.part.name]
         return self.book.evaluation_id(unit.sha256, heldout.images_sha256, unit.part.evaluation_key(), EVALUATOR)
 
-    def _inspect(self, units: list[_Unit], *, quiet: bool = False) -> set[int]:
+    def _inspect(self, units: list[Unit], *, quiet: bool = False) -> set[int]:
         """Inspect files in the sandboxed reader (copying each first), and store what it read. Returns the
         ids of the units it read (the others could not be copied, and are finished unless quiet)."""
-        todo: dict[Path, _Unit] = {}
+        todo: dict[Path, Unit] = {}
         for unit in units:
             if (path := self._copy(unit, quiet=quiet)) is not None:
                 todo[path] = unit
@@ -777,7 +676,7 @@ class _Run:
             )
         return {id(unit) for unit in todo.values()}
 
-    def _screen_or_reuse(self, unit: _Unit) -> Job | None:
+    def _screen_or_reuse(self, unit: Unit) -> Job | None:
         """Screen a staged file; finish it now (refused, or a stored evaluation) or return its job."""
         submission, part = unit.submission, unit.part
         if unit.inspection is not None:
@@ -794,7 +693,7 @@ class _Run:
             )
         for note in submission.notes:
             unit.checks.append(Check("file choice", WARN, note, "leave only the model to be marked in the folder"))
-        declared = _declared(unit.inspection)
+        declared = declared_shape(unit.inspection)
         if part.input_shapes and declared is not None and declared not in part.input_shapes:
             wanted = " or ".join(shape_text(shape, "unknown") for shape in part.input_shapes)
             unit.checks.append(
@@ -846,7 +745,7 @@ class _Run:
             companions=staged_beside,
         )
 
-    def _companions(self, unit: _Unit) -> list[tuple[SubmittedFile, str]] | None:
+    def _companions(self, unit: Unit) -> list[tuple[SubmittedFile, str]] | None:
         """The files an ONNX graph keeps its weights in (screening has checked each is a plain file of the
         same folder), hashed where they lie; the unit's sha256 becomes the hash of the graph and its data
         together, so a changed data file is evaluated again. None (unit finished) if one cannot be read."""
@@ -869,7 +768,7 @@ class _Run:
         return found
 
     def _stage_companions(
-        self, unit: _Unit, companions: list[tuple[SubmittedFile, str]]
+        self, unit: Unit, companions: list[tuple[SubmittedFile, str]]
     ) -> tuple[tuple[Path, str], ...] | None:
         """Private copies of the companion files, checked against the hashes taken; None (unit finished) if
         one changed or cannot be read."""
@@ -885,7 +784,7 @@ class _Run:
             staged.append((copy.path, file.name))
         return tuple(staged)
 
-    def _record_safely(self, units: list[_Unit], outcome: Outcome) -> None:
+    def _record_safely(self, units: list[Unit], outcome: Outcome) -> None:
         """Record an outcome; a failure of grader's own while marking it is those units' row, not the end
         of the run (a gradebook that cannot be written still stops the run: nothing could be kept)."""
         try:
@@ -897,7 +796,7 @@ class _Run:
                 if not unit.status:
                     self._finish(unit, "crashed", f"grader could not mark this file: {error!r}; please report this")
 
-    def _record_outcome(self, units: list[_Unit], outcome: Outcome) -> None:
+    def _record_outcome(self, units: list[Unit], outcome: Outcome) -> None:
         self.evaluated += 1
         unit = units[0]
         # Checked as data before a byte of it is read: a worker's answer is the output of untrusted work.
@@ -940,7 +839,7 @@ class _Run:
         for each in units:
             self._mark(each, stored, reused=False)
 
-    def _mark(self, unit: _Unit, evaluation: Evaluation, *, reused: bool) -> None:
+    def _mark(self, unit: Unit, evaluation: Evaluation, *, reused: bool) -> None:
         """Turn an evaluation into a status, a reason and (when it can be marked) a mark."""
         part = unit.part
         detail = {"evaluation": evaluation_detail(evaluation, reused)}
@@ -1005,10 +904,10 @@ class _Run:
         status = "flagged" if flagged else "graded"
         self._finish(unit, status, summary(unit.checks, WARN), detail, result, evaluation.id)
 
-    def _grade_code(self, units: list[_Unit], workers: int) -> None:
+    def _grade_code(self, units: list[Unit], workers: int) -> None:
         """Run each code file's functions in its own sandboxed child (a few at once), or reuse what the
         gradebook holds for the same file and test module; mark each unit."""
-        pending: dict[str, list[_Unit]] = {}
+        pending: dict[str, list[Unit]] = {}
         for unit in units:
             spec = unit.part.code
             assert spec is not None
@@ -1076,7 +975,7 @@ class _Run:
                     answer = {"ok": False, "error": f"grader could not run the code: {error!r}", "crashed": True}
                 self._record_code(pending[key], answer, time.monotonic() - started)
 
-    def _record_code(self, units: list[_Unit], answer: dict[str, Any], seconds: float) -> None:
+    def _record_code(self, units: list[Unit], answer: dict[str, Any], seconds: float) -> None:
         self.evaluated += 1
         unit = units[0]
         spec = unit.part.code
@@ -1102,7 +1001,7 @@ class _Run:
         for each in units:
             self._mark_code(each, stored, reused=False)
 
-    def _mark_code(self, unit: _Unit, evaluation: Evaluation, *, reused: bool) -> None:
+    def _mark_code(self, unit: Unit, evaluation: Evaluation, *, reused: bool) -> None:
         """A code unit's status, reason and points from its stored evaluation."""
         spec = unit.part.code
         assert spec is not None
@@ -1150,7 +1049,7 @@ class _Run:
             counts=(detail["code"]["passed"], detail["code"]["cases"], score),
         )
 
-    def _architecture(self, unit: _Unit) -> Comparison | None:
+    def _architecture(self, unit: Unit) -> Comparison | None:
         """The file's layers against the part's required architecture (None when the part has none)."""
         if unit.part.architecture is None or unit.inspection is None:
             return None
@@ -1160,7 +1059,7 @@ class _Run:
 
     def _finish(
         self,
-        unit: _Unit,
+        unit: Unit,
         status: str,
         reason: str,
         detail: dict[str, Any] | None = None,
@@ -1220,7 +1119,7 @@ class _Run:
             self.book.note_result(self.run_id, submission.student_id, notes)
 
 
-def _suffix(unit: _Unit, accepted: tuple[str, ...]) -> str:
+def _suffix(unit: Unit, accepted: tuple[str, ...]) -> str:
     """The suffix a staged copy keeps (loaders go by it): the chosen file's format's, else the part's first's."""
     chosen = unit.submission.chosen
     found = formats.format_of(chosen.name) if chosen is not None else None
@@ -1230,23 +1129,3 @@ def _suffix(unit: _Unit, accepted: tuple[str, ...]) -> str:
 def _beside(submission: Submission) -> dict[str, int]:
     """The plain files at the top of a student's folder, by name, with their sizes (for external data)."""
     return {f.name: f.size for f in submission.files if "/" not in f.name and f.kind == "file"}
-
-
-def _declared(inspection: Inspection | None) -> tuple | None:
-    """The input shape (without the batch axis) a model's config declares, when it has one input."""
-    declared = inspection.input_shape if inspection is not None else None
-    if isinstance(declared, list) and len(declared) > 1 and not isinstance(declared[0], list):
-        return tuple(declared[1:])
-    return None
-
-
-def _unmatched(name: str, shape: tuple | None, candidates: list[Part]) -> str:
-    """Why a model file went to no part (`candidates`: the parts both its name and its shape fit)."""
-    if len(candidates) > 1:
-        return (
-            f"{name} fits several parts ({', '.join(p.name for p in candidates)}) by its name and input shape "
-            f"{shape_text(shape, 'unknown')}, so it was not graded: name it for one part"
-        )
-    if shape is None:
-        return f"{name}: its name fits no part and its input shape could not be read"
-    return f"{name}: neither its name nor its input shape {shape_text(shape, 'unknown')} fits a part"
