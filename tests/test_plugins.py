@@ -220,3 +220,15 @@ def test_a_package_that_registers_a_broken_format_is_a_clear_error(tmp_path: Pat
     run = grade(site, "run", str(tmp_path / "subs"), "--assignment", "toy-linear", cwd=tmp_path)
     assert run.returncode == 1
     assert "linear-npz" in run.stdout + run.stderr and "toycourse.linear:FORMAT" in run.stdout + run.stderr
+
+
+def test_a_package_cannot_take_the_name_of_graders_own_format(tmp_path: Path) -> None:
+    """A package registering 'keras-h5' would replace how every .h5 file is read: the run stops, naming it."""
+    site = tmp_path / "site"
+    write_package(site)
+    points = site / "toycourse-0.1.dist-info" / "entry_points.txt"
+    points.write_text(points.read_text().replace("linear-npz = ", "keras-h5 = "))
+    (tmp_path / "subs").mkdir()
+    run = grade(site, "run", str(tmp_path / "subs"), "--assignment", "toy-linear", cwd=tmp_path)
+    assert run.returncode == 1
+    assert "toycourse registers the model format 'keras-h5'" in run.stdout + run.stderr

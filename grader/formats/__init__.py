@@ -55,12 +55,22 @@ def registry() -> dict[str, ModelFormat]:
     """Every format, by name: those other packages register first (so that a course's format recognises its files
     before grader's catch-alls do), then grader's own, in the order of BUILT_IN."""
     found: dict[str, ModelFormat] = {}
-    points = {point.name: point for point in metadata.entry_points(group=ENTRY_POINTS)}
+    points: dict[str, metadata.EntryPoint] = {}
+    for point in metadata.entry_points(group=ENTRY_POINTS):
+        # A name is one format: a package may not replace grader's own, nor two packages share one.
+        if (point.name in BUILT_IN and point.value != BUILT_IN[point.name]) or (
+            point.name in points and points[point.name].value != point.value
+        ):
+            owner = point.dist.name if point.dist is not None else point.value
+            raise AssignmentError(
+                f"{owner} registers the model format {point.name!r} ({point.value}), a name that is already "
+                f"taken ({BUILT_IN.get(point.name) or points[point.name].value}): give its format another name"
+            )
+        points[point.name] = point
     for name in sorted(set(points) - set(BUILT_IN)):
         found[name] = _loaded(name, points[name])
     for name, target in BUILT_IN.items():
-        point = points.get(name) or metadata.EntryPoint(name, target, ENTRY_POINTS)
-        found[name] = _loaded(name, point)
+        found[name] = _loaded(name, metadata.EntryPoint(name, target, ENTRY_POINTS))
     return found
 
 
