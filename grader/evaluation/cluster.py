@@ -53,6 +53,9 @@ QUIET = {
 }
 # How long a task waits for the images to reach a worker that joined after they were scattered.
 IMAGES_WAIT_SECONDS = 60.0
+# While jobs are in flight, the images are replicated to every worker this often (one that joined since, or
+# that a moved job landed on, has them within this time).
+REPLICATE_SECONDS = 5.0
 # A worker's TensorFlow child left idle this long is stopped (a coordinator killed mid-run leaves its plugin).
 IDLE_SECONDS = 300.0
 # Jobs submitted ahead per Dask worker: one running and one waiting, so that no worker idles between jobs.
@@ -474,6 +477,30 @@ class ClusterScheduler:
 
         width = max(1, IN_FLIGHT_PER_WORKER * len(self._capable))
         finished = as_completed([submit() for _ in range(min(width, len(pending)))])
+        # A job can move to a worker without a submit (its worker died): keep every worker holding the images
+        # while jobs are in flight, not only when the next one is submitted.
+        holding = threading.Event()
+        keeper = threading.Thread(target=self._keep_images_everywhere, args=(holding,), daemon=True)
+        keeper.start()
+        try:
+            self._collect(finished, in_flight, pending, submit, on_outcome)
+        finally:
+            holding.set()
+            keeper.join(timeout=30)
+
+    def _keep_images_everywhere(self, stop: threading.Event) -> None:
+        while not stop.wait(REPLICATE_SECONDS):
+            with contextlib.suppress(Exception):  # a worker leaving mid-replicate: the next round sees it
+                self.client.replicate(list(self._scattered.values()))
+
+    def _collect(
+        self,
+        finished: Any,
+        in_flight: dict[Any, tuple[Job, str]],
+        pending: list[Job],
+        submit: Callable[[], Any],
+        on_outcome: Callable[[Outcome], None],
+    ) -> None:
         for future in finished:
             job, sent = in_flight.pop(future)
             refused = self._refused_by(future)
