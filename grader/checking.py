@@ -57,7 +57,7 @@ def inspect_one(
     checks = [size_check(path.stat().st_size, assignment)]
     answers: dict[Path, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="grader-inspect-", dir=scratch) as work:
-        staged = Path(work) / f"model{formats.suffix_of(path.name, path.name)}"
+        staged = Path(work) / f"model{path.suffix.lower()}"  # recognised by content; the name keeps the suffix
         shutil.copyfile(path, staged)
         inspect_files(
             [staged],
