@@ -1,8 +1,10 @@
-"""A Dask worker plugin for the tests: looks for the labels' bytes in every task a worker runs and every
-value it holds, so that a test can assert no label array ever reached a Dask worker."""
+"""A Dask worker plugin for the tests: looks for the labels' bytes in every task a worker runs, every value it
+holds, and every file other plugins keep in their folders (grader's plugin writes the images there), so that a
+test can assert no label array ever reached a Dask worker."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -33,6 +35,14 @@ class LabelProbe(WorkerPlugin):
             if str(name) not in self.values:
                 self.values.add(str(name))
                 self._look(f"value {name}", cloudpickle.dumps(value))
+        for plugin in list(self.worker.plugins.values()):
+            folder = getattr(plugin, "folder", None)
+            if plugin is self or not isinstance(folder, Path):
+                continue
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and str(path) not in self.values:
+                    self.values.add(str(path))
+                    self._look(f"file {path}", path.read_bytes())
 
     def _look(self, what: str, blob: bytes) -> None:
         for name, needles in self.needles.items():

@@ -179,7 +179,8 @@ def test_a_dask_scheduler_and_workers_grade_a_multi_part_cohort_without_seeing_l
 ) -> None:
     """A `dask scheduler` and two `dask worker` processes grade UvA's cohort (three model parts, and code run
     on the coordinator) to marks.csv byte-identical to local grading. A probe in every worker looks for the
-    labels' bytes in each task it runs and each value it holds: never there, while the images are."""
+    labels' bytes in each task it runs, each value it holds and each file grader's plugin keeps: never there,
+    while the images are."""
 
     from .dask_probe import LabelProbe, report
 
@@ -211,7 +212,7 @@ def test_a_dask_scheduler_and_workers_grade_a_multi_part_cohort_without_seeing_l
     assert here.marks_csv.read_bytes() == local.marks_csv.read_bytes()
     assert sum(probe["tasks"] for probe in probes.values()) >= remote.evaluated > 0
     assert all(probe["found"]["labels"] == [] for probe in probes.values()), probes
-    # The probe does see what reaches a worker: each worker holds the scattered images.
+    # The probe does see what reaches a worker: each worker holds the images (in its plugin's folder).
     assert all(probe["found"]["images"] for probe in probes.values()), probes
     rows = {row["student_id"]: row for row in remote.rows}
     detail = rows["1"]["parts"]["mlp"]["detail"]["evaluation"]
@@ -275,15 +276,16 @@ def test_a_coordinator_killed_mid_run_resumes_on_the_cluster(
     assert (out / "marks.csv").read_bytes() == graded.marks_csv.read_bytes()
 
 
-def _held_bytes(key: str) -> bytes:
-    from grader.evaluation.cluster import _scattered
+def _held_bytes(plugin: str, name: str) -> bytes:
+    from grader.evaluation.cluster import _plugin
 
-    return bytes(np.ascontiguousarray(_scattered(key)).tobytes())
+    return bytes(np.load(_plugin(plugin).images[name]).tobytes())
 
 
 def test_a_worker_that_joins_mid_run_gets_the_images() -> None:
-    """A cluster scaling up (Slurm jobs starting late): a worker that joined after the scatter is given the
-    images before the next job is submitted, and a task there reads them from its own memory."""
+    """A cluster scaling up (Slurm jobs starting late): a worker that joined after the run started has the images
+    on its own disk (they come with the run's plugin), and keeps them past the Active Memory Manager's cycles,
+    which drop the extra copies of scattered data that no task waits for."""
     from grader.evaluation.cluster import ClusterScheduler
     from grader.evaluation.scheduler import Budget
 
@@ -300,11 +302,15 @@ def test_a_worker_that_joins_mid_run_gets_the_images() -> None:
             assert time.monotonic() < deadline, "the second worker never appeared in the scheduler's list"
             time.sleep(0.2)
         newcomer = joined.pop()
-        scheduler._replicate_to_newcomers()
-        key = scheduler._keys["images-test"]
+        scheduler._admit_newcomers()
+        assert newcomer in scheduler._capable
+        time.sleep(5)  # two of the Active Memory Manager's cycles (every 2 s by default)
         # The coordinator reads plain data back only (msgpack): the array's bytes, not the array.
-        held = scheduler.client.submit(_held_bytes, key, workers=[newcomer], pure=False).result(timeout=60)
-        assert held == images["images-test"].tobytes()
+        for address in [*before, newcomer]:
+            held = scheduler.client.submit(
+                _held_bytes, scheduler.plugin, "images-test", workers=[address], pure=False, allow_other_workers=False
+            ).result(timeout=60)
+            assert held == images["images-test"].tobytes(), address
     finally:
         scheduler.close()
 
@@ -412,8 +418,8 @@ class Payload:
         return (open, ({canary!r}, "w"))
 
 
-def rogue(self, job, model, companions, images):
-    result = self.honest_evaluate(job, model, companions, images)
+def rogue(self, job, model, companions):
+    result = self.honest_evaluate(job, model, companions)
     seen.append(result)
     if len(seen) == 1:
         return result  # the first answer is honest

@@ -2,9 +2,10 @@
 
 The grading process (the coordinator) keeps what it keeps without a cluster: discovery, screening, the labels,
 the gradebook (its only writer), scoring and reports. Dask workers only evaluate: each gets the model's bytes,
-the evaluation rules and the held-out images (scattered once to every worker, never per task), never the
-labels. On each Dask worker a WorkerPlugin keeps one warm sandboxed TensorFlow worker (the same child, the same
-sandbox and limits as local grading: grader.evaluation.scheduler.Scheduler.evaluate_one) across tasks.
+the evaluation rules and the held-out images (in the run's worker plugin, which Dask gives every worker, one that
+joins later too; never per task), never the labels. On each Dask worker a WorkerPlugin keeps one warm sandboxed
+TensorFlow worker (the same child, the same sandbox and limits as local grading:
+grader.evaluation.scheduler.Scheduler.evaluate_one) across tasks.
 
 A Dask worker lost mid-task is Dask's to recover: its tasks are run again on another worker (up to the
 scheduler's `allowed-failures`); a task that still fails gives that student `crashed` with the reason. The
@@ -51,11 +52,6 @@ QUIET = {
     "distributed.admin.system-monitor.gil.enabled": False,
     "distributed.worker.memory.monitor-interval": "1s",
 }
-# How long a task waits for the images to reach a worker that joined after they were scattered.
-IMAGES_WAIT_SECONDS = 60.0
-# While jobs are in flight, the images are replicated to every worker this often (one that joined since, or
-# that a moved job landed on, has them within this time).
-REPLICATE_SECONDS = 5.0
 # A worker's TensorFlow child left idle this long is stopped (a coordinator killed mid-run leaves its plugin).
 IDLE_SECONDS = 300.0
 # Jobs submitted ahead per Dask worker: one running and one waiting, so that no worker idles between jobs.
@@ -140,8 +136,19 @@ class GraderPlugin(WorkerPlugin):
     name = PLUGIN
     "Replaced by each run's own name when it registers the plugin."
 
-    def __init__(self, isolation: str, budget: Budget, fresh_each: bool, per_host: dict[str, int]) -> None:
+    def __init__(
+        self,
+        isolation: str,
+        budget: Budget,
+        fresh_each: bool,
+        per_host: dict[str, int],
+        images: dict[str, np.ndarray],
+    ) -> None:
         self.preference, self.budget, self.fresh_each, self.per_host = isolation, budget, fresh_each, per_host
+        # The images travel with the plugin, not as Dask data: the scheduler gives a registered plugin to every
+        # worker, one that joins later included, and never drops it, where the Active Memory Manager (on by
+        # default) drops the extra replicas of scattered data that no task depends on.
+        self.payload: dict[str, np.ndarray] | None = images
 
     def setup(self, worker: Any) -> None:
         # TensorFlow threads: this host's cores shared by the Dask workers on it (as local grading shares them).
@@ -157,6 +164,15 @@ class GraderPlugin(WorkerPlugin):
         except GraderError as error:
             self.isolation, self.problem = sandbox.Isolation("none", str(error)), str(error)
         self.images: dict[str, Path] = {}
+        "Each image set on this worker's disk, for the sandboxed child."
+        self.digests: dict[str, str] = {}
+        "Each image set's sha256, as written here: every answer names the one it was predicted from."
+        for name, array in (self.payload or {}).items():
+            self.images[name] = self.folder / "images" / f"{name}.npy"
+            self.images[name].parent.mkdir(parents=True, exist_ok=True)
+            np.save(self.images[name], np.ascontiguousarray(array, dtype=np.uint8))
+            self.digests[name] = images_digest(array)
+        self.payload = None  # on disk now: not held twice in this worker's memory
         self.scheduler: Scheduler | None = None
         self.lock = threading.Lock()
         self.address = getattr(worker, "address", "")
@@ -179,19 +195,9 @@ class GraderPlugin(WorkerPlugin):
                 self.scheduler.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _evaluator(self, images: dict[str, str]) -> Scheduler:
-        """The warm evaluator for these image sets, given by the keys they were scattered under: each is
-        read from this worker's memory (on a worker that joined later, once the coordinator has replicated
-        it there) and written to its disk once, for the sandboxed child."""
-        new = [name for name in images if name not in self.images]
-        for name in new:
-            target = self.folder / "images" / f"{name}.npy"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            np.save(target, np.ascontiguousarray(_scattered(images[name]), dtype=np.uint8))
-            self.images[name] = target
-        if self.scheduler is None or new:
-            if self.scheduler is not None:
-                self.scheduler.close()
+    def _evaluator(self) -> Scheduler:
+        """The warm evaluator: one sandboxed TensorFlow child reading the images from this worker's disk."""
+        if self.scheduler is None:
             self.scheduler = Scheduler(
                 isolation=self.isolation,
                 images=dict(self.images),
@@ -203,38 +209,34 @@ class GraderPlugin(WorkerPlugin):
             )
         return self.scheduler
 
-    def warm(self, images: dict[str, str]) -> None:
+    def warm(self) -> None:
         if self.problem:
             return
         with self.lock:
-            self._evaluator(images).warm()
+            self._evaluator().warm()
 
-    def evaluate(
-        self, job: dict[str, Any], model: bytes, companions: list[tuple[str, bytes]], images: dict[str, str]
-    ) -> dict[str, Any]:
+    def evaluate(self, job: dict[str, Any], model: bytes, companions: list[tuple[str, bytes]]) -> dict[str, Any]:
         """Evaluate one job as local grading does; the outcome as plain data (msgpack: never a pickle), with this
-        worker's release and what it read (the model's sha256, the images' key) for the coordinator to check.
+        worker's release and what it read (the model's and the images' sha256) for the coordinator to check.
         Never raises: a failure here is an answer too."""
         if self.problem:
             # Never evaluated here without the sandbox: the coordinator gives the job to another worker.
             return {"cannot_sandbox": self.problem, "dask_worker": self.address, "release": RELEASE}
         read = {
             "model_sha256": hashlib.sha256(model).hexdigest(),
-            "images_key": images.get(job["request"].get("images", ""), ""),
+            "images_sha256": self.digests.get(job["request"].get("images", ""), ""),
             "dask_worker": self.address,
             "release": RELEASE,
         }
         try:
-            return {**self._evaluate(job, model, companions, images), **read}
+            return {**self._evaluate(job, model, companions), **read}
         except Exception as error:
             return {"task_error": f"{type(error).__name__}: {error}"[:500], **read}
 
-    def _evaluate(
-        self, job: dict[str, Any], model: bytes, companions: list[tuple[str, bytes]], images: dict[str, str]
-    ) -> dict[str, Any]:
+    def _evaluate(self, job: dict[str, Any], model: bytes, companions: list[tuple[str, bytes]]) -> dict[str, Any]:
         with self.lock:
             self.used = time.monotonic()
-            evaluator = self._evaluator(images)
+            evaluator = self._evaluator()
             staging = self.folder / "staging" / uuid.uuid4().hex
             staging.mkdir(parents=True)
             try:
@@ -264,19 +266,9 @@ class GraderPlugin(WorkerPlugin):
         return result
 
 
-def _scattered(key: str) -> Any:
-    """Data scattered to this worker under `key`; fetched through the scheduler if this worker lacks it."""
-    from distributed import get_worker
-
-    data = get_worker().data
-    # A worker that joined after the scatter gets the images when the coordinator next sees it (replicate):
-    # wait for them a while rather than fetch them from inside a task.
-    deadline = time.monotonic() + IMAGES_WAIT_SECONDS
-    while key not in data and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if key not in data:
-        raise GraderError(f"this Dask worker does not hold the held-out images ({key}) {IMAGES_WAIT_SECONDS:g} s on")
-    return data[key]
+def images_digest(images: np.ndarray) -> str:
+    """The sha256 of an image set as the worker writes it (C-ordered uint8)."""
+    return hashlib.sha256(np.ascontiguousarray(images, dtype=np.uint8).tobytes()).hexdigest()
 
 
 def _plugin(name: str) -> GraderPlugin:
@@ -288,17 +280,17 @@ def _plugin(name: str) -> GraderPlugin:
 
 
 def evaluate_task(
-    plugin: str, job: dict[str, Any], model: bytes, companions: list[tuple[str, bytes]], images: dict[str, str]
+    plugin: str, job: dict[str, Any], model: bytes, companions: list[tuple[str, bytes]]
 ) -> dict[str, Any]:
-    """The task a Dask worker runs for one submission. The images are named by key, not passed as futures:
-    a task without dependencies is queued on the scheduler and handed to the next free worker (as local
-    grading's queue does), instead of being placed on a worker when it is submitted."""
-    return _plugin(plugin).evaluate(job, model, companions, images)
+    """The task a Dask worker runs for one submission. The images are the plugin's, not passed as futures: a
+    task without dependencies is queued on the scheduler and handed to the next free worker (as local grading's
+    queue does), instead of being placed on a worker when it is submitted."""
+    return _plugin(plugin).evaluate(job, model, companions)
 
 
-def warm_task(plugin: str, images: dict[str, str]) -> bool:
+def warm_task(plugin: str) -> bool:
     """Start a worker's sandboxed TensorFlow child before its first job."""
-    _plugin(plugin).warm(images)
+    _plugin(plugin).warm()
     return True
 
 
@@ -334,6 +326,8 @@ class ClusterScheduler:
         self.plugin = ""
         "This run's worker plugin's name."
         self._served: set[str] = set()
+        self._digests: dict[str, str] = {}
+        "Each image set's sha256: a worker's answer must name the one its job named."
         self._warming: list[Any] = []
         self._capable: set[str] = set()
         "Workers that can evaluate in the sandbox the run asks for: the only ones given jobs."
@@ -341,7 +335,7 @@ class ClusterScheduler:
         "Workers that cannot, and why."
 
     def start(self, expected: int) -> None:
-        """Connect (or start the LocalCluster), register the plugin, scatter the images to every worker once,
+        """Connect (or start the LocalCluster), register the plugin (which carries the images to every worker),
         and start each worker's TensorFlow child while the coordinator still prepares the jobs."""
         if self.client is not None or expected <= 0:
             return
@@ -383,17 +377,13 @@ class ClusterScheduler:
         # A plugin of this run's own: two runs sharing a cluster (two courseworks graded at once) each keep
         # their own warm child per worker, and neither replaces the other's mid-run.
         self.plugin = f"{PLUGIN}-{uuid.uuid4().hex[:12]}"
-        self.client.register_plugin(
-            GraderPlugin(self.isolation_preference, self.budget, self.fresh_each, per_host), name=self.plugin
-        )
-        # Kept referenced here for the run: the workers hold the images while these futures live.
-        # Keys of this run's own (a dict's keys are used as they are, so the run's plugin name is added): an
-        # earlier run's (a killed coordinator's) same images under the same key might be held by some workers
-        # only, or be released while this run scatters them, and a broadcast would then not reach the others.
-        self._keys = {name: f"{name}-{self.plugin}" for name in self.images}
-        self._scattered = self.client.scatter(
-            {self._keys[name]: images for name, images in self.images.items()}, broadcast=True, hash=False
-        )
+        self._digests = {name: images_digest(images) for name, images in self.images.items()}
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sending large graph")  # the images, once per worker
+            self.client.register_plugin(
+                GraderPlugin(self.isolation_preference, self.budget, self.fresh_each, per_host, self.images),
+                name=self.plugin,
+            )
         self._workers: set[str] = set()
         self._admit(set(workers), warm=True)
 
@@ -419,9 +409,7 @@ class ClusterScheduler:
             self._capable.add(address)
             if warm:
                 self._warming.append(
-                    self.client.submit(
-                        warm_task, self.plugin, self._keys, workers=[address], pure=False, allow_other_workers=False
-                    )
+                    self.client.submit(warm_task, self.plugin, workers=[address], pure=False, allow_other_workers=False)
                 )
         self._check_capable()
 
@@ -445,7 +433,7 @@ class ClusterScheduler:
         "Each job in flight, and the sha256 of the model bytes it was sent."
 
         def submit() -> Any:
-            self._replicate_to_newcomers()
+            self._admit_newcomers()
             job = pending.pop()
             plain = {
                 "key": job.key,
@@ -465,7 +453,6 @@ class ClusterScheduler:
                     plain,
                     model,
                     companions,
-                    self._keys,
                     key=f"grader-evaluate-{uuid.uuid4().hex}",
                     pure=False,
                     retries=self.retries,
@@ -477,21 +464,7 @@ class ClusterScheduler:
 
         width = max(1, IN_FLIGHT_PER_WORKER * len(self._capable))
         finished = as_completed([submit() for _ in range(min(width, len(pending)))])
-        # A job can move to a worker without a submit (its worker died): keep every worker holding the images
-        # while jobs are in flight, not only when the next one is submitted.
-        holding = threading.Event()
-        keeper = threading.Thread(target=self._keep_images_everywhere, args=(holding,), daemon=True)
-        keeper.start()
-        try:
-            self._collect(finished, in_flight, pending, submit, on_outcome)
-        finally:
-            holding.set()
-            keeper.join(timeout=30)
-
-    def _keep_images_everywhere(self, stop: threading.Event) -> None:
-        while not stop.wait(REPLICATE_SECONDS):
-            with contextlib.suppress(Exception):  # a worker leaving mid-replicate: the next round sees it
-                self.client.replicate(list(self._scattered.values()))
+        self._collect(finished, in_flight, pending, submit, on_outcome)
 
     def _collect(
         self,
@@ -526,11 +499,11 @@ class ClusterScheduler:
             return str(result.get("dask_worker", "a worker")), str(result["cannot_sandbox"])
         return None
 
-    def _replicate_to_newcomers(self) -> None:
-        """Give the images to workers that joined since they were scattered (a cluster scaling up)."""
+    def _admit_newcomers(self) -> None:
+        """Ask workers that joined since the start (a cluster scaling up) whether they can sandbox; each already
+        has the images, with the plugin."""
         workers = set(self.client.scheduler_info()["workers"])
         if workers - self._workers:
-            self.client.replicate(list(self._scattered.values()))
             self._admit(workers - self._workers)
 
     def _outcome(self, job: Job, future: Any, sent: str) -> Outcome:
@@ -580,9 +553,12 @@ class ClusterScheduler:
             return (
                 f"{who} answered for another file (sha256 {str(result.get('model_sha256'))[:16]}…, sent {sent[:16]}…)"
             )
-        expected_images = self._keys.get(job.request.get("images", ""))
-        if result.get("images_key") != expected_images:
-            return f"{who} read other images ({result.get('images_key')!r}) than the job named ({expected_images!r})"
+        expected_images = self._digests.get(job.request.get("images", ""))
+        if result.get("images_sha256") != expected_images:
+            return (
+                f"{who} read other images (sha256 {str(result.get('images_sha256'))[:16]}…) than the job named "
+                f"({job.request.get('images', '')!r}, sha256 {str(expected_images)[:16]}…)"
+            )
         if result.get("key") != job.key:
             return f"{who} answered for another job ({result.get('key')!r})"
         isolation, worker = result.get("isolation"), result.get("worker")
