@@ -4,10 +4,12 @@ batch sizes, its format's own settings), and which files go first. Pure: no I/O.
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from grader.courseworks.assignment import Part
 from grader.courseworks.heldout import HeldoutSet
+from grader.evaluation.scheduler import Job
 from grader.formats.base import Inspection, ModelFormat
 
 # Predictions run in batches of this size, then near-ties are predicted again in the official script's
@@ -65,3 +67,33 @@ def fast_batch_size(inspection: Inspection | None, official: int) -> int:
     if not largest:
         return official
     return max(official, min(FAST_BATCH_SIZE, ACTIVATION_BUDGET // (4 * largest)))
+
+
+def job_for(
+    part: Part,
+    heldout: HeldoutSet,
+    *,
+    sha256: str,
+    inspection: Inspection | None,
+    found: ModelFormat,
+    model_path: Path,
+    name: str,
+    suffix: str,
+    companions: tuple[tuple[Path, str], ...],
+    allow_lambda: bool,
+) -> Job:
+    """The job for one staged file of format `found`: its key (part and sha256: identical files are evaluated
+    once per part), its request, and whether it needs a worker of its own."""
+    # Screening let a file that carries code through only under --allow-lambda (and warned).
+    runs_code = allow_lambda and inspection is not None and found.runs_code(inspection)
+    return Job(
+        key=f"{part.name}:{sha256}",
+        model_path=model_path,
+        name=name,
+        request=worker_request(part, heldout, inspection, found, allow_lambda=allow_lambda, runs_code=runs_code),
+        # A file that runs code gets a worker of its own, thrown away afterwards.
+        fresh=runs_code,
+        wall_seconds=part.evaluation.time_limit_seconds,
+        model_name=f"model{suffix}",
+        companions=companions,
+    )

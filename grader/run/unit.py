@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from grader.checks.architecture_spec import Comparison, compare_inspection
 from grader.checks.screening import Check
 from grader.courseworks.assignment import Part
 from grader.discovery import Submission
 from grader.evaluation.staging import Staged
 from grader.formats.base import Inspection
-
-if TYPE_CHECKING:
-    from grader.checks.architecture_spec import Comparison
 
 
 @dataclass
@@ -42,3 +40,12 @@ def declared_shape(inspection: Inspection | None) -> tuple | None:
     if isinstance(declared, list) and len(declared) > 1 and not isinstance(declared[0], list):
         return tuple(declared[1:])
     return None
+
+
+def architecture(unit: Unit) -> Comparison | None:
+    """The file's layers against the part's required architecture (None when the part has none), compared once."""
+    if unit.part.architecture is None or unit.inspection is None:
+        return None
+    if unit.comparison is None:
+        unit.comparison = compare_inspection(unit.inspection, unit.part.architecture)
+    return unit.comparison

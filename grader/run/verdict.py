@@ -1,17 +1,147 @@
-"""The verdict: from an evaluation's answer to the checks, reasons and failure texts that decide a student's status.
-Pure: no I/O, no gradebook; every text names the coursework's own evaluation as its assignment file does."""
+"""The verdict: from an evaluation's answer to the checks, reasons and failure texts that decide a student's status,
+and the status, reason and mark themselves (model_verdict, code_verdict). Pure: no I/O, no gradebook; every text
+names the coursework's own evaluation as its assignment file does."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from grader.checks.screening import PASS, WARN, Check
+import numpy as np
+
+from grader.checks.screening import PASS, WARN, Check, summary
 from grader.courseworks.assignment import Assignment, EvaluationSpec, Part
 from grader.evaluation.worker import MIN_NEAR_TIE, NEAR_TIE_SAFETY
 from grader.gradebook import Evaluation
 from grader.marking import scoring
+from grader.marking.code import code_detail, file_attempts, mark_code
+from grader.marking.code import reasons as code_reasons
+from grader.run.unit import Unit, architecture
 from grader.shapes import shape_text
+
+# A worker's failed run, and a failed stage of an answer, as the status a student's row gets.
+FAILED_RUNS = {"timeout": "timeout", "crashed": "crashed", "memory": "over_limit", "processes": "over_limit"}
+FAILED_STAGES = {"load": "load_failed", "predict": "predict_failed", "output": "bad_output"}
+
+
+@dataclass
+class Verdict:
+    """A unit's end: its status and reason, what they rest on, and its mark (a model's `result`, or a code part's
+    `counts`: cases passed, cases, points)."""
+
+    status: str
+    reason: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    result: scoring.Mark | None = None
+    evaluation_id: int | None = None
+    counts: tuple[int, int, Any] | None = None
+
+
+def model_verdict(
+    unit: Unit, evaluation: Evaluation, *, reused: bool, rules: Assignment, labels: np.ndarray
+) -> Verdict:
+    """A model unit's verdict from its evaluation, marked against the part's held-out labels; the checks the
+    evaluation adds are appended to the unit's."""
+    part = unit.part
+    detail: dict[str, Any] = {"evaluation": evaluation_detail(evaluation, reused)}
+    if evaluation.status != "answered":
+        return Verdict(FAILED_RUNS.get(evaluation.status, "crashed"), evaluation.reason, detail)
+    answer = evaluation.answer or {}
+    if not answer.get("ok"):
+        status = FAILED_STAGES.get(answer.get("stage", ""), "load_failed")
+        return Verdict(status, failure_reason(answer, part.evaluation.name), detail)
+    if answer.get("fallback_from") and rules.versions.legacy_loader_policy == "refuse":
+        return Verdict("load_failed", legacy_refusal(answer, rules, part), detail)
+    # The evaluation states the output width; screening's guess from the config gives way to it.
+    unit.checks = [check for check in unit.checks if check.name != "outputs"]
+    unit.checks.extend(evaluation_checks(answer, rules, part))
+    assert evaluation.predictions is not None and evaluation.output_shape is not None
+    correct = scoring.count_correct(evaluation.predictions, labels)
+    refusal = _output_refusal(unit, evaluation, correct, labels.size)
+    if refusal:
+        return Verdict("bad_output", refusal, detail)
+    comparison = architecture(unit)
+    result = scoring.mark(
+        correct,
+        labels.size,
+        part.marking,
+        comparison.status if comparison else None,
+        "; ".join(comparison.problems[:3]) + ("; ..." if len(comparison.problems) > 3 else "") if comparison else "",
+    )
+    detail["mark"] = mark_detail(result, part)
+    flagged = [check for check in unit.checks if check.outcome == WARN]
+    status = "flagged" if flagged else "graded"
+    return Verdict(status, summary(unit.checks, WARN), detail, result, evaluation.id)
+
+
+def _output_refusal(unit: Unit, evaluation: Evaluation, correct: int, total: int) -> str:
+    """Why the outputs cannot be marked under the part's policies ('' when they can); the checks on them (width,
+    NaN, ties, one class for every image) are appended to the unit's."""
+    part = unit.part
+    assert evaluation.predictions is not None and evaluation.output_shape is not None
+    classes, width = part.data.classes, evaluation.output_shape[1]
+    if width != classes and part.evaluation.output_width_policy == "refuse":
+        official = scoring.accuracy_percent(correct, total)
+        return (
+            f"the model outputs {width} scores per image; this assignment has {classes} classes "
+            f"(end it with Dense({classes})); {part.evaluation.name} would report {official}% "
+            '(output_width_policy = "refuse")'
+        )
+    unit.checks.append(width_check(width, classes, part.evaluation.name))
+    if evaluation.nonfinite:
+        message = (
+            f"{evaluation.nonfinite:,} of {total:,} images gave NaN or infinite outputs "
+            f"({part.evaluation.name}'s argmax counts those as the class of the first NaN)"
+        )
+        if part.evaluation.nonfinite_policy == "refuse":
+            return message
+        unit.checks.append(Check("outputs", WARN, message, "check the model for overflow or division by zero"))
+    if evaluation.ties and evaluation.ties["images"]:
+        unit.checks.append(ties_check(evaluation.ties, total, part.evaluation.tie_flag_share, part.evaluation.name))
+    if evaluation.ties and evaluation.ties.get("constant"):
+        unit.checks.append(constant_check(int(evaluation.predictions[0]), total))
+    return ""
+
+
+def code_verdict(unit: Unit, evaluation: Evaluation, *, reused: bool) -> Verdict:
+    """A code unit's verdict (status, reason and points) from its evaluation; its checks appended to the unit's."""
+    spec = unit.part.code
+    assert spec is not None
+    answer = evaluation.answer or {}
+    detail: dict[str, Any] = {
+        "evaluation": {
+            "id": evaluation.id,
+            "reused": reused,
+            "seconds": evaluation.seconds,
+            "isolation": evaluation.isolation,
+        }
+    }
+    if evaluation.status != "answered":
+        return Verdict("crashed", evaluation.reason or "the code could not be run", detail)
+    if not answer.get("ok"):
+        return Verdict("unreadable", answer.get("error", "the file could not be read"), detail)
+    marks = mark_code(answer, spec)
+    detail["code"] = code_detail(answer, marks)
+    review = code_reasons(marks, "review")
+    if review:
+        unit.checks.append(Check("review", WARN, review, "a person should read these questions' code"))
+    tried = file_attempts(answer)
+    if tried:
+        unit.checks.append(
+            Check(
+                "tripwire",
+                WARN,
+                "the file's code tried to " + "; ".join(tried) + " (refused)",
+                "a person should read this file: its code tried what numpy functions never need",
+            )
+        )
+    for note in unit.submission.notes:
+        unit.checks.append(Check("file choice", WARN, note, "hand in one file with your functions"))
+    flagged = [check for check in unit.checks if check.outcome == WARN]
+    reason = "; ".join(filter(None, [summary(unit.checks, WARN) if flagged else "", code_reasons(marks)]))
+    counts = (detail["code"]["passed"], detail["code"]["cases"], detail["code"]["score"])
+    return Verdict("flagged" if flagged else "graded", reason, detail, evaluation_id=evaluation.id, counts=counts)
 
 
 def failure_reason(answer: dict[str, Any], evaluation: str) -> str:
