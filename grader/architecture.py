@@ -264,6 +264,16 @@ def _rule(
             params += gates * units
         sequence: Shape = (shape[0], shape[1], units) if config.get("return_sequences") else (shape[0], units)
         return sequence, params
+    if kind in ("Bidirectional", "TimeDistributed"):
+        return _wrapper(kind, config, shape, result, prefix)
+    return None, None
+
+
+def _wrapper(
+    kind: str, config: dict[str, Any], shape: Shape, result: Architecture, prefix: str
+) -> tuple[Shape | None, int | None]:
+    """A layer that wraps another (Bidirectional: two copies; TimeDistributed: one, applied at each step): the inner
+    layer is worked out as if alone, then taken back out of the list of layers."""
     if kind == "Bidirectional":
         inner = config["layer"]
         before, frozen_before = result.parameters, result.non_trainable
@@ -276,15 +286,13 @@ def _rule(
         if config.get("merge_mode", "concat") == "concat":
             out = (*out[:-1], _known(out[-1]) * 2)
         return out, params
-    if kind == "TimeDistributed":
-        inner = config["layer"]
-        before, frozen_before = result.parameters, result.non_trainable
-        out = _layer(inner, [(shape[0], *shape[2:])], result, prefix)
-        params = result.parameters - before
-        result.parameters, result.non_trainable = before, frozen_before
-        result.layers.pop()
-        return (None if out is None else (shape[0], shape[1], *out[1:])), params
-    return None, None
+    inner = config["layer"]  # TimeDistributed
+    before, frozen_before = result.parameters, result.non_trainable
+    out = _layer(inner, [(shape[0], *shape[2:])], result, prefix)
+    params = result.parameters - before
+    result.parameters, result.non_trainable = before, frozen_before
+    result.layers.pop()
+    return (None if out is None else (shape[0], shape[1], *out[1:])), params
 
 
 def _convolution(kind: str, config: dict[str, Any], shape: Shape, channels_first: bool, bias: int) -> tuple[Shape, int]:

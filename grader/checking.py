@@ -30,7 +30,7 @@ from grader.courseworks.datasets import public_dataset
 from grader.courseworks.heldout import HeldoutSet, load_heldout
 from grader.courseworks.official import Reference, run_official
 from grader.errors import GraderError, NotAnH5File, PartUnknown, WorkerError
-from grader.evaluation.sandbox import choose_isolation
+from grader.evaluation.sandbox import Isolation, choose_isolation
 from grader.evaluation.scheduler import NO_WORKER, Scheduler, inspect_files
 from grader.formats.base import Inspection
 from grader.gradebook import Gradebook
@@ -339,14 +339,7 @@ def check(
     with tempfile.TemporaryDirectory(prefix="grader-check-", dir=scratch) as work:
         folder = Path(work) / "submission" / "check"
         folder.mkdir(parents=True)
-        shutil.copyfile(path, folder / path.name)
-        named = formats.format_of(path.name)
-        if named is not None and formats.named(named).has_companions:
-            # An export's weights may sit beside it (mnist.onnx.data): copy the plain files the run would see
-            # in the student's folder, so that screening judges the same names and sizes.
-            for name in beside_files(path):
-                if name != path.name and name.startswith(path.stem):
-                    shutil.copyfile(path.parent / name, folder / name)
+        _place(path, folder)
         summary = grade_cohort(
             folder.parent,
             assignment=one,
@@ -365,18 +358,50 @@ def check(
             # Not a fact about the student's file: this machine could not run the check.
             raise WorkerError(row["reason"])
         images = _per_image(Path(work) / "out", row, dataset, chosen) if dataset.names else ()
-        official = None
-        if reference:
-            timeout = chosen.evaluation.time_limit_seconds * 2
-            official = run_official(path, dataset, isolation=summary.isolation, workdir=Path(work), timeout=timeout)
-            keras_version = (row["detail"].get("inspection") or {}).get("keras_version")
-            if official.accuracy is None and row["status"] in MARKED and saved_with(keras_version).keras_major != 3:
-                # A Keras 2 file the script cannot run under Keras 3: a marker resolving that runs it with
-                # TensorFlow 2.18's Keras 2, as grader's fallback does.
-                legacy = run_official(
-                    path, dataset, isolation=summary.isolation, workdir=Path(work), timeout=timeout, legacy_keras=True
-                )
-                official = replace(legacy, legacy_keras=True, keras3_error=official.error)
+        official = _reference(path, dataset, chosen, row, summary.isolation, Path(work)) if reference else None
+    return _result(path, rules, chosen, row, summary.isolation, dataset, description, official, images, given is None)
+
+
+def _place(path: Path, folder: Path) -> None:
+    """Copy the file into the one-student folder the run grades, with the plain files the run would see beside it
+    in a student's folder when its format keeps data there (an export's weights: mnist.onnx.data), so that
+    screening judges the same names and sizes."""
+    shutil.copyfile(path, folder / path.name)
+    named = formats.format_of(path.name)
+    if named is not None and formats.named(named).has_companions:
+        for name in beside_files(path):
+            if name != path.name and name.startswith(path.stem):
+                shutil.copyfile(path.parent / name, folder / name)
+
+
+def _reference(
+    path: Path, dataset: HeldoutSet, part: Part, row: dict[str, Any], isolation: Isolation, work: Path
+) -> Reference:
+    """The coursework's own test script run on the file (--reference), in the sandbox."""
+    timeout = part.evaluation.time_limit_seconds * 2
+    official = run_official(path, dataset, isolation=isolation, workdir=work, timeout=timeout)
+    keras_version = (row["detail"].get("inspection") or {}).get("keras_version")
+    if official.accuracy is None and row["status"] in MARKED and saved_with(keras_version).keras_major != 3:
+        # A Keras 2 file the script cannot run under Keras 3: a marker resolving that runs it with
+        # TensorFlow 2.18's Keras 2, as grader's fallback does.
+        legacy = run_official(path, dataset, isolation=isolation, workdir=work, timeout=timeout, legacy_keras=True)
+        official = replace(legacy, legacy_keras=True, keras3_error=official.error)
+    return official
+
+
+def _result(
+    path: Path,
+    rules: Assignment,
+    chosen: Part,
+    row: dict[str, Any],
+    isolation: Isolation,
+    dataset: HeldoutSet,
+    description: str,
+    official: Reference | None,
+    images: tuple[dict[str, Any], ...],
+    public: bool,
+) -> CheckResult:
+    """What `grade check` says of the file, from the run's row."""
     detail = row["detail"]
     inspection = detail.get("inspection") or {}
     evaluation = detail.get("evaluation") or {}
@@ -405,7 +430,7 @@ def check(
         saved_with=described,
         graded_with=graded_with,
         loader=evaluation.get("loader"),
-        isolation=summary.isolation.detail,
+        isolation=isolation.detail,
         reference=official,
         assignment=rules.name,
         part="" if rules.single else chosen.name,
@@ -413,7 +438,7 @@ def check(
         label=((detail.get("mark") or {}).get("label")) if row["status"] in MARKED else None,
         images=images,
         data_notes=dataset.notes,
-        public=given is None,
+        public=public,
         architecture=detail.get("architecture"),
     )
 

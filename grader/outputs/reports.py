@@ -442,52 +442,8 @@ def _part_markdown(report: dict[str, Any], heading: str) -> list[str]:
     lines += ["", f"{heading} Checks", "", "| check | outcome | found | what to do |", "|---|---|---|---|"]
     for check in report["checks"]:
         lines.append(f"| {check['name']} | {check['outcome']} | {_cell(check['message'])} | {_cell(check['advice'])} |")
-    architecture = report.get("architecture")
-    if architecture:
-        lines += _section(heading, "Architecture", architecture["summary"])
-        if architecture.get("ignored"):
-            lines.append(f"Not compared, as the assignment says: {', '.join(architecture['ignored'])}.")
-        if architecture["rows"]:
-            lines += [
-                "",
-                f"| layer | the model has | {architecture['document']} asks for | output shape (expected / found) "
-                "| parameters (expected / found) | what to change |",
-                "|---|---|---|---|---|---|",
-            ]
-            for row in architecture["rows"]:
-                expected = f"{row['expected_parameters']:,}" if row["expected_parameters"] is not None else "-"
-                found = f"{row['found_parameters']:,}" if row["found_parameters"] is not None else "-"
-                lines.append(
-                    f"| {row['number'] if row['number'] is not None else '-'} | {row['found'] or '(none)'} "
-                    f"| {_cell(row['expected'] or '(nothing)')} | {row['expected_shape'] or '-'} / "
-                    f"{row['found_shape'] or '-'} | {expected} / {found} "
-                    f"| {_cell('; '.join(row['problems']) or 'as asked')} |"
-                )
-    evaluation = report.get("evaluation") or {}
-    if evaluation.get("fed_shape"):
-        rule = (
-            f"so the official rule says **{evaluation['net_type']}** and feeds {evaluation.get('fed_shape')}"
-            if evaluation.get("net_type")
-            else f"fed {evaluation.get('fed_shape')} as the model declares"
-        )
-        lines += [
-            "",
-            f"{heading} Evaluation",
-            "",
-            f"- declared input shape: {evaluation.get('input_shape')}, {rule}",
-            f"- loaded with: {evaluation.get('loader')}",
-            f"- isolation: {evaluation.get('isolation')}",
-        ]
-        used = evaluation.get("versions") or {}
-        if used:
-            lines.append("- graded with: " + ", ".join(f"{k} {v}" for k, v in sorted(used.items()) if v))
-    summary = evaluation.get("summary") or []
-    if summary:
-        lines += ["", f"{heading} Model", "", "| layer | class | output shape | parameters |", "|---|---|---|---|"]
-        for layer in summary:
-            lines.append(
-                f"| {layer['name']} | {layer['class_name']} | {layer['output_shape']} | {number(layer['parameters'])} |"
-            )
+    lines += _architecture_markdown(report, heading)
+    lines += _evaluation_markdown(report, heading)
     parameters = report.get("parameters")
     if parameters:
         lines += _section(heading, "Parameters", parameters["sentence"])
@@ -518,6 +474,64 @@ def _part_markdown(report: dict[str, Any], heading: str) -> list[str]:
         f"- grader {report['grader']['version']}, run {report['run']['id']}",
         "",
     ]
+    return lines
+
+
+def _architecture_markdown(report: dict[str, Any], heading: str) -> list[str]:
+    """The file's layers against the architecture the part asks for, as a Markdown table."""
+    lines: list[str] = []
+    architecture = report.get("architecture")
+    if architecture:
+        lines += _section(heading, "Architecture", architecture["summary"])
+        if architecture.get("ignored"):
+            lines.append(f"Not compared, as the assignment says: {', '.join(architecture['ignored'])}.")
+        if architecture["rows"]:
+            lines += [
+                "",
+                f"| layer | the model has | {architecture['document']} asks for | output shape (expected / found) "
+                "| parameters (expected / found) | what to change |",
+                "|---|---|---|---|---|---|",
+            ]
+            for row in architecture["rows"]:
+                expected = f"{row['expected_parameters']:,}" if row["expected_parameters"] is not None else "-"
+                found = f"{row['found_parameters']:,}" if row["found_parameters"] is not None else "-"
+                lines.append(
+                    f"| {row['number'] if row['number'] is not None else '-'} | {row['found'] or '(none)'} "
+                    f"| {_cell(row['expected'] or '(nothing)')} | {row['expected_shape'] or '-'} / "
+                    f"{row['found_shape'] or '-'} | {expected} / {found} "
+                    f"| {_cell('; '.join(row['problems']) or 'as asked')} |"
+                )
+    return lines
+
+
+def _evaluation_markdown(report: dict[str, Any], heading: str) -> list[str]:
+    """How the model was fed and loaded, and its layers as the worker built them."""
+    lines: list[str] = []
+    evaluation = report.get("evaluation") or {}
+    if evaluation.get("fed_shape"):
+        rule = (
+            f"so the official rule says **{evaluation['net_type']}** and feeds {evaluation.get('fed_shape')}"
+            if evaluation.get("net_type")
+            else f"fed {evaluation.get('fed_shape')} as the model declares"
+        )
+        lines += [
+            "",
+            f"{heading} Evaluation",
+            "",
+            f"- declared input shape: {evaluation.get('input_shape')}, {rule}",
+            f"- loaded with: {evaluation.get('loader')}",
+            f"- isolation: {evaluation.get('isolation')}",
+        ]
+        used = evaluation.get("versions") or {}
+        if used:
+            lines.append("- graded with: " + ", ".join(f"{k} {v}" for k, v in sorted(used.items()) if v))
+    summary = evaluation.get("summary") or []
+    if summary:
+        lines += ["", f"{heading} Model", "", "| layer | class | output shape | parameters |", "|---|---|---|---|"]
+        for layer in summary:
+            lines.append(
+                f"| {layer['name']} | {layer['class_name']} | {layer['output_shape']} | {number(layer['parameters'])} |"
+            )
     return lines
 
 

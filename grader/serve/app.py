@@ -48,122 +48,130 @@ HEADERS = {
 
 def create_app(settings: ServeSettings) -> Starlette:
     """The app for these settings; its lifespan starts the checker's workers and stops them."""
-    store = Store(settings.state)
-    spool = Spool(settings.spool_bytes)
-    checker = Checker(settings, store, spool)
-    rate = RateLimit(settings.uploads_per_hour)
-    spool_folder = settings.state / "spool"
-    datasets = " and ".join(public.description for public in settings.data.values())
-    tensorflow = settings.assignment.versions.tensorflow
+    return _Site(settings).app()
+
+
+class _Site:
+    """The pages of one `grade serve`: the upload form, each upload's page, receipt and JSON, and the daily pruning."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.store = Store(self.settings.state)
+        self.spool = Spool(self.settings.spool_bytes)
+        self.checker = Checker(self.settings, self.store, self.spool)
+        self.rate = RateLimit(self.settings.uploads_per_hour)
+        self.spool_folder = self.settings.state / "spool"
+        self.datasets = " and ".join(public.description for public in self.settings.data.values())
+        self.tensorflow = self.settings.assignment.versions.tensorflow
 
     def page(
-        request: Request, template: str, status: int = 200, *, admitted: bool = False, **context: Any
+        self, request: Request, template: str, status: int = 200, *, admitted: bool = False, **context: Any
     ) -> HTMLResponse:
         """A page; its link home carries the course token only for a visitor who showed it (`admitted`):
         an error page anyone can reach must not give it away."""
         root = request.scope.get("root_path", "")
-        token = f"?token={quote(settings.course_token)}" if settings.course_token and admitted else ""
-        html = render(template, course=settings.assignment.title, root=root, home=f"{root}/{token}", **context)
+        token = f"?token={quote(self.settings.course_token)}" if self.settings.course_token and admitted else ""
+        html = render(template, course=self.settings.assignment.title, root=root, home=f"{root}/{token}", **context)
         return HTMLResponse(html, status_code=status, headers=HEADERS)
 
-    def problem(request: Request, status: int, title: str, message: str, **headers: str) -> HTMLResponse:
-        response = page(request, "problem.html.j2", status, title=title, message=message)
+    def problem(self, request: Request, status: int, title: str, message: str, **headers: str) -> HTMLResponse:
+        response = self.page(request, "problem.html.j2", status, title=title, message=message)
         response.headers.update(headers)
         return response
 
-    async def home(request: Request) -> Response:
+    async def home(self, request: Request) -> Response:
         given = request.query_params.get("token", "")
-        if not settings.admits(given):
-            return problem(
+        if not self.settings.admits(given):
+            return self.problem(
                 request,
                 403,
                 "Course link needed",
                 "This page checks files for the course's students: open it from the link on the course page.",
             )
-        return page(
+        return self.page(
             request,
             "upload.html.j2",
             title="Check your model",
-            parts=settings.parts,
-            suffixes=settings.suffixes,
-            max_bytes=settings.max_upload_bytes,
-            datasets=datasets,
-            tensorflow=tensorflow,
+            parts=self.settings.parts,
+            suffixes=self.settings.suffixes,
+            max_bytes=self.settings.max_upload_bytes,
+            datasets=self.datasets,
+            tensorflow=self.tensorflow,
             admitted=True,
             course_token=given,
-            keeps=settings.keep_uploads is not None,
-            per_hour=settings.uploads_per_hour,
+            keeps=self.settings.keep_uploads is not None,
+            per_hour=self.settings.uploads_per_hour,
         )
 
-    async def upload(request: Request) -> Response:
+    async def upload(self, request: Request) -> Response:
         client = request.client.host if request.client else "unknown"
-        gate = _Gate(settings, rate, client)
+        gate = _Gate(self.settings, self.rate, client)
         try:
             received = await receive(
                 request,
-                spool_folder=spool_folder,
-                limit=settings.max_upload_bytes,
-                spool=spool,
+                spool_folder=self.spool_folder,
+                limit=self.settings.max_upload_bytes,
+                spool=self.spool,
                 gate=gate,
-                drain=2 * settings.max_upload_bytes + FORM_OVERHEAD,
-                pace=Pace(settings.min_upload_rate, settings.upload_grace_seconds),
-                unnamed=f"model{settings.suffixes[0] if settings.suffixes else ''}",
+                drain=2 * self.settings.max_upload_bytes + FORM_OVERHEAD,
+                pace=Pace(self.settings.min_upload_rate, self.settings.upload_grace_seconds),
+                unnamed=f"model{self.settings.suffixes[0] if self.settings.suffixes else ''}",
             )
         except UploadRefused as refusal:
             if refusal.drain:
-                await _drain(request, 2 * settings.max_upload_bytes + FORM_OVERHEAD)
+                await _drain(request, 2 * self.settings.max_upload_bytes + FORM_OVERHEAD)
             headers = {"Retry-After": str(int(refusal.retry_after))} if refusal.retry_after else {}
-            return problem(request, refusal.status, refusal.title, _sentence(refusal.message), **headers)
+            return self.problem(request, refusal.status, refusal.title, _sentence(refusal.message), **headers)
         except ClientDisconnect:
             return Response(status_code=400)
         part = received.fields.get("part", "")
         why = None
-        if format_of(received.name) not in settings.formats:
+        if format_of(received.name) not in self.settings.formats:
             why = (
-                f"The file {received.name} is not a model file this page checks ({', '.join(settings.suffixes)}). "
-                f"Hand in {advice(settings.formats)}."
+                f"The file {received.name} is not a model file this page checks ({', '.join(self.settings.suffixes)}). "
+                f"Hand in {advice(self.settings.formats)}."
             )
-        elif part and part not in {each.name for each in settings.parts}:
+        elif part and part not in {each.name for each in self.settings.parts}:
             why = f"This coursework has no model called {part!r}."
         if why:
-            await run_in_threadpool(received.discard, spool)
+            await run_in_threadpool(received.discard, self.spool)
             gate.give_back(received.key)
-            return problem(request, 400, "Not a file this page checks", why)
+            return self.problem(request, 400, "Not a file this page checks", why)
         try:
-            token = await run_in_threadpool(checker.submit, received, part)
+            token = await run_in_threadpool(self.checker.submit, received, part)
         except BaseException:
-            await run_in_threadpool(received.discard, spool)
+            await run_in_threadpool(received.discard, self.spool)
             gate.give_back(received.key)
             raise
         return RedirectResponse(f"{request.scope.get('root_path', '')}/r/{token}", status_code=303, headers=HEADERS)
 
-    async def found(request: Request) -> Upload | None:
+    async def found(self, request: Request) -> Upload | None:
         # SQLite runs off the event loop: a slow disk delays this page, not every other visitor's.
-        return await run_in_threadpool(store.upload, request.path_params["token"])
+        return await run_in_threadpool(self.store.upload, request.path_params["token"])
 
-    def missing(request: Request) -> Response:
-        return problem(
+    def missing(self, request: Request) -> Response:
+        return self.problem(
             request,
             404,
             "No check here",
             "Nothing is at this address: check that it was copied whole. Results are only found by their own address.",
         )
 
-    async def result(request: Request) -> Response:
-        upload = await found(request)
+    async def result(self, request: Request) -> Response:
+        upload = await self.found(request)
         if upload is None:
-            return missing(request)
+            return self.missing(request)
         if upload.state == DONE and upload.result is not None:
             here = f"{request.scope.get('root_path', '')}/r/{upload.token}"
-            return page(
+            return self.page(
                 request, "result.html.j2", admitted=True, title=upload.file_name, result=upload.result, here=here
             )
         if upload.state == FAILED:
             message = _sentence(upload.message)
-            return page(request, "problem.html.j2", admitted=True, title="Not checked", message=message)
-        position = checker.position(upload.token)
+            return self.page(request, "problem.html.j2", admitted=True, title="Not checked", message=message)
+        position = self.checker.position(upload.token)
         seconds = round(time.time() - upload.started) if upload.started else 0
-        return page(
+        return self.page(
             request,
             "waiting.html.j2",
             admitted=True,
@@ -174,15 +182,15 @@ def create_app(settings: ServeSettings) -> Starlette:
             seconds=seconds,
         )
 
-    async def result_json(request: Request) -> Response:
-        upload = await found(request)
+    async def result_json(self, request: Request) -> Response:
+        upload = await self.found(request)
         if upload is None:
             return JSONResponse({"error": "not found"}, status_code=404, headers=HEADERS)
         return JSONResponse(
             {
                 "state": upload.state,
                 "message": upload.message,
-                "position": checker.position(upload.token),
+                "position": self.checker.position(upload.token),
                 "file": upload.file_name,
                 "sha256": upload.sha256,
                 "size": upload.size,
@@ -195,68 +203,71 @@ def create_app(settings: ServeSettings) -> Starlette:
             headers=HEADERS,
         )
 
-    async def receipt(request: Request) -> Response:
-        upload = await found(request)
+    async def receipt(self, request: Request) -> Response:
+        upload = await self.found(request)
         if upload is None or upload.result is None:
-            return missing(request)
+            return self.missing(request)
         name = f"receipt-{upload.sha256[:12]}.txt"
         return PlainTextResponse(
             upload.result["receipt"] + "\n",
             headers={**HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
         )
 
-    async def health(request: Request) -> Response:
-        return JSONResponse({"ok": True, "queued": checker.queued}, headers=HEADERS)
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"ok": True, "queued": self.checker.queued}, headers=HEADERS)
 
-    async def not_found(request: Request, error: Exception) -> Response:
-        return missing(request)
+    async def not_found(self, request: Request, error: Exception) -> Response:
+        return self.missing(request)
 
-    def prune() -> None:
+    def prune(self) -> None:
         """Delete what is older than --keep-days: upload records, results, kept uploads."""
-        before = time.time() - settings.keep_days * DAY
-        gone = store.prune(before)
+        before = time.time() - self.settings.keep_days * DAY
+        gone = self.store.prune(before)
         kept = 0
-        if settings.keep_uploads is not None and settings.keep_uploads.is_dir():
-            for path in settings.keep_uploads.iterdir():
+        if self.settings.keep_uploads is not None and self.settings.keep_uploads.is_dir():
+            for path in self.settings.keep_uploads.iterdir():
                 with contextlib.suppress(OSError):
                     if path.is_file() and path.stat().st_mtime < before:
                         path.unlink()
                         kept += 1
         if gone or kept:
-            LOG.info("deleted %d upload records and %d kept files older than %g days", gone, kept, settings.keep_days)
+            LOG.info(
+                "deleted %d upload records and %d kept files older than %g days", gone, kept, self.settings.keep_days
+            )
 
-    async def prune_daily() -> None:
+    async def prune_daily(self) -> None:
         while True:
             await asyncio.sleep(DAY)
-            await run_in_threadpool(prune)
+            await run_in_threadpool(self.prune)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        interrupted = store.interrupt_unfinished()
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        interrupted = self.store.interrupt_unfinished()
         if interrupted:
             LOG.warning("%d uploads left unchecked by the last server were marked to upload again", interrupted)
-        prune()
-        shutil.rmtree(spool_folder, ignore_errors=True)  # their files: nothing is kept past a restart
-        spool_folder.mkdir(parents=True)
-        checker.start()
-        daily = asyncio.create_task(prune_daily())
+        self.prune()
+        shutil.rmtree(self.spool_folder, ignore_errors=True)  # their files: nothing is kept past a restart
+        self.spool_folder.mkdir(parents=True)
+        self.checker.start()
+        daily = asyncio.create_task(self.prune_daily())
         try:
             yield
         finally:
             daily.cancel()
-            checker.close()
-            store.close()
+            self.checker.close()
+            self.store.close()
 
-    routes = [
-        Route("/", home),
-        Route("/check", upload, methods=["POST"]),
-        Route("/r/{token}.json", result_json),
-        Route("/r/{token}/receipt.txt", receipt),
-        Route("/r/{token}", result),
-        Route("/healthz", health),
-        Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
-    ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
+    def app(self) -> Starlette:
+        routes = [
+            Route("/", self.home),
+            Route("/check", self.upload, methods=["POST"]),
+            Route("/r/{token}.json", self.result_json),
+            Route("/r/{token}/receipt.txt", self.receipt),
+            Route("/r/{token}", self.result),
+            Route("/healthz", self.health),
+            Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
+        ]
+        return Starlette(routes=routes, lifespan=self.lifespan, exception_handlers={404: self.not_found})
 
 
 class _Gate:
