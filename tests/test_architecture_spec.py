@@ -274,6 +274,15 @@ schema = 1
 [assignment]
 name = "t"
 max_score = 2
+[limits]
+max_file_bytes = 1_000_000
+file_size_policy = "refuse"
+max_parameters = 1_000_000
+parameters_policy = "flag"
+[versions]
+tensorflow = "2.18.0"
+untagged_older_policy = "grade"
+legacy_loader_policy = "flag"
 [screening]
 formats = ["keras-h5"]
 [data]

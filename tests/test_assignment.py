@@ -94,6 +94,11 @@ def test_intervals_parse_exactly(text: str, expected: tuple) -> None:
         ("image_shape = [28, 28]\n", "", r"data\.image_shape is missing: give it for the part's images"),
         ("classes = 10\n", "", r"data\.classes is missing"),
         ('feed = "by-rank"\n', "", r"evaluation\.feed is missing: 'declared' .* or 'by-rank'"),
+        # Nor to its upload limit, parameter budget or TensorFlow: each file states its own.
+        ("max_file_bytes = 524_288_000\n", "", r"limits\.max_file_bytes is missing: give the largest file"),
+        ('parameters_policy = "flag"\n', "", r"limits\.parameters_policy is missing; choose one of: refuse, flag"),
+        ('tensorflow = "2.18.0"\n', "", r"versions\.tensorflow is missing"),
+        ('untagged_older_policy = "flag"\n', "", r"versions\.untagged_older_policy is missing; choose one of"),
     ],
 )
 def test_bad_assignment_names_the_file_key_and_fix(tmp_path: Path, old: str, new: str, message: str) -> None:
@@ -167,6 +172,15 @@ schema = 1
 [assignment]
 name = "two"
 max_score = 3
+[limits]
+max_file_bytes = 1_000_000
+file_size_policy = "refuse"
+max_parameters = 1_000_000
+parameters_policy = "flag"
+[versions]
+tensorflow = "2.18.0"
+untagged_older_policy = "grade"
+legacy_loader_policy = "flag"
 [screening]
 formats = ["onnx"]
 [data]

@@ -312,6 +312,12 @@ name = "sigmoid-lab"
 title = "A lab with one code question"
 max_score = 3
 
+[limits]
+max_file_bytes = 1_000_000
+file_size_policy = "refuse"
+max_parameters = 1_000_000
+parameters_policy = "flag"
+
 [[parts]]
 name = "functions"
 kind = "code"

@@ -158,6 +158,9 @@ def test_an_assignment_lists_the_formats_it_takes() -> None:
     assert OXFORD.screening.formats == ("keras-h5", "keras-zip", "onnx")
     text = (
         """schema = 1\n[assignment]\nname = "t"\nmax_score = 1\n[data]\nimage_shape = [28, 28]\nclasses = 10\n"""
+        """[limits]\nmax_file_bytes = 1000\nfile_size_policy = "refuse"\nmax_parameters = 1000\n"""
+        """parameters_policy = "flag"\n[versions]\ntensorflow = "2.18.0"\nuntagged_older_policy = "grade"\n"""
+        """legacy_loader_policy = "flag"\n"""
         """[evaluation]\nfeed = "declared"\n[[bands]]\nrange = "[0, 100]"\nscore = 1\n"""
     )
     with pytest.raises(AssignmentError, match="screening.formats holds 'pytorch'"):
@@ -429,6 +432,15 @@ def test_a_part_may_take_its_own_formats() -> None:
     text = """schema = 1
 [assignment]
 name = "t"
+[limits]
+max_file_bytes = 1_000_000
+file_size_policy = "refuse"
+max_parameters = 1_000_000
+parameters_policy = "flag"
+[versions]
+tensorflow = "2.18.0"
+untagged_older_policy = "grade"
+legacy_loader_policy = "flag"
 [data]
 image_shape = [28, 28]
 classes = 10

@@ -92,6 +92,17 @@ title = "Toy course: a linear classifier of 4x4 images"
 description = "One .npz linear classifier per student; a mark out of 2."
 max_score = 2
 
+[limits]
+max_file_bytes = 1_000_000
+file_size_policy = "refuse"
+max_parameters = 1_000_000
+parameters_policy = "flag"
+
+[versions]
+tensorflow = "2.18.0"
+untagged_older_policy = "grade"
+legacy_loader_policy = "flag"
+
 [screening]
 formats = ["linear-npz"]
 

@@ -20,7 +20,7 @@ import json
 import math
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -473,9 +473,9 @@ class Limit:
 class Limits:
     """The limits a submission is checked against before it is evaluated."""
 
-    file_bytes: Limit = field(default_factory=lambda: Limit(500 * 1024 * 1024, "refuse"))
+    file_bytes: Limit
     "File size in bytes (Moodle counts 1 MB as 1024 x 1024 bytes)."
-    parameters: Limit = field(default_factory=lambda: Limit(50_000_000, "flag"))
+    parameters: Limit
     "Parameter count of the model, from its stored weights."
 
 
@@ -483,12 +483,12 @@ class Limits:
 class VersionRules:
     """The framework version the coursework grades with, and the rule for files from other versions."""
 
-    tensorflow: str = "2.18.0"
+    tensorflow: str
     "TensorFlow release the markers use."
-    untagged_older_policy: str = "flag"
+    untagged_older_policy: str
     "What to do with a file saved by an older release without a version tag in its name: 'refuse', 'flag', or"
     " 'grade' (a coursework that asks for no tag)."
-    legacy_loader_policy: str = "flag"
+    legacy_loader_policy: str
     "A Keras 2 file that Keras 3 (the official script's loader under this TensorFlow) cannot load or run,"
     " which TensorFlow's Keras 2 loader (tf_keras) can: 'flag' (graded with tf_keras and flagged), 'grade'"
     " (graded with tf_keras, the report says so) or 'refuse' (load_failed, no mark)."
@@ -667,7 +667,6 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
     limits = _Reader(reader.table("limits"), path, "limits")
     versions = _Reader(reader.table("versions"), path, "versions")
     screening = _Reader(reader.table("screening"), path, "screening")
-    defaults_limits, defaults_versions = Limits(), VersionRules()
 
     name = info.get("name", str, required=True)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
@@ -691,25 +690,70 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
             info.fail("max_score", "is missing")
         parts = (_parse_single_part(reader, document, title, declared_max, path),)
 
-    limits_spec = Limits(
+    limits_spec = _limits(limits)
+    version_rules = _version_rules(versions, any(part.code is None for part in parts))
+    screening_spec = _screening(screening, parts)
+    reader.reject_unknown(set(SECTIONS))
+    info.reject_unknown({"name", "title", "source", "description", "max_score"})
+    limits.reject_unknown({"max_file_bytes", "file_size_policy", "max_parameters", "parameters_policy"})
+    versions.reject_unknown(set(VersionRules.__dataclass_fields__))
+    screening.reject_unknown({"allowed_layers", "formats", "onnx_operators"})
+    assignment = Assignment(
+        name=name,
+        title=title,
+        source=info.get("source", str) or "",
+        description=info.get("description", str) or title,
+        parts=parts,
+        limits=limits_spec,
+        versions=version_rules,
+        screening=screening_spec,
+        path=path,
+        sha256=sha256,
+    )
+    if declared_max is not None and Fraction(str(declared_max)) != Fraction(str(assignment.max_score)):
+        info.fail(
+            "max_score",
+            f"is {declared_max}, but the parts' maximum scores times their weights add up to "
+            f"{assignment.max_score}: correct one or the other",
+        )
+    return assignment
+
+
+def _limits(limits: _Reader) -> Limits:
+    """[limits]: the largest file and model the coursework takes, and what happens to one larger. Every key is
+    stated in the file: no coursework's limits (an upload limit, a parameter budget) are another's default."""
+    sizes = {
+        "max_file_bytes": "the largest file this coursework takes, in bytes (its platform's upload limit, say: "
+        "524_288_000 for 500 MB)",
+        "max_parameters": "the most parameters a model may have before the policy applies (50_000_000, say)",
+    }
+    for key, what in sizes.items():
+        if limits.get(key, int) is None:
+            limits.fail(key, f"is missing: give {what}")
+    return Limits(
         file_bytes=Limit(
-            limits.positive_int("max_file_bytes", defaults_limits.file_bytes.maximum),
-            limits.choice("file_size_policy", POLICIES, defaults_limits.file_bytes.policy),
+            limits.positive_int("max_file_bytes", 0), limits.choice("file_size_policy", POLICIES, "")
         ),
         parameters=Limit(
-            limits.positive_int("max_parameters", defaults_limits.parameters.maximum),
-            limits.choice("parameters_policy", POLICIES, defaults_limits.parameters.policy),
+            limits.positive_int("max_parameters", 0), limits.choice("parameters_policy", POLICIES, "")
         ),
     )
-    version_rules = VersionRules(
-        tensorflow=versions.get("tensorflow", str) or defaults_versions.tensorflow,
-        untagged_older_policy=versions.choice(
-            "untagged_older_policy", UNTAGGED_POLICIES, defaults_versions.untagged_older_policy
-        ),
-        legacy_loader_policy=versions.choice(
-            "legacy_loader_policy", LEGACY_LOADER_POLICIES, defaults_versions.legacy_loader_policy
-        ),
+
+
+def _version_rules(versions: _Reader, models: bool) -> VersionRules:
+    """[versions]: the TensorFlow the coursework names, and what happens to files saved by others; stated in every
+    file that takes models (a coursework of code alone has no use for it)."""
+    if not models and not versions.values:
+        return VersionRules(tensorflow="", untagged_older_policy="grade", legacy_loader_policy="grade")
+    return VersionRules(
+        tensorflow=versions.get("tensorflow", str, required=True),
+        untagged_older_policy=versions.choice("untagged_older_policy", UNTAGGED_POLICIES, ""),
+        legacy_loader_policy=versions.choice("legacy_loader_policy", LEGACY_LOADER_POLICIES, ""),
     )
+
+
+def _screening(screening: _Reader, parts: tuple[Part, ...]) -> ScreeningSpec:
+    """[screening]: the formats the coursework takes, and the layers and operators a model may use."""
     allowed = screening.get("allowed_layers", list)
     if allowed is None:
         allowed = sorted(KERAS_LAYERS)
@@ -729,35 +773,11 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
     operators = screening.get("onnx_operators", list)
     if operators is not None and not all(isinstance(op, str) and op.isidentifier() for op in operators):
         screening.fail("onnx_operators", "must be a list of ONNX operator names, such as ['Conv', 'Relu', 'Gemm']")
-
-    reader.reject_unknown(set(SECTIONS))
-    info.reject_unknown({"name", "title", "source", "description", "max_score"})
-    limits.reject_unknown({"max_file_bytes", "file_size_policy", "max_parameters", "parameters_policy"})
-    versions.reject_unknown(set(VersionRules.__dataclass_fields__))
-    screening.reject_unknown({"allowed_layers", "formats", "onnx_operators"})
-    assignment = Assignment(
-        name=name,
-        title=title,
-        source=info.get("source", str) or "",
-        description=info.get("description", str) or title,
-        parts=parts,
-        limits=limits_spec,
-        versions=version_rules,
-        screening=ScreeningSpec(
-            allowed_layers=frozenset(allowed),
-            formats=tuple(dict.fromkeys(formats)),
-            onnx_operators=frozenset(operators) if operators is not None else ONNX_OPERATORS,
-        ),
-        path=path,
-        sha256=sha256,
+    return ScreeningSpec(
+        allowed_layers=frozenset(allowed),
+        formats=tuple(dict.fromkeys(formats)),
+        onnx_operators=frozenset(operators) if operators is not None else ONNX_OPERATORS,
     )
-    if declared_max is not None and Fraction(str(declared_max)) != Fraction(str(assignment.max_score)):
-        info.fail(
-            "max_score",
-            f"is {declared_max}, but the parts' maximum scores times their weights add up to "
-            f"{assignment.max_score}: correct one or the other",
-        )
-    return assignment
 
 
 def _parse_single_part(reader: _Reader, document: dict[str, Any], title: str, max_score: Any, path: str) -> Part:
