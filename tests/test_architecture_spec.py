@@ -14,6 +14,8 @@ from grader.checks.architecture_spec import DIFFERENT, EXACT, KINDS, Architectur
 from grader.courseworks.assignment import load_assignment, parse_assignment
 from grader.errors import AssignmentError
 
+from .assignment_text import LIMITS_AND_VERSIONS
+
 OXFORD = load_assignment("oxford-practical3").parts[0].architecture
 assert OXFORD is not None
 
@@ -269,21 +271,15 @@ def test_oxford_network_counts_1103539() -> None:
     assert sum(row["parameters"] for row in table) == 1_103_539
 
 
-ASSIGNMENT = """
+ASSIGNMENT = (
+    """
 schema = 1
 [assignment]
 name = "t"
 max_score = 2
-[limits]
-max_file_bytes = 1_000_000
-file_size_policy = "refuse"
-max_parameters = 1_000_000
-parameters_policy = "flag"
-[versions]
-tensorflow = "2.18.0"
-untagged_older_policy = "grade"
-legacy_loader_policy = "flag"
-[screening]
+"""
+    + LIMITS_AND_VERSIONS
+    + """[screening]
 formats = ["keras-h5"]
 [data]
 image_shape = [28, 28]
@@ -306,6 +302,7 @@ architecture = "kinds"
 label = "no"
 score = 0
 """
+)
 LAYER = """
 [architecture]
 policy = "report"

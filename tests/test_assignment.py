@@ -12,6 +12,8 @@ import pytest
 from grader.courseworks.assignment import SECTIONS, builtin_assignments, load_assignment, parse_interval
 from grader.errors import AssignmentError
 
+from .assignment_text import LIMITS_AND_VERSIONS
+
 DEFAULT = builtin_assignments()["kcl-dnn-cw1"]
 
 
@@ -167,21 +169,15 @@ def test_the_shipped_courseworks_load_with_their_parts() -> None:
         assert rules.description
 
 
-PARTS = """
+PARTS = (
+    """
 schema = 1
 [assignment]
 name = "two"
 max_score = 3
-[limits]
-max_file_bytes = 1_000_000
-file_size_policy = "refuse"
-max_parameters = 1_000_000
-parameters_policy = "flag"
-[versions]
-tensorflow = "2.18.0"
-untagged_older_policy = "grade"
-legacy_loader_policy = "flag"
-[screening]
+"""
+    + LIMITS_AND_VERSIONS
+    + """[screening]
 formats = ["onnx"]
 [data]
 image_shape = [28, 28]
@@ -217,6 +213,7 @@ score = 0
 range = "[50, 100]"
 score = 2
 """
+)
 
 
 def test_a_part_inherits_the_files_shared_tables_and_outranks_them(tmp_path: Path) -> None:

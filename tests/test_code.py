@@ -27,6 +27,7 @@ from grader.errors import AssignmentError
 from grader.evaluation.code import Case, judge
 
 from . import build_code
+from .assignment_text import LIMITS
 from .conftest import require
 
 UVA = builtin_assignments()["uva-lab1"]
@@ -304,7 +305,8 @@ def sigmoid_cases(rng):
 CASES = {"sigmoid": sigmoid_cases}
 """
 
-SIGMOID_TOML = """
+SIGMOID_TOML = (
+    """
 schema = 1
 
 [assignment]
@@ -312,12 +314,9 @@ name = "sigmoid-lab"
 title = "A lab with one code question"
 max_score = 3
 
-[limits]
-max_file_bytes = 1_000_000
-file_size_policy = "refuse"
-max_parameters = 1_000_000
-parameters_policy = "flag"
-
+"""
+    + LIMITS
+    + """
 [[parts]]
 name = "functions"
 kind = "code"
@@ -333,6 +332,7 @@ title = "The logistic function"
 functions = ["sigmoid", "logistic"]
 points = 3
 """
+)
 
 
 def test_an_instructor_adds_a_code_question_with_a_test_module_and_a_toml_table(tmp_path: Path, bubblewrap) -> None:

@@ -21,6 +21,7 @@ from grader.formats import inspect_file, recognised
 from grader.formats.onnx import inspect_onnx
 
 from . import build_onnx
+from .assignment_text import LIMITS_AND_VERSIONS
 from .conftest import DEMO_HELDOUT, SHARED
 from .seed_evaluations import run_seed_evaluations
 
@@ -429,19 +430,13 @@ def test_real_keras_zips_score_as_keras_predicts_them(tmp_path: Path) -> None:
 
 def test_a_part_may_take_its_own_formats() -> None:
     """A part's own `formats` outranks the assignment's; discovery looks for every format any part takes."""
-    text = """schema = 1
+    text = (
+        """schema = 1
 [assignment]
 name = "t"
-[limits]
-max_file_bytes = 1_000_000
-file_size_policy = "refuse"
-max_parameters = 1_000_000
-parameters_policy = "flag"
-[versions]
-tensorflow = "2.18.0"
-untagged_older_policy = "grade"
-legacy_loader_policy = "flag"
-[data]
+"""
+        + LIMITS_AND_VERSIONS
+        + """[data]
 image_shape = [28, 28]
 classes = 10
 [evaluation]
@@ -464,6 +459,7 @@ max_score = 1
 min_accuracy = 10
 full_accuracy = 90
 """
+    )
     rules = parse_assignment(tomllib.loads(text), path="t.toml", sha256="0")
     assert rules.formats_of(rules.part("keras")) == ("keras-h5",)
     assert rules.formats_of(rules.part("torch")) == ("onnx",)

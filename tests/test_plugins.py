@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .assignment_text import LIMITS_AND_VERSIONS
+
 FORMAT_MODULE = '''
 """A linear classifier saved with numpy.savez(file, W=..., b=...): outputs = x.W + b."""
 
@@ -83,7 +85,8 @@ class LinearNpz(ModelFormat):
 FORMAT = LinearNpz()
 '''
 
-COURSEWORK = """
+COURSEWORK = (
+    """
 schema = 1
 
 [assignment]
@@ -92,16 +95,9 @@ title = "Toy course: a linear classifier of 4x4 images"
 description = "One .npz linear classifier per student; a mark out of 2."
 max_score = 2
 
-[limits]
-max_file_bytes = 1_000_000
-file_size_policy = "refuse"
-max_parameters = 1_000_000
-parameters_policy = "flag"
-
-[versions]
-tensorflow = "2.18.0"
-untagged_older_policy = "grade"
-legacy_loader_policy = "flag"
+"""
+    + LIMITS_AND_VERSIONS
+    + """
 
 [screening]
 formats = ["linear-npz"]
@@ -127,6 +123,7 @@ score = 1
 range = "[90, 100]"
 score = 2
 """
+)
 
 
 def write_package(site: Path) -> None:
