@@ -33,11 +33,11 @@ from grader.errors import GraderError, NotAnH5File, PartUnknown, WorkerError
 from grader.evaluation.sandbox import Isolation, choose_isolation
 from grader.evaluation.scheduler import NO_WORKER, Scheduler, inspect_files
 from grader.formats.base import Inspection
+from grader.formats.keras_versions import saved_with
 from grader.gradebook import Gradebook
 from grader.outputs.reports import number, template
 from grader.release import VERSION
 from grader.status import MARKED
-from grader.versions import saved_with
 
 
 def inspect_one(

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from grader.architecture import analyse, explain_parameters, parameters_sentence
 from grader.checks.architecture_spec import DIFFERENT, EXACT, KINDS, ArchitectureSpec, compare
 from grader.courseworks.assignment import load_assignment, parse_assignment
 from grader.errors import AssignmentError
+from grader.formats.keras_layers import analyse, explain_parameters, parameters_sentence
 
 from .assignment_text import LIMITS_AND_VERSIONS
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from grader.architecture import explain_parameters
 from grader.checking import inspect_one
 from grader.checks.screening import screen
 from grader.courseworks.assignment import load_assignment
 from grader.formats.keras_h5 import inspect_h5
+from grader.formats.keras_layers import explain_parameters
 
 from .conftest import SHARED
 

@@ -9,7 +9,7 @@ import pytest
 from grader.checks.screening import version_check
 from grader.courseworks.assignment import load_assignment
 from grader.formats.base import Inspection
-from grader.versions import saved_with, version_tag
+from grader.formats.keras_versions import saved_with, version_tag
 
 RULES = load_assignment()
 

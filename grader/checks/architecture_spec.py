@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from grader.architecture import ACTIVATION_LAYERS, analyse, canonical_kind
+from grader.formats.keras_layers import ACTIVATION_LAYERS, analyse, canonical_kind
 
 POLICIES = ("refuse", "flag", "report")
 "What a mismatch does: refuse the file (no mark), flag it for review, or report it (information only; a"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from grader import formats
 from grader.checks.architecture_spec import EXACT, compare_inspection
 from grader.formats.base import FAIL, INFO, OUTCOMES, PASS, WARN, Check, Inspection, checks_from_json
-from grader.versions import SavedWith, parse_release, saved_with, version_tag
+from grader.formats.keras_versions import SavedWith, parse_release, saved_with, version_tag
 
 if TYPE_CHECKING:
     # Type-only: the coursework's rules come in as arguments (the layer contract in pyproject.toml).

@@ -110,7 +110,7 @@ def _print_parameters(console: Any, inspection: dict[str, Any]) -> None:
     """Each layer's parameter count and the formula behind it, with the totals and the stored weights."""
     from rich.table import Table
 
-    from grader.architecture import explain_inspection
+    from grader.formats.keras_layers import explain_inspection
     from grader.shapes import shape_text
 
     explained = explain_inspection(inspection)

@@ -25,12 +25,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from grader.architecture import ALIASES
 from grader.checks.architecture_spec import PADDINGS, SETTINGS, ArchitectureSpec, LayerSpec
 from grader.checks.architecture_spec import POLICIES as ARCHITECTURE_POLICIES
 from grader.courseworks.catalogue import catalogue, lookup
 from grader.errors import AssignmentError
 from grader.formats import code_formats, model_formats
+from grader.formats.keras_layers import ALIASES
 from grader.marking.code import RULES as CODE_RULES
 from grader.marking.code import CodeSpec, Question
 from grader.marking.schemes import (
@@ -731,12 +731,8 @@ def _limits(limits: _Reader) -> Limits:
         if limits.get(key, int) is None:
             limits.fail(key, f"is missing: give {what}")
     return Limits(
-        file_bytes=Limit(
-            limits.positive_int("max_file_bytes", 0), limits.choice("file_size_policy", POLICIES, "")
-        ),
-        parameters=Limit(
-            limits.positive_int("max_parameters", 0), limits.choice("parameters_policy", POLICIES, "")
-        ),
+        file_bytes=Limit(limits.positive_int("max_file_bytes", 0), limits.choice("file_size_policy", POLICIES, "")),
+        parameters=Limit(limits.positive_int("max_parameters", 0), limits.choice("parameters_policy", POLICIES, "")),
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from grader.formats.base import FAIL, PASS, WARN, Check, Evaluator, Inspection, ModelFormat, Screening
-from grader.versions import saved_with
+from grader.formats.keras_versions import saved_with
 
 # Classes that run code the file chooses, and what they run: never built outside a sandbox, and only
 # when the instructor allows it (--allow-lambda).

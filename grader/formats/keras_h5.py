@@ -13,9 +13,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from grader.architecture import analyse, config_of, declared_input, endpoints, inbound_names
 from grader.formats.base import FAIL, PASS, Check, Inspection, LayerFact, Screening
 from grader.formats.keras_config import KerasFormat
+from grader.formats.keras_layers import analyse, config_of, declared_input, endpoints, inbound_names
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # HDF5 looks for its superblock at 0 and then at every power of two from 512 (after a user block).

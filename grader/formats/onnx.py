@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from grader.architecture import canonical_kind
 from grader.errors import ModelLoadError
 from grader.formats.base import FAIL, PASS, WARN, Check, Evaluator, Inspection, ModelFormat, Screening, installed
+from grader.formats.keras_layers import canonical_kind
 
 STANDARD_DOMAINS = ("", "ai.onnx")
 # Bytes per element of ONNX's tensor types (TensorProto.DataType), for declared sizes.

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from grader import formats
-from grader.architecture import explain_inspection
 from grader.courseworks.assignment import Assignment, Part
 from grader.courseworks.heldout import HeldoutSet, run_heldout
 from grader.discovery import person
+from grader.formats.keras_layers import explain_inspection
 from grader.gradebook import Gradebook
 from grader.marking import scoring
 from grader.marking.schemes import Bands, Signoff, as_score
