@@ -117,6 +117,11 @@ def test_reports_for_every_student(graded, rows: dict) -> None:
             assert sum(item["total"] for item in report["per_class"]) == 3000
             assert report["evaluation"]["isolation"]
             assert report["file"]["sha256"] == row["sha256"]
+            # Coursework 1's feeding rule (two by-rank steps) named as the coursework's, not as "the official" one.
+            net_type = report["evaluation"]["net_type"]
+            assert f"the coursework's feeding rule says **{net_type}**" in markdown and "official rule" not in markdown
+            html = (graded.out / student / "report.html").read_text()
+            assert f"the coursework's feeding rule says\n<strong>{net_type}</strong>" in html
 
 
 def test_gradebook_holds_the_run(graded) -> None:

@@ -510,7 +510,8 @@ def _evaluation_markdown(report: dict[str, Any], heading: str) -> list[str]:
     evaluation = report.get("evaluation") or {}
     if evaluation.get("fed_shape"):
         rule = (
-            f"so the official rule says **{evaluation['net_type']}** and feeds {evaluation.get('fed_shape')}"
+            f"so the coursework's feeding rule says **{evaluation['net_type']}** and feeds "
+            f"{evaluation.get('fed_shape')}"
             if evaluation.get("net_type")
             else f"fed {evaluation.get('fed_shape')} as the model declares"
         )
