@@ -6,10 +6,12 @@ import re
 import tomllib
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from grader.courseworks.assignment import SECTIONS, builtin_assignments, load_assignment, parse_interval
+from grader.courseworks.assignment import builtin_assignments, load_assignment, parse_interval
+from grader.courseworks.schema import schema
 from grader.errors import AssignmentError
 
 from .assignment_text import LIMITS_AND_VERSIONS
@@ -134,7 +136,7 @@ def test_shipped_toml_is_valid_toml_with_documented_sections() -> None:
     """The shipped file parses with the standard library, and holds every section the schema reads."""
     document = tomllib.loads(DEFAULT.read_text())
     # Every section a one-part file can have, except a required architecture (Coursework 1 has none).
-    assert set(document) == SECTIONS - {"parts", "architecture"}
+    assert set(document) == set(schema()["properties"]) - {"parts", "architecture"}
 
 
 def test_the_shipped_courseworks_load_with_their_parts() -> None:
@@ -269,3 +271,48 @@ def test_command_line_overrides_keep_the_feeding_rule() -> None:
     assert changed.parts[0].evaluation.time_limit_seconds == 10.0
     assert changed.parts[0].evaluation.by_rank == rules.parts[0].evaluation.by_rank
     assert changed.parts[0].evaluation.batch_size == rules.parts[0].evaluation.batch_size
+
+
+def test_the_schema_declares_every_key_the_parser_reads_and_the_parser_reads_every_key_it_declares(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """assignment.schema.json and the parser cannot drift apart: every key read while loading the shipped files
+    and a file with parts is declared in the schema, and every key the schema declares is named in the parser's
+    code (a key added to one and not the other fails here). The choices the parser offers are the schema's."""
+    from grader.checks import architecture_spec
+    from grader.courseworks import assignment, schema
+
+    read: set[str] = set()
+    get = assignment._Reader.get
+
+    def recording(self: Any, key: str, *args: Any, **kwargs: Any) -> Any:
+        read.add(re.sub(r"\[\d+\]", "[]", f"{self.prefix}.{key}" if self.prefix else key))
+        return get(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(assignment._Reader, "get", recording)
+    for name in builtin_assignments():
+        load_assignment(name)
+    (tmp_path / "two.toml").write_text(PARTS)
+    load_assignment(tmp_path / "two.toml")
+    declared = schema.keys()
+    assert read and read <= declared, sorted(read - declared)
+    code = Path(assignment.__file__).read_text() + Path(architecture_spec.__file__).read_text()
+    unread = {key for key in declared if f'"{key.rsplit(".", 1)[-1].removesuffix("[]")}"' not in code}
+    assert unread == {"schema"}, sorted(unread)  # the file's schema version, which only the schema checks
+    choices = {
+        "limits.file_size_policy": assignment.POLICIES,
+        "versions.untagged_older_policy": assignment.UNTAGGED_POLICIES,
+        "versions.legacy_loader_policy": assignment.LEGACY_LOADER_POLICIES,
+        "evaluation.feed": assignment.FEEDS,
+        "evaluation.input_mode": assignment.INPUT_MODES,
+        "data.layout": assignment.LAYOUTS,
+        "marking.scheme": assignment.SCHEMES,
+        "parts[].kind": assignment.KINDS,
+        "marking.rounding": assignment.ROUNDINGS,
+        "marking.rules[].architecture": assignment.ARCHITECTURE_CONDITIONS,
+        "architecture.policy": assignment.ARCHITECTURE_POLICIES,
+        "architecture.layers[].padding": architecture_spec.PADDINGS,
+        "parts[].questions[].rule": assignment.CODE_RULES,
+    }
+    for key, values in choices.items():
+        assert tuple(schema.declared(key)["enum"]) == tuple(values), key

@@ -25,9 +25,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from grader.checks.architecture_spec import PADDINGS, SETTINGS, ArchitectureSpec, LayerSpec
 from grader.checks.architecture_spec import POLICIES as ARCHITECTURE_POLICIES
+from grader.checks.architecture_spec import SETTINGS, ArchitectureSpec, LayerSpec
 from grader.courseworks.catalogue import catalogue, lookup
+from grader.courseworks.schema import problem as schema_problem
 from grader.errors import AssignmentError
 from grader.formats import code_formats, model_formats
 from grader.formats.keras_layers import ALIASES
@@ -48,7 +49,6 @@ from grader.marking.schemes import (
     parse_interval,
 )
 
-SCHEMA_VERSION = 1
 DEFAULT_ASSIGNMENT = "kcl-dnn-cw1"
 POLICIES = ("refuse", "flag")
 # A file saved by an older release without a version tag in its name: refused, flagged, or graded (for a
@@ -232,21 +232,6 @@ KERAS_LAYERS = frozenset(
 )
 # The top-level keys an assignment file may have ([[parts]] or the one part's [marking], [[bands]] and
 # [architecture]).
-SECTIONS = frozenset(
-    (
-        "schema",
-        "assignment",
-        "data",
-        "evaluation",
-        "marking",
-        "limits",
-        "versions",
-        "screening",
-        "bands",
-        "parts",
-        "architecture",
-    )
-)
 # ONNX operators a graph may use unless an assignment says otherwise: the standard domain's arithmetic,
 # layers, activations, pooling, normalisation and tensor plumbing. Control flow (If, Loop, Scan: subgraphs)
 # and anything outside the standard domain are not among them.
@@ -335,7 +320,6 @@ ONNX_OPERATORS = frozenset(
 )
 # The name of the one part of a single-part assignment (never shown: its columns are the plain ones).
 SINGLE_PART = "main"
-_PART_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -658,51 +642,41 @@ def load_assignment(path_or_name: str | Path | None = None) -> Assignment:
 
 
 def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Assignment:
-    """Validate a parsed TOML document into an Assignment."""
+    """Validate a parsed TOML document into an Assignment: against the declared schema first
+    (grader.courseworks.schema), then what one key means for another."""
+    wrong = schema_problem(document)
+    if wrong:
+        raise AssignmentError(f"{path}: {wrong}")
     reader = _Reader(document, path)
-    schema = reader.get("schema", int, required=True)
-    if schema != SCHEMA_VERSION:
-        reader.fail("schema", f"is {schema}, but this grader reads schema {SCHEMA_VERSION}")
-    info = _Reader(reader.table("assignment", required=True), path, "assignment")
+    info = _Reader(reader.table("assignment"), path, "assignment")
     limits = _Reader(reader.table("limits"), path, "limits")
     versions = _Reader(reader.table("versions"), path, "versions")
     screening = _Reader(reader.table("screening"), path, "screening")
 
-    name = info.get("name", str, required=True)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        info.fail("name", "may hold only letters, digits, '.', '_' and '-'")
-    title = info.get("title", str) or name
-    declared_max = info.get("max_score", (int, float))
+    name = info.get("name")
+    title = info.get("title") or name
+    declared_max = info.get("max_score")
 
     if "parts" in document:
         for key in ("bands", "marking", "architecture"):
             if key in document:
                 reader.fail(key, "belongs to each part in an assignment with [[parts]]: move it into the part")
-        raw_parts = reader.get("parts", list)
-        if not raw_parts or not all(isinstance(entry, dict) for entry in raw_parts):
-            reader.fail("parts", "must be an array of tables: [[parts]] name = 'mnist' ...")
+        raw_parts = reader.get("parts")
         parts = tuple(_parse_part(reader, document, entry, index, path) for index, entry in enumerate(raw_parts))
         seen = [part.name for part in parts]
         if len(set(seen)) != len(seen):
             reader.fail("parts", f"names repeat ({', '.join(seen)}): give each part its own name")
     else:
-        if declared_max is None:
-            info.fail("max_score", "is missing")
         parts = (_parse_single_part(reader, document, title, declared_max, path),)
 
     limits_spec = _limits(limits)
     version_rules = _version_rules(versions, any(part.code is None for part in parts))
     screening_spec = _screening(screening, parts)
-    reader.reject_unknown(set(SECTIONS))
-    info.reject_unknown({"name", "title", "source", "description", "max_score"})
-    limits.reject_unknown({"max_file_bytes", "file_size_policy", "max_parameters", "parameters_policy"})
-    versions.reject_unknown(set(VersionRules.__dataclass_fields__))
-    screening.reject_unknown({"allowed_layers", "formats", "onnx_operators"})
     assignment = Assignment(
         name=name,
         title=title,
-        source=info.get("source", str) or "",
-        description=info.get("description", str) or title,
+        source=info.get("source") or "",
+        description=info.get("description") or title,
         parts=parts,
         limits=limits_spec,
         versions=version_rules,
@@ -720,19 +694,11 @@ def parse_assignment(document: dict[str, Any], *, path: str, sha256: str) -> Ass
 
 
 def _limits(limits: _Reader) -> Limits:
-    """[limits]: the largest file and model the coursework takes, and what happens to one larger. Every key is
-    stated in the file: no coursework's limits (an upload limit, a parameter budget) are another's default."""
-    sizes = {
-        "max_file_bytes": "the largest file this coursework takes, in bytes (its platform's upload limit, say: "
-        "524_288_000 for 500 MB)",
-        "max_parameters": "the most parameters a model may have before the policy applies (50_000_000, say)",
-    }
-    for key, what in sizes.items():
-        if limits.get(key, int) is None:
-            limits.fail(key, f"is missing: give {what}")
+    """[limits]: the largest file and model the coursework takes, and what happens to one larger. The schema
+    requires every key: no coursework's limits (an upload limit, a parameter budget) are another's default."""
     return Limits(
-        file_bytes=Limit(limits.positive_int("max_file_bytes", 0), limits.choice("file_size_policy", POLICIES, "")),
-        parameters=Limit(limits.positive_int("max_parameters", 0), limits.choice("parameters_policy", POLICIES, "")),
+        file_bytes=Limit(limits.get("max_file_bytes"), limits.get("file_size_policy")),
+        parameters=Limit(limits.get("max_parameters"), limits.get("parameters_policy")),
     )
 
 
@@ -742,7 +708,7 @@ def _version_rules(versions: _Reader, models: bool) -> VersionRules:
     if not models and not versions.values:
         return VersionRules(tensorflow="", untagged_older_policy="grade", legacy_loader_policy="grade")
     return VersionRules(
-        tensorflow=versions.get("tensorflow", str, required=True),
+        tensorflow=versions.get("tensorflow", required=True),
         untagged_older_policy=versions.choice("untagged_older_policy", UNTAGGED_POLICIES, ""),
         legacy_loader_policy=versions.choice("legacy_loader_policy", LEGACY_LOADER_POLICIES, ""),
     )
@@ -750,13 +716,8 @@ def _version_rules(versions: _Reader, models: bool) -> VersionRules:
 
 def _screening(screening: _Reader, parts: tuple[Part, ...]) -> ScreeningSpec:
     """[screening]: the formats the coursework takes, and the layers and operators a model may use."""
-    allowed = screening.get("allowed_layers", list)
-    if allowed is None:
-        allowed = sorted(KERAS_LAYERS)
-    if not allowed or not all(isinstance(layer, str) and layer.isidentifier() for layer in allowed):
-        screening.fail("allowed_layers", "must be a list of layer class names, such as ['Dense', 'Conv2D']")
-
-    formats = screening.get("formats", list) or []
+    allowed = screening.get("allowed_layers", sorted(KERAS_LAYERS))
+    formats = screening.get("formats") or []
     if not formats and any(part.code is None and not part.formats for part in parts):
         screening.fail(
             "formats",
@@ -766,9 +727,7 @@ def _screening(screening: _Reader, parts: tuple[Part, ...]) -> ScreeningSpec:
     for format_name in formats:
         if format_name not in model_formats():
             screening.fail("formats", f"holds {format_name!r}; choose from: {', '.join(model_formats())}")
-    operators = screening.get("onnx_operators", list)
-    if operators is not None and not all(isinstance(op, str) and op.isidentifier() for op in operators):
-        screening.fail("onnx_operators", "must be a list of ONNX operator names, such as ['Conv', 'Relu', 'Gemm']")
+    operators = screening.get("onnx_operators")
     return ScreeningSpec(
         allowed_layers=frozenset(allowed),
         formats=tuple(dict.fromkeys(formats)),
@@ -789,7 +748,7 @@ def _parse_single_part(reader: _Reader, document: dict[str, Any], title: str, ma
         data=data,
         evaluation=evaluation,
         marking=marking,
-        marking_title=marking_reader.get("name", str) or "",
+        marking_title=marking_reader.get("name") or "",
         architecture=architecture,
     )
 
@@ -797,9 +756,9 @@ def _parse_single_part(reader: _Reader, document: dict[str, Any], title: str, ma
 def _parse_part(reader: _Reader, document: dict[str, Any], entry: dict[str, Any], index: int, path: str) -> Part:
     where = f"parts[{index}]"
     part = _Reader(entry, path, where)
-    name = part.get("name", str, required=True)
-    if not _PART_NAME.match(name) or name == SINGLE_PART:
-        part.fail("name", f"is {name!r}: use lower-case letters, digits and '_', starting with a letter")
+    name = part.get("name")
+    if name == SINGLE_PART:
+        part.fail("name", f"is {name!r}, the name a file without parts gives its one part: choose another")
     if part.choice("kind", KINDS, "model") == "code":
         return _parse_code_part(part, entry, name, path)
     # A part's own table outranks the file's top-level one of the same name, key by key.
@@ -807,19 +766,13 @@ def _parse_part(reader: _Reader, document: dict[str, Any], entry: dict[str, Any]
     evaluation_table = {**reader.table("evaluation"), **part.table("evaluation")}
     data = _parse_data(_Reader(data_table, path, f"{where}.data"))
     evaluation = _parse_evaluation(_Reader(evaluation_table, path, f"{where}.evaluation"), data)
-    marking_reader = _Reader(part.table("marking", required=True), path, f"{where}.marking")
+    marking_reader = _Reader(part.table("marking"), path, f"{where}.marking")
     marking = _parse_marking(marking_reader, part, entry.get("bands"), "bands", None)
-    weight = part.get("weight", (int, float))
-    if weight is not None and weight <= 0:
-        part.fail("weight", f"must be positive, not {weight}")
-    files = part.get("files", list) or []
-    if not all(isinstance(pattern, str) and pattern.strip() for pattern in files):
-        part.fail("files", "must be a list of file-name patterns, such as ['*cifar*', '*q16*']")
-    shapes = part.get("input_shapes", list) or []
+    weight = part.get("weight")
+    files = part.get("files") or []
+    shapes = part.get("input_shapes") or []
     parsed_shapes = []
     for number, shape in enumerate(shapes):
-        if not isinstance(shape, list) or not shape or not all(_positive_int(size) for size in shape):
-            part.fail(f"input_shapes[{number}]", f"must be a shape such as [28, 28, 1], not {shape!r}")
         if math.prod(shape) != data.values:
             part.fail(
                 f"input_shapes[{number}]",
@@ -828,38 +781,21 @@ def _parse_part(reader: _Reader, document: dict[str, Any], entry: dict[str, Any]
             )
         parsed_shapes.append(tuple(shape))
     architecture = _parse_architecture(part, data, tuple(parsed_shapes), marking)
-    formats = part.get("formats", list) or []
+    formats = part.get("formats") or []
     for format_name in formats:
         if format_name not in model_formats():
             part.fail("formats", f"holds {format_name!r}; choose from: {', '.join(model_formats())}")
-    part.reject_unknown(
-        {
-            "name",
-            "kind",
-            "title",
-            "files",
-            "input_shapes",
-            "weight",
-            "heldout",
-            "data",
-            "evaluation",
-            "marking",
-            "bands",
-            "architecture",
-            "formats",
-        }
-    )
     return Part(
         name=name,
-        title=part.get("title", str) or name,
+        title=part.get("title") or name,
         data=data,
         evaluation=evaluation,
         marking=marking,
         weight=Fraction(str(weight)) if weight is not None else Fraction(1),
         files=tuple(files),
         input_shapes=tuple(parsed_shapes),
-        heldout=part.get("heldout", str) or "",
-        marking_title=marking_reader.get("name", str) or "",
+        heldout=part.get("heldout") or "",
+        marking_title=marking_reader.get("name") or "",
         architecture=architecture,
         formats=tuple(dict.fromkeys(formats)),
     )
@@ -867,73 +803,51 @@ def _parse_part(reader: _Reader, document: dict[str, Any], entry: dict[str, Any]
 
 def _parse_code_part(part: _Reader, entry: dict[str, Any], name: str, path: str) -> Part:
     """A code part: [parts.code] (the test module and limits) and its [[parts.questions]]."""
-    code = _Reader(part.table("code", required=True), path, f"{part.prefix}.code")
+    code = _Reader(part.table("code"), path, f"{part.prefix}.code")
     folder = Path(path).parent
-    tests_name = code.get("tests", str, required=True)
+    tests_name = code.get("tests")
     tests = folder / tests_name
     try:
         tests_sha256 = hashlib.sha256(tests.read_bytes()).hexdigest()
     except OSError:
         code.fail("tests", f"names {tests_name!r}, which is not a readable file beside {Path(path).name}")
-    template = code.get("template", str) or ""
+    template = code.get("template") or ""
     if template and not (folder / template).is_file():
         code.fail("template", f"names {template!r}, which is not a file beside {Path(path).name}")
-    step = code.get("step", (int, float))
-    deduction = code.get("loop_deduction", (int, float))
+    step = code.get("step")
+    deduction = code.get("loop_deduction")
     defaults = {
         "step": Fraction(str(step)) if step is not None else Question.step,
         "loop_deduction": Fraction(str(deduction)) if deduction is not None else Question.loop_deduction,
     }
-    raw = part.get("questions", list, required=True)
-    if not raw or not all(isinstance(item, dict) for item in raw):
-        part.fail("questions", "must be an array of tables: [[parts.questions]] name = 'q20' ...")
+    raw = part.get("questions")
     questions = tuple(
         _parse_question(_Reader(item, path, f"{part.prefix}.questions[{n}]"), defaults) for n, item in enumerate(raw)
     )
     seen = [question.name for question in questions]
     if len(set(seen)) != len(seen):
         part.fail("questions", f"names repeat ({', '.join(seen)}): give each question its own name")
-    imports = code.get("imports", list) or []
-    if not all(isinstance(module, str) and module.isidentifier() for module in imports):
-        code.fail("imports", "must be a list of module names, such as ['numpy', 'math']")
+    imports = code.get("imports") or []
     spec = CodeSpec(
         tests=str(tests),
         tests_sha256=tests_sha256,
         questions=questions,
         template=str(folder / template) if template else "",
-        seed=code.get("seed", int) or 0,
-        call_seconds=code.positive_number("call_seconds", CodeSpec.call_seconds),
-        timing_seconds=code.positive_number("timing_seconds", CodeSpec.timing_seconds),
-        loop_factor=code.positive_number("loop_factor", CodeSpec.loop_factor),
+        seed=code.get("seed") or 0,
+        call_seconds=float(code.get("call_seconds", CodeSpec.call_seconds)),
+        timing_seconds=float(code.get("timing_seconds", CodeSpec.timing_seconds)),
+        loop_factor=float(code.get("loop_factor", CodeSpec.loop_factor)),
         imports=tuple(imports),
     )
-    formats = part.get("formats", list) or []
+    formats = part.get("formats") or []
     for format_name in formats:
         if format_name not in code_formats():
             part.fail("formats", f"holds {format_name!r}; a code part takes: {', '.join(code_formats())}")
-    files = part.get("files", list) or []
-    if not all(isinstance(pattern, str) and pattern.strip() for pattern in files):
-        part.fail("files", "must be a list of file-name patterns, such as ['*functions*']")
-    weight = part.get("weight", (int, float))
-    if weight is not None and weight <= 0:
-        part.fail("weight", f"must be positive, not {weight}")
-    code.reject_unknown(
-        {
-            "tests",
-            "template",
-            "seed",
-            "call_seconds",
-            "timing_seconds",
-            "loop_factor",
-            "loop_deduction",
-            "step",
-            "imports",
-        }
-    )
-    part.reject_unknown({"name", "kind", "title", "files", "weight", "formats", "code", "questions"})
+    files = part.get("files") or []
+    weight = part.get("weight")
     return Part(
         name=name,
-        title=part.get("title", str) or name,
+        title=part.get("title") or name,
         data=DataSpec(),
         evaluation=EvaluationSpec(),
         marking=Points(spec.max_score),
@@ -945,25 +859,11 @@ def _parse_code_part(part: _Reader, entry: dict[str, Any], name: str, path: str)
 
 
 def _parse_question(question: _Reader, defaults: dict[str, Fraction]) -> Question:
-    name = question.get("name", str, required=True)
-    if not _PART_NAME.match(name):
-        question.fail("name", f"is {name!r}: use lower-case letters, digits and '_', starting with a letter")
-    functions = question.get("functions", list, required=True)
-    if not functions or not all(isinstance(f, str) and f.isidentifier() for f in functions):
-        question.fail("functions", "must list the function's accepted names, the template's first: ['relu']")
-    points = question.get("points", (int, float), required=True)
-    if points <= 0:
-        question.fail("points", f"must be positive, not {points}")
-    step = question.get("step", (int, float))
-    deduction = question.get("loop_deduction", (int, float))
-    if deduction is not None and deduction < 0:
-        question.fail("loop_deduction", f"must be 0 or more, not {deduction}")
-    if step is not None and step <= 0:
-        question.fail("step", f"must be positive, not {step}")
-    question.reject_unknown({"name", "title", "functions", "points", "rule", "step", "loop_deduction"})
+    name, functions, points = question.get("name"), question.get("functions"), question.get("points")
+    step, deduction = question.get("step"), question.get("loop_deduction")
     return Question(
         name=name,
-        title=question.get("title", str) or name,
+        title=question.get("title") or name,
         functions=tuple(functions),
         points=Fraction(str(points)),
         rule=question.choice("rule", CODE_RULES, "all"),
@@ -978,34 +878,22 @@ def _parse_data(data: _Reader) -> DataSpec:
         if key not in data.values:
             data.fail(key, f"is missing: give it for the part's images (for example {example})")
     defaults = DataSpec()
-    shape = data.shape("image_shape", defaults.image_shape)
-    if len(shape) not in (2, 3):
-        data.fail("image_shape", "must be [height, width] or [height, width, channels]")
-    classes = data.positive_int("classes", defaults.classes)
-    if classes < 2:
-        data.fail("classes", "must be at least 2")
-    names = data.get("class_names", list) or []
-    if names and (len(names) != classes or not all(isinstance(n, str) and n for n in names)):
+    shape = tuple(data.get("image_shape"))
+    classes = data.get("classes")
+    names = data.get("class_names") or []
+    if names and len(names) != classes:
         data.fail("class_names", f"must be {classes} names, one per class, in label order")
-    if len(set(names)) != len(names):
-        data.fail("class_names", "repeat a name: give each class its own")
-    scale = data.get("scale", (int, float))
-    if scale is not None and scale <= 0:
-        data.fail("scale", f"must be positive, not {scale}")
+    scale = data.get("scale")
     channels = shape[2] if len(shape) == 3 else 1
-    mean, std = data.numbers("mean"), data.numbers("std")
+    mean, std = (tuple(float(v) for v in data.get(key, ())) for key in ("mean", "std"))
     if bool(mean) != bool(std):
         given, missing = ("std", "mean") if std else ("mean", "std")
         data.fail(missing, f"is missing: give it with {given}, as PyTorch's Normalize(mean, std) takes both")
     for key, values in (("mean", mean), ("std", std)):
         if values and len(values) != channels:
             data.fail(key, f"needs one number per channel ({channels}), not {len(values)}")
-    if any(value <= 0 for value in std):
-        data.fail("std", "must be positive")
-    public = data.get("public", str) or ""
-    if public and public not in PUBLIC_SETS:
-        data.fail("public", f"is {public!r}; choose one of: {', '.join(PUBLIC_SETS)}")
-    pattern = data.get("label_pattern", str) or ""
+    public = data.get("public") or ""
+    pattern = data.get("label_pattern") or ""
     if pattern:
         try:
             compiled = re.compile(pattern)
@@ -1013,11 +901,9 @@ def _parse_data(data: _Reader) -> DataSpec:
             data.fail("label_pattern", f"is not a regular expression ({error})")
         if compiled.groups < 1:
             data.fail("label_pattern", "needs a group that holds the label, such as '^(?P<label>[0-9])_'")
-    resize = data.flag("resize")
-    data.reject_unknown(set(DataSpec.__dataclass_fields__))
     return DataSpec(
         label_pattern=pattern,
-        resize=bool(resize),
+        resize=bool(data.get("resize", False)),
         image_shape=shape,
         classes=classes,
         class_names=tuple(names),
@@ -1027,10 +913,6 @@ def _parse_data(data: _Reader) -> DataSpec:
         layout=data.choice("layout", LAYOUTS, defaults.layout),
         public=public,
     )
-
-
-# The public test sets keras's loader can fetch for `grade check` (see grader.courseworks.datasets).
-PUBLIC_SETS = ("mnist", "cifar10")
 
 
 def _parse_evaluation(evaluation: _Reader, data: DataSpec) -> EvaluationSpec:
@@ -1047,45 +929,37 @@ def _parse_evaluation(evaluation: _Reader, data: DataSpec) -> EvaluationSpec:
         feed=feed,
         input_mode=evaluation.choice("input_mode", INPUT_MODES, defaults.input_mode),
         by_rank=_parse_by_rank(evaluation, data) if feed == "by-rank" else (),
-        batch_size=evaluation.positive_int("batch_size", defaults.batch_size),
-        time_limit_seconds=evaluation.positive_number("time_limit_seconds", defaults.time_limit_seconds),
+        batch_size=evaluation.get("batch_size", defaults.batch_size),
+        time_limit_seconds=float(evaluation.get("time_limit_seconds", defaults.time_limit_seconds)),
         nonfinite_policy=evaluation.choice("nonfinite_policy", POLICIES, defaults.nonfinite_policy),
         output_width_policy=evaluation.choice("output_width_policy", POLICIES, defaults.output_width_policy),
-        tie_flag_share=evaluation.share("tie_flag_share", defaults.tie_flag_share),
-        name=evaluation.get("name", str) or defaults.name,
-        compiles_on_load=evaluation.flag("compiles_on_load", defaults.compiles_on_load),
-        script=evaluation.flag("script", defaults.script),
+        tie_flag_share=float(evaluation.get("tie_flag_share", defaults.tie_flag_share)),
+        name=evaluation.get("name") or defaults.name,
+        compiles_on_load=bool(evaluation.get("compiles_on_load", defaults.compiles_on_load)),
+        script=bool(evaluation.get("script", defaults.script)),
     )
     if feed != "by-rank" and "by_rank" in evaluation.values:
         evaluation.fail("by_rank", f"is used only with feed = 'by-rank' (this part's feed is {feed!r}): remove it")
-    evaluation.reject_unknown(set(EvaluationSpec.__dataclass_fields__))
     return spec
 
 
 def _parse_by_rank(evaluation: _Reader, data: DataSpec) -> tuple[RankFeed, ...]:
     """feed = 'by-rank''s steps: [[evaluation.by_rank]] tables of name, rank_above (default 0) and shape."""
     example = "[[evaluation.by_rank]] name = 'CNN', rank_above = 2, shape = [28, 28, 1]"
-    raw = evaluation.get("by_rank", list)
-    if not raw or not all(isinstance(entry, dict) for entry in raw):
+    raw = evaluation.get("by_rank")
+    if not raw:
         evaluation.fail("by_rank", f"is missing: feed = 'by-rank' needs its steps as tables, such as {example}")
     steps = []
     for index, entry in enumerate(raw):
         step = _Reader(entry, evaluation.path, f"{evaluation.prefix}.by_rank[{index}]")
-        name = step.get("name", str, required=True)
-        shape = step.shape("shape", ())
-        if not shape:
-            step.fail("shape", "is missing: one image's shape as this step feeds it, such as [784]")
+        name, shape = step.get("name"), tuple(step.get("shape"))
         if math.prod(shape) != data.values:
             step.fail(
                 "shape",
                 f"{list(shape)} holds {math.prod(shape)} values but one image of {list(data.image_shape)} "
                 f"holds {data.values}",
             )
-        rank_above = step.get("rank_above", int)
-        if rank_above is not None and (isinstance(rank_above, bool) or rank_above < 0):
-            step.fail("rank_above", f"must be a whole number, 0 or more, not {rank_above!r}")
-        step.reject_unknown(set(RankFeed.__dataclass_fields__))
-        steps.append(RankFeed(name=name, shape=shape, rank_above=rank_above or 0))
+        steps.append(RankFeed(name=name, shape=shape, rank_above=step.get("rank_above", 0)))
     return tuple(steps)
 
 
@@ -1095,7 +969,7 @@ def _parse_marking(
     """A part's marking: [marking] scheme = 'bands' with [[bands]] (the default when bands are given), or
     scheme = 'linear' with min_accuracy, full_accuracy, rounding and step."""
     scheme = marking.choice("scheme", SCHEMES, "bands" if raw_bands is not None or not marking.values else "")
-    given_max = marking.get("max_score", (int, float))
+    given_max = marking.get("max_score")
     if given_max is not None:
         max_score = given_max
     if max_score is None:
@@ -1115,7 +989,7 @@ def _parse_marking(
     if low >= high:
         marking.fail("full_accuracy", f"must be above min_accuracy ({float(low):g}%)")
     rounding = marking.choice("rounding", ROUNDINGS, "none")
-    step_value = marking.get("step", (int, float))
+    step_value = marking.get("step")
     step = Fraction(str(step_value)) if step_value is not None else None
     if rounding != "none":
         if step is None or step <= 0:
@@ -1132,27 +1006,24 @@ def _parse_marking(
 def _parse_signoff(marking: _Reader, max_score: int | float) -> Signoff:
     """[[marking.rules]]: label, score, and optional conditions architecture and min_accuracy; best first,
     the last with no condition."""
-    raw = marking.get("rules", list, required=True)
-    if not raw or not all(isinstance(entry, dict) for entry in raw):
-        marking.fail("rules", "must be an array of tables: [[marking.rules]] label = 'S+' score = 2 ...")
+    raw = marking.get("rules", required=True)
     rules = []
     for index, entry in enumerate(raw):
         rule = _Reader(entry, marking.path, f"{marking.prefix}.rules[{index}]")
-        label = rule.get("label", str, required=True).strip()
+        label = rule.get("label").strip()
         if not label:
             rule.fail("label", "must not be empty")
-        score = rule.get("score", (int, float), required=True)
+        score = rule.get("score")
         if not 0 <= score <= max_score:
             rule.fail("score", f"is {score}, outside 0 .. max_score ({max_score})")
         minimum = rule.percent("min_accuracy") if "min_accuracy" in entry else None
-        rule.reject_unknown({"label", "score", "architecture", "min_accuracy", "says"})
         rules.append(
             Rule(
                 label=label,
                 score=score,
                 architecture=rule.choice("architecture", ARCHITECTURE_CONDITIONS, "any"),
                 min_accuracy=minimum,
-                says=rule.get("says", str) or "",
+                says=rule.get("says") or "",
             )
         )
     labels = [rule.label for rule in rules]
@@ -1187,29 +1058,26 @@ def _parse_architecture(
             )
         return None
     spec = _Reader(table, owner.path, where)
-    raw = spec.get("layers", list, required=True)
-    if not raw or not all(isinstance(entry, dict) for entry in raw):
-        spec.fail("layers", "must be an array of tables: [[architecture.layers]] kind = 'Conv2D' filters = 32 ...")
+    raw = spec.get("layers")
     layers = tuple(_parse_layer_spec(_Reader(entry, owner.path, f"{where}.layers[{i}]")) for i, entry in enumerate(raw))
     default_shape = input_shapes[0] if input_shapes else (*data.image_shape, *((1,) if data.channels == 1 else ()))
-    shape = spec.shape("input_shape", default_shape)
-    ignore = spec.get("ignore", list) or []
+    shape = tuple(spec.get("input_shape", default_shape))
+    ignore = spec.get("ignore") or []
     for kind in ignore:
-        if not isinstance(kind, str) or (kind not in KERAS_LAYERS and kind not in ALIASES):
+        if kind not in KERAS_LAYERS and kind not in ALIASES:
             spec.fail("ignore", f"holds {kind!r}, not a Keras layer class (such as 'Reshape')")
-    spec.reject_unknown({"policy", "document", "source", "input_shape", "layers", "ignore"})
     return ArchitectureSpec(
         layers=layers,
         policy=spec.choice("policy", ARCHITECTURE_POLICIES, "flag"),
         input_shape=tuple(shape),
-        document=spec.get("document", str) or "the assignment",
-        source=spec.get("source", str) or "",
+        document=spec.get("document") or "the assignment",
+        source=spec.get("source") or "",
         ignore=tuple(ignore),
     )
 
 
 def _parse_layer_spec(layer: _Reader) -> LayerSpec:
-    kind = layer.get("kind", str, required=True)
+    kind = layer.get("kind")
     if kind not in KERAS_LAYERS and kind not in ALIASES:
         layer.fail("kind", f"is {kind!r}, not a Keras layer class (such as 'Conv2D', 'MaxPooling2D', 'Dense')")
     settings: list[tuple[str, Any]] = []
@@ -1217,47 +1085,21 @@ def _parse_layer_spec(layer: _Reader) -> LayerSpec:
         if key not in layer.values:
             continue
         value = layer.values[key]
-        if key in ("filters", "units"):
-            if not _positive_int(value):
-                layer.fail(key, f"must be a positive integer, not {value!r}")
-        elif key in ("kernel_size", "strides", "pool_size"):
-            sizes = value if isinstance(value, list) else [value]
-            if not sizes or not all(_positive_int(size) for size in sizes):
-                layer.fail(key, f"must be a positive integer or a list of them, such as 3 or [3, 3], not {value!r}")
-            value = tuple(sizes) if isinstance(value, list) else value
-        elif key == "padding":
-            if value not in PADDINGS:
-                layer.fail(key, f"is {value!r}; choose one of: {', '.join(PADDINGS)}")
+        if key in ("kernel_size", "strides", "pool_size") and isinstance(value, list):
+            value = tuple(value)
         elif key == "activation":
-            names = value if isinstance(value, list) else [value]
-            if not names or not all(isinstance(name, str) and name for name in names):
-                layer.fail(key, f"must be a name or a list of accepted names, such as 'relu', not {value!r}")
-            value = tuple(name.lower() for name in names)
-        elif key == "rate":
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-                layer.fail(key, f"must be a number from 0 up to (not including) 1, not {value!r}")
-        elif key == "use_bias" and not isinstance(value, bool):
-            layer.fail(key, f"must be true or false, not {value!r}")
+            value = tuple(name.lower() for name in (value if isinstance(value, list) else [value]))
         settings.append((key, value))
-    layer.reject_unknown({"kind", "says", *SETTINGS})
-    return LayerSpec(kind=kind, settings=tuple(settings), says=layer.get("says", str) or "")
+    return LayerSpec(kind=kind, settings=tuple(settings), says=layer.get("says") or "")
 
 
 def _parse_bands(owner: _Reader, raw: Any, max_score: int | float, key: str) -> tuple[Band, ...]:
     if raw is None:
         owner.fail(key, "is missing: give the mark table as [[bands]] entries with range and score")
-    if not isinstance(raw, list) or not raw:
-        owner.fail(key, "must be a non-empty array of tables: [[bands]] range = '[97, 100]' score = 20")
     bands = []
     for index, entry in enumerate(raw):
         where = f"{key}[{index}]"
-        if not isinstance(entry, dict) or set(entry) != {"range", "score"}:
-            owner.fail(where, "must have exactly two keys: range (a string) and score (a number)")
         text, score = entry["range"], entry["score"]
-        if not isinstance(text, str):
-            owner.fail(f"{where}.range", "must be a string such as '[96.5, 97)'")
-        if isinstance(score, bool) or not isinstance(score, int | float):
-            owner.fail(f"{where}.score", "must be a number")
         if not 0 <= score <= max_score:
             owner.fail(f"{where}.score", f"is {score}, outside 0 .. max_score ({max_score})")
         try:
@@ -1274,12 +1116,10 @@ def _parse_bands(owner: _Reader, raw: Any, max_score: int | float, key: str) -> 
     return tuple(bands)
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
 class _Reader:
-    """Typed access to one TOML table, with errors that name the file, the key and the fix."""
+    """One table of a file the schema has validated (grader.courseworks.schema): its values with their defaults,
+    and errors that name the file, the key and the fix for what only grader can judge (one key against another,
+    a key that several tables fill in)."""
 
     def __init__(self, table: dict[str, Any], path: str, prefix: str = "") -> None:
         self.values, self.path, self.prefix = table, path, prefix
@@ -1288,87 +1128,26 @@ class _Reader:
         dotted = f"{self.prefix}.{key}" if self.prefix else key
         raise AssignmentError(f"{self.path}: {dotted} {problem}")
 
-    def get(self, key: str, kind: Any, *, required: bool = False) -> Any:
-        if key not in self.values:
-            if required:
-                self.fail(key, "is missing")
-            return None
-        value = self.values[key]
-        if isinstance(value, bool) or not isinstance(value, kind):
-            expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            self.fail(key, f"must be of type {expected}, not {type(value).__name__} ({value!r})")
-        return value
-
-    def flag(self, key: str, default: bool = False) -> bool:
-        if key not in self.values:
-            return default
-        value = self.values[key]
-        if not isinstance(value, bool):
-            self.fail(key, f"must be true or false, not {value!r}")
-        return value
+    def get(self, key: str, default: Any = None, *, required: bool = False) -> Any:
+        if key not in self.values and required:
+            self.fail(key, "is missing")
+        return self.values.get(key, default)
 
     def table(self, key: str, *, required: bool = False) -> dict[str, Any]:
-        value = self.get(key, dict, required=required)
-        return value or {}
+        return dict(self.get(key, {}, required=required))
 
-    def positive_int(self, key: str, default: int) -> int:
-        value = self.get(key, int)
-        if value is None:
-            return default
-        if value <= 0:
-            self.fail(key, f"must be a positive integer, not {value}")
-        return value
-
-    def positive_number(self, key: str, default: float) -> float:
-        value = self.get(key, (int, float))
-        if value is None:
-            return default
-        if value <= 0:
-            self.fail(key, f"must be positive, not {value}")
-        return float(value)
-
-    def share(self, key: str, default: float) -> float:
-        value = self.get(key, (int, float))
-        if value is None:
-            return default
-        if not 0 <= value <= 1:
-            self.fail(key, f"must be a share between 0 and 1 (0.01 is 1%), not {value}")
-        return float(value)
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        """One of `choices` (the schema has checked it is), else `default`; with no default, a required choice."""
+        if key not in self.values and not default:
+            self.fail(key, f"is missing; choose one of: {', '.join(choices)}")
+        return str(self.get(key, default))
 
     def percent(self, key: str) -> Fraction:
         """A required accuracy in percent, read exactly as written (96.5 is 193/2)."""
-        value = self.get(key, (int, float), required=True)
-        if not 0 <= value <= 100:
-            self.fail(key, f"must be a percentage from 0 to 100, not {value}")
-        return Fraction(str(value))
-
-    def numbers(self, key: str) -> tuple[float, ...]:
-        value = self.get(key, list)
-        if value is None:
-            return ()
-        if not value or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
-            self.fail(key, f"must be a list of numbers, such as [0.1307], not {value!r}")
-        return tuple(float(v) for v in value)
-
-    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.get(key, str)
-        if value is None:
-            if not default:
-                self.fail(key, f"is missing; choose one of: {', '.join(choices)}")
-            return default
-        if value not in choices:
-            self.fail(key, f"is {value!r}; choose one of: {', '.join(choices)}")
-        return value
-
-    def shape(self, key: str, default: tuple[int, ...]) -> tuple[int, ...]:
-        value = self.get(key, list)
-        if value is None:
-            return default
-        if not value or not all(_positive_int(v) for v in value):
-            self.fail(key, f"must be a list of positive integers, such as [28, 28, 1], not {value!r}")
-        return tuple(value)
+        return Fraction(str(self.get(key, required=True)))
 
     def reject_unknown(self, known: set[str]) -> None:
+        """Keys the schema takes that this table, as its other keys make it, does not (a marking's scheme)."""
         for key in self.values:
             if key not in known:
                 self.fail(key, f"is not a known key; known keys here: {', '.join(sorted(known))}")
