@@ -8,6 +8,8 @@ from grader.formats.base import ModelFormat
 
 class CodeFormat(ModelFormat):
     code = True
+    cells = False
+    "Whether the file is a notebook, whose code cells the code worker reads (a .py file is read whole)."
 
 
 class Python(CodeFormat):
@@ -20,6 +22,7 @@ class Python(CodeFormat):
 
 class Notebook(CodeFormat):
     name = "notebook"
+    cells = True
     suffixes = (".ipynb",)
     described = "a Jupyter notebook (.ipynb)"
     short = "notebook"

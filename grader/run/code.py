@@ -11,6 +11,7 @@ from pathlib import Path
 from grader import formats
 from grader.evaluation.code import CodeRun, CodeTests, evaluate_code, load_tests
 from grader.evaluation.staging import StagingError, stage
+from grader.formats.code import CodeFormat
 from grader.run.context import RunContext
 from grader.run.record import Recorder
 from grader.run.rows import Rows
@@ -58,6 +59,12 @@ def grade_code(context: RunContext, recorder: Recorder, rows: Rows, units: list[
             recorder.record_code(pending[key], answer, time.monotonic() - started)
 
 
+def notebook(file_name: str) -> bool:
+    """Whether a code file is a notebook (its format says so), whose code cells are what the worker runs."""
+    found = formats.named(formats.format_of(file_name) or "python")
+    return isinstance(found, CodeFormat) and found.cells
+
+
 def _tests(context: RunContext, unit: Unit) -> CodeTests:
     """The part's test module, loaded here (the instructor's), with its reference functions timed in the sandbox."""
     spec = unit.part.code
@@ -81,7 +88,7 @@ def _stage(unit: Unit, folder: Path) -> CodeRun | str:
     os.chmod(folder / name, 0o444)
     return CodeRun(
         path=folder / name,
-        notebook=name.endswith(".ipynb"),
+        notebook=notebook(name),
         functions={question.name: list(question.functions) for question in spec.questions},
         call_seconds=spec.call_seconds,
         timing_seconds=spec.timing_seconds,
