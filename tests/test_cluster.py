@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -313,6 +314,48 @@ def test_a_worker_that_joins_mid_run_gets_the_images() -> None:
             assert held == images["images-test"].tobytes(), address
     finally:
         scheduler.close()
+
+
+def _plugins(dask_scheduler: Any) -> list[str]:
+    return [str(name) for name in dask_scheduler.worker_plugins]
+
+
+def _clients(dask_scheduler: Any) -> list[str]:
+    return [str(name) for name in dask_scheduler.clients]
+
+
+def test_a_killed_coordinators_plugin_is_forgotten_by_the_next_run() -> None:
+    """A coordinator that dies mid-run never unregisters its plugin, which holds its images and would reach every
+    worker that joins later: the next run to start unregisters it, and leaves a live run's plugin alone."""
+    from distributed import LocalCluster
+
+    from grader.evaluation.cluster import ClusterScheduler
+    from grader.evaluation.scheduler import Budget
+
+    images = {"images-test": np.arange(28 * 28 * 2, dtype=np.uint8).reshape(2, 28, 28)}
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        runs = [
+            ClusterScheduler(cluster.scheduler_address, isolation="process", images=images, budget=Budget(60))
+            for _ in range(3)
+        ]
+        killed, live, starting = runs
+        try:
+            killed.start(1)
+            live.start(1)
+            gone = killed.plugin
+            killed.client.close()  # as a killed coordinator leaves it: the plugin still registered
+            deadline = time.monotonic() + 60
+            while gone.removeprefix("grader-") in live.client.run_on_scheduler(_clients):
+                assert time.monotonic() < deadline, "the scheduler never saw the killed coordinator's client go"
+                time.sleep(0.2)
+            assert gone in live.client.run_on_scheduler(_plugins)
+            starting.start(1)
+            plugins = set(starting.client.run_on_scheduler(_plugins))
+            assert gone not in plugins and {live.plugin, starting.plugin} <= plugins
+        finally:
+            killed.client = None
+            for run in (live, starting):
+                run.close()
 
 
 # Trust: who may join, what the coordinator accepts ----------------------------------------------------------

@@ -271,6 +271,17 @@ def images_digest(images: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(images, dtype=np.uint8).tobytes()).hexdigest()
 
 
+def _gone_runs_plugins(dask_scheduler: Any) -> list[str]:
+    """On the scheduler: the names of grader plugins whose run's client is no longer connected."""
+    prefix = f"{PLUGIN}-Client-"
+    live = set(dask_scheduler.clients)
+    return [
+        str(name)
+        for name in dask_scheduler.worker_plugins
+        if str(name).startswith(prefix) and str(name).removeprefix(f"{PLUGIN}-") not in live
+    ]
+
+
 def _plugin(name: str) -> GraderPlugin:
     from distributed import get_worker
 
@@ -374,9 +385,10 @@ class ClusterScheduler:
         for info in workers.values():
             host = str(info.get("host", ""))
             per_host[host] = per_host.get(host, 0) + 1
-        # A plugin of this run's own: two runs sharing a cluster (two courseworks graded at once) each keep
-        # their own warm child per worker, and neither replaces the other's mid-run.
-        self.plugin = f"{PLUGIN}-{uuid.uuid4().hex[:12]}"
+        # A plugin of this run's own, named for its client: two runs sharing a cluster (two courseworks graded at
+        # once) each keep their own warm child per worker, and neither replaces the other's mid-run.
+        self.plugin = f"{PLUGIN}-{self.client.id}"
+        self._forget_gone_runs()
         self._digests = {name: images_digest(images) for name, images in self.images.items()}
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sending large graph")  # the images, once per worker
@@ -386,6 +398,19 @@ class ClusterScheduler:
             )
         self._workers: set[str] = set()
         self._admit(set(workers), warm=True)
+
+    def _forget_gone_runs(self) -> None:
+        """Unregister the plugins of runs whose coordinator has gone without closing (killed mid-run): a plugin
+        stays on the scheduler until it is unregistered, and would carry that run's images to every worker that
+        joins. A run's plugin is named for its client, so a plugin whose client the scheduler no longer knows is
+        one no run will use again."""
+        try:
+            gone = self.client.run_on_scheduler(_gone_runs_plugins)
+        except Exception:  # a scheduler that refuses to run it: the plugins stay, as they did before
+            return
+        for name in gone:
+            with contextlib.suppress(Exception):
+                self.client.unregister_worker_plugin(name)
 
     def _admit(self, workers: set[str], *, warm: bool = False) -> None:
         """Ask new workers whether they can sandbox (and, at the start, start the TensorFlow child of each that
