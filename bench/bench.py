@@ -272,6 +272,87 @@ def machine() -> str:
     )
 
 
+MATMUL = """
+import json, os, sys, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import tensorflow as tf
+cores = os.cpu_count() or 1
+tf.config.threading.set_intra_op_parallelism_threads(cores)
+tf.config.threading.set_inter_op_parallelism_threads(1)
+n = 2048
+a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
+product = tf.function(lambda: tf.matmul(a, b))
+product().numpy()
+best = 0.0
+for _ in range(5):
+    started = time.perf_counter()
+    for _ in range(4):
+        product().numpy()
+    best = max(best, 4 * n**3 / (time.perf_counter() - started))
+print("MATMUL=" + json.dumps({"macs_per_second": best, "cores": cores}))
+"""
+
+
+def matmul_rate() -> float:
+    """TensorFlow's own fp32 matmul rate on every core of this machine (multiply-adds per second, the best of five
+    rounds of four 2048x2048 products)."""
+    done = subprocess.run([sys.executable, "-c", MATMUL], capture_output=True, text=True, check=True)
+    line = next(line for line in done.stdout.splitlines() if line.startswith("MATMUL="))
+    return float(json.loads(line.removeprefix("MATMUL="))["macs_per_second"])
+
+
+def floor_and_overheads(out: Path, images: int, rate: float) -> tuple[float, float, list[dict]]:
+    """From a run's gradebook: the cohort's multiply-adds (each evaluated model's per image, from its inspection,
+    times the held-out images), the arithmetic floor (those over `rate`), and each evaluation's time apart from its
+    own arithmetic (what grade spends on it beyond the floor: loading, tracing, checking, batching)."""
+    import sqlite3
+
+    db = sqlite3.connect(out / "gradebook.sqlite")
+    macs = {
+        sha: int(json.loads(result).get("multiply_adds") or 0)
+        for sha, result in db.execute("SELECT sha256, result FROM inspections")
+    }
+    rows = []
+    for sha, seconds, answer in db.execute("SELECT sha256, seconds, answer FROM evaluations WHERE status='answered'"):
+        told = json.loads(answer or "{}")
+        arithmetic = macs.get(sha, 0) * images / rate * (os.cpu_count() or 1)  # one single-threaded worker
+        rows.append(
+            {
+                "macs": macs.get(sha, 0),
+                "seconds": seconds,
+                "arithmetic": arithmetic,
+                "overhead": seconds - arithmetic,
+                **{key: told.get(key, 0.0) for key in ("load_seconds", "trace_seconds", "check_seconds")},
+                "predict_seconds": told.get("predict_seconds", 0.0),
+                "compiled": bool(told.get("compiled")),
+            }
+        )
+    total = sum(macs.get(sha, 0) for (sha,) in db.execute("SELECT sha256 FROM evaluations")) * images
+    return total, total / rate, rows
+
+
+def report_floor(out: Path, images: int, grade_seconds: float) -> None:
+    rate = matmul_rate()
+    total, floor, rows = floor_and_overheads(out, images, rate)
+    print(
+        f"arithmetic floor: {total / 1e9:,.0f} GMAC at TensorFlow's fp32 matmul rate on every core, "
+        f"{rate / 1e9:.0f} GMAC/s: {floor:.1f} s; grade took {grade_seconds / floor:.2f}x the floor"
+    )
+    small = sorted(rows, key=lambda row: row["macs"])[: max(1, len(rows) // 4)]
+    if small:
+        median = sorted(row["overhead"] for row in small)[len(small) // 2]
+        parts = {
+            key: sum(row[key] for row in small) / len(small)
+            for key in ("load_seconds", "trace_seconds", "check_seconds", "predict_seconds")
+        }
+        print(
+            f"per-model overhead, the smallest quarter of models ({len(small)}, up to {small[-1]['macs']:,} MAC "
+            f"per image): median {median:.3f} s beyond their arithmetic (mean load {parts['load_seconds']:.3f}, "
+            f"trace {parts['trace_seconds']:.3f}, check {parts['check_seconds']:.3f}, predict "
+            f"{parts['predict_seconds']:.3f} s; compiled {sum(row['compiled'] for row in small)} of {len(small)})"
+        )
+
+
 def speed(args: argparse.Namespace, work: Path) -> None:
     heldout = build_heldout(work)
     print(f"machine: {machine()}")
@@ -289,6 +370,7 @@ def speed(args: argparse.Namespace, work: Path) -> None:
     shutil.rmtree(out, ignore_errors=True)
     grade_seconds, peak, _ = run_grade(work / "submissions", heldout, out, *args.grade_args)
     print(f"grade (cold): {grade_seconds:.1f} s, peak memory {peak:.2f} GB", flush=True)
+    report_floor(out, 12_000, grade_seconds)
     again, _, _ = run_grade(work / "submissions", heldout, out, *args.grade_args)
     print(f"grade again (everything cached): {again:.2f} s", flush=True)
     warm = warm_process(cohort, heldout)

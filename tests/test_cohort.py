@@ -124,6 +124,19 @@ def test_reports_for_every_student(graded, rows: dict) -> None:
             assert f"the coursework's feeding rule says\n<strong>{net_type}</strong>" in html
 
 
+def test_each_model_is_predicted_by_one_compiled_pass_checked_against_net_predict(graded, rows: dict) -> None:
+    """Keras models are predicted through one compiled forward pass (traced once for every batch size), used only
+    where it gives net.predict's outputs bit for bit; the record times loading, tracing, that check and the
+    prediction apart. The batch-dependent model (200013) goes the same way and is still caught."""
+    for student in ("200001", "200002", "200012", "200013"):
+        evaluation = json.loads((graded.out / student / "report.json").read_text())["evaluation"]
+        assert evaluation["compiled"] is True, student
+        assert all(
+            evaluation[key] >= 0 for key in ("load_seconds", "trace_seconds", "check_seconds", "predict_seconds")
+        )
+    assert rows["200013"]["reason"].startswith("batch size: the model's outputs depend on the other images")
+
+
 def test_gradebook_holds_the_run(graded) -> None:
     """The SQLite gradebook holds the completed run, each result, and the evaluations with predictions."""
     db = sqlite3.connect(graded.out / "gradebook.sqlite")

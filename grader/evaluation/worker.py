@@ -51,8 +51,9 @@ BATCH_DRIFT = 1e-3
 NEAR_TIE_SAFETY = 10
 MIN_NEAR_TIE = 1e-4
 # What the worker computes from a file; part of every stored evaluation's key, so a change to it
-# evaluates every file again instead of reusing what an older worker stored. (4: a Lambda's attempts.)
-REVISION = 4
+# evaluates every file again instead of reusing what an older worker stored. (4: a Lambda's attempts; 5: one
+# compiled forward pass per model, checked against net.predict, with its trace and check timed.)
+REVISION = 5
 COLLECT_EVERY = 8
 MAX_OUTPUT_COLUMNS = 4096
 OUTPUT_DTYPES = ("float16", "float32", "float64")
@@ -242,7 +243,12 @@ class Worker:
                 "channels_repeated": adapted[1],
             }
             answer["fed_shape"] = [count, *adapted[0]]
-        answer["predict_seconds"] = round(time.perf_counter() - started, 3)
+        batches = answer["batches"]
+        # Timed apart: tracing the compiled pass, checking it against net.predict, and predicting.
+        answer["compiled"] = bool(batches.pop("direct", False))
+        spent = {key: float(batches.pop(key)) for key in ("trace_seconds", "check_seconds") if key in batches}
+        answer.update({key: round(value, 3) for key, value in spent.items()})
+        answer["predict_seconds"] = round(time.perf_counter() - started - sum(spent.values()), 3)
         return {**answer, **_encode_outputs(outputs, count)}
 
     def reset(self) -> None:
@@ -319,20 +325,23 @@ def _repeated(x: np.ndarray, shape: tuple[int, ...], repeat: int) -> np.ndarray:
 def _predict_as_official(net: Any, x: np.ndarray, request: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
     """Outputs whose classes equal the official script's net.predict(x) at its batch size, computed faster.
 
-    The whole set is predicted in large batches. Then the first, middle and last official batches (32
-    images, in order) are predicted again exactly as the official script predicts them, as probes of how
-    far the two batch sizes' outputs drift apart. A drift beyond rounding (BATCH_DRIFT) means the model's
-    outputs depend on the other images in its batch: the whole set is predicted at the official batch
-    size. Otherwise every official batch holding an image whose top two outputs lie within the near-tie
-    margin (from the largest drift measured, see NEAR_TIE_SAFETY), or a NaN, is predicted again the
-    official way, and those outputs are kept; a batch that drifts further widens the margin and brings
-    in the batches the wider margin reaches. The answer says how many batches were re-run, the drift and
-    margin, and which images changed class.
+    The model's forward pass is compiled once for every batch size (Direct), and used only where it gives, bit
+    for bit, what net.predict gives on the first and the last official batch; otherwise net.predict itself runs
+    throughout. The whole set is predicted in large batches. Then the first, middle and last official batches
+    (32 images, in order) are predicted again exactly as the official script predicts them, as probes of how far
+    the two batch sizes' outputs drift apart. A drift beyond rounding (BATCH_DRIFT) means the model's outputs
+    depend on the other images in its batch: the whole set is predicted at the official batch size. Otherwise
+    every official batch holding an image whose top two outputs lie within the near-tie margin (from the largest
+    drift measured, see NEAR_TIE_SAFETY), or a NaN, is predicted again the official way, and those outputs are
+    kept; a batch that drifts further widens the margin and brings in the batches the wider margin reaches. The
+    answer says how many batches were re-run, the drift and margin, which images changed class, and whether the
+    compiled pass was used (with its trace and check times).
     """
     official = int(request["batch_size"])
     fast = max(official, int(request.get("fast_batch_size") or official))
-    outputs = np.array(net.predict(x, batch_size=fast, verbose=0), copy=True)
-    facts: dict[str, Any] = {"official": official, "fast": fast, "rechecked": 0, "changed": []}
+    predict, facts = _predictor(net, x, official)
+    outputs = np.array(predict(x, fast), copy=True)
+    facts.update({"official": official, "fast": fast, "rechecked": 0, "changed": []})
     if fast == official or outputs.ndim != 2 or outputs.shape[0] != x.shape[0] or outputs.shape[1] < 2:
         return outputs, facts
     total = -(-x.shape[0] // official)
@@ -344,14 +353,14 @@ def _predict_as_official(net: Any, x: np.ndarray, request: dict[str, Any]) -> tu
     while pending:
         if len(checked | pending) * 4 > total:
             # Near-ties everywhere (a model gone to NaN, constant outputs): one official pass beats many.
-            return _official_pass(net, x, outputs, facts)
+            return _official_pass(predict, x, outputs, facts)
         for batch in sorted(pending):
             start = batch * official
             stop = min(start + official, x.shape[0])
-            exact = np.asarray(net.predict(x[start:stop], batch_size=official, verbose=0))
+            exact = np.asarray(predict(x[start:stop], official))
             seen = batch_drift(exact, outputs[start:stop])
             if seen > BATCH_DRIFT:
-                return _official_pass(net, x, outputs, facts)
+                return _official_pass(predict, x, outputs, facts)
             drift = max(drift, seen)
             facts["changed"].extend(start + index for index in _flipped(exact, outputs[start:stop]))
             corrected[start:stop] = exact
@@ -361,6 +370,69 @@ def _predict_as_official(net: Any, x: np.ndarray, request: dict[str, Any]) -> tu
     facts.update(rechecked=len(checked), drift=drift, margin=margin)
     facts["changed"].sort()
     return corrected, facts
+
+
+def _predictor(net: Any, x: np.ndarray, official: int) -> tuple[Any, dict[str, Any]]:
+    """How this model's batches are predicted: predict(images, batch_size) -> outputs. The compiled forward pass
+    where it equals net.predict bit for bit on the first and the last official batch (its own batch shapes:
+    a full one and the remainder), else net.predict; and the facts of that choice."""
+
+    def keras_predict(images: np.ndarray, batch_size: int) -> np.ndarray:
+        return np.asarray(net.predict(images, batch_size=batch_size, verbose=0))
+
+    direct = Direct.of(net, x)
+    if direct is None:
+        return keras_predict, {"direct": False}
+    facts: dict[str, Any] = {"trace_seconds": round(direct.trace_seconds, 4)}
+    started = time.perf_counter()
+    # The first official batch and the last (a remainder, when the set does not divide): one net.predict call,
+    # whose batches are those two, against the compiled pass on the same batches.
+    count = x.shape[0]
+    last = (count - 1) // official * official
+    sample = x[: min(official, count)] if last == 0 else np.concatenate([x[:official], x[last:]])
+    try:
+        same = _identical(keras_predict(sample, official), direct(sample, official))
+    except BaseException:  # the compiled pass cannot run these images: net.predict says what it says
+        same = False
+    facts.update(direct=same, check_seconds=round(time.perf_counter() - started, 4))
+    return (direct if same else keras_predict), facts
+
+
+class Direct:
+    """A model's forward pass, net(x, training=False), compiled once with the batch axis left open: every batch
+    size runs the same trace (net.predict builds a dataset and callbacks on each call and may trace again for a
+    new batch size, which for a small model costs more than its arithmetic)."""
+
+    def __init__(self, concrete: Any, trace_seconds: float) -> None:
+        self.concrete, self.trace_seconds = concrete, trace_seconds
+
+    @classmethod
+    def of(cls, net: Any, x: np.ndarray) -> Direct | None:
+        """The compiled pass for images shaped as x, or None when the model cannot be called so (several inputs,
+        a layer that refuses a symbolic batch), or when TensorFlow is not what runs it (a net that is not Keras's)."""
+        tf = sys.modules.get("tensorflow")
+        if tf is None or not callable(net):
+            return None
+        started = time.perf_counter()
+        try:
+            spec = tf.TensorSpec([None, *x.shape[1:]], tf.as_dtype(x.dtype))
+            concrete = tf.function(lambda images: net(images, training=False)).get_concrete_function(spec)
+        except BaseException:
+            return None
+        if not isinstance(concrete.structured_outputs, tf.Tensor):
+            return None  # several outputs: net.predict's own handling answers
+        return cls(concrete, time.perf_counter() - started)
+
+    def __call__(self, images: np.ndarray, batch_size: int) -> np.ndarray:
+        parts = [
+            self.concrete(images[start : start + batch_size]).numpy() for start in range(0, images.shape[0], batch_size)
+        ]
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+
+def _identical(a: np.ndarray, b: np.ndarray) -> bool:
+    """The same outputs bit for bit (NaN where both have NaN counts as the same)."""
+    return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b, equal_nan=True))
 
 
 def near_tie_margin(drift: float) -> float:
@@ -393,11 +465,11 @@ def batch_drift(exact: np.ndarray, fast: np.ndarray) -> float:
     return float((difference / scale).max(initial=0.0))
 
 
-def _official_pass(net: Any, x: np.ndarray, fast: np.ndarray, facts: dict[str, Any]) -> tuple[np.ndarray, dict]:
+def _official_pass(predict: Any, x: np.ndarray, fast: np.ndarray, facts: dict[str, Any]) -> tuple[np.ndarray, dict]:
     """The whole set predicted at the official batch size, the images whose class that changed, and
     whether the outputs differ by more than rounding (the model depends on the batch)."""
     official = facts["official"]
-    exact = np.asarray(net.predict(x, batch_size=official, verbose=0))
+    exact = np.asarray(predict(x, official))
     drift = batch_drift(exact, fast)
     if drift > BATCH_DRIFT:
         facts["batch_dependent"] = True
