@@ -84,8 +84,8 @@ def _owner(document: dict[str, Any], path: list[Any]) -> tuple[list[Any], dict[s
 
 def _chain(document: Any, path: list[Any]) -> Iterator[dict[str, Any]]:
     """The schema that applies at each step of the path: the root's, then each key's or item's in turn."""
-    declared: dict[str, Any] = schema()
     instance = document
+    declared = _resolve(schema(), instance)
     yield declared
     for step in path:
         declared = _resolve(declared, instance)
@@ -110,19 +110,15 @@ def _place(document: dict[str, Any], error: ValidationError) -> tuple[int, ...]:
     them in that order), a list's items by their number, a missing key where it is declared and an unknown key
     after every known one."""
     path = list(error.absolute_path)
-    place = []
-    for step, declared in zip(path, _chain(document, path), strict=False):
-        if isinstance(step, int):
-            place.append(step)
-        else:
-            place.append(_order(_resolve(declared, _at(document, path[: len(place)])), step))
-    leaf = _resolve(error.schema, error.instance)
+    chain = list(_chain(document, path))  # the schema holding each step, then the one at the error
+    place = [
+        step if isinstance(step, int) else _order(declared, step) for step, declared in zip(path, chain, strict=False)
+    ]
     if error.validator == "required":
         missing = next(key for key in error.validator_value if key not in error.instance)
-        place.append(_order(_resolve(list(_chain(document, path))[-1], error.instance), missing))
-        place.append(-1)  # before any other error of that table's keys
+        place += [_order(chain[-1], missing), -1]  # where it is declared, before that table's other errors
     elif error.validator == "additionalProperties":
-        place.append(len(leaf.get("properties", {})) + 1)
+        place.append(len(error.schema.get("properties", {})) + 1)
     return tuple(place)
 
 
