@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -71,6 +72,14 @@ def reported() -> Iterator[None]:
 
 
 # Options several commands share, each defined once.
+
+
+def part_paths_option(name: str, help: str) -> Any:
+    """A repeatable -d option naming a data set per part: PATH, or PART=PATH for an assignment with parts
+    (read with part_paths)."""
+    return click.option(f"--{name}", "-d", name, multiple=True, metavar="[PART=]PATH", help=help)
+
+
 assignment_option = click.option(
     "--assignment",
     "-a",

@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from grader.cli.base import OUTCOME_STYLES, assignment_option, cli, isolation_option, part_paths, reported
+from grader.cli.base import (
+    OUTCOME_STYLES,
+    assignment_option,
+    cli,
+    isolation_option,
+    part_paths,
+    part_paths_option,
+    reported,
+)
 from grader.cli.inspect import print_architecture
 
 EXIT_NOT_GRADED = 3
@@ -19,13 +27,9 @@ MAX_LISTED_IMAGES = 50
 
 @cli.command("check")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--data",
-    "-d",
+@part_paths_option(
     "data",
-    multiple=True,
-    metavar="[PART=]PATH",
-    help="Data to measure the model on instead of keras's download of the part's public test set: an .npz "
+    "Data to measure the model on instead of keras's download of the part's public test set: an .npz "
     "(keras's, or x/y), MNIST IDX files, CIFAR-10's test_batch, or a folder of PNG/JPEG images in one folder "
     "per class (3/mine.png), such as your own handwriting; PART=PATH for an assignment with parts.",
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from grader import defaults
-from grader.cli.base import cli, library_option, part_paths, reported
+from grader.cli.base import cli, library_option, part_paths, part_paths_option, reported
 
 
 @cli.command("integrity")
@@ -15,13 +15,9 @@ from grader.cli.base import cli, library_option, part_paths, reported
     "reports", required=False, default=defaults.OUT, type=click.Path(exists=True, file_okay=False, path_type=Path)
 )
 @library_option
-@click.option(
-    "--heldout",
-    "-d",
+@part_paths_option(
     "heldout",
-    multiple=True,
-    metavar="[PART=]PATH",
-    help="The held-out set the run used, when it has moved since (PART=PATH for each part).",
+    "The held-out set the run used, when it has moved since (PART=PATH for each part).",
 )
 def integrity_command(reports: Path, library: tuple[Path, ...], heldout: tuple[str, ...]) -> None:
     """Compare a finished run's networks again (with other libraries of known models) and write integrity.html

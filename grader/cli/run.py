@@ -18,6 +18,7 @@ from grader.cli.base import (
     library_option,
     memory_limit_option,
     part_paths,
+    part_paths_option,
     reported,
     time_limit_option,
 )
@@ -26,13 +27,9 @@ from grader.errors import GraderError
 
 @cli.command("run")
 @click.argument("submissions", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--heldout",
-    "-d",
+@part_paths_option(
     "heldout",
-    multiple=True,
-    metavar="[PART=]PATH",
-    help=f"Held-out set: an .npz (x/y or x_test/y_test), MNIST IDX files, CIFAR-10's test_batch, or a folder "
+    f"Held-out set: an .npz (x/y or x_test/y_test), MNIST IDX files, CIFAR-10's test_batch, or a folder "
     f"with one of them. For an assignment with parts, PART=PATH, once per part. Default: {defaults.HELDOUT}/ "
     f"({defaults.HELDOUT}/PART/ for each part).",
 )

@@ -13,6 +13,7 @@ from grader.cli.base import (
     isolation_option,
     memory_limit_option,
     part_paths,
+    part_paths_option,
     reported,
     time_limit_option,
 )
@@ -22,13 +23,9 @@ from grader.cli.base import (
 @assignment_option
 @click.option("--host", default=defaults.SERVE_HOST, show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=defaults.SERVE_PORT, show_default=True)
-@click.option(
-    "--data",
-    "-d",
+@part_paths_option(
     "data",
-    multiple=True,
-    metavar="[PART=]PATH",
-    help="The public test set uploads are measured on, instead of keras's download of it (an .npz, MNIST IDX "
+    "The public test set uploads are measured on, instead of keras's download of it (an .npz, MNIST IDX "
     "files, CIFAR-10's test_batch); PART=PATH for an assignment with parts. Never the private held-out set.",
 )
 @click.option(
