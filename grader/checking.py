@@ -405,9 +405,7 @@ def _result(
     detail = row["detail"]
     inspection = detail.get("inspection") or {}
     evaluation = detail.get("evaluation") or {}
-    found = formats.of_inspection(inspection) or formats.named(
-        formats.format_of(path.name) or rules.formats_of(chosen)[0]
-    )
+    found = formats.of_file(inspection, path.name, rules.formats_of(chosen))
     described = found.saved_with(inspection, brief=True) if inspection else None
     beside = found.companions(Inspection.from_json(inspection)) if inspection else ()
     versions = evaluation.get("versions") or {}

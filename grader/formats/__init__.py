@@ -137,6 +137,12 @@ def of_inspection(inspection: Inspection | dict | None) -> ModelFormat | None:
     return next((found for found in registry().values() if found.inspected_as and found.inspected_as == kind), None)
 
 
+def of_file(inspection: Inspection | dict | None, file_name: str, accepted: tuple[str, ...]) -> ModelFormat:
+    """A submitted file's format: the one whose reader inspected it, else the one its name says, else the first the
+    part accepts."""
+    return of_inspection(inspection) or named(format_of(file_name) or accepted[0])
+
+
 def sole(formats: tuple[str, ...]) -> ModelFormat | None:
     """The part's one format, when it takes exactly one (messages then use its own words)."""
     return named(formats[0]) if len(formats) == 1 else None

@@ -95,9 +95,7 @@ class Run:
         staged_beside = self.stager.stage_companions(unit, companions)
         if staged_beside is None:
             return None
-        found = formats.of_inspection(unit.inspection) or formats.named(
-            formats.format_of(submission.chosen.name) or context.rules.formats_of(part)[0]
-        )
+        found = formats.of_file(unit.inspection, submission.chosen.name, context.rules.formats_of(part))
         return job_for(
             part,
             context.heldouts[part.name],

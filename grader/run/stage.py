@@ -133,8 +133,7 @@ class Stager:
 def suffix(unit: Unit, accepted: tuple[str, ...]) -> str:
     """The suffix a staged copy keeps (loaders go by it): the chosen file's format's, else the part's first's."""
     chosen = unit.submission.chosen
-    found = formats.format_of(chosen.name) if chosen is not None else None
-    return formats.named(found or accepted[0]).suffixes[0]
+    return formats.of_file(None, chosen.name if chosen is not None else "", accepted).suffixes[0]
 
 
 def beside(submission: Submission) -> dict[str, int]:
