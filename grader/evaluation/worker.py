@@ -52,8 +52,9 @@ NEAR_TIE_SAFETY = 10
 MIN_NEAR_TIE = 1e-4
 # What the worker computes from a file; part of every stored evaluation's key, so a change to it
 # evaluates every file again instead of reusing what an older worker stored. (4: a Lambda's attempts; 5: one
-# compiled forward pass per model, checked against net.predict, with its trace and check timed.)
-REVISION = 5
+# compiled forward pass per model, checked against net.predict, with its trace and check timed; 6: the check
+# runs net.predict's own step function on its two batches.)
+REVISION = 6
 COLLECT_EVERY = 8
 MAX_OUTPUT_COLUMNS = 4096
 OUTPUT_DTYPES = ("float16", "float32", "float64")
@@ -385,17 +386,35 @@ def _predictor(net: Any, x: np.ndarray, official: int) -> tuple[Any, dict[str, A
         return keras_predict, {"direct": False}
     facts: dict[str, Any] = {"trace_seconds": round(direct.trace_seconds, 4)}
     started = time.perf_counter()
-    # The first official batch and the last (a remainder, when the set does not divide): one net.predict call,
-    # whose batches are those two, against the compiled pass on the same batches.
+    # The first official batch and the last (a remainder, when the set does not divide), as net.predict runs
+    # them, against the compiled pass on the same batches.
     count = x.shape[0]
     last = (count - 1) // official * official
-    sample = x[: min(official, count)] if last == 0 else np.concatenate([x[:official], x[last:]])
+    batches = [x[: min(official, count)]] if last == 0 else [x[:official], x[last:]]
     try:
-        same = _identical(keras_predict(sample, official), direct(sample, official))
+        steps = predict_steps(net, batches)
+        reference = np.concatenate(steps) if steps is not None else keras_predict(np.concatenate(batches), official)
+        same = _identical(reference, direct(np.concatenate(batches), official))
     except BaseException:  # the compiled pass cannot run these images: net.predict says what it says
         same = False
     facts.update(direct=same, check_seconds=round(time.perf_counter() - started, 4))
     return (direct if same else keras_predict), facts
+
+
+def predict_steps(net: Any, batches: list[np.ndarray]) -> list[np.ndarray] | None:
+    """Each batch's outputs from net.predict's own step, net.predict_function, fed as net.predict feeds it (one
+    float32 tensor in a list): the very functions net.predict traces and runs for those batch shapes, without
+    the dataset and callbacks it builds on every call (tests/test_worker_steps.py shows net.predict traces
+    nothing new after them). None where that feeding is not net.predict's: another Keras than 3's TensorFlow
+    trainer, several steps per call, or images net.predict would cast first."""
+    tf = sys.modules.get("tensorflow")
+    keras = sys.modules.get("keras")
+    if tf is None or keras is None or not isinstance(net, keras.Model):
+        return None
+    if getattr(net, "steps_per_execution", 1) != 1 or any(b.dtype != np.dtype(keras.config.floatx()) for b in batches):
+        return None
+    function = net.make_predict_function() or net.predict_function
+    return [np.asarray(function([tf.convert_to_tensor(batch)])) for batch in batches]
 
 
 class Direct:
