@@ -22,7 +22,7 @@ from grader.courseworks.heldout import HeldoutSet
 from grader.discovery import person
 from grader.formats.fingerprint import REVISION, read_kernels
 from grader.gradebook import FILE_NAME, Gradebook
-from grader.marking.integrity import Finding, Network, find_evidence
+from grader.marking.integrity import ALIGN_REVISION, Finding, Network, find_evidence
 
 LIBRARY_FOLDER = "library"
 
@@ -78,7 +78,7 @@ def gather(
                     "files): compared by file hash and answers only"
                 )
             labels = heldout.labels if heldout is not None else None
-            findings[part.name] = find_evidence(chosen, labels, part.data.classes)
+            findings[part.name] = find_evidence(chosen, labels, part.data.classes, KeptAlignments(book))
             networks[part.name] = {n.key: n for n in chosen}
         described = tuple(
             f"{name} ({Path(library_book.run()['submissions'])}, {sum(bool(row['sha256']) for row in library_rows)} "
@@ -89,6 +89,20 @@ def gather(
         for _, (library_book, _) in known:
             library_book.close()
     return Evidence(findings, networks, described, tuple(notes))
+
+
+class KeptAlignments:
+    """The run's gradebook as integrity's store of matched pairs (grader.marking.integrity.Alignments)."""
+
+    def __init__(self, book: Gradebook) -> None:
+        self.book, self.revision = book, f"{REVISION}.{ALIGN_REVISION}"
+
+    def get(self, first: str, second: str) -> list[tuple[int, float, bool, int]] | None:
+        stored = self.book.alignment(first, second, self.revision)
+        return [(int(i), float(c), bool(o), int(n)) for i, c, o, n in stored] if stored is not None else None
+
+    def put(self, first: str, second: str, layers: list[tuple[int, float, bool, int]]) -> None:
+        self.book.add_alignment(first, second, self.revision, [list(layer) for layer in layers])
 
 
 def read_library_rows(folder: Path) -> tuple[Gradebook, list[dict[str, Any]]]:

@@ -132,6 +132,13 @@ CREATE TABLE IF NOT EXISTS evaluations (
     ties TEXT,                           -- JSON: images whose top outputs were exactly tied, by class given
     UNIQUE (sha256, images_sha256, evaluation_key, grader_version)
 );
+CREATE TABLE IF NOT EXISTS alignments (
+    first TEXT NOT NULL,                 -- the two files' sha256, in the order they were matched
+    second TEXT NOT NULL,
+    revision TEXT NOT NULL,              -- kernels' and matching's revisions (grader.marking.integrity)
+    layers TEXT NOT NULL,                -- JSON: per layer [index, cosine, units kept in order, size]
+    PRIMARY KEY (first, second, revision)
+);
 CREATE TABLE IF NOT EXISTS figures (
     key TEXT PRIMARY KEY,                -- evaluation id, held-out sha256 and figure name
     png BLOB NOT NULL
@@ -322,6 +329,26 @@ class Gradebook:
             db.execute(
                 "INSERT OR REPLACE INTO weights VALUES (?, ?, ?, ?)",
                 (sha256, revision, json.dumps(summary, sort_keys=True), kernels),
+            )
+
+    def alignment(self, first: str, second: str, revision: str) -> list[list[Any]] | None:
+        """Two files' kernels as matched unit by unit (grader.marking.integrity.align), when stored; None in a
+        gradebook written before alignments were kept."""
+        try:
+            row = self.db.execute(
+                "SELECT layers FROM alignments WHERE first=? AND second=? AND revision=?", (first, second, revision)
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return json.loads(row[0]) if row else None
+
+    def add_alignment(self, first: str, second: str, revision: str, layers: list[Any]) -> None:
+        """Keep a pair's matching for the next run; a gradebook open for reading keeps nothing."""
+        if self._lock_file is None:
+            return
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO alignments VALUES (?, ?, ?, ?)", (first, second, revision, json.dumps(layers))
             )
 
     # Evaluations ------------------------------------------------------------------------------------

@@ -145,6 +145,27 @@ def test_a_reader_opens_read_only_and_never_waits_for_the_writer(tmp_path: Path)
         writer.db.execute("COMMIT")
 
 
+def test_alignments_are_kept_exactly_and_a_reader_keeps_none(tmp_path: Path) -> None:
+    """A pair's matching comes back as it was stored (floats exactly, by revision); a reader asks for it and keeps
+    nothing new; a gradebook without the table answers None."""
+    layers = [[0, 0.1 + 0.2, True, 50176], [1, 1 / 3, False, 640]]
+    with Gradebook(tmp_path) as book:
+        book.add_alignment("a" * 64, "b" * 64, "1.1", layers)
+        assert book.alignment("a" * 64, "b" * 64, "1.1") == layers
+        assert book.alignment("b" * 64, "a" * 64, "1.1") is None
+        assert book.alignment("a" * 64, "b" * 64, "1.2") is None
+    with Gradebook.reading(tmp_path) as reader:
+        assert reader.alignment("a" * 64, "b" * 64, "1.1") == layers
+        reader.add_alignment("c" * 64, "d" * 64, "1.1", layers)
+        assert reader.alignment("c" * 64, "d" * 64, "1.1") is None
+    db = sqlite3.connect(tmp_path / "gradebook.sqlite")
+    db.execute("DROP TABLE alignments")
+    db.commit()
+    db.close()
+    with Gradebook.reading(tmp_path) as reader:
+        assert reader.alignment("a" * 64, "b" * 64, "1.1") is None
+
+
 def test_a_reader_refuses_an_older_gradebook_and_names_the_command_that_upgrades_it(tmp_path: Path) -> None:
     """A reader never migrates: a gradebook of an older schema is refused with `grade upgrade`, left untouched,
     and readable once upgraded."""

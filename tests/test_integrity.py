@@ -63,6 +63,63 @@ def test_matching_units_undoes_a_reordering_and_leaves_independent_kernels_apart
     assert apart < 0.2
 
 
+def test_the_matching_is_the_hungarian_methods_optimum_with_or_without_the_shortcut() -> None:
+    """When every row's best column differs, that is taken as the matching (a copy, re-ordered or not); else the
+    Hungarian method runs. Either way the total equals scipy's optimum."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(3)
+    copy = np.eye(50) + 0.01 * rng.standard_normal((50, 50))
+    crowded = rng.standard_normal((50, 50))
+    crowded[:, 7] += 5.0  # every row's best column is column 7: the shortcut cannot apply
+    for similar in (copy, copy[:, rng.permutation(50)], crowded, rng.standard_normal((40, 40))):
+        match = integrity._assignment(similar)
+        rows, best = linear_sum_assignment(-similar)
+        assert sorted(match) == list(range(len(similar)))
+        assert similar[np.arange(len(similar)), match].sum() == pytest.approx(similar[rows, best].sum())
+
+
+class _Kept:
+    def __init__(self) -> None:
+        self.stored: dict[tuple[str, str], list] = {}
+        self.asked = 0
+
+    def get(self, first: str, second: str) -> list | None:
+        self.asked += 1
+        return self.stored.get((first, second))
+
+    def put(self, first: str, second: str, layers: list) -> None:
+        self.stored[(first, second)] = layers
+
+
+def test_derived_weights_keep_their_matchings_and_a_second_pass_reads_them() -> None:
+    """The first pass matches a derived pair unit by unit and keeps the matching by the two files' hashes; the
+    second finds the same evidence from what was kept, and what is kept is what it reports."""
+    rng = np.random.default_rng(1)
+    base = {0: rng.standard_normal((784, 64)).astype("float32"), 1: rng.standard_normal((64, 10)).astype("float32")}
+    tuned = {k: v + 0.05 * rng.standard_normal(v.shape).astype("float32") for k, v in base.items()}
+
+    def network(key: str, kernels: dict) -> Network:
+        layers = [
+            {"name": f"d{i}", "kernel": list(k.shape), "parameters": k.size, "sha256": f"{key}{i}", "varied": True}
+            for i, k in kernels.items()
+        ]
+        return Network(
+            key, key, f"sha-{key}", weights={"layers": layers, "weights_sha256": key}, kernels=lambda: kernels
+        )
+
+    networks = [network("a", base), network("b", tuned)]
+    kept = _Kept()
+    first = integrity.find_evidence(networks, None, 10, kept)
+    assert [f.kind for f in first] == ["derived weights"]
+    assert list(kept.stored) == [("sha-a", "sha-b")]
+    again = integrity.find_evidence(networks, None, 10, kept)
+    assert again == first
+    # What is kept is what is reported: a kept matching changed by hand shows in the next pass.
+    kept.stored[("sha-a", "sha-b")] = [(0, 0.9, True, 784 * 64), (1, 0.9, True, 640)]
+    assert "d0 0.90" in integrity.find_evidence(networks, None, 10, kept)[0].summary
+
+
 def test_poisson_binomial_tail_equals_the_binomial_when_chances_are_equal() -> None:
     """With equal chances the tail is the binomial's, computed here by hand."""
     from math import comb

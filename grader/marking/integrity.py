@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import combinations
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -55,6 +55,8 @@ TYPICAL_SHARE = 0.9
 " pair is allowed (two networks of one kind share more mistakes than independence predicts)."
 SHARED_MARGIN = 1.3
 "Shared mistakes: how far beyond that a pair must go (40 networks trained apart reached at most 1.09 of it)."
+ALIGN_REVISION = 1
+"What `align` computes: part of a kept alignment's key, so a change to the matching matches every pair again."
 ONE_CLASS_SHARE = 0.5
 "A network giving one class to more than this share of the images is not compared by its mistakes."
 
@@ -77,6 +79,15 @@ class Network:
     library: bool = False
 
 
+class Alignments(Protocol):
+    """Where pairs already matched unit by unit are kept between runs (the gradebook), by the two files' sha256:
+    a regrade matches only the pairs it has not seen. Matching is a pure function of the two files."""
+
+    def get(self, first: str, second: str) -> list[tuple[int, float, bool, int]] | None: ...
+
+    def put(self, first: str, second: str, layers: list[tuple[int, float, bool, int]]) -> None: ...
+
+
 @dataclass(frozen=True)
 class Finding:
     """One pair (or a network and a known model) with its evidence, in words and numbers."""
@@ -93,8 +104,11 @@ class Finding:
     "Held-out images given the same wrong answer (shared mistakes), in the held-out set's order."
 
 
-def find_evidence(networks: list[Network], labels: np.ndarray | None, classes: int) -> list[Finding]:
-    """Every pair's evidence, strongest first: students with students, and students with library models."""
+def find_evidence(
+    networks: list[Network], labels: np.ndarray | None, classes: int, alignments: Alignments | None = None
+) -> list[Finding]:
+    """Every pair's evidence, strongest first: students with students, and students with library models.
+    `alignments` keeps the unit-by-unit matchings of derived weights for the next run."""
     order = {network.key: index for index, network in enumerate(networks)}
 
     def pairs_within(groups: dict[Any, list[Network]]) -> list[tuple[Network, Network]]:
@@ -119,7 +133,7 @@ def find_evidence(networks: list[Network], labels: np.ndarray | None, classes: i
     sharing = {(a.key, b.key): (a, b) for a, b in pairs_within(by_layer) if (a.key, b.key) not in exact}
     findings += shared_layers(list(sharing.values()))
     for members in _groups(networks, lambda n: tuple(_kernel_shapes(n)) or None).values():
-        findings += derived_weights(sorted(members, key=lambda n: order[n.key]), exact)
+        findings += derived_weights(sorted(members, key=lambda n: order[n.key]), exact, alignments)
     if labels is not None:
         findings += shared_mistakes(networks, labels, classes, skip=exact)
     return sorted(findings, key=lambda f: (-f.strength, f.first, f.second))
@@ -171,10 +185,12 @@ def shared_layers(pairs: Iterable[tuple[Network, Network]]) -> list[Finding]:
     return found
 
 
-def derived_weights(members: list[Network], exact: set[tuple[str, str]]) -> list[Finding]:
+def derived_weights(
+    members: list[Network], exact: set[tuple[str, str]], alignments: Alignments | None = None
+) -> list[Finding]:
     """Pairs among networks of one architecture whose kernels, units matched, are closer than networks
     trained apart get. A cheap screen over the whole group first (`_screened_pairs`); the unit-by-unit
-    matching only for the pairs it passes."""
+    matching only for the pairs it passes (or taken from `alignments`, where an earlier run kept it)."""
     kernels = {n.key: n.kernels() for n in members if n.kernels is not None}
     # A network whose kernels were not all kept (over fingerprint.KERNEL_VALUES) is compared by hashes only.
     whole = {index for index, _ in _kernel_shapes(members[0])}
@@ -183,7 +199,11 @@ def derived_weights(members: list[Network], exact: set[tuple[str, str]]) -> list
     for a, b in _screened_pairs(members, kernels):
         if (a.key, b.key) in exact or (a.library and b.library):
             continue
-        layers = align(kernels[a.key], kernels[b.key])
+        layers = alignments.get(a.sha256, b.sha256) if alignments is not None else None
+        if layers is None:
+            layers = align(kernels[a.key], kernels[b.key])
+            if alignments is not None:
+                alignments.put(a.sha256, b.sha256, layers)
         similarity = _weighted(layers)
         if similarity < DERIVED_SIMILARITY:
             continue
@@ -277,8 +297,6 @@ def _matches(
     found: list[tuple[int, float, bool, int]] | None = None,
 ) -> np.ndarray | None:
     """The matching of `align`, over the layers before `stop` (all when None); returns the last match."""
-    from scipy.optimize import linear_sum_assignment
-
     order = sorted(ka)
     previous: np.ndarray | None = None
     for index in order:
@@ -289,15 +307,26 @@ def _matches(
             b = _permute_inputs(b, previous)
         units = a.shape[-1]
         ua, ub = _units_matrix(a).T, _units_matrix(b).T
-        if index == order[-1]:
-            match = np.arange(units)  # the last layer's units are the classes: their order is fixed
-        else:
-            _, match = linear_sum_assignment(-(_unit(ua) @ _unit(ub).T))
+        # The last layer's units are the classes: their order is fixed.
+        match = np.arange(units) if index == order[-1] else _assignment(_unit(ua) @ _unit(ub).T)
         if found is not None:
             in_order = bool(np.all(match == np.arange(units)))
             found.append((index, _cosine(ua.ravel(), ub[match].ravel()), in_order, int(a.size)))
         previous = match
     return previous
+
+
+def _assignment(similar: np.ndarray) -> np.ndarray:
+    """The one-to-one matching of a's units (rows) to b's (columns) with the largest total similarity. When every
+    row's best column is a different column, that is the matching: no matching's total can exceed the sum of the
+    rows' maxima, and this one reaches it (the common case for a copy, re-ordered or not, and cheap). Otherwise
+    the Hungarian method (scipy's linear_sum_assignment) finds it."""
+    best = np.argmax(similar, axis=1)
+    if len(np.unique(best)) == len(best):
+        return best
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(-similar)[1]
 
 
 def _permute_inputs(kernel: np.ndarray, match: np.ndarray) -> np.ndarray:
