@@ -97,7 +97,9 @@ def summarise(layers: Iterable[tuple[str, list[np.ndarray]]]) -> dict[str, Any]:
     if not facts:
         return {"revision": REVISION, "skipped": "the file holds no weights"}
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **kernels)
+    # Stored as they are: float16 weights compress by a tenth at most, and compressing them took most of the
+    # inspector's time (0.18 s for a 3M-parameter network), ahead of every evaluation.
+    np.savez(buffer, **kernels)
     return {
         "revision": REVISION,
         "weights_sha256": whole.hexdigest(),
