@@ -3,8 +3,13 @@
 Moodle's "Download all submissions" names a folder `Full Name_123456_assignsubmission_file_` (the
 name with '_' turned into spaces, then the participant id and the plugin); with folders turned off it
 prefixes each file with the same words instead. Canvas's "Download Submissions" prefixes each file with
-`lastfirst_<user id>_<attachment id>_`, and the Canvas user id is the student id. Any other folder name
-is taken as the student id.
+`lastfirst_<user id>_<attachment id>_`, and the Canvas user id is the student id. Brightspace's (D2L) "Download"
+of an assignment's submissions is flat, beside an index.html: each file named `<number>-<number> - First Last-
+<Mon D, YYYY HMM AM> - <file>`, or with the student's org defined id before the name (`... - <org id> - First
+Last- ...`); the student is the org id when the name carries one, else the name, and of several submissions the
+latest counts. ILIAS's "Download all submissions" of an exercise unit nests a folder per participant,
+`Lastname_Firstname_login_<user id>` (inside the exercise's and assignment's folders, and `Team <n>` for team
+assignments); the ILIAS user id is the student id. Any other folder name is taken as the student id.
 
 The model file is chosen as the official script does ("last if more than one"), made deterministic:
 among the files at the top of the student's folder whose names end in .h5 (any case; or the suffixes of the
@@ -20,6 +25,7 @@ import stat
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -31,6 +37,19 @@ MOODLE_FOLDER = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feed
 MOODLE_FLAT = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_(?P<file>.+)$")
 # Canvas's "Download Submissions": sortablenamewithoutspaces[_LATE]_<user id>_<attachment id>_<file name>.
 CANVAS_FLAT = re.compile(r"^(?P<name>[a-z-]+)(?:_LATE)?_(?P<id>\d+)_(?P<attachment>\d+)_(?P<file>.+)$")
+# Brightspace's download: <number>-<number> - [<org defined id> - ]First Last- <Mon D, YYYY HMM AM> - <file name>.
+BRIGHTSPACE_FLAT = re.compile(
+    r"^(?P<submission>\d+)-(?P<number>\d+) - (?:(?P<org>[A-Za-z]{0,3}\d[\w.]*) - )?(?P<name>\S.*?)- "
+    r"(?P<date>[A-Z][a-z]{2,8}\.? \d{1,2}, \d{4} \d{1,2}:?\d{2} ?[AP]M) - (?P<file>.+)$"
+)
+BRIGHTSPACE_INDEX = "index.html"
+# ILIAS's download: a folder per participant, Lastname_Firstname_login_<user id> (ASCII only), and per team.
+ILIAS_PARTICIPANT = re.compile(r"^(?P<last>.+)_(?P<first>[^_]+)_(?P<login>[^_]+)_(?P<id>\d+)$")
+ILIAS_TEAM = re.compile(r"^Team (?P<id>\d+)$")
+ILIAS_LATE = ("Late Submission - ", "Verspaetete Abgabe - ", "Verspätete Abgabe - ")
+"How ILIAS's download prefixes a file handed in after the deadline (English and German)."
+ILIAS_DEPTH = 4
+"How deep below the download's top an ILIAS participant folder is looked for (exercise, assignment, team)."
 IGNORED_NAMES = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
 
 
@@ -68,6 +87,8 @@ class Submission:
     "The status that problem gives: 'no_file', 'refused' (a link, a path leaving the zip) or 'unreadable'."
     notes: tuple[str, ...] = field(default=())
     "Things a marker should know about the choice (several .h5 files, an upper-case suffix, ...)."
+    facts: tuple[str, ...] = field(default=())
+    "What the download says of the choice that needs no review (the latest of several submissions, a late file)."
     zip_path: str = ""
     "The Moodle zip the files are in, or '' for a folder on disk."
 
@@ -86,6 +107,9 @@ def discover_submissions(path: str | Path, formats: tuple[str, ...]) -> list[Sub
         raise SubmissionsError(f"{path}: not a folder of submissions or a Moodle zip")
     else:
         raise SubmissionsError(f"{path}: no such folder or zip")
+    if any(entry.attempt for entry in entries):
+        # Brightspace's index.html lists the download; it is nobody's submission.
+        entries = [e for e in entries if not (e.folder == BRIGHTSPACE_INDEX and e.file and "/" not in e.file.name)]
     groups = _group_by_student(entries)
     submissions = [_choose(key, group, zip_path, formats) for key, group in groups.items()]
     return sorted(submissions, key=lambda s: (s.folder, s.student_id))
@@ -99,6 +123,10 @@ class _Entry:
     file: SubmittedFile | None
     problem: str = ""
     status: str = "no_file"
+    submitted: str = ""
+    "When the platform says this submission was handed in, as its download writes it (Brightspace's)."
+    attempt: tuple[Any, ...] = ()
+    "How a student's submissions order in time, the latest last; empty where the download holds only one."
 
 
 def _folder_entries(root: Path) -> list[_Entry]:
@@ -107,6 +135,21 @@ def _folder_entries(root: Path) -> list[_Entry]:
         children = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError as error:
         raise SubmissionsError(f"{root}: cannot list this folder ({error.strerror})") from None
+    participants = _ilias_folders(root)
+    if participants:
+        return [
+            entry
+            for folder, student in participants
+            for entry in (
+                [
+                    _Entry(
+                        folder.name, *student, None, f"{folder.name} is a symbolic link; it was not followed", "refused"
+                    )
+                ]
+                if folder.is_symlink()
+                else _student_folder(folder, *student)
+            )
+        ]
     for child in children:
         if _ignored(child.name):
             continue
@@ -123,26 +166,74 @@ def _folder_entries(root: Path) -> list[_Entry]:
                 )
             )
         elif child.is_dir(follow_symlinks=False):
-            try:
-                files = list(_walk(Path(child.path), ""))
-            except OSError as error:
-                entries.append(
-                    _Entry(
-                        child.name,
-                        student_id,
-                        student_name,
-                        None,
-                        f"cannot read the folder ({error.strerror})",
-                        "unreadable",
-                    )
-                )
-                continue
-            if not files:
-                entries.append(_Entry(child.name, student_id, student_name, None))
-            entries.extend(_Entry(child.name, student_id, student_name, f) for f in files)
+            entries.extend(_student_folder(Path(child.path), student_id, student_name))
         else:
             entries.append(_flat_entry(child.name, _listed(Path(child.path), child.name)))
     return entries
+
+
+def _student_folder(folder: Path, student_id: str, student_name: str) -> list[_Entry]:
+    """One student's folder: an entry per file in it (subfolders walked), or one saying it is empty or unreadable."""
+    try:
+        files = list(_walk(folder, ""))
+    except OSError as error:
+        return [
+            _Entry(
+                folder.name, student_id, student_name, None, f"cannot read the folder ({error.strerror})", "unreadable"
+            )
+        ]
+    if not files:
+        return [_Entry(folder.name, student_id, student_name, None)]
+    return [_Entry(folder.name, student_id, student_name, f) for f in files]
+
+
+def _ilias_folders(root: Path) -> list[tuple[Path, tuple[str, str]]]:
+    """ILIAS's participant folders below `root`, each with its student id and name; none when the download is
+    not ILIAS's. ILIAS wraps them in one folder per level (the exercise's, the assignment's): a level holding one
+    folder is entered; the first level whose folders all name participants (or `Team <n>`, whose own folders are
+    its members', or the team's files) is the cohort. Symbolic links are never followed."""
+    folder = root
+    for _ in range(ILIAS_DEPTH):
+        folders = _subfolders(folder)
+        names = [path.name for path in folders]
+        if folders and all(ILIAS_PARTICIPANT.match(name) or ILIAS_TEAM.match(name) for name in names):
+            found: list[tuple[Path, tuple[str, str] | None]] = []
+            for path in folders:
+                team = ILIAS_TEAM.match(path.name)
+                if team and path.is_symlink():
+                    found.append((path, (f"team-{team.group('id')}", path.name)))
+                elif team:
+                    found += [(inner, _ilias_identity(inner.name, path.name)) for inner in _subfolders(path)]
+                else:
+                    found.append((path, _ilias_identity(path.name, "")))
+            return [(path, student) for path, student in found if student is not None]
+        if len(folders) != 1 or folders[0].is_symlink():
+            return []
+        folder = folders[0]
+    return []
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        children = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return []
+    # A symbolic link named like a folder is kept (and refused by its caller), never followed.
+    return [
+        Path(c.path) for c in children if not _ignored(c.name) and (c.is_dir(follow_symlinks=False) or c.is_symlink())
+    ]
+
+
+def _ilias_identity(name: str, parent: str) -> tuple[str, str] | None:
+    """A folder's student id and name when ILIAS names it for a participant, or for a team's own files (a folder
+    inside `Team <n>` that names no participant); else None."""
+    match = ILIAS_PARTICIPANT.match(name)
+    if match:
+        return match.group("id"), f"{match.group('first')} {match.group('last')}".replace("_", " ")
+    team = ILIAS_TEAM.match(parent)
+    if team:
+        return f"team-{team.group('id')}", parent
+    return None
 
 
 def _walk(folder: Path, prefix: str) -> Iterable[SubmittedFile]:
@@ -174,8 +265,9 @@ def _zip_entries(path: Path) -> list[_Entry]:
     except (OSError, zipfile.BadZipFile) as error:
         raise SubmissionsError(f"{path}: cannot read this zip ({error})") from None
     entries: list[_Entry] = []
-    for info in infos:
-        parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+    named = [(info, PurePosixPath(_member_name(info).replace("\\", "/")).parts) for info in infos]
+    ilias = _ilias_depth([parts for _, parts in named])
+    for info, parts in named:
         if parts and (parts[0] == "/" or ".." in parts):
             # A zip that climbs out of its folder is not something Moodle writes: list it, never read it.
             entries.append(
@@ -192,12 +284,21 @@ def _zip_entries(path: Path) -> list[_Entry]:
         if info.is_dir() or not parts or any(_ignored(part) for part in parts):
             continue
         mode = info.external_attr >> 16
+        # Zips made on Windows store no Unix mode (0): those are plain files.
+        kind = _kind(mode) if mode else "file"
+        if ilias is not None:
+            # ILIAS: the participant's folder at its depth (or inside `Team <n>`); files outside are nobody's.
+            at = ilias + 1 if ILIAS_TEAM.match(parts[ilias]) and len(parts) > ilias + 2 else ilias
+            student = _ilias_identity(parts[at], parts[at - 1] if at > ilias else "") if len(parts) > at + 1 else None
+            if student is not None:
+                listed = SubmittedFile("/".join(parts[at + 1 :]), info.file_size, info.filename, kind)
+                entries.append(_Entry(parts[at], *student, listed))
+            continue
         listed = SubmittedFile(
             name="/".join(parts[1:]) if len(parts) > 1 else parts[0],
             size=info.file_size,
             location=info.filename,
-            # Zips made on Windows store no Unix mode (0): those are plain files.
-            kind=_kind(mode) if mode else "file",
+            kind=kind,
         )
         if len(parts) == 1:
             entries.append(_flat_entry(parts[0], listed))
@@ -207,15 +308,65 @@ def _zip_entries(path: Path) -> list[_Entry]:
     return entries
 
 
+def _member_name(info: zipfile.ZipInfo) -> str:
+    """A zip member's name as its writer meant it: UTF-8 where the zip did not flag it (Python then reads it as
+    cp437, and 'Zoë' would come out as 'ZoÙ'), when those bytes are UTF-8."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return info.filename
+
+
+def _ilias_depth(paths: list[tuple[str, ...]]) -> int | None:
+    """The depth (0 at the top) of ILIAS's participant or team folders in a zip's member paths, as
+    `_ilias_folders` finds them in a folder; None when the zip is not an ILIAS download."""
+    for depth in range(ILIAS_DEPTH):
+        names = {parts[depth] for parts in paths if len(parts) > depth + 1}
+        if names and all(ILIAS_PARTICIPANT.match(name) or ILIAS_TEAM.match(name) for name in names):
+            return depth
+        if len(names) != 1:
+            return None
+    return None
+
+
 def _flat_entry(name: str, listed: SubmittedFile) -> _Entry:
-    """A file at the top of the download: Moodle's or Canvas's flat naming, or a loose file named for a student."""
+    """A file at the top of the download: Moodle's, Canvas's or Brightspace's flat naming, or a loose file named
+    for a student."""
     for pattern in (MOODLE_FLAT, CANVAS_FLAT):
         match = pattern.match(name)
         if match:
             prefix = name[: match.start("file")]
             renamed = SubmittedFile(match.group("file"), listed.size, listed.location, listed.kind)
             return _Entry(prefix, match.group("id"), match.group("name"), renamed)
+    match = BRIGHTSPACE_FLAT.match(name)
+    if match:
+        prefix = name[: match.start("file")]
+        renamed = SubmittedFile(match.group("file"), listed.size, listed.location, listed.kind)
+        student_name = match.group("name").strip()
+        return _Entry(
+            prefix.rstrip(" -"),
+            match.group("org") or student_name,
+            student_name,
+            renamed,
+            submitted=match.group("date"),
+            attempt=(_brightspace_time(match.group("date")), int(match.group("submission"))),
+        )
     return _Entry(name, Path(name).stem or name, "", listed)
+
+
+def _brightspace_time(text: str) -> datetime:
+    """When Brightspace's file name says a submission was made ('Sep 5, 2026 1159 PM'); the earliest time
+    when it cannot be read (the submission's number then orders it)."""
+    plain = text.replace(".", "").replace(":", "").replace("AM", " AM").replace("PM", " PM")
+    plain = " ".join(plain.split())
+    for form in ("%b %d, %Y %I%M %p", "%B %d, %Y %I%M %p"):
+        try:
+            return datetime.strptime(plain, form)
+        except ValueError:
+            continue
+    return datetime.min
 
 
 def _identity(folder: str) -> tuple[str, str]:
@@ -242,8 +393,17 @@ def _choose(student_id: str, group: list[_Entry], zip_path: str, formats: tuple[
     # the row, and only its files are graded.
     folders = sorted({entry.folder for entry in group})
     file_folders = [f for f in folders if f.endswith("_file_")] or folders
-    folder = file_folders[0]
     name = next((entry.student_name for entry in group if entry.student_name), "")
+    earlier: tuple[str, ...] = ()
+    if any(entry.attempt for entry in group):
+        # Several submissions (Brightspace keeps each): the latest counts; the others are named.
+        latest = max((entry for entry in group if entry.attempt), key=lambda entry: entry.attempt)
+        file_folders = [latest.folder]
+        times = sorted({(entry.attempt, entry.submitted) for entry in group if entry.attempt})
+        if len(times) > 1:
+            before = "; ".join(text for _, text in times[:-1])
+            earlier = (f"{len(times)} submissions: graded the latest, of {latest.submitted} (not {before})",)
+    folder = file_folders[0]
     files = tuple(entry.file for entry in group if entry.file is not None and entry.folder in file_folders)
     problems = [entry for entry in group if entry.problem]
     base: dict[str, Any] = {
@@ -260,7 +420,9 @@ def _choose(student_id: str, group: list[_Entry], zip_path: str, formats: tuple[
         problem, status = _why_no_model(files, formats)
         return Submission(**base, chosen=None, problem=problem, problem_status=status)
     chosen, notes = _last(models, formats)
-    return Submission(**base, chosen=chosen, notes=notes)
+    if chosen.name.startswith(ILIAS_LATE):
+        earlier += (f"{chosen.name}: ILIAS marks it as handed in after the deadline",)
+    return Submission(**base, chosen=chosen, notes=notes, facts=earlier)
 
 
 def model_files(files: tuple[SubmittedFile, ...], formats: tuple[str, ...]) -> list[SubmittedFile]:

@@ -143,3 +143,120 @@ def test_canvas_download_names_give_the_canvas_user_id(tmp_path: Path) -> None:
     found = by_id(tmp_path)
     assert (found["12345"].student_name, found["12345"].chosen.name) == ("lovelaceada", "mlp_model.h5")
     assert found["23456"].chosen.name == "cnn.h5"
+
+
+def download(tmp_path: Path, files: dict[str, bytes], *, zipped: bool) -> Path:
+    """The files as a platform's download: a folder, or a zip of the same names."""
+    if not zipped:
+        for name, data in files.items():
+            touch(tmp_path / "download" / name, data)
+        return tmp_path / "download"
+    root = tmp_path / "download.zip"
+    with zipfile.ZipFile(root, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return root
+
+
+BRIGHTSPACE = {
+    # Two submissions of one student: the later one counts (the report names both).
+    "150432-482915 - Zoë O'Neil-Smith- Oct 3, 2026 1159 PM - model.h5": b"first",
+    "151207-482915 - Zoë O'Neil-Smith- Oct 5, 2026 930 AM - model.h5": b"second",
+    "150433-482915 - Jean-Luc Picard- Oct 3, 2026 1005 AM - mnist_cnn.h5": b"x",
+    "150433-482915 - Jean-Luc Picard- Oct 3, 2026 1005 AM - notes.txt": b"x",
+    # The form with the student's org defined id before the name.
+    "150440-482915 - 20067930 - Frank Catcher- Oct 4, 2026 1201 AM - net.h5": b"x",
+    # A group assignment names the group.
+    "150441-482915 - Group 7- Oct 4, 2026 115 PM - group_model.h5": b"x",
+    "index.html": b"<html></html>",
+}
+
+
+@pytest.mark.parametrize("layout", ["folder", "zip"])
+def test_brightspace_download_names_each_student_and_grades_the_latest_submission(tmp_path: Path, layout: str) -> None:
+    """Brightspace's flat download (folder or zip, beside index.html): the name (or the org defined id when the
+    name carries one) is the student; of two submissions the latest is graded and the report says which."""
+    root = download(tmp_path, BRIGHTSPACE, zipped=layout == "zip")
+    found = by_id(root)
+    assert set(found) == {"Zoë O'Neil-Smith", "Jean-Luc Picard", "20067930", "Group 7"}
+    zoe = found["Zoë O'Neil-Smith"]
+    assert zoe.student_name == "Zoë O'Neil-Smith" and zoe.chosen.name == "model.h5"
+    assert zoe.folder == "151207-482915 - Zoë O'Neil-Smith- Oct 5, 2026 930 AM"
+    assert zoe.facts == ("2 submissions: graded the latest, of Oct 5, 2026 930 AM (not Oct 3, 2026 1159 PM)",)
+    assert not zoe.notes  # a resubmission is the platform's way, not a choice to review
+    location = zoe.chosen.location
+    if layout == "folder":
+        assert Path(location).read_bytes() == b"second"
+    else:
+        assert zipfile.ZipFile(root).read(location) == b"second"
+    assert found["20067930"].student_name == "Frank Catcher"
+    assert found["Jean-Luc Picard"].chosen.name == "mnist_cnn.h5" and not found["Jean-Luc Picard"].facts
+    assert found["Group 7"].chosen.name == "group_model.h5"
+
+
+def test_a_zip_without_the_utf8_flag_keeps_accented_names(tmp_path: Path) -> None:
+    """A zip writer that stores UTF-8 names without flagging them (Python would read them as cp437) still gives
+    'Zoë', and the member is opened by its stored name."""
+    root = tmp_path / "download.zip"
+    with zipfile.ZipFile(root, "w") as archive:
+        info = zipfile.ZipInfo("150432-482915 - Zoë Ådahl- Oct 3, 2026 1159 PM - model.h5")
+        archive.writestr(info, b"data")
+    raw = root.read_bytes().replace(b"\x00\x08", b"\x00\x00")  # clear the UTF-8 flag (bit 11) in both headers
+    root.write_bytes(raw)
+    assert not zipfile.ZipFile(root).infolist()[0].flag_bits & 0x800
+    (submission,) = discover_submissions(root, ("keras-h5",))
+    assert submission.student_name == "Zoë Ådahl"
+    assert zipfile.ZipFile(root).read(submission.chosen.location) == b"data"
+
+
+ILIAS = {
+    "Uebung_9/Abgaben/Mueller_Anna_uabcd_4711/model.h5": b"anna",
+    "Uebung_9/Abgaben/van_der_Berg_Jan_ujvdb_4712/Late Submission - digits.h5": b"jan",
+    "Uebung_9/Abgaben/Oezdemir_Ayse_uoez_4713/notes.pdf": b"x",
+}
+ILIAS_TEAMS = {
+    "Uebung_9/Abgaben/Team 3/Mueller_Anna_uabcd_4711/model.h5": b"anna",
+    "Uebung_9/Abgaben/Team 3/Schmidt_Paul_upsch_4714/model.h5": b"paul",
+    "Uebung_9/Abgaben/Team 5/Team_5_files/team.h5": b"team",
+}
+
+
+@pytest.mark.parametrize("layout", ["folder", "zip"])
+@pytest.mark.parametrize("files", [ILIAS, ILIAS_TEAMS], ids=["individual", "teams"])
+def test_ilias_download_gives_the_ilias_user_id_through_its_folders(tmp_path: Path, layout: str, files) -> None:
+    """ILIAS's download nests Lastname_Firstname_login_id folders inside the exercise's and the assignment's
+    (and `Team <n>` folders): each participant is the ILIAS user id, named first name first."""
+    root = download(tmp_path, files, zipped=layout == "zip")
+    found = by_id(root)
+    if files is ILIAS:
+        assert set(found) == {"4711", "4712", "4713"}
+        assert (found["4711"].student_name, found["4711"].chosen.name) == ("Anna Mueller", "model.h5")
+        assert found["4711"].folder == "Mueller_Anna_uabcd_4711"
+        assert found["4712"].student_name == "Jan van der Berg"
+        assert found["4712"].chosen.name == "Late Submission - digits.h5"
+        assert found["4712"].facts == ("Late Submission - digits.h5: ILIAS marks it as handed in after the deadline",)
+        assert found["4713"].chosen is None and found["4713"].problem.startswith("no .h5 file")
+    else:
+        assert set(found) == {"4711", "4714", "team-5"}
+        assert found["4714"].chosen.name == "model.h5"
+        assert (found["team-5"].student_name, found["team-5"].chosen.name) == ("Team 5", "team.h5")
+
+
+def test_a_folder_of_plain_student_folders_is_not_taken_for_ilias(tmp_path: Path) -> None:
+    """Only a level whose folders all look like ILIAS's makes the download ILIAS's: a student folder holding a
+    folder named like a participant's stays that student's."""
+    touch(tmp_path / "k1234567" / "net.h5")
+    touch(tmp_path / "k7654321" / "my_model_v_2" / "net.h5")
+    assert set(by_id(tmp_path)) == {"k1234567", "k7654321"}
+
+
+def test_an_ilias_participant_folder_that_is_a_link_is_refused_not_followed(tmp_path: Path) -> None:
+    """A symbolic link where ILIAS puts a participant's folder is that participant's row, refused; its target is
+    never read."""
+    outside = touch(tmp_path / "outside" / "secret.h5").parent
+    touch(tmp_path / "download" / "Uebung_9" / "Abgaben" / "Mueller_Anna_uabcd_4711" / "model.h5")
+    (tmp_path / "download" / "Uebung_9" / "Abgaben" / "Evil_Eve_ueve_4712").symlink_to(outside)
+    found = by_id(tmp_path / "download")
+    assert found["4711"].chosen.name == "model.h5"
+    assert (found["4712"].problem_status, found["4712"].chosen) == ("refused", None)
+    assert "symbolic link" in found["4712"].problem

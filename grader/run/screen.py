@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.checks.screening import WARN, Check, refused, screen
+from grader.checks.screening import PASS, WARN, Check, refused, screen
 from grader.run.context import RunContext
 from grader.run.stage import beside
 from grader.run.unit import Unit, declared_shape
@@ -30,6 +30,7 @@ def screen_unit(context: RunContext, unit: Unit) -> list[Check]:
         )
     for note in submission.notes:
         checks.append(Check("file choice", WARN, note, "leave only the model to be marked in the folder"))
+    checks.extend(Check("file choice", PASS, fact) for fact in submission.facts)
     declared = declared_shape(unit.inspection)
     if part.input_shapes and declared is not None and declared not in part.input_shapes:
         wanted = " or ".join(shape_text(shape, "unknown") for shape in part.input_shapes)

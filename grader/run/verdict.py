@@ -138,6 +138,7 @@ def code_verdict(unit: Unit, evaluation: Evaluation, *, reused: bool) -> Verdict
         )
     for note in unit.submission.notes:
         unit.checks.append(Check("file choice", WARN, note, "hand in one file with your functions"))
+    unit.checks.extend(Check("file choice", PASS, fact) for fact in unit.submission.facts)
     flagged = [check for check in unit.checks if check.outcome == WARN]
     reason = "; ".join(filter(None, [summary(unit.checks, WARN) if flagged else "", code_reasons(marks)]))
     counts = (detail["code"]["passed"], detail["code"]["cases"], detail["code"]["score"])
