@@ -11,7 +11,11 @@ from grader.cli.base import cli, reported, reports_option
 
 @cli.command("export")
 @click.argument(
-    "fmt", metavar="FORMAT", type=click.Choice(["csv", "moodle", "moodle-worksheet", "canvas", "feedback-zip"])
+    "fmt",
+    metavar="FORMAT",
+    type=click.Choice(
+        ["csv", "moodle", "moodle-worksheet", "canvas", "feedback-zip", "brightspace", "ilias-status", "ilias-feedback"]
+    ),
 )
 @reports_option
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The file to write.")
@@ -19,7 +23,8 @@ from grader.cli.base import cli, reported, reports_option
     "--roster",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="moodle: the grading worksheet or participants export; moodle-worksheet: the downloaded "
-    "worksheet to fill in (optional); canvas: the gradebook export.",
+    "worksheet to fill in (optional); canvas: the gradebook export; brightspace: the classlist export; "
+    "ilias-status, ilias-feedback: the assignment's status file downloaded from ILIAS, as CSV (optional).",
 )
 @click.option(
     "--identifier",
@@ -28,7 +33,7 @@ from grader.cli.base import cli, reported, reports_option
     show_default=True,
     help="moodle: the column Moodle identifies users by.",
 )
-@click.option("--item", help="moodle: the grade item's column title (default: the assignment's title).")
+@click.option("--item", help="moodle, brightspace: the grade item's name (default: the assignment's title).")
 @click.option("--column", help="canvas: the assignment's column as Canvas writes it, 'Title (id)'.")
 @click.option(
     "--ungraded",
@@ -56,7 +61,8 @@ def export_command(
     ungraded: str,
     grade_as: str,
 ) -> None:
-    """Write marks in a format Moodle or Canvas imports, checked against the importer's rules first.
+    """Write marks in a format Moodle, Canvas, Brightspace or ILIAS imports, checked against the importer's
+    rules first.
 
     \b
     Examples:
@@ -64,6 +70,9 @@ def export_command(
         grade export moodle --roster worksheet.csv --identifier email --out grades.csv
         grade export canvas --roster gradebook.csv --column "Coursework 1 (4321)" --out canvas.csv
         grade export feedback-zip --out feedback.zip
+        grade export brightspace --roster classlist.csv --item "Assignment 4" --out grades.csv
+        grade export ilias-status --roster status.csv --out status.csv
+        grade export ilias-feedback --out multi_feedback.zip
         grade export moodle-worksheet --grade-as label --out signoff.csv
     """
     from grader.outputs.exports import export

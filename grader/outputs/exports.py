@@ -1,4 +1,5 @@
-"""Files that Moodle and Canvas import, checked against their importers' rules before they are written.
+"""Files that Moodle, Canvas, Brightspace and ILIAS import, checked against their importers' rules before they are
+written (Brightspace's and ILIAS's in grader.outputs.brightspace and grader.outputs.ilias).
 
 Each format is a builder (rows in, file out) and a checker that reads the built file back as the
 importer would and lists what it would reject. Nothing is written while the checker finds a problem:
@@ -29,18 +30,29 @@ from grader.discovery import MOODLE_FOLDER
 from grader.errors import ExportError
 from grader.outputs.grades import (
     Marks,
-    _csv,
-    _grade_problems,
-    _header_problems,
-    _labels,
+    checked_labels,
+    csv_text,
     export_grade,
     feedback_text,
+    grade_problems,
+    header_problems,
     load_marks,
     read_roster,
+    reports_zip,
 )
-from grader.outputs.reports import marks_csv, number, student_folder
+from grader.outputs.reports import marks_csv, number
 
-FORMATS = ("csv", "moodle", "moodle-worksheet", "canvas", "feedback-zip")
+FORMATS = (
+    "csv",
+    "moodle",
+    "moodle-worksheet",
+    "canvas",
+    "feedback-zip",
+    "brightspace",
+    "ilias-status",
+    "ilias-feedback",
+)
+LABEL_FORMATS = ("moodle", "moodle-worksheet", "canvas", "brightspace", "ilias-status")
 GRADE_AS = ("score", "label")
 IDENTIFIERS = {"email": "Email address", "idnumber": "ID number"}
 CANVAS_HEADER = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
@@ -77,8 +89,8 @@ def export(
                 "--grade-as label needs a one-part assignment marked by sign-off rules (labels such as S+ and S); "
                 "this run's marking gives numbers only"
             )
-        if fmt not in ("moodle", "moodle-worksheet", "canvas"):
-            raise ExportError(f"--grade-as label is for moodle, moodle-worksheet and canvas; {fmt} writes both")
+        if fmt not in LABEL_FORMATS:
+            raise ExportError(f"--grade-as label is for {', '.join(LABEL_FORMATS)}; {fmt} writes both")
         marks = replace(marks, grade_as="label")
     if fmt == "csv":
         text = marks_csv(marks.rows, marks.assignment)
@@ -90,21 +102,57 @@ def export(
         out.write_bytes(data)
         return f"wrote {out} ({len(marks.rows)} feedback folders)"
     table = read_roster(roster) if roster else None
+    if fmt in ("brightspace", "ilias-status", "ilias-feedback"):
+        return _platform_export(fmt, marks, table, out=out, item=item, ungraded=ungraded)
     if fmt == "moodle":
         text = moodle_csv(marks, _need(table, fmt), identifier=identifier, item=item or marks.title, ungraded=ungraded)
-        _raise(check_moodle_csv(text, marks.max_score, _need(table, fmt), identifier, _labels(marks)), fmt)
+        _raise(check_moodle_csv(text, marks.max_score, _need(table, fmt), identifier, checked_labels(marks)), fmt)
     elif fmt == "moodle-worksheet":
         text = moodle_worksheet(marks, table, ungraded=ungraded)
         _raise(
             check_moodle_worksheet(
-                text, marks.max_score, expected=_participants(marks, ungraded), labels=_labels(marks)
+                text, marks.max_score, expected=_participants(marks, ungraded), labels=checked_labels(marks)
             ),
             fmt,
         )
     else:
         text = canvas_csv(marks, _need(table, fmt), column=column, ungraded=ungraded)
-        _raise(check_canvas_csv(text, marks.max_score, _need(table, fmt), _labels(marks)), fmt)
+        _raise(check_canvas_csv(text, marks.max_score, _need(table, fmt), checked_labels(marks)), fmt)
     return _write_text(out, text, f"{text.count(chr(10)) - 1} students")
+
+
+def _platform_export(
+    fmt: str, marks: Marks, table: list[dict[str, str]] | None, *, out: Path, item: str | None, ungraded: str
+) -> str:
+    """Brightspace's and ILIAS's exports (grader.outputs.brightspace, .ilias): built, checked, written, with
+    every submission the platform could not be given listed, never dropped."""
+    from grader.outputs import brightspace, ilias
+
+    if fmt == "brightspace":
+        people = brightspace.classlist(_need(table, fmt))
+        text, unmatched = brightspace.grades_csv(marks, people, item=item or marks.title, ungraded=ungraded)
+        _raise(brightspace.check_grades_csv(text, marks.max_score, people, checked_labels(marks)), fmt)
+        written = _write_text(out, text, f"{text.count(chr(10)) - 1} students")
+        aside = out.with_name(f"{out.stem}-unmatched.csv")
+        if not unmatched:
+            aside.unlink(missing_ok=True)  # an earlier export's list, no longer true
+            return written
+        aside.write_text(brightspace.unmatched_csv(marks, unmatched, ungraded), encoding="utf-8")
+        listed = "".join(f"\n  {row['student_id']}: {reason}" for row, reason in unmatched)
+        return f"{written}; {len(unmatched)} submissions match no one in the classlist, listed in {aside}:{listed}"
+    if fmt == "ilias-status":
+        text, left_out = ilias.status_csv(marks, table, ungraded=ungraded)
+        _raise(ilias.check_status_csv(text, marks.max_score, table, checked_labels(marks)), fmt)
+        written = _write_text(out, text, f"{sum(line.startswith('1,') for line in text.splitlines())} updates")
+    else:
+        data, left_out = ilias.feedback_zip(marks)
+        _raise(ilias.check_feedback_zip(data, {person.get("usr_id", "") for person in table} if table else None), fmt)
+        out.write_bytes(data)
+        written = f"wrote {out} ({len(marks.rows) - len(left_out)} feedback folders)"
+    if not left_out:
+        return written
+    listed = "".join(f"\n  {who}" for who in left_out)
+    return f"{written}; {len(left_out)} not given to ILIAS (not in an ILIAS participant folder):{listed}"
 
 
 # Rows and feedback ---------------------------------------------------------------------------------------
@@ -133,6 +181,7 @@ def _need(table: list[dict[str, str]] | None, fmt: str) -> list[dict[str, str]]:
         what = {
             "moodle": "Moodle's grading worksheet or participants export, with an Email address or ID number column",
             "canvas": "Canvas's gradebook export (Grades > Export), which holds each student's Canvas ID",
+            "brightspace": "Brightspace's classlist export (OrgDefinedId, Username, First Name, Last Name, Email)",
         }[fmt]
         raise ExportError(f"{fmt} needs --roster: {what}")
     return table
@@ -168,7 +217,7 @@ def moodle_csv(marks: Marks, roster: list[dict[str, str]], *, identifier: str, i
             f"moodle: {len(missing)} graded students are not in the roster, and Moodle aborts the "
             f"whole import for one unknown user: {', '.join(missing[:10])}"
         )
-    return _csv(lines)
+    return csv_text(lines)
 
 
 def check_moodle_csv(
@@ -176,7 +225,7 @@ def check_moodle_csv(
 ) -> list[str]:
     """What Moodle's CSV grade import would reject in this file (grades as `labels` when given: a scale)."""
     rows = list(csv.reader(io.StringIO(text)))
-    problems = _header_problems(rows[0] if rows else [])
+    problems = header_problems(rows[0] if rows else [])
     label = IDENTIFIERS[identifier]
     known = {person.get(label, "") for person in roster}
     seen: set[str] = set()
@@ -192,7 +241,7 @@ def check_moodle_csv(
         elif user in seen:
             problems.append(f"line {line_no}: {label} {user!r} appears twice")
         seen.add(user)
-        problems += _grade_problems(grade, line_no, max_score, min(max_score, MOODLE_GRADE_POINT_MAX), labels)
+        problems += grade_problems(grade, line_no, max_score, min(max_score, MOODLE_GRADE_POINT_MAX), labels)
     return problems
 
 
@@ -217,7 +266,7 @@ def moodle_worksheet(marks: Marks, worksheet: list[dict[str, str]] | None, *, un
                     feedback_text(row, marks.max_score),
                 ]
             )
-        return _csv(lines)
+        return csv_text(lines)
     header = list(worksheet[0])
     for column in WORKSHEET_REQUIRED:
         if column not in header:
@@ -242,7 +291,7 @@ def moodle_worksheet(marks: Marks, worksheet: list[dict[str, str]] | None, *, un
             f"moodle-worksheet: {len(unknown)} graded students are not in the worksheet, and the "
             f"upload would drop their grades: {', '.join(unknown[:10])}"
         )
-    return _csv(lines)
+    return csv_text(lines)
 
 
 def check_moodle_worksheet(
@@ -264,7 +313,7 @@ def check_moodle_worksheet(
             problems.append(f"line {line_no}: {row['Identifier']} appears twice")
         seen.add(pid)
         if row["Grade"] not in ("", "-"):
-            problems += _grade_problems(row["Grade"], line_no, max_score, max_score, labels)
+            problems += grade_problems(row["Grade"], line_no, max_score, max_score, labels)
     missing = sorted(expected - seen)
     if missing:
         problems.append(f"graded students missing from the worksheet: {', '.join(missing[:10])}")
@@ -305,7 +354,7 @@ def canvas_csv(marks: Marks, roster: list[dict[str, str]], *, column: str | None
             f"canvas: {len(missing)} graded students match no one in the roster (by Canvas ID, "
             f"SIS User ID, SIS Login ID or name): {', '.join(missing[:10])}"
         )
-    return _csv(lines)
+    return csv_text(lines)
 
 
 def _canvas_match(row: dict[str, Any], people: list[dict[str, str]]) -> dict[str, str] | None:
@@ -336,7 +385,7 @@ def check_canvas_csv(
     """What Canvas's gradebook importer would reject, or turn into something else, in this file."""
     rows = list(csv.reader(io.StringIO(text)))
     header = rows[0] if rows else []
-    problems = _header_problems(header)
+    problems = header_problems(header)
     if tuple(header[:5]) != CANVAS_HEADER:
         problems.append(f"the header must start with {','.join(CANVAS_HEADER)}")
     assignments = header[5:]
@@ -356,7 +405,7 @@ def check_canvas_csv(
             problems.append(f"line {line_no}: Canvas ID {row[1]} appears twice")
         seen.add(row[1])
         if row[5:] and row[5] not in ("", "-"):
-            problems += _grade_problems(row[5], line_no, max_score, max_score, labels)
+            problems += grade_problems(row[5], line_no, max_score, max_score, labels)
     return problems
 
 
@@ -383,17 +432,7 @@ def feedback_zip(marks: Marks) -> bytes:
             f"(Full Name_123456_assignsubmission_file_), so Moodle cannot match them: "
             f"{', '.join(not_moodle[:10])}"
         )
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for row in marks.rows:
-            report = marks.reports / student_folder(row["student_id"]) / "report.html"
-            if not report.exists():
-                raise ExportError(f"feedback-zip: {report} is missing; run grade again to write the reports")
-            # A fixed timestamp: the same reports give the same zip.
-            info = zipfile.ZipInfo(f"{feedback_folder(row)}/report.html", date_time=(2000, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, report.read_bytes())
-    return buffer.getvalue()
+    return reports_zip(marks, "feedback-zip", feedback_folder)
 
 
 def check_feedback_zip(data: bytes) -> list[str]:
@@ -425,7 +464,7 @@ def check_marks_csv(text: str, max_score: float) -> list[str]:
             problems.append(f"line {line_no}: student {row['student_id']} appears twice")
         seen.add(row["student_id"])
         if row["score"]:
-            problems += _grade_problems(row["score"], line_no, max_score, max_score)
+            problems += grade_problems(row["score"], line_no, max_score, max_score)
     return problems
 
 

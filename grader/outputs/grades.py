@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from grader.errors import AssignmentError, ExportError
 from grader.gradebook import Gradebook
 from grader.marking.schemes import Signoff
 from grader.marking.totals import student_rows
-from grader.outputs.reports import label_of, number
+from grader.outputs.reports import label_of, number, student_folder
 from grader.status import MARKED
 
 
@@ -86,7 +88,7 @@ def export_grade(marks: Marks, row: dict[str, Any], ungraded: str) -> str | None
     return marks.labels[-1] if ungraded == "zero" else None
 
 
-def _labels(marks: Marks) -> tuple[str, ...]:
+def checked_labels(marks: Marks) -> tuple[str, ...]:
     return marks.labels if marks.grade_as == "label" else ()
 
 
@@ -127,7 +129,7 @@ def read_roster(path: Path) -> list[dict[str, str]]:
     return [{(key or "").strip(): (value or "").strip() for key, value in row.items()} for row in rows]
 
 
-def _grade_problems(grade: str, line: int, max_score: float, ceiling: float, labels: tuple[str, ...] = ()) -> list[str]:
+def grade_problems(grade: str, line: int, max_score: float, ceiling: float, labels: tuple[str, ...] = ()) -> list[str]:
     if labels:
         return [] if grade in labels else [f"line {line}: grade {grade!r} is not one of the labels {', '.join(labels)}"]
     try:
@@ -139,14 +141,32 @@ def _grade_problems(grade: str, line: int, max_score: float, ceiling: float, lab
     return []
 
 
-def _header_problems(header: list[str]) -> list[str]:
+def header_problems(header: list[str]) -> list[str]:
     if not header or any(not column.strip() for column in header):
         return ["the header has an empty column name"]
     duplicated = sorted({column for column in header if header.count(column) > 1})
     return [f"the header repeats {', '.join(duplicated)}"] if duplicated else []
 
 
-def _csv(lines: list[list[Any]]) -> str:
+def csv_text(lines: list[list[Any]]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(lines)
+    return buffer.getvalue()
+
+
+def reports_zip(marks: Marks, fmt: str, folder: Callable[[dict[str, Any]], str | None]) -> bytes:
+    """A zip of each student's report.html under the folder `folder` names for them (students it names None are
+    left out), with a fixed timestamp, so the same reports give the same zip."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for row in marks.rows:
+            name = folder(row)
+            if name is None:
+                continue
+            report = marks.reports / student_folder(row["student_id"]) / "report.html"
+            if not report.exists():
+                raise ExportError(f"{fmt}: {report} is missing; run grade again to write the reports")
+            info = zipfile.ZipInfo(f"{name}/report.html", date_time=(2000, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, report.read_bytes())
     return buffer.getvalue()
