@@ -2,7 +2,7 @@
 
     python bench/bench.py --students 40                 # speed and identity (needs ../shared/data)
     python bench/bench.py --students 40 --big           # plus a 50M-parameter submission: peak memory
-    python bench/bench.py --students 300 --official-every 10   # growth: the official loop on every 10th
+    python bench/bench.py --students 300 --official-every 10 --independent   # growth: the official loop on every 10th
     python bench/bench.py --remark 500                  # re-marking 500 cached students after a band change
 
 It builds a cohort of realistic submissions (MLPs and CNNs of 0.03-3M parameters, Sequential and
@@ -123,28 +123,42 @@ ARCHITECTURES = {  # 0.03M to 3M parameters, Sequential and functional, MLP and 
                                           layers.Flatten(), layers.Dense(512, activation="relu"),
                                           layers.Dense(10, activation="softmax")]),
 }
-trained = {}
-for name in chosen:
-    make = ARCHITECTURES[name]
-    model = make()
-    inputs = x.reshape(-1, 784) if model.input_shape[1:] == (784,) else (x if len(model.input_shape) == 3 else x[..., None])
+independent = sys.argv[7] == "independent"
+
+def trained_model(name, images, labels):
+    model = ARCHITECTURES[name]()
+    shape = model.input_shape[1:]
+    inputs = images.reshape(-1, 784) if shape == (784,) else (images if len(shape) == 2 else images[..., None])
     logits = model.layers[-1].activation.__name__ == "linear"
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=logits))
-    model.fit(inputs, y, epochs=1, batch_size=128, verbose=0)
-    trained[name] = model
-names = list(trained)
+    model.fit(inputs, labels, epochs=1, batch_size=64 if independent else 128, verbose=0)
+    return model
+
+trained = {} if independent else {name: trained_model(name, x, y) for name in chosen}
+names = list(chosen)
 facts = []
 rng = np.random.default_rng(seed)
 for index in range(students):
     name = names[index % len(names)]
-    model = trained[name]
-    original = model.get_weights()
-    # Each student's own file: the architecture's weights, perturbed by 1% noise.
-    model.set_weights([w + rng.normal(0, 0.01 * (np.std(w) + 1e-6), w.shape).astype(w.dtype) for w in original])
+    if independent:
+        # Each student's own training: a random start of its own and 2,000 images of its own, as a cohort
+        # whose members trained apart.
+        keras.utils.set_random_seed(seed * 100_000 + index)
+        start = int(rng.integers(0, len(x) - 2000))
+        model = trained_model(name, x[start : start + 2000], y[start : start + 2000])
+    else:
+        model = trained[name]
+        original = model.get_weights()
+        # Each student's own file: the architecture's weights, perturbed by 1% noise (copies of one network,
+        # which the integrity pass rightly finds derived, pair by pair).
+        model.set_weights([w + rng.normal(0, 0.01 * (np.std(w) + 1e-6), w.shape).astype(w.dtype) for w in original])
     folder = os.path.join(out, f"Student {index:03d}_{500000 + index}_assignsubmission_file_")
     os.makedirs(folder)
     model.save(os.path.join(folder, f"{name}.h5"))  # with optimizer state, as students save
-    model.set_weights(original)
+    if not independent:
+        model.set_weights(original)
+    else:
+        keras.backend.clear_session()
     facts.append({"folder": folder, "architecture": name, "parameters": int(model.count_params())})
 if big:
     model = keras.Sequential([keras.Input((784,)), layers.Dense(8192, activation="relu"),
@@ -161,7 +175,9 @@ REALISTIC = "mlp_small,mlp_mid,mlp_flatten,mlp_big,cnn_small,cnn_keras_example,c
 LIGHT = "mlp_small,mlp_mid,mlp_flatten,cnn_small,cnn_functional"
 
 
-def build_cohort(work: Path, students: int, big: bool, seed: int = 0, architectures: str = REALISTIC) -> list[dict]:
+def build_cohort(
+    work: Path, students: int, big: bool, seed: int = 0, architectures: str = REALISTIC, *, independent: bool = False
+) -> list[dict]:
     cohort = work / "submissions"
     shutil.rmtree(cohort, ignore_errors=True)
     cohort.mkdir(parents=True)
@@ -176,6 +192,7 @@ def build_cohort(work: Path, students: int, big: bool, seed: int = 0, architectu
             str(seed),
             str(SHARED / "mnist.npz"),
             architectures,
+            "independent" if independent else "perturbed",
         ],
         capture_output=True,
         text=True,
@@ -364,6 +381,7 @@ def speed(args: argparse.Namespace, work: Path) -> None:
         args.big,
         seed=args.seed,
         architectures=REALISTIC.replace("cnn_big", "cnn_wide") if args.heavy else REALISTIC,
+        independent=args.independent,
     )
     parameters = sorted(s["parameters"] for s in cohort)
     print(f"cohort: {len(cohort)} students, {parameters[0]:,} to {parameters[-1]:,} parameters; held-out 12,000")
@@ -436,6 +454,12 @@ def main() -> None:
     parser.add_argument("--remark", type=int, default=0, help="benchmark re-marking this many cached students")
     parser.add_argument("--skip-official", action="store_true")
     parser.add_argument("--skip-warm", action="store_true", help="leave out the one-warm-process timing")
+    parser.add_argument(
+        "--independent",
+        action="store_true",
+        help="each student trains their own network (a random start and 2,000 images of their own) instead of "
+        "perturbing one trained network per architecture, whose copies the integrity pass compares pair by pair",
+    )
     parser.add_argument(
         "--official-every",
         type=int,
