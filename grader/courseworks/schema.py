@@ -150,6 +150,49 @@ def declared(key: str) -> dict[str, Any]:
     return _declarations()[key]
 
 
+def reference() -> str:
+    """Every key an assignment file may hold, as a Markdown table in the order the schema declares them: its
+    type, what it means, and the values it takes (the documentation's reference is this, so the page and the
+    validator cannot disagree)."""
+    lines = ["| key | type | meaning | values |", "|---|---|---|---|"]
+    for key, declared in _declarations().items():
+        meaning = _cell(declared.get("description", ""))
+        lines.append(f"| `{key}` | {_type(declared)} | {meaning} | {_values(declared)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _type(declared: dict[str, Any]) -> str:
+    kinds: Any = declared.get("type", "")
+    if isinstance(kinds, list):
+        return " or ".join(TYPE_NAMES.get(str(kind), str(kind)) for kind in kinds)
+    if kinds == "array" and isinstance(declared.get("items"), dict) and "type" in declared["items"]:
+        return f"list of {_type(declared['items'])}"
+    if not kinds and "oneOf" in declared:
+        return " or ".join(_type(option) for option in declared["oneOf"])
+    return TYPE_NAMES.get(str(kinds), str(kinds))
+
+
+def _values(declared: dict[str, Any]) -> str:
+    said = []
+    if "enum" in declared:
+        said.append("one of " + ", ".join(f"`{value}`" for value in declared["enum"]))
+    if "const" in declared:
+        said.append(f"`{declared['const']}`")
+    for word, bound in (("at least", "minimum"), ("above", "exclusiveMinimum"), ("at most", "maximum")):
+        if bound in declared:
+            said.append(f"{word} {declared[bound]}")
+    if "default" in declared:
+        said.append(f"default `{declared['default']}`")
+    if "pattern" in declared:
+        said.append(f"matching `{declared['pattern']}`")
+    return _cell("; ".join(said))
+
+
+def _cell(text: str) -> str:
+    """Text as one Markdown table cell."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 @cache
 def _declarations() -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
