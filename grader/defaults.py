@@ -25,7 +25,7 @@ MAX_WORKERS = 8
 WORKER_MEMORY_GB = 1.5
 "About what one warm worker holds with a student's model loaded."
 WORKERS = f"one per core, at most {MAX_WORKERS}, and no more than free memory allows at {WORKER_MEMORY_GB:g} GB each"
-"The default worker count, in words (the help text and README say this)."
+"The default worker count, in words (the help text and docs/commands.md say this)."
 
 
 def worker_count() -> int:

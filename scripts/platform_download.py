@@ -1,5 +1,6 @@
-"""Lay a demo cohort out as Brightspace's or ILIAS's "download all submissions" gives it, with the roster each
-platform exports, so the tutorials can show the whole round trip on files nobody has to upload.
+"""Lay a demo cohort out as a learning platform's "download all submissions" gives it (Moodle, Canvas, Brightspace,
+ILIAS), with the roster each platform exports, so the tutorials can show the whole round trip on files nobody has
+to upload.
 
     python scripts/platform_download.py brightspace submissions/ --out demo/brightspace
     python scripts/platform_download.py ilias submissions/ --out demo/ilias --zip
@@ -7,6 +8,10 @@ platform exports, so the tutorials can show the whole round trip on files nobody
 The input is a folder of Moodle-named student folders (`Full Name_123456_assignsubmission_file_`: the demo
 cohorts, submissions/ and those scripts/make_demo*.py write). It writes, under --out:
 
+- moodle: `download/` (or `.zip`) of `Full Name_<id>_assignsubmission_file_/` folders, and `worksheet.csv`, the
+  assignment's grading worksheet (Identifier `Participant <id>`, Full name, Email address, Status, Grade, ...).
+- canvas: `download/` (or `.zip`), each file named `lastfirst_<user id>_<attachment id>_<file>`, and
+  `gradebook.csv`, the gradebook export (Student, ID, SIS User ID, SIS Login ID, Section, `<--item> (4321)`).
 - brightspace: `download/` (or `download.zip`), each file named `<submission>-<folder> - First Last- <date> -
   <file>` beside an index.html, as Brightspace's Assignments tool names them; and `classlist.csv`, the classlist
   export (OrgDefinedId, Username, Last Name, First Name, Email, End-of-Line Indicator, ids prefixed '#' as
@@ -99,6 +104,60 @@ def ilias(cohort: list[tuple[str, str, list[Path]]], out: Path) -> tuple[dict[st
     return files, roster
 
 
+def moodle(cohort: list[tuple[str, str, list[Path]]], out: Path) -> tuple[dict[str, Path], Path]:
+    """Moodle's "Download all submissions" (folders kept, as grader's demo holds them) and the assignment's
+    grading worksheet (View all submissions > Download grading worksheet)."""
+    files = {
+        f"{name}_{student_id}_assignsubmission_file_/{path.name}": path
+        for name, student_id, paths in cohort
+        for path in paths
+    }
+    roster = out / "worksheet.csv"
+    with open(roster, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "Identifier",
+                "Full name",
+                "Email address",
+                "Status",
+                "Grade",
+                "Maximum Grade",
+                "Grade can be changed",
+                "Last modified (submission)",
+                "Last modified (grade)",
+                "Feedback comments",
+            ]
+        )
+        for name, student_id, paths in cohort:
+            email = ascii_name(name).lower().replace("-", ".") + "@example.ac.uk"
+            status = "Submitted for grading" if paths else "No submission"
+            writer.writerow([f"Participant {student_id}", name, email, status, "", "20.00", "Yes", "-", "-", ""])
+    return files, roster
+
+
+def canvas(
+    cohort: list[tuple[str, str, list[Path]]], out: Path, item: str = "Coursework"
+) -> tuple[dict[str, Path], Path]:
+    """Canvas's "Download Submissions" (flat: lastfirst_<user id>_<attachment id>_<file>) and the gradebook export
+    (Grades > Export), whose assignment column is '<item> (4321)'."""
+    files: dict[str, Path] = {}
+    attachment = 700000
+    roster = out / "gradebook.csv"
+    with open(roster, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", f"{item} (4321)"])
+        writer.writerow(["    Points Possible", "", "", "", "", "20.00"])
+        for name, student_id, paths in cohort:
+            first, _, last = name.partition(" ")
+            sortable = re.sub(r"[^a-z]", "", f"{last}{first}".lower())
+            for path in paths:
+                attachment += 1
+                files[f"{sortable}_{student_id}_{attachment}_{path.name}"] = path
+            writer.writerow([f"{last}, {first}", student_id, f"S{student_id}", f"{sortable}@example.edu", "Lab", ""])
+    return files, roster
+
+
 def write(files: dict[str, Path], target: Path, zipped: bool, index: bool) -> Path:
     if zipped:
         path = target.with_suffix(".zip")
@@ -123,15 +182,19 @@ def _index(files: dict[str, Path]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("platform", choices=["brightspace", "ilias"])
+    parser.add_argument("platform", choices=["moodle", "canvas", "brightspace", "ilias"])
     parser.add_argument("cohort", type=Path, help="a folder of Moodle-named student folders")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--zip", action="store_true", help="write the download as a zip, as the platform sends it")
+    parser.add_argument("--item", default="Coursework", help="canvas: the assignment's title in the gradebook export")
     args = parser.parse_args()
     cohort = students(args.cohort)
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
-    files, roster = (brightspace if args.platform == "brightspace" else ilias)(cohort, args.out)
+    layouts = {"moodle": moodle, "canvas": canvas, "brightspace": brightspace, "ilias": ilias}
+    files, roster = (
+        canvas(cohort, args.out, args.item) if args.platform == "canvas" else layouts[args.platform](cohort, args.out)
+    )
     download = write(files, args.out / "download", args.zip, index=args.platform == "brightspace")
     print(f"wrote {download} ({len(cohort)} students, {len(files)} files) and {roster}")
 

@@ -215,7 +215,7 @@ def test_defaults_are_defined_once() -> None:
     assert f"Default: {defaults.WORKERS}." in help_text
     assert f"Default: {defaults.HELDOUT}/ ({defaults.HELDOUT}/PART/ for each part)." in help_text
     assert f"[default: {defaults.MEMORY_LIMIT_GB};" in help_text
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "commands.md").read_text()
     assert f"| `--workers N` | {defaults.WORKERS} |" in readme
     assert re.search(rf"\| `--memory-limit GB` \| {defaults.MEMORY_LIMIT_GB:g} \|", readme)
     assert f"| `--out DIR` | `{defaults.OUT}/` |" in readme

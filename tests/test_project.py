@@ -26,7 +26,8 @@ def test_readme_opens_with_two_commands() -> None:
     assert len(commands) >= 2
     demo, test = commands[:2]
     assert demo.endswith(".venv/bin/grade submissions/") and "run.lock" in demo
-    assert test.endswith(".venv/bin/pytest") and "dev.lock" in test
+    # The tests, then the documentation site, every warning an error.
+    assert test.endswith(".venv/bin/pytest && .venv/bin/mkdocs build --strict") and "dev.lock" in test
     before = (ROOT / "README.md").read_text().split("```sh")[0]
     assert "```" not in before
 

@@ -3,8 +3,8 @@
 The instructor's file, run by grader in the grading process (never in the sandbox, never shown to students):
 reference implementations and, for each question in uva-lab1.toml, a function that builds its cases from a
 seeded generator. To add a question: write its reference and a `<name>_cases(rng)` function returning
-`Case`s, add it to CASES, and add a [[parts.questions]] table to the TOML file (see README, "Code
-questions"). Where a question leaves a choice open, a case accepts each variant by name.
+`Case`s, add it to CASES, and add a [[parts.questions]] table to the TOML file (see
+docs/code-questions.md). Where a question leaves a choice open, a case accepts each variant by name.
 
 The seed's words, and what the cases take from them:
 - Q20 convolution "for two-dimensional and three-dimensional inputs", "a set of convolutional filters

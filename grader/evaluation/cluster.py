@@ -59,7 +59,7 @@ IN_FLIGHT_PER_WORKER = 2
 # Connecting to a scheduler, and starting a LocalCluster, may take this long.
 CONNECT_SECONDS = 60
 # What the coordinator reads back from workers: task results only as msgpack (plain data, never a pickle that could
-# run code here), and only through the scheduler (never a direct connection from a worker). See the README's
+# run code here), and only through the scheduler (never a direct connection from a worker). See docs/cluster.md's
 # trust model: Dask's own messages between its peers still pickle, which mutual TLS keeps to the course's machines.
 PLAIN_RESULTS = {"deserializers": ["msgpack"], "direct_to_workers": False}
 

@@ -226,7 +226,7 @@ def build_report(
     assignment: Assignment,
     part: Part | None = None,
 ) -> dict[str, Any]:
-    """The report.json document for one student's part (its schema is documented in README.md)."""
+    """The report.json document for one student's part (its schema is documented in docs/outputs.md)."""
     part = part or assignment.parts[0]
     detail = row["detail"]
     marking = part.marking
