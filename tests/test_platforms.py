@@ -336,6 +336,14 @@ def test_ilias_feedback_zip_check_reads_folders_as_ilias_does() -> None:
     ]
 
 
+def test_ilias_exports_refuse_a_run_that_did_not_come_from_ilias() -> None:
+    """A cohort graded from another platform's download has no ILIAS user ids: both ILIAS exports say so."""
+    with pytest.raises(ExportError, match="no student is in an ILIAS participant folder"):
+        ilias.status_csv(marks(ROWS), None, ungraded="skip")
+    with pytest.raises(ExportError, match="no student is in an ILIAS participant folder"):
+        ilias.feedback_zip(marks(ROWS))
+
+
 def test_brightspace_needs_a_classlist_with_its_ids() -> None:
     with pytest.raises(ExportError, match="neither OrgDefinedId nor Username"):
         brightspace.classlist([{"Name": "x"}])

@@ -112,6 +112,11 @@ def status_csv(marks: Marks, roster: list[dict[str, str]] | None, *, ungraded: s
     """The status file with every graded participant's line set to update; with an ILIAS status file as the
     roster, its other lines kept as they were (update 0). Returns the file and the rows it could not place."""
     ours = {info["usr_id"]: (row, info) for row in marks.rows if (info := participant(row)) is not None}
+    if not ours:
+        raise ExportError(
+            "ilias-status: no student is in an ILIAS participant folder (Lastname_Firstname_login_<user id>), so "
+            "no line of the status file could be filled in; grade ILIAS's submissions download"
+        )
     left_out = [f"{row['student_id']} ({row['student_name']})" for row in marks.rows if participant(row) is None]
     lines: list[list[Any]] = [list(STATUS_TITLES)]
     if roster is not None:
