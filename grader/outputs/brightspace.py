@@ -61,11 +61,11 @@ def classlist(roster: list[dict[str, str]]) -> list[Person]:
     ]
 
 
-def match(rows: list[dict[str, Any]], people: list[Person]) -> tuple[dict[str, Person], list[tuple[dict, str]]]:
-    """Each row's person (by student id) where exactly one fits: the org defined id or username the download
-    named, else the name (first name first, or 'Last, First'; accents and case aside), and no earlier row took
-    that person. The others, with why."""
-    matched: dict[str, Person] = {}
+def match(rows: list[dict[str, Any]], people: list[Person]) -> tuple[dict[Person, dict], list[tuple[dict, str]]]:
+    """Each person's row where exactly one person fits it: the org defined id or username the download named,
+    else the name (first name first, or 'Last, First'; accents and case aside), and no earlier row took that
+    person. The other rows, with why."""
+    given: dict[Person, dict[str, Any]] = {}
     unmatched: list[tuple[dict, str]] = []
     for row in rows:
         found = [p for p in people if row["student_id"] in (p.org_defined_id, p.username) and row["student_id"]]
@@ -74,11 +74,11 @@ def match(rows: list[dict[str, Any]], people: list[Person]) -> tuple[dict[str, P
             found = [
                 p for p in people if name and name in (_plain(f"{p.first} {p.last}"), _plain(f"{p.last}, {p.first}"))
             ]
-        taken = next((student for student, person in matched.items() if found and person is found[0]), None)
-        if len(found) == 1 and taken is not None:
+        if len(found) == 1 and found[0] in given:
+            taken = given[found[0]]["student_id"]
             unmatched.append((row, f"{row['student_name']} is the classlist's person already given {taken}'s mark"))
         elif len(found) == 1:
-            matched[row["student_id"]] = found[0]
+            given[found[0]] = row
         elif found:
             unmatched.append((row, f"{len(found)} people in the classlist are named {row['student_name']}"))
         else:
@@ -89,7 +89,7 @@ def match(rows: list[dict[str, Any]], people: list[Person]) -> tuple[dict[str, P
                     "download names the group: enter its mark on the group in the Assignments tool)",
                 )
             )
-    return matched, unmatched
+    return given, unmatched
 
 
 def _plain(name: str) -> str:
@@ -103,16 +103,13 @@ def grades_csv(
     """The Grades import for one item, in the classlist's order, and the submissions it could not place. A
     person with no submission gets the `ungraded` choice (a 0, or the last label, under 'zero'; left out under
     'skip')."""
-    matched, unmatched = match(marks.rows, people)
-    by_person = {
-        id(person): row for student, person in matched.items() for row in marks.rows if row["student_id"] == student
-    }
+    given, unmatched = match(marks.rows, people)
     kind = "Text Grade" if marks.grade_as == "label" else "Points Grade"
     columns = [key for key in IDENTIFIERS if any(getattr(p, _attribute(key)) for p in people)]
     lines: list[list[Any]] = [[*columns, f"{item} {kind}", END_OF_LINE]]
     nobody = {"status": "no_file", "score": None}
     for person in people:
-        row = by_person.get(id(person), nobody)
+        row = given.get(person, nobody)
         grade = export_grade(marks, row, ungraded)
         if grade is None:
             continue
