@@ -394,7 +394,7 @@ def _choose(student_id: str, group: list[_Entry], zip_path: str, formats: tuple[
     folders = sorted({entry.folder for entry in group})
     file_folders = [f for f in folders if f.endswith("_file_")] or folders
     name = next((entry.student_name for entry in group if entry.student_name), "")
-    earlier: tuple[str, ...] = ()
+    facts: tuple[str, ...] = ()
     if any(entry.attempt for entry in group):
         # Several submissions (Brightspace keeps each): the latest counts; the others are named.
         latest = max((entry for entry in group if entry.attempt), key=lambda entry: entry.attempt)
@@ -402,7 +402,7 @@ def _choose(student_id: str, group: list[_Entry], zip_path: str, formats: tuple[
         times = sorted({(entry.attempt, entry.submitted) for entry in group if entry.attempt})
         if len(times) > 1:
             before = "; ".join(text for _, text in times[:-1])
-            earlier = (f"{len(times)} submissions: graded the latest, of {latest.submitted} (not {before})",)
+            facts = (f"{len(times)} submissions: graded the latest, of {latest.submitted} (not {before})",)
     folder = file_folders[0]
     files = tuple(entry.file for entry in group if entry.file is not None and entry.folder in file_folders)
     problems = [entry for entry in group if entry.problem]
@@ -421,8 +421,8 @@ def _choose(student_id: str, group: list[_Entry], zip_path: str, formats: tuple[
         return Submission(**base, chosen=None, problem=problem, problem_status=status)
     chosen, notes = _last(models, formats)
     if chosen.name.startswith(ILIAS_LATE):
-        earlier += (f"{chosen.name}: ILIAS marks it as handed in after the deadline",)
-    return Submission(**base, chosen=chosen, notes=notes, facts=earlier)
+        facts += (f"{chosen.name}: ILIAS marks it as handed in after the deadline",)
+    return Submission(**base, chosen=chosen, notes=notes, facts=facts)
 
 
 def model_files(files: tuple[SubmittedFile, ...], formats: tuple[str, ...]) -> list[SubmittedFile]:

@@ -70,16 +70,32 @@ def participant(row: dict[str, Any]) -> dict[str, str] | None:
     }
 
 
+def placed(marks: Marks, fmt: str) -> tuple[dict[str, tuple[dict[str, Any], dict[str, str]]], list[str]]:
+    """The rows ILIAS can be given, by user id, with what their participant folder says (`participant`), each
+    folder read once; and the others, named. Refuses a run none of whose students came from an ILIAS folder."""
+    ours: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
+    left_out = []
+    for row in marks.rows:
+        info = participant(row)
+        if info is None:
+            left_out.append(f"{row['student_id']} ({row['student_name']})")
+        else:
+            ours[info["usr_id"]] = (row, info)
+    if not ours:
+        raise ExportError(
+            f"{fmt}: no student is in an ILIAS participant folder (Lastname_Firstname_login_<user id>), so ILIAS "
+            "could match none of them; grade ILIAS's submissions download"
+        )
+    return ours, left_out
+
+
 def feedback_zip(marks: Marks) -> tuple[bytes, list[str]]:
     """The multi-feedback zip, and the rows it leaves out (a team's own files, named for no participant)."""
     root = FEEDBACK_ROOT + "_" + _ascii(marks.title)
-    left_out = [f"{row['student_id']} ({row['student_name']})" for row in marks.rows if participant(row) is None]
-    if len(left_out) == len(marks.rows):
-        raise ExportError(
-            "ilias-feedback: no student is in an ILIAS participant folder (Lastname_Firstname_login_<user id>), "
-            "so ILIAS could match none of them; grade ILIAS's submissions download"
-        )
-    data = reports_zip(marks, "ilias-feedback", lambda row: f"{root}/{row['folder']}" if participant(row) else None)
+    ours, left_out = placed(marks, "ilias-feedback")
+    data = reports_zip(
+        marks, "ilias-feedback", lambda row: f"{root}/{row['folder']}" if row["student_id"] in ours else None
+    )
     return data, left_out
 
 
@@ -111,13 +127,7 @@ def check_feedback_zip(data: bytes, members: set[str] | None = None) -> list[str
 def status_csv(marks: Marks, roster: list[dict[str, str]] | None, *, ungraded: str) -> tuple[str, list[str]]:
     """The status file with every graded participant's line set to update; with an ILIAS status file as the
     roster, its other lines kept as they were (update 0). Returns the file and the rows it could not place."""
-    ours = {info["usr_id"]: (row, info) for row in marks.rows if (info := participant(row)) is not None}
-    if not ours:
-        raise ExportError(
-            "ilias-status: no student is in an ILIAS participant folder (Lastname_Firstname_login_<user id>), so "
-            "no line of the status file could be filled in; grade ILIAS's submissions download"
-        )
-    left_out = [f"{row['student_id']} ({row['student_name']})" for row in marks.rows if participant(row) is None]
+    ours, left_out = placed(marks, "ilias-status")
     lines: list[list[Any]] = [list(STATUS_TITLES)]
     if roster is not None:
         missing = [title for title in ("usr_id", "login", "status", "mark") if title not in roster[0]]
