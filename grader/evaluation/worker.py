@@ -391,10 +391,11 @@ def _predictor(net: Any, x: np.ndarray, official: int) -> tuple[Any, dict[str, A
     count = x.shape[0]
     last = (count - 1) // official * official
     batches = [x[: min(official, count)]] if last == 0 else [x[:official], x[last:]]
+    sample = np.concatenate(batches)
     try:
         steps = predict_steps(net, batches)
-        reference = np.concatenate(steps) if steps is not None else keras_predict(np.concatenate(batches), official)
-        same = _identical(reference, direct(np.concatenate(batches), official))
+        reference = np.concatenate(steps) if steps is not None else keras_predict(sample, official)
+        same = _identical(reference, direct(sample, official))
     except BaseException:  # the compiled pass cannot run these images: net.predict says what it says
         same = False
     facts.update(direct=same, check_seconds=round(time.perf_counter() - started, 4))
