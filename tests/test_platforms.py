@@ -258,7 +258,7 @@ def test_ilias_status_csv_golden_without_a_roster() -> None:
     text, left_out = ilias.status_csv(marks(ILIAS_ROWS), None, ungraded="skip")
     golden("ilias-status.csv", text)
     assert ilias.check_status_csv(text, 20, None) == []
-    assert left_out == ["team-5 (Team 5)"]
+    assert left_out == ["team-5 (Team 5): not in an ILIAS participant folder"]
 
 
 @pytest.mark.parametrize(

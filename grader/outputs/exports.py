@@ -152,7 +152,7 @@ def _platform_export(
     if not left_out:
         return written
     listed = "".join(f"\n  {who}" for who in left_out)
-    return f"{written}; {len(left_out)} not given to ILIAS (not in an ILIAS participant folder):{listed}"
+    return f"{written}; {len(left_out)} not given to ILIAS:{listed}"
 
 
 # Rows and feedback ---------------------------------------------------------------------------------------

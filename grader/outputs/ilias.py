@@ -78,7 +78,7 @@ def placed(marks: Marks, fmt: str) -> tuple[dict[str, tuple[dict[str, Any], dict
     for row in marks.rows:
         info = participant(row)
         if info is None:
-            left_out.append(f"{row['student_id']} ({row['student_name']})")
+            left_out.append(f"{row['student_id']} ({row['student_name']}): not in an ILIAS participant folder")
         else:
             ours[info["usr_id"]] = (row, info)
     if not ours:
