@@ -34,9 +34,9 @@ import unicodedata
 import zipfile
 from pathlib import Path
 
+from grader.discovery import MOODLE_FOLDER
 from grader.outputs.ilias import STATUS_TITLES
 
-MOODLE_FOLDER = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assignsubmission_file_$")
 BRIGHTSPACE_FOLDER_ID = 482915
 BRIGHTSPACE_DATES = ("Oct 3, 2026 1159 PM", "Oct 5, 2026 930 AM")
 ILIAS_EXERCISE = "Uebung_9"
