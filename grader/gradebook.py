@@ -398,7 +398,7 @@ class Gradebook:
             reason,
             json.dumps(answer, sort_keys=True) if answer is not None else None,
             _pack(predictions.astype("<i2")) if predictions is not None else None,
-            _pack(exact) if exact is not None else None,
+            _pack(exact, level=0) if exact is not None else None,
             json.dumps(list(exact.shape)) if exact is not None else None,
             nonfinite,
             seconds,
@@ -556,8 +556,10 @@ def _evaluation(row: sqlite3.Row) -> Evaluation:
     )
 
 
-def _pack(array: np.ndarray) -> bytes:
-    return zlib.compress(np.ascontiguousarray(array).tobytes(), 6)
+def _pack(array: np.ndarray, *, level: int = 6) -> bytes:
+    """An array's bytes in a zlib stream. Outputs are stored at level 0: a model's float outputs shrink by about 6%
+    at level 6, for 15 ms per model of the run's time; the stream is zlib's either way, so every reader is the same."""
+    return zlib.compress(np.ascontiguousarray(array).tobytes(), level)
 
 
 def _unpack(blob: bytes, dtype: str) -> np.ndarray:
