@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -146,38 +151,127 @@ class Traps:
     "A loopback port payloads try to reach."
 
 
-@pytest.fixture(scope="session")
-def traps(tmp_path_factory: pytest.TempPathFactory) -> Traps:
-    root = tmp_path_factory.mktemp("traps")
-    secret = root / "secret.txt"
-    secret.write_text("the instructor's secret")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return Traps(canary=root / "canary", secret=secret, port=port)
+# Models the fixtures build are kept under .pytest_cache, one folder per content hash of what built them: the
+# xdist processes of a run build each once between them, and the next run reuses them. A kept folder is read-only
+# and checked unchanged at the session's end (_kept_folders_unchanged).
+FIXTURES = ROOT / ".pytest_cache" / "grader-fixtures"
+BUILT = ".built"
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _writable(folder: Path, writable: bool) -> None:
+    for path in [folder, *folder.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod((0o755 if path.is_dir() else 0o644) if writable else (0o555 if path.is_dir() else 0o444))
+
+
+def _contents(folder: Path) -> dict[str, str]:
+    """Each file's sha256 under `folder`, by its path inside it (the .built record left out)."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != BUILT:
+            with open(path, "rb") as handle:
+                found[str(path.relative_to(folder))] = hashlib.file_digest(handle, "sha256").hexdigest()
+    return found
+
+
+KEPT: list[Path] = []
+"The kept folders this process uses: each is checked unchanged when the session ends (_kept_folders_unchanged)."
+
+
+def built_once(name: str, sources: list[Path], build: Callable[[Path], None], *, facts: str = "") -> Path:
+    """The folder `build(folder)` writes, built once per content of `sources` (files), `facts` (anything else the
+    build depends on) and the versions of Python, numpy, h5py, TensorFlow and Keras: kept under .pytest_cache for
+    every xdist process of this run and for the next runs. A build that fails leaves nothing kept; a kept folder
+    whose files changed since it was built is built again, and a test that changes one fails the session."""
+    digest = hashlib.sha256(facts.encode())
+    for package in ("numpy", "tensorflow", "keras", "tf_keras", "h5py"):
+        digest.update(f"{package} {version(package)};".encode())
+    digest.update(sys.version.encode())
+    for source in sources:
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    folder = FIXTURES / f"{name}-{digest.hexdigest()[:16]}"
+    with _locked(FIXTURES / f"{name}.lock"):
+        record = folder / BUILT
+        if not record.is_file() or json.loads(record.read_text()).get("files") != _contents(folder):
+            for stale in list(FIXTURES.glob(f"{name}-*")):
+                _writable(stale, True)
+                shutil.rmtree(stale)
+            partial = folder.with_name(folder.name + ".partial")
+            partial.mkdir(parents=True)  # the stale folders above took any earlier build's leftovers
+            build(partial)
+            kept = {"sources": [str(s) for s in sources], "facts": facts, "files": _contents(partial)}
+            (partial / BUILT).write_text(json.dumps(kept, indent=1))
+            _writable(partial, False)
+            partial.rename(folder)
+    if folder not in KEPT:
+        KEPT.append(folder)
+    return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _kept_folders_unchanged() -> Iterator[None]:
+    """The kept fixture folders this process used hold at the end what they held when built: a test that wrote
+    into one would change what every later test and run reads (root, as CI runs, ignores their read-only modes)."""
+    yield
+    changed = [str(folder) for folder in KEPT if json.loads((folder / BUILT).read_text())["files"] != _contents(folder)]
+    assert changed == [], f"a test changed these kept fixture folders: {changed}"
 
 
 @pytest.fixture(scope="session")
-def models(tmp_path_factory: pytest.TempPathFactory, traps: Traps) -> Path:
-    """Folder of tiny real models, built by tests/build_models.py in its own process."""
-    out = tmp_path_factory.mktemp("models")
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tests" / "build_models.py"),
-            str(out),
-            str(DEMO_HELDOUT),
-            str(traps.canary),
-            str(traps.secret),
-            str(traps.port),
-        ],
-        check=True,
-        timeout=600,
+def traps() -> Traps:
+    """The canary, secret and port baked into the hostile models: kept with them (built_once), as their payloads
+    name them."""
+
+    def build(folder: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        (folder / "secret.txt").write_text("the instructor's secret")
+        (folder / "traps.json").write_text(json.dumps({"port": port}))
+
+    folder = built_once("traps", [], build)
+    # The canary is beside the kept folder, never in it: a payload that could write would make it there.
+    canary = FIXTURES / f"{folder.name}-canary"
+    return Traps(
+        canary=canary, secret=folder / "secret.txt", port=json.loads((folder / "traps.json").read_text())["port"]
     )
-    # Keras runs a Lambda while building the model, so building the payloads sprang them here, in the
-    # builder: clear that, so that anything found later was left by grading.
-    shutil.rmtree(traps.canary, ignore_errors=True)
-    return out
+
+
+@pytest.fixture(scope="session")
+def models(traps: Traps) -> Path:
+    """Folder of tiny real models, built by tests/build_models.py in its own process (once: built_once)."""
+
+    def build(out: Path) -> None:
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "tests" / "build_models.py"),
+                str(out),
+                str(DEMO_HELDOUT),
+                str(traps.canary),
+                str(traps.secret),
+                str(traps.port),
+            ],
+            check=True,
+            timeout=600,
+        )
+        # Keras runs a Lambda while building the model, so building the payloads sprang them here, in the
+        # builder: clear that, so that anything found later was left by grading.
+        shutil.rmtree(traps.canary, ignore_errors=True)
+
+    sources = [ROOT / "tests" / "build_models.py", DEMO_HELDOUT]
+    return built_once("models", sources, build, facts=json.dumps(asdict(traps), default=str))
 
 
 @pytest.fixture(scope="session")
@@ -195,15 +289,18 @@ def make_cohort(root: Path, models: Path, layout: dict[str, dict[str, str]]) -> 
 
 
 @pytest.fixture(scope="session")
-def architecture_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The prescribed networks of Oxford, UvA Q16 and SYDE Q9, exact and varied (tests/build_architectures.py)."""
-    out = tmp_path_factory.mktemp("architectures")
-    subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "build_architectures.py"), str(out), str(DEMO_HELDOUT)],
-        check=True,
-        timeout=600,
-    )
-    return out
+def architecture_models() -> Path:
+    """The prescribed networks of Oxford, UvA Q16 and SYDE Q9, exact and varied (tests/build_architectures.py),
+    built once (built_once)."""
+
+    def build(out: Path) -> None:
+        subprocess.run(
+            [sys.executable, str(ROOT / "tests" / "build_architectures.py"), str(out), str(DEMO_HELDOUT)],
+            check=True,
+            timeout=600,
+        )
+
+    return built_once("architectures", [ROOT / "tests" / "build_architectures.py", DEMO_HELDOUT], build)
 
 
 @pytest.fixture(scope="session")
@@ -222,6 +319,25 @@ def graded(tmp_path_factory: pytest.TempPathFactory, cohort: Path):
     out = tmp_path_factory.mktemp("graded") / "reports"
     summary = grade_cohort(cohort, heldout=DEMO_HELDOUT, out=out)
     return summary
+
+
+# Four students of the test cohort whose files are evaluated: for the tests that start a fresh worker per file
+# (a TensorFlow import each, seconds of both cores) and need a run of several evaluations, not every case.
+FEW = [
+    "Ann Example_200001_assignsubmission_file_",
+    "Ben Example_200002_assignsubmission_file_",
+    "Cat Example_200003_assignsubmission_file_",
+    "Dan Example_200004_assignsubmission_file_",
+]
+
+
+def few_students(root: Path, models: Path, graded) -> tuple[Path, bytes]:
+    """FEW as a cohort under `root`, and the marks.csv grading the whole test cohort gives them (its header and
+    their rows, as they are there, byte for byte)."""
+    cohort = make_cohort(root, models, {folder: COHORT[folder] for folder in FEW})
+    ids = {folder.split("_")[1] for folder in FEW}
+    lines = graded.marks_csv.read_bytes().splitlines(keepends=True)
+    return cohort, b"".join([lines[0], *(line for line in lines[1:] if line.split(b",")[0].decode() in ids)])
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ from grader.formats.fingerprint import read_kernels, summarise
 from grader.marking import integrity
 from grader.marking.integrity import Network, align, poisson_binomial_tail, shared_mistakes
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_HELDOUT = ROOT / "heldout" / "demo-mnist-test-3000.npz"
+from .conftest import DEMO_HELDOUT, ROOT, built_once
+
 # Moodle folder -> the built network it holds (and the name the student gave it).
 COHORT = {
     "Ann Base_300001_assignsubmission_file_": ("base.h5", "model.h5"),
@@ -174,12 +174,13 @@ def test_two_networks_answering_one_class_everywhere_are_not_shared_mistakes() -
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("integrity-models")
-    subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "build_integrity.py"), str(out), str(DEMO_HELDOUT)], check=True
-    )
-    return out
+def built() -> Path:
+    def build(out: Path) -> None:
+        subprocess.run(
+            [sys.executable, str(ROOT / "tests" / "build_integrity.py"), str(out), str(DEMO_HELDOUT)], check=True
+        )
+
+    return built_once("integrity", [ROOT / "tests" / "build_integrity.py", DEMO_HELDOUT], build)
 
 
 @pytest.fixture(scope="module")
