@@ -59,10 +59,11 @@ def test_read_marks_of_a_folder_without_a_run_is_a_clear_error(tmp_path: Path) -
 
 
 @pytest.mark.tensorflow
-def test_readers_work_while_a_grade_run_holds_the_gradebook(graded, cohort: Path, tmp_path: Path) -> None:
-    """A second `grade` run on the same reports folder (new held-out images: every file evaluated again) holds the
-    gradebook's lock and writes it; meanwhile read_marks, read_results, `grade export` and `grade integrity` read
-    the last completed run without waiting and without error."""
+def test_readers_work_while_a_grade_run_holds_the_gradebook(graded, models: Path, tmp_path: Path) -> None:
+    """A second `grade` run on the same reports folder (four of the students, new held-out images: each file
+    evaluated again, in a fresh worker one after the other) holds the gradebook's lock and writes it; meanwhile
+    read_marks, read_results, `grade export` and `grade integrity` read the last completed run without waiting
+    and without error."""
     import shutil
     import subprocess
     import sys
@@ -70,14 +71,17 @@ def test_readers_work_while_a_grade_run_holds_the_gradebook(graded, cohort: Path
 
     import numpy as np
 
-    from .conftest import DEMO_HELDOUT
+    from .conftest import DEMO_HELDOUT, few_students
 
+    cohort, _ = few_students(tmp_path / "submissions", models, graded)
     out = tmp_path / "reports"
     shutil.copytree(graded.out, out)
     with np.load(DEMO_HELDOUT) as data:
         np.savez(tmp_path / "fewer.npz", x=data["x"][:2000], y=data["y"][:2000])
     command = [sys.executable, "-m", "grader", str(cohort), "--heldout", str(tmp_path / "fewer.npz"), "--out", str(out)]
-    run = subprocess.Popen([*command, "--fresh-workers"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [*command, "--fresh-workers", "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 120
         while not _running(out) and run.poll() is None and time.monotonic() < deadline:
