@@ -38,7 +38,14 @@ def listener(traps: Traps):
     """A loopback listener on the port the payloads try to reach."""
     server = socket.socket()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", traps.port))
+    try:
+        server.bind(("127.0.0.1", traps.port))
+    except OSError as error:  # the port was free when the kept models were built (conftest.built_once)
+        server.close()
+        raise AssertionError(
+            f"port {traps.port}, which the kept hostile models try to reach, is taken by another program: "
+            "`rm -rf .pytest_cache/grader-fixtures` builds them again with a free one"
+        ) from error
     server.listen(8)
     server.setblocking(False)
     yield server
