@@ -63,11 +63,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session", autouse=True)
 def _warm_workers():
     """The session's warm TensorFlow workers (grader.evaluation.scheduler.keep_workers_warm): the runs the
-    tests and their fixtures make in this process take a kept worker with their sandbox, images and threads
-    instead of starting TensorFlow again."""
+    tests and their fixtures make in this process take a kept worker with their sandbox, images, threads and
+    limits instead of starting TensorFlow again. Six are kept, not two: the tests use several image sets and
+    limits in turn, and with two kept the suite started 132 workers, with six 102 (about 0.6 GB each when idle)."""
     from grader.evaluation.scheduler import keep_workers_warm
 
-    with keep_workers_warm() as pool:
+    with keep_workers_warm(keep=6) as pool:
         yield pool
 
 

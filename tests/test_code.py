@@ -33,7 +33,7 @@ from .conftest import require
 UVA = builtin_assignments()["uva-lab1"]
 
 
-CALL_SECONDS = 4
+CALL_SECONDS = 6
 
 
 def code_only(folder: Path, assignment: Path = UVA) -> Path:
