@@ -335,8 +335,10 @@ FEW = [
 def few_students(root: Path, models: Path, graded) -> tuple[Path, bytes]:
     """FEW as a cohort under `root`, and the marks.csv grading the whole test cohort gives them (its header and
     their rows, as they are there, byte for byte)."""
+    from grader.discovery import MOODLE_FOLDER
+
     cohort = make_cohort(root, models, {folder: COHORT[folder] for folder in FEW})
-    ids = {folder.split("_")[1] for folder in FEW}
+    ids = {match["id"] for folder in FEW if (match := MOODLE_FOLDER.match(folder))}
     lines = graded.marks_csv.read_bytes().splitlines(keepends=True)
     return cohort, b"".join([lines[0], *(line for line in lines[1:] if line.split(b",")[0].decode() in ids)])
 

@@ -99,7 +99,7 @@ def _appears(shown: list[str], output: str) -> list[str]:
     flat = _flat(output)
     missing = []
     for text in runs:
-        pattern = re.sub(r"in\\ [\d\\.]+\\ s\\.", r"in\\ [\\d.]+\\ s\\.", re.escape(text))
+        pattern = r"[\d.]+".join(re.escape(part) for part in re.split(r"(?<=in )[\d.]+(?= s\.)", text))
         if not re.search(pattern, flat):
             missing.append(text)
     return missing
