@@ -22,7 +22,10 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+from .references import content, remembered
 
 RUNNER = """
 import json, os, sys
@@ -93,7 +96,17 @@ print("RESULTS=" + json.dumps(results))
 def run_seed_evaluations(jobs: list[dict[str, str]]) -> list[dict[str, Any]]:
     """Each job: {"seed": "syde" | "uva" | "keras", "model": path, "heldout": .npz with x/y, "question": UvA
     part, "mean"/"std": Keras's preprocessing}, or
-    {"seed": "kit", "model": path, "folder": a folder of class folders of PNG/JPEG digits}."""
+    {"seed": "kit", "model": path, "folder": a folder of class folders of PNG/JPEG digits}.
+    A job whose files and versions were run before reads that run's result (references.py)."""
+
+    def describe(job: dict[str, str]) -> dict[str, Any]:
+        files = {key: content(Path(job[key])) for key in ("model", "heldout", "folder") if key in job}
+        return {"runner": RUNNER, **job, **files}
+
+    return remembered("seed", jobs, describe, _run)
+
+
+def _run(jobs: list[dict[str, str]]) -> list[dict[str, Any]]:
     done = subprocess.run(
         [sys.executable, "-c", RUNNER, json.dumps(jobs)],
         capture_output=True,
