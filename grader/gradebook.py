@@ -237,6 +237,12 @@ class Gradebook:
             db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
+        if self._lock_file is not None:
+            # Back to a rollback journal when the run is done: SQLite then removes the -wal and -shm files, and
+            # a read-only reader of a finished run makes none (a reader of a WAL database creates both and, read
+            # only, cannot remove them). A reader still open keeps it in WAL (the switch waits for no one).
+            with contextlib.suppress(sqlite3.OperationalError):
+                self.db.execute("PRAGMA journal_mode=DELETE")
         self.db.close()
         if self._lock_file is not None:
             self._lock_file.close()

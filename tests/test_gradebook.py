@@ -145,6 +145,21 @@ def test_a_reader_opens_read_only_and_never_waits_for_the_writer(tmp_path: Path)
         writer.db.execute("COMMIT")
 
 
+def test_a_finished_run_leaves_only_the_gradebook_and_its_readers_add_no_files(tmp_path: Path) -> None:
+    """A run's WAL files go when it closes, readers after it add none (SQLite makes -wal and -shm for a reader
+    of a WAL database, which read-only cannot remove), and the next run writes in WAL again."""
+    with Gradebook(tmp_path) as writer:
+        store(writer, np.array([[0.1, 0.9]], np.float32))
+        assert (tmp_path / "gradebook.sqlite-wal").exists()
+        with Gradebook.reading(tmp_path) as reader:  # a reader during the run keeps it in WAL: nothing lost
+            assert reader.db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 1
+    with Gradebook.reading(tmp_path) as reader:
+        assert reader.db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gradebook.lock", "gradebook.sqlite"]
+    with Gradebook(tmp_path) as writer:
+        assert writer.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
 def test_alignments_are_kept_exactly_and_a_reader_keeps_none(tmp_path: Path) -> None:
     """A pair's matching comes back as it was stored (floats exactly, by revision); a reader asks for it and keeps
     nothing new; a gradebook without the table answers None."""
