@@ -23,7 +23,7 @@ import os
 import re
 import stat
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -188,29 +188,43 @@ def _student_folder(folder: Path, student_id: str, student_name: str) -> list[_E
 
 
 def _ilias_folders(root: Path) -> list[tuple[Path, tuple[str, str]]]:
-    """ILIAS's participant folders below `root`, each with its student id and name; none when the download is
-    not ILIAS's. ILIAS wraps them in one folder per level (the exercise's, the assignment's): a level holding one
-    folder is entered; the first level whose folders all name participants (or `Team <n>`, whose own folders are
-    its members', or the team's files) is the cohort. Symbolic links are never followed."""
-    folder = root
+    """ILIAS's participant folders below `root` (found by `_ilias_level`), each with its student id and name; none
+    when the download is not ILIAS's. A `Team <n>` folder's own folders are its members', or the team's files.
+    Symbolic links are never followed."""
+
+    def folders_in(where: tuple[str, ...]) -> list[str]:
+        place = root.joinpath(*where)
+        return [] if where and place.is_symlink() else [path.name for path in _subfolders(place)]
+
+    level = _ilias_level(folders_in)
+    if level is None:
+        return []
+    found: list[tuple[Path, tuple[str, str] | None]] = []
+    for path in _subfolders(root.joinpath(*level)):
+        team = ILIAS_TEAM.match(path.name)
+        if team and path.is_symlink():
+            found.append((path, (f"team-{team.group('id')}", path.name)))
+        elif team:
+            found += [(inner, _ilias_identity(inner.name, path.name)) for inner in _subfolders(path)]
+        else:
+            found.append((path, _ilias_identity(path.name, "")))
+    return [(path, student) for path, student in found if student is not None]
+
+
+def _ilias_level(folders_in: Callable[[tuple[str, ...]], list[str]]) -> tuple[str, ...] | None:
+    """Where ILIAS's participant folders lie in a download, given the folders in each place (a folder's on disk, a
+    zip's in its member paths): ILIAS wraps them in one folder per level (the exercise's, the assignment's); a
+    level holding one folder is entered, and the first level whose folders all name participants (or `Team <n>`)
+    is the cohort's. None when the download is not ILIAS's."""
+    where: tuple[str, ...] = ()
     for _ in range(ILIAS_DEPTH):
-        folders = _subfolders(folder)
-        names = [path.name for path in folders]
-        if folders and all(ILIAS_PARTICIPANT.match(name) or ILIAS_TEAM.match(name) for name in names):
-            found: list[tuple[Path, tuple[str, str] | None]] = []
-            for path in folders:
-                team = ILIAS_TEAM.match(path.name)
-                if team and path.is_symlink():
-                    found.append((path, (f"team-{team.group('id')}", path.name)))
-                elif team:
-                    found += [(inner, _ilias_identity(inner.name, path.name)) for inner in _subfolders(path)]
-                else:
-                    found.append((path, _ilias_identity(path.name, "")))
-            return [(path, student) for path, student in found if student is not None]
-        if len(folders) != 1 or folders[0].is_symlink():
-            return []
-        folder = folders[0]
-    return []
+        names = folders_in(where)
+        if names and all(ILIAS_PARTICIPANT.match(name) or ILIAS_TEAM.match(name) for name in names):
+            return where
+        if len(names) != 1:
+            return None
+        where = (*where, names[0])
+    return None
 
 
 def _subfolders(folder: Path) -> list[Path]:
@@ -266,7 +280,7 @@ def _zip_entries(path: Path) -> list[_Entry]:
         raise SubmissionsError(f"{path}: cannot read this zip ({error})") from None
     entries: list[_Entry] = []
     named = [(info, PurePosixPath(_member_name(info).replace("\\", "/")).parts) for info in infos]
-    ilias = _ilias_depth([parts for _, parts in named])
+    ilias = _ilias_zip_depth([parts for _, parts in named])
     for info, parts in named:
         if parts and (parts[0] == "/" or ".." in parts):
             # A zip that climbs out of its folder is not something Moodle writes: list it, never read it.
@@ -308,6 +322,18 @@ def _zip_entries(path: Path) -> list[_Entry]:
     return entries
 
 
+def _ilias_zip_depth(paths: list[tuple[str, ...]]) -> int | None:
+    """The depth (0 at the top) of ILIAS's participant or team folders in a zip's member paths (`_ilias_level`);
+    None when the zip is not an ILIAS download. A zip's folders are the parts of its members' paths."""
+
+    def folders_in(where: tuple[str, ...]) -> list[str]:
+        depth = len(where)
+        return sorted({parts[depth] for parts in paths if len(parts) > depth + 1 and parts[:depth] == where})
+
+    level = _ilias_level(folders_in)
+    return None if level is None else len(level)
+
+
 def _member_name(info: zipfile.ZipInfo) -> str:
     """A zip member's name as its writer meant it: UTF-8 where the zip did not flag it (Python then reads it as
     cp437, and 'Zoë' would come out as 'ZoÙ'), when those bytes are UTF-8."""
@@ -317,18 +343,6 @@ def _member_name(info: zipfile.ZipInfo) -> str:
         return info.filename.encode("cp437").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         return info.filename
-
-
-def _ilias_depth(paths: list[tuple[str, ...]]) -> int | None:
-    """The depth (0 at the top) of ILIAS's participant or team folders in a zip's member paths, as
-    `_ilias_folders` finds them in a folder; None when the zip is not an ILIAS download."""
-    for depth in range(ILIAS_DEPTH):
-        names = {parts[depth] for parts in paths if len(parts) > depth + 1}
-        if names and all(ILIAS_PARTICIPANT.match(name) or ILIAS_TEAM.match(name) for name in names):
-            return depth
-        if len(names) != 1:
-            return None
-    return None
 
 
 def _flat_entry(name: str, listed: SubmittedFile) -> _Entry:
