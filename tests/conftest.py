@@ -332,13 +332,20 @@ FEW = [
 ]
 
 
+def moodle_id(folder: str) -> str:
+    """The student id in a Moodle submission folder's name, as grader's discovery reads it."""
+    from grader.discovery import MOODLE_FOLDER
+
+    match = MOODLE_FOLDER.match(folder)
+    assert match is not None, f"{folder} is not named as Moodle names a submission folder"
+    return match["id"]
+
+
 def few_students(root: Path, models: Path, graded) -> tuple[Path, bytes]:
     """FEW as a cohort under `root`, and the marks.csv grading the whole test cohort gives them (its header and
     their rows, as they are there, byte for byte)."""
-    from grader.discovery import MOODLE_FOLDER
-
     cohort = make_cohort(root, models, {folder: COHORT[folder] for folder in FEW})
-    ids = {match["id"] for folder in FEW if (match := MOODLE_FOLDER.match(folder))}
+    ids = {moodle_id(folder) for folder in FEW}
     lines = graded.marks_csv.read_bytes().splitlines(keepends=True)
     return cohort, b"".join([lines[0], *(line for line in lines[1:] if line.split(b",")[0].decode() in ids)])
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .assignment_text import LIMITS_AND_VERSIONS
+from .conftest import moodle_id
 
 FORMAT_MODULE = '''
 """A linear classifier saved with numpy.savez(file, W=..., b=...): outputs = x.W + b."""
@@ -186,7 +187,7 @@ def test_a_course_package_adds_a_coursework_and_a_format_through_entry_points(tm
         weights, bias = classifier(level, seed=index)
         np.savez(folder / "model.npz", W=weights, b=bias)
         outputs = (images.reshape(200, -1).astype(np.float32) / np.float32(255)) @ weights + bias
-        expected[student.split("_")[1]] = int((outputs.argmax(axis=1) == labels).sum())
+        expected[moodle_id(folder.name)] = int((outputs.argmax(axis=1) == labels).sum())
 
     listed = grade(site, "assignments", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr

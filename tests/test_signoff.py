@@ -20,7 +20,7 @@ from grader.courseworks.assignment import load_assignment
 from grader.formats.keras_h5 import inspect_h5
 from grader.outputs.exports import export
 
-from .conftest import DEMO_HELDOUT, make_cohort
+from .conftest import DEMO_HELDOUT, make_cohort, moodle_id
 from .seed_evaluations import run_seed_evaluations
 
 OXFORD_FILE = Path(load_assignment("oxford-practical3").path)
@@ -104,7 +104,7 @@ def test_each_oxford_report_names_the_deviation_and_why_not_a_better_label(oxfor
     """Each report's architecture section names the exact deviation, and the mark says which rule gave the label
     and why each better one did not apply."""
     for folder, (model, label, deviation) in OXFORD_COHORT.items():
-        student = folder.split("_")[1]
+        student = moodle_id(folder)
         report = json.loads((oxford_graded.out / student / "report.json").read_text())
         mark = report["mark"]
         assert mark["label"] == label
@@ -149,7 +149,7 @@ def test_labels_export_for_a_moodle_scale_and_numbers_otherwise(oxford_graded, t
     with open(scores, newline="") as handle:
         by_score = {row["Identifier"]: row["Grade"] for row in csv.DictReader(handle)}
     for folder, (_, label, _) in OXFORD_COHORT.items():
-        who = f"Participant {folder.split('_')[1]}"
+        who = f"Participant {moodle_id(folder)}"
         assert by_label[who]["Grade"] == label
         assert by_score[who] == {"S+": "2", "S": "1", "not signed off": "0"}[label]
         assert f"signed off {label}" in by_label[who]["Feedback comments"]
