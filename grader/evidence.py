@@ -10,8 +10,9 @@ earlier run's reports) is read as it is. Marks are never changed by any of it.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,12 @@ from grader.courseworks.heldout import HeldoutSet
 from grader.discovery import person
 from grader.formats.fingerprint import REVISION, read_kernels
 from grader.gradebook import FILE_NAME, Gradebook
+from grader.marking import integrity
 from grader.marking.integrity import ALIGN_REVISION, Finding, Network, find_evidence
 
 LIBRARY_FOLDER = "library"
+# What findings are computed by (the sha256 of grader.marking.integrity's source): part of the key they are kept by.
+_CODE = hashlib.sha256(Path(integrity.__file__).read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ def gather(
                     "files): compared by file hash and answers only"
                 )
             labels = heldout.labels if heldout is not None else None
-            findings[part.name] = find_evidence(chosen, labels, part.data.classes, KeptAlignments(book))
+            findings[part.name] = kept_evidence(book, chosen, labels, part.data.classes)
             networks[part.name] = {n.key: n for n in chosen}
         described = tuple(
             f"{name} ({Path(library_book.run()['submissions'])}, {sum(bool(row['sha256']) for row in library_rows)} "
@@ -89,6 +93,36 @@ def gather(
         for _, (library_book, _) in known:
             library_book.close()
     return Evidence(findings, networks, described, tuple(notes))
+
+
+def kept_evidence(book: Gradebook, networks: list[Network], labels: np.ndarray | None, classes: int) -> list[Finding]:
+    """find_evidence's findings, kept in the gradebook under the sha256 of everything they are computed from: the
+    networks in order (key, name, file sha256, library or not, answers), the labels, the classes, the bytes of
+    the code that compares them and numpy's version. A regrade of unchanged files reads them back instead of
+    comparing again; any change to one of those compares afresh."""
+    digest = hashlib.sha256()
+    digest.update(f"{_CODE};{np.__version__};{REVISION}.{ALIGN_REVISION};{classes};".encode())
+    digest.update(b"-" if labels is None else hashlib.sha256(np.asarray(labels, np.int64).tobytes()).digest())
+    for network in networks:
+        answers = network.predictions
+        told = b"-" if answers is None else hashlib.sha256(np.asarray(answers, np.int64).tobytes()).digest()
+        facts = [network.key, network.label, network.sha256, network.library, network.weights is not None]
+        digest.update(json.dumps(facts).encode() + told)
+    key = digest.hexdigest()
+    kept = book.findings(key)
+    if kept is None:
+        # As JSON keeps them, in the first run too: a run and its regrade write the same reports.
+        found = find_evidence(networks, labels, classes, KeptAlignments(book))
+        kept = [json.loads(json.dumps(asdict(finding), default=_plain)) for finding in found]
+        book.add_findings(key, kept)
+    return [Finding(**{**finding, "images": tuple(finding["images"])}) for finding in kept]
+
+
+def _plain(value: Any) -> Any:
+    """A numpy number in a finding's numbers, as JSON keeps it."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 class KeptAlignments:

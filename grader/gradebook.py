@@ -139,6 +139,10 @@ CREATE TABLE IF NOT EXISTS alignments (
     layers TEXT NOT NULL,                -- JSON: per layer [index, cosine, units kept in order, size]
     PRIMARY KEY (first, second, revision)
 );
+CREATE TABLE IF NOT EXISTS findings (
+    key TEXT PRIMARY KEY,                -- sha256 of all a part's evidence is computed from (grader.evidence)
+    findings TEXT NOT NULL               -- JSON: the part's findings, strongest first
+);
 CREATE TABLE IF NOT EXISTS figures (
     key TEXT PRIMARY KEY,                -- evaluation id, held-out sha256 and figure name
     png BLOB NOT NULL
@@ -356,6 +360,22 @@ class Gradebook:
             db.execute(
                 "INSERT OR REPLACE INTO alignments VALUES (?, ?, ?, ?)", (first, second, revision, json.dumps(layers))
             )
+
+    def findings(self, key: str) -> list[dict[str, Any]] | None:
+        """A part's integrity findings kept under `key` (grader.evidence), or None (never kept, or a gradebook
+        written before findings were)."""
+        try:
+            row = self.db.execute("SELECT findings FROM findings WHERE key=?", (key,)).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return json.loads(row[0]) if row else None
+
+    def add_findings(self, key: str, findings: list[dict[str, Any]]) -> None:
+        """Keep a part's findings for the next run; a gradebook open for reading keeps nothing."""
+        if self._lock_file is None:
+            return
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO findings VALUES (?, ?)", (key, json.dumps(findings)))
 
     # Evaluations ------------------------------------------------------------------------------------
 

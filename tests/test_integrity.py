@@ -295,3 +295,32 @@ def test_a_library_that_is_not_a_folder_is_refused_before_grading(tmp_path: Path
             tmp_path / "subs", heldout=DEMO_HELDOUT, out=tmp_path / "out", libraries=[tmp_path / "not_a_folder.h5"]
         )
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.tensorflow
+def test_a_regrade_reads_the_evidence_it_kept_and_a_changed_cohort_compares_again(
+    graded: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run again on the same files, the pass reads each part's findings from the gradebook (comparing nothing)
+    and writes integrity.csv and .html byte for byte as before; without the library, the networks differ, and
+    the pass compares again."""
+    import grader.evidence
+    from grader.cohort import grade_cohort
+
+    submissions, library, out = graded
+    grade_cohort(submissions, heldout=DEMO_HELDOUT, out=out, libraries=[library])
+    before = {name: (out / name).read_bytes() for name in ("integrity.csv", "integrity.html")}
+    compared = []
+    real = grader.evidence.find_evidence
+
+    def counted(*args, **kwargs):
+        compared.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grader.evidence, "find_evidence", counted)
+    summary = grade_cohort(submissions, heldout=DEMO_HELDOUT, out=out, libraries=[library])
+    assert compared == [] and summary.problems == []
+    assert {name: (out / name).read_bytes() for name in before} == before
+    grade_cohort(submissions, heldout=DEMO_HELDOUT, out=out)
+    assert len(compared) == 1 and not any(network.library for network in compared[0])
+    assert "library:known/downloaded_mnist.h5" not in (out / "integrity.csv").read_text()
