@@ -27,8 +27,9 @@ from grader.marking import integrity
 from grader.marking.integrity import ALIGN_REVISION, Finding, Network, find_evidence
 
 LIBRARY_FOLDER = "library"
-# What findings are computed by (the sha256 of grader.marking.integrity's source): part of the key they are kept by.
-_CODE = hashlib.sha256(Path(integrity.__file__).read_bytes()).hexdigest()
+# What findings are computed by (the sha256 of grader.marking.integrity's source and this module's, which gathers
+# the networks): part of the key they are kept by, so that a grader whose comparisons changed compares again.
+_CODE = hashlib.sha256(Path(integrity.__file__).read_bytes() + Path(__file__).read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def gather(
 def kept_evidence(book: Gradebook, networks: list[Network], labels: np.ndarray | None, classes: int) -> list[Finding]:
     """find_evidence's findings, kept in the gradebook under the sha256 of everything they are computed from: the
     networks in order (key, name, file sha256, library or not, answers), the labels, the classes, the bytes of
-    the code that compares them and numpy's version. A regrade of unchanged files reads them back instead of
+    the code that gathers and compares them and numpy's version. A regrade of unchanged files reads them back instead of
     comparing again; any change to one of those compares afresh."""
     digest = hashlib.sha256()
     digest.update(f"{_CODE};{np.__version__};{REVISION}.{ALIGN_REVISION};{classes};".encode())
