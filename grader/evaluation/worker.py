@@ -110,10 +110,10 @@ def adapted_shape(declared: Any, image_shape: tuple[int, ...]) -> tuple[tuple[in
 
 
 class Worker:
-    """Holds the held-out images (one set per part, by name) and answers evaluation requests."""
+    """Holds the held-out images (one set per part, by name, memory-mapped) and answers evaluation requests."""
 
-    def __init__(self, images: dict[str, str]) -> None:
-        self.images = {name: np.load(path, mmap_mode="r", allow_pickle=False) for name, path in images.items()}
+    def __init__(self, images: dict[str, np.ndarray]) -> None:
+        self.images = images
         import keras  # imports TensorFlow through its backend
         import tensorflow as tf
 
@@ -595,8 +595,10 @@ def serve(images: dict[str, str], threads: int) -> None:
     send = open_channel()
 
     started = time.perf_counter()
+    # The images first: a set that cannot be read fails the start at once, not after TensorFlow's import.
+    held = {name: np.load(path, mmap_mode="r", allow_pickle=False) for name, path in images.items()}
     _limit_threads(threads)
-    worker = Worker(images)
+    worker = Worker(held)
     send(
         {
             "event": "ready",
