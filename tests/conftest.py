@@ -13,10 +13,11 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+
+from .references import contents, versions
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_HELDOUT = ROOT / "heldout" / "demo-mnist-test-3000.npz"
@@ -178,12 +179,7 @@ def _writable(folder: Path, writable: bool) -> None:
 
 def _contents(folder: Path) -> dict[str, str]:
     """Each file's sha256 under `folder`, by its path inside it (the .built record left out)."""
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != BUILT:
-            with open(path, "rb") as handle:
-                found[str(path.relative_to(folder))] = hashlib.file_digest(handle, "sha256").hexdigest()
-    return found
+    return contents(folder, leave_out=BUILT)
 
 
 KEPT: list[Path] = []
@@ -196,9 +192,7 @@ def built_once(name: str, sources: list[Path], build: Callable[[Path], None], *,
     every xdist process of this run and for the next runs. A build that fails leaves nothing kept; a kept folder
     whose files changed since it was built is built again, and a test that changes one fails the session."""
     digest = hashlib.sha256(facts.encode())
-    for package in ("numpy", "tensorflow", "keras", "tf_keras", "h5py"):
-        digest.update(f"{package} {version(package)};".encode())
-    digest.update(sys.version.encode())
+    digest.update(versions(("numpy", "tensorflow", "keras", "tf_keras", "h5py")).encode())
     for source in sources:
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
     folder = FIXTURES / f"{name}-{digest.hexdigest()[:16]}"

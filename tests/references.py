@@ -22,25 +22,34 @@ KEPT = Path(__file__).resolve().parents[1] / ".pytest_cache" / "grader-reference
 PACKAGES = ("numpy", "tensorflow", "keras", "tf_keras", "h5py", "onnxruntime", "pillow")
 
 
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def contents(folder: Path, *, leave_out: str = "") -> dict[str, str]:
+    """Each file's sha256 under `folder`, by its path inside it (files named `leave_out` left out)."""
+    return {
+        path.relative_to(folder).as_posix(): file_sha256(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != leave_out
+    }
+
+
 def content(path: Path) -> str:
     """A file's sha256, or a folder's: the sha256 of each file's path inside it and its sha256."""
-    if path.is_file():
-        with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    digest = hashlib.sha256()
-    for inside in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{inside.relative_to(path).as_posix()}\0{content(inside)}\0".encode())
-    return digest.hexdigest()
+    return file_sha256(path) if path.is_file() else hashlib.sha256(json.dumps(contents(path)).encode()).hexdigest()
 
 
-def _versions() -> str:
-    found = [sys.version]
-    for package in PACKAGES:
+def versions(packages: tuple[str, ...] = PACKAGES) -> str:
+    """The versions of these packages (or 'absent'), then Python's, as one string."""
+    found = []
+    for package in packages:
         try:
-            found.append(f"{package} {version(package)}")
+            found.append(f"{package} {version(package)};")
         except PackageNotFoundError:
-            found.append(f"{package} absent")
-    return ";".join(found)
+            found.append(f"{package} absent;")
+    return "".join(found) + sys.version
 
 
 def remembered(
@@ -52,7 +61,7 @@ def remembered(
     the runner's code); two jobs described alike must give the same result."""
     keys = []
     for job in jobs:
-        text = json.dumps({"kind": kind, "job": describe(job), "versions": _versions()}, sort_keys=True)
+        text = json.dumps({"kind": kind, "job": describe(job), "versions": versions()}, sort_keys=True)
         keys.append(hashlib.sha256(text.encode()).hexdigest())
     results: dict[str, Any] = {}
     for key in keys:
