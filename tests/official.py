@@ -64,10 +64,9 @@ def run_official(folders: list[Path], heldout: Path, *, legacy_keras: bool = Fal
     With `legacy_keras`, TF_USE_LEGACY_KERAS=1 makes the script's `tensorflow.keras` TensorFlow 2.18's
     Keras 2 loader (tf_keras): the script as a marker would run it on a file Keras 3 cannot read.
     """
-    held = content(heldout)
+    held, script = content(heldout), official_script(Path("HELDOUT"))  # the script as pointed at any held-out set
 
     def describe(folder: Path) -> dict[str, Any]:
-        script = official_script(Path("HELDOUT"))
         return {"runner": RUNNER, "script": script, "heldout": held, "folder": content(folder), "legacy": legacy_keras}
 
     printed = remembered("official", list(folders), describe, lambda missing: _run(missing, heldout, legacy_keras))

@@ -59,9 +59,10 @@ def remembered(
 
     `describe(job)` gives everything the job's result depends on besides the versions (its files by content,
     the runner's code); two jobs described alike must give the same result."""
+    found = versions()
     keys = []
     for job in jobs:
-        text = json.dumps({"kind": kind, "job": describe(job), "versions": versions()}, sort_keys=True)
+        text = json.dumps({"kind": kind, "job": describe(job), "versions": found}, sort_keys=True)
         keys.append(hashlib.sha256(text.encode()).hexdigest())
     results: dict[str, Any] = {}
     for key in keys:
