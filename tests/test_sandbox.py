@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,7 +50,9 @@ def run_in(isolation: sandbox.Isolation, tmp_path: Path, args: list[str]) -> str
         text=True,
         timeout=60,
         check=True,
-        preexec_fn=lambda: sandbox._apply_limits(sandbox.Limits(address_space_bytes=8 * 1024**3)),
+        preexec_fn=functools.partial(
+            sandbox._apply_limits, sandbox.Limits(address_space_bytes=8 * 1024**3), os.getpid()
+        ),
     )
     return done.stdout
 
@@ -178,3 +182,16 @@ def test_a_missing_sandbox_fails_under_ci_and_skips_elsewhere(monkeypatch: pytes
     with pytest.raises(pytest.skip.Exception, match="needs Chromium: not installed"):
         require("not installed", "Chromium")
     assert 'CI="${CI:-true}"' in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_child_whose_grading_process_died_before_it_asked_for_the_signal_exits() -> None:
+    """A child asks for SIGKILL on its parent's death, then checks its parent is still the grading process: one
+    that died between the fork and the request (the child reparented) sends no signal, so the child exits."""
+    code = (
+        "import sys\nfrom grader.evaluation import sandbox\nsandbox._die_with_parent(int(sys.argv[1]))\nprint('alive')"
+    )
+    kept = subprocess.run([sys.executable, "-c", code, str(os.getpid())], capture_output=True, text=True, timeout=60)
+    assert (kept.returncode, kept.stdout) == (0, "alive\n"), kept.stderr
+    orphaned = subprocess.run([sys.executable, "-c", code, "1"], capture_output=True, text=True, timeout=60)
+    assert (orphaned.returncode, orphaned.stdout, orphaned.stderr) == (1, "", "")

@@ -219,7 +219,7 @@ def popen(argv: list[str], env: dict[str, str], cwd: str, limits: Limits, stderr
         options = {
             "start_new_session": True,
             "env": env,
-            "preexec_fn": functools.partial(_apply_limits, limits),
+            "preexec_fn": functools.partial(_apply_limits, limits, os.getpid()),
         }  # only setrlimit and prctl
     try:
         return subprocess.Popen(
@@ -244,10 +244,10 @@ def kill_tree(process: subprocess.Popen[bytes]) -> None:
                 child.kill()
 
 
-def _apply_limits(limits: Limits) -> None:
+def _apply_limits(limits: Limits, parent: int) -> None:
     import resource
 
-    _die_with_parent()
+    _die_with_parent(parent)
     # Soft and hard limits set together: the child (and a payload in it) cannot raise them again.
     for kind, value in (
         (resource.RLIMIT_AS, limits.address_space_bytes),
@@ -261,13 +261,16 @@ def _apply_limits(limits: Limits) -> None:
             resource.setrlimit(kind, (value, value))
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this child when the grading process dies, even by SIGKILL."""
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this child when the grading process dies, even by SIGKILL. A grading process that died
+    between the fork and this request sends no signal: the child, seeing another parent already, exits."""
     if not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _namespace_args() -> list[str]:
